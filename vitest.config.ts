@@ -1,0 +1,30 @@
+import { defineConfig } from 'vitest/config';
+import { SummaryLineReporter } from './test/support/summary-reporter.js';
+
+// Two projects: `unit` is everything that runs without outside services
+// (unit, transcript, hostile, property and in-process server tests);
+// `interop` needs the real MTAs that test/interop/servers starts.
+export default defineConfig({
+  test: {
+    reporters: ['default', new SummaryLineReporter()],
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/{unit,transcript,hostile,property,integration,cli}/**/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'interop',
+          include: ['test/interop/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
