@@ -1,0 +1,77 @@
+// Turns any error into a message a person can act on and a sysexits.h code.
+import { CliError, EX } from './exit-codes.js';
+
+export interface DescribedError {
+  message: string;
+  hint?: string | undefined;
+  exitCode: number;
+}
+
+interface SmtpLikeError extends Error {
+  code?: string;
+  smtpCode?: number;
+  smtpError?: string;
+  enhancedStatus?: string;
+  isTransient?: boolean;
+  isPermanent?: boolean;
+  deliveryStatus?: string;
+  recipients?: Record<string, { code: number; message: string }> | Map<string, { code: number; message: string }>;
+}
+
+const NET_TEMP = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+
+export function describeError(err: unknown): DescribedError {
+  if (err instanceof CliError) return { message: err.message, hint: err.hint, exitCode: err.exitCode };
+  const e = err as SmtpLikeError;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const msg = e?.message ?? String(err);
+  const reply = e?.smtpCode ? ` (server said: ${e.smtpCode}${e.enhancedStatus ? ' ' + e.enhancedStatus : ''} ${firstLine(e.smtpError ?? '')})` : '';
+  const unknownDelivery = e?.deliveryStatus === 'unknown'
+    ? 'the message may have been delivered anyway (the connection failed after the data was sent); check before resending'
+    : undefined;
+
+  switch (code) {
+    case 'ERR_SMTP_AUTHENTICATION':
+      if (e.isTransient) return { message: `authentication failed temporarily${reply}`, hint: 'try again later', exitCode: EX.TEMPFAIL };
+      return { message: `authentication failed${reply}`, hint: 'check the user name and password (an app password may be needed)', exitCode: EX.NOPERM };
+    case 'ERR_SMTP_CONNECT':
+      return {
+        message: `could not connect: ${msg}`,
+        hint: 'check the host and port; is the server running and reachable?',
+        exitCode: /ENOTFOUND|getaddrinfo/.test(msg) ? EX.UNAVAILABLE : EX.TEMPFAIL,
+      };
+    case 'ERR_SMTP_TIMEOUT':
+      return { message: `timed out: ${msg}`, hint: unknownDelivery ?? 'the server is slow or unreachable; try again later or raise --timeout', exitCode: EX.TEMPFAIL };
+    case 'ERR_SMTP_SERVER_DISCONNECTED':
+      return { message: `the server closed the connection: ${msg}`, hint: unknownDelivery ?? 'try again later; with --tls implicit on a plaintext port (or the reverse) servers hang up like this', exitCode: EX.TEMPFAIL };
+    case 'ERR_SMTP_TLS':
+      return { message: `TLS failed: ${msg}`, hint: 'run `smtplib probe HOST:PORT` for a diagnosis; --ca FILE trusts a private CA', exitCode: EX.PROTOCOL };
+    case 'ERR_SMTP_NOT_SUPPORTED':
+      return { message: `not supported by the server: ${msg}`, exitCode: EX.UNAVAILABLE };
+  }
+  if (e?.smtpCode) {
+    const transient = e.isTransient ?? (e.smtpCode >= 400 && e.smtpCode < 500);
+    let what = 'the server refused';
+    let permCode: number = EX.UNAVAILABLE;
+    if (code === 'ERR_SMTP_SENDER_REFUSED') what = 'the sender was refused';
+    else if (code === 'ERR_SMTP_RECIPIENTS_REFUSED') what = 'all recipients were refused';
+    else if (code === 'ERR_SMTP_DATA') {
+      what = 'the message was refused';
+      permCode = EX.DATAERR;
+    }
+    return {
+      message: `${what}: ${e.smtpCode}${e.enhancedStatus ? ' ' + e.enhancedStatus : ''} ${firstLine(e.smtpError ?? msg)}`,
+      hint: transient ? 'a temporary failure: try again later' : undefined,
+      exitCode: transient ? EX.TEMPFAIL : permCode,
+    };
+  }
+  if (code.startsWith('ERR_SMTP')) return { message: msg, exitCode: EX.PROTOCOL };
+  if (NET_TEMP.has(code) || code === 'ECONNREFUSED') return { message: msg, hint: 'check the host and port; try again later', exitCode: EX.TEMPFAIL };
+  if (code === 'ENOTFOUND') return { message: msg, hint: 'check the host name', exitCode: EX.UNAVAILABLE };
+  if (code === 'ENOENT' || code === 'EACCES') return { message: msg, exitCode: EX.NOINPUT };
+  return { message: `internal error: ${e?.stack ?? msg}`, exitCode: EX.SOFTWARE };
+}
+
+function firstLine(s: string): string {
+  return s.split(/\r?\n/).join(' / ').trim();
+}

@@ -1,0 +1,28 @@
+// Exit codes from sysexits.h, as sendmail and MTAs use them.
+export const EX = {
+  OK: 0,
+  USAGE: 64,
+  DATAERR: 65,
+  NOINPUT: 66,
+  NOUSER: 67,
+  UNAVAILABLE: 69,
+  SOFTWARE: 70,
+  OSERR: 71,
+  IOERR: 74,
+  TEMPFAIL: 75,
+  PROTOCOL: 76,
+  NOPERM: 77,
+  CONFIG: 78,
+} as const;
+
+/** An error that ends the command with a message for the user and an exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
