@@ -44,6 +44,54 @@ export function buildProgram(): Command {
       process.exitCode = await runServe(opts);
     });
 
+  program
+    .command('send')
+    .description('Send a message: a file (--message), stdin, or one built from --subject/--body/--attach. In a terminal with no message, asks for From, To and the text.')
+    .option('-s, --server <host[:port]>', 'SMTP server (default port: 465 with --tls implicit, 587 with --user, else 25)')
+    .option('--tls <mode>', 'required (STARTTLS, fail without it), opportunistic, none, or implicit (SMTPS); default required with --user, else opportunistic')
+    .option('--ca <file>', 'trust the CA certificate(s) in this PEM file too (a private CA, or `serve --cert-out`)')
+    .option('--timeout <seconds>', 'give up on a silent server after this long')
+    .option('--helo <name>', 'name to give in EHLO (default: this host name)')
+    .option('--lmtp', 'speak LMTP (LHLO, per-recipient replies)')
+    .option('--account <name>', 'take server, TLS, user and password from this account of the config file')
+    .option('-u, --user <name>', 'log in with AUTH as this user')
+    .option('--password-env <var>', 'read the password from this environment variable')
+    .option('--password-file <file>', 'read the password from the first line of this file (otherwise it is asked for on the terminal)')
+    .option('--insecure-auth', 'allow AUTH over a connection without TLS (test servers only)')
+    .option('-f, --from <address>', 'envelope sender and From (default: the From header of --message)')
+    .option('-t, --to <address>', 'recipient (repeatable; comma lists allowed)', collect, [])
+    .option('--cc <address>', 'Cc recipient (repeatable)', collect, [])
+    .option('--bcc <address>', 'Bcc recipient: in the envelope, not in the header (repeatable)', collect, [])
+    .option('-m, --message <file>', 'the whole RFC 5322 message ("-" for stdin); recipients default to its To/Cc/Bcc, Bcc is removed')
+    .option('--subject <text>', 'build a message with this subject')
+    .option('--body <text>', 'text of the built message (default: stdin when it is not a terminal)')
+    .option('-a, --attach <file>', 'attach a file to the built message (repeatable)', collect, [])
+    .option('-H, --header <"Name: value">', 'add a header to the built message (repeatable)', collect, [])
+    .option('--notify <list>', 'DSN: when to report, comma list of success,failure,delay or never')
+    .option('--ret <full|hdrs>', 'DSN: return the full message or only headers in a bounce')
+    .option('--envid <id>', 'DSN: envelope identifier echoed in reports')
+    .option('--require-tls', 'REQUIRETLS (RFC 8689): the message may only travel over verified TLS')
+    .option('--smtputf8', 'ask for SMTPUTF8 (internationalised addresses)')
+    .option('-v, --verbose', 'print the SMTP transcript (debug level 1)')
+    .option('-d, --debug', 'print the SMTP transcript with timings, secrets masked (debug level 2)')
+    .option('-q, --quiet', 'print nothing on success')
+    .option('--batch <file>', 'send many messages: JSON lines of {from,to,cc,bcc,subject,text,...} or {from,to,raw}')
+    .option('--concurrency <n>', 'with --batch: connections used in parallel (default 4)')
+    .addHelpText('after', `
+Exit codes (sysexits.h): 0 sent, 64 usage, 65 message refused, 66 input missing,
+69 refused permanently / server unavailable, 75 temporary failure (4xx, timeout,
+disconnect: try again later), 76 protocol/TLS error, 77 authentication failed, 78 configuration.
+
+Examples:
+  smtplib send -s smtp.example.com -u alice --password-env SMTP_PASS -f alice@example.com -t bob@example.com --subject Hi --body 'Hello'
+  smtplib send -s localhost:1025 --tls none --message note.eml
+  smtplib send -s 127.0.0.1:1025 --tls none              (asks for From, To and the text)
+  echo 'Body' | smtplib send --account work -t bob@example.com --subject Report --attach report.pdf`)
+    .action(async (opts) => {
+      const { runSend } = await import('./commands/send.js');
+      process.exitCode = await runSend(opts);
+    });
+
   return program;
 }
 
@@ -65,6 +113,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export { CliError, Option };
+
+// `smtplib ... | head` should end quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 const code = await main(process.argv.slice(2));
 process.exitCode = code;

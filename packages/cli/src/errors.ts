@@ -15,7 +15,7 @@ interface SmtpLikeError extends Error {
   isTransient?: boolean;
   isPermanent?: boolean;
   deliveryStatus?: string;
-  recipients?: Record<string, { code: number; message: string }> | Map<string, { code: number; message: string }>;
+  recipients?: Record<string, { code: number; message: string; enhancedStatus?: string }>;
 }
 
 const NET_TEMP = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
@@ -25,16 +25,26 @@ export function describeError(err: unknown): DescribedError {
   const e = err as SmtpLikeError;
   const code = typeof e?.code === 'string' ? e.code : '';
   const msg = e?.message ?? String(err);
-  const reply = e?.smtpCode ? ` (server said: ${e.smtpCode}${e.enhancedStatus ? ' ' + e.enhancedStatus : ''} ${firstLine(e.smtpError ?? '')})` : '';
+  const reply = (e?.smtpCode ?? 0) > 0 ? ` (server said: ${e.smtpCode}${e.enhancedStatus ? ' ' + e.enhancedStatus : ''} ${firstLine(e.smtpError ?? '')})` : '';
   const unknownDelivery = e?.deliveryStatus === 'unknown'
     ? 'the message may have been delivered anyway (the connection failed after the data was sent); check before resending'
     : undefined;
 
   switch (code) {
-    case 'ERR_SMTP_AUTHENTICATION':
+    case 'ERR_SMTP_RECIPIENTS_REFUSED': {
+      const list = Object.entries(e.recipients ?? {});
+      const transient = list.length > 0 && list.every(([, r]) => r.code >= 400 && r.code < 500);
+      return {
+        message: 'all recipients were refused:\n' + list.map(([a, r]) => `  ${a}: ${r.code}${r.enhancedStatus ? ' ' + r.enhancedStatus : ''} ${firstLine(r.message)}`).join('\n'),
+        hint: transient ? 'temporary refusals: try again later' : undefined,
+        exitCode: transient ? EX.TEMPFAIL : EX.UNAVAILABLE,
+      };
+    }
+    case 'ERR_SMTP_AUTH':
       if (e.isTransient) return { message: `authentication failed temporarily${reply}`, hint: 'try again later', exitCode: EX.TEMPFAIL };
       return { message: `authentication failed${reply}`, hint: 'check the user name and password (an app password may be needed)', exitCode: EX.NOPERM };
     case 'ERR_SMTP_CONNECT':
+      if (e.smtpCode && e.smtpCode > 0) break;
       return {
         message: `could not connect: ${msg}`,
         hint: 'check the host and port; is the server running and reachable?',
@@ -42,19 +52,26 @@ export function describeError(err: unknown): DescribedError {
       };
     case 'ERR_SMTP_TIMEOUT':
       return { message: `timed out: ${msg}`, hint: unknownDelivery ?? 'the server is slow or unreachable; try again later or raise --timeout', exitCode: EX.TEMPFAIL };
-    case 'ERR_SMTP_SERVER_DISCONNECTED':
+    case 'ERR_SMTP_ABORTED':
+      return { message: msg, exitCode: EX.TEMPFAIL };
+    case 'ERR_SMTP_INVALID_ARGUMENT':
+      return { message: `invalid input: ${msg}`, exitCode: EX.DATAERR };
+    case 'ERR_SMTP_PROTOCOL':
+      return { message: `protocol error: ${msg}`, hint: 'the server sent something that is not SMTP; is this the right port and TLS mode?', exitCode: EX.PROTOCOL };
+    case 'ERR_SMTP_DISCONNECTED':
       return { message: `the server closed the connection: ${msg}`, hint: unknownDelivery ?? 'try again later; with --tls implicit on a plaintext port (or the reverse) servers hang up like this', exitCode: EX.TEMPFAIL };
     case 'ERR_SMTP_TLS':
       return { message: `TLS failed: ${msg}`, hint: 'run `smtplib probe HOST:PORT` for a diagnosis; --ca FILE trusts a private CA', exitCode: EX.PROTOCOL };
     case 'ERR_SMTP_NOT_SUPPORTED':
       return { message: `not supported by the server: ${msg}`, exitCode: EX.UNAVAILABLE };
   }
-  if (e?.smtpCode) {
+  if (e?.smtpCode && e.smtpCode > 0) {
     const transient = e.isTransient ?? (e.smtpCode >= 400 && e.smtpCode < 500);
     let what = 'the server refused';
     let permCode: number = EX.UNAVAILABLE;
     if (code === 'ERR_SMTP_SENDER_REFUSED') what = 'the sender was refused';
-    else if (code === 'ERR_SMTP_RECIPIENTS_REFUSED') what = 'all recipients were refused';
+    else if (code === 'ERR_SMTP_CONNECT') what = 'the server refused the connection';
+    else if (code === 'ERR_SMTP_HELO') what = 'the server refused EHLO/HELO';
     else if (code === 'ERR_SMTP_DATA') {
       what = 'the message was refused';
       permCode = EX.DATAERR;

@@ -1,0 +1,136 @@
+// Opening an authenticated, (optionally) encrypted session with smtplib,
+// shared by `send`, `sendmail` and the batch mode.
+import { readFileSync } from 'node:fs';
+import { loadSmtplib, type SMTPClient } from './lib.js';
+import type { TlsMode } from './config.js';
+import { CliError, EX } from './exit-codes.js';
+
+export interface ServerSpec {
+  host: string;
+  port?: number | undefined;
+  tls: TlsMode;
+  user?: string | undefined;
+  /** Called only when the password is actually needed. */
+  password?: (() => Promise<string>) | undefined;
+  /** PEM file with CA certificates to trust besides the system ones. */
+  caFile?: string | undefined;
+  /** Seconds. */
+  timeout?: number | undefined;
+  localHostname?: string | undefined;
+  lmtp?: boolean | undefined;
+  /** 0 none, 1 transcript, 2 transcript with timings. */
+  debug: 0 | 1 | 2;
+  allowCleartextAuth?: boolean | undefined;
+}
+
+export function defaultPort(spec: Pick<ServerSpec, 'tls' | 'lmtp' | 'user'>): number {
+  if (spec.tls === 'implicit') return 465;
+  if (spec.lmtp) return 24;
+  return spec.user ? 587 : 25;
+}
+
+/** "host", "host:port", "[::1]:port", "::1". */
+export function parseServerArg(value: string): { host: string; port?: number | undefined } {
+  let host = value.trim();
+  let port: string | undefined;
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(host);
+  if (bracket) {
+    host = bracket[1]!;
+    port = bracket[2];
+  } else if ((host.match(/:/g) ?? []).length === 1) {
+    [host, port] = host.split(':') as [string, string];
+  }
+  if (!host) throw new CliError(`"${value}" has no host name`, EX.USAGE);
+  if (port !== undefined) {
+    const n = Number(port);
+    if (!/^\d+$/.test(port) || n <= 0 || n > 65535) throw new CliError(`"${value}": "${port}" is not a port number`, EX.USAGE);
+    return { host, port: n };
+  }
+  return { host };
+}
+
+export function parseTlsMode(value: string): TlsMode {
+  const v = value.toLowerCase();
+  if (v === 'required' || v === 'opportunistic' || v === 'none' || v === 'implicit') return v;
+  throw new CliError(`--tls: "${value}" should be required, opportunistic, none or implicit`, EX.USAGE);
+}
+
+/** Writes the protocol transcript to stderr, with anything that looks like a secret masked. */
+export function makeDebugOutput(secrets: () => string[]): (line: string) => void {
+  return (line: string) => {
+    let out = line;
+    for (const s of secrets()) {
+      if (s.length >= 3) out = out.split(s).join('********');
+    }
+    process.stderr.write(out.endsWith('\n') ? out : out + '\n');
+  };
+}
+
+function secretForms(user: string | undefined, password: string | undefined): string[] {
+  if (!password) return [];
+  const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+  const forms = [password, b64(password)];
+  if (user) forms.push(b64(`\0${user}\0${password}`), b64(`${user}\0${user}\0${password}`));
+  return forms;
+}
+
+export type Session = SMTPClient;
+
+/** Connects, says EHLO, upgrades with STARTTLS per the TLS mode, and logs in. */
+export async function openSession(spec: ServerSpec): Promise<Session> {
+  const port = spec.port ?? defaultPort(spec);
+  let ca: string | undefined;
+  if (spec.caFile) {
+    try {
+      ca = readFileSync(spec.caFile, 'utf8');
+    } catch (err) {
+      throw new CliError(`--ca: cannot read ${spec.caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EX.NOINPUT);
+    }
+  }
+  let password: string | undefined;
+  const debugOutput = makeDebugOutput(() => secretForms(spec.user, password));
+  const tlsOptions = { servername: spec.host, ...(ca ? { ca } : {}) };
+  const common = {
+    host: spec.host,
+    port,
+    ...(spec.localHostname ? { localHostname: spec.localHostname } : {}),
+    ...(spec.timeout ? { timeout: spec.timeout * 1000 } : {}),
+    tls: tlsOptions,
+    debugLevel: spec.debug,
+    debugOutput,
+    ...(spec.allowCleartextAuth ? { allowCleartextAuth: true } : {}),
+  };
+  const { SMTP, SMTP_SSL, LMTP } = await loadSmtplib();
+  let smtp: SMTPClient;
+  if (spec.tls === 'implicit') {
+    smtp = await SMTP_SSL.connect({ ...common });
+  } else if (spec.lmtp) {
+    smtp = await LMTP.connect({ ...common, tlsPolicy: spec.tls });
+  } else {
+    smtp = await SMTP.connect({ ...common, tlsPolicy: spec.tls });
+  }
+  try {
+    if (!smtp.ehloResp) await smtp.ehlo();
+    if (spec.tls !== 'implicit' && spec.tls !== 'none' && !smtp.isSecure) {
+      if (smtp.hasExtn('starttls')) {
+        await smtp.starttls(tlsOptions);
+        await smtp.ehlo();
+      } else if (spec.tls === 'required') {
+        throw new CliError(
+          `${spec.host}:${port} does not offer STARTTLS`,
+          EX.PROTOCOL,
+          port === 465 ? 'port 465 speaks implicit TLS: use --tls implicit' : 'use --tls implicit for an SMTPS port, or --tls opportunistic / none to send without encryption (not over the Internet)',
+        );
+      }
+    }
+    if (spec.user) {
+      password = spec.password ? await spec.password() : undefined;
+      if (password === undefined) throw new CliError(`a password is needed for ${spec.user}`, EX.CONFIG);
+      await smtp.login(spec.user, password);
+    }
+    return smtp;
+  } catch (err) {
+    smtp.close();
+    throw err;
+  }
+}
