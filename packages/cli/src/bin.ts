@@ -92,10 +92,23 @@ Examples:
       process.exitCode = await runSend(opts);
     });
 
+  // Parsed by its own sendmail-compatible parser (see main()); listed here for --help.
+  program
+    .command('sendmail')
+    .description('The /usr/sbin/sendmail interface: message on stdin, recipients as arguments or -t; accounts from ~/.config/smtplib/config (see `smtplib sendmail --help`).')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[args...]');
+
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'sendmail') {
+    const { runSendmail } = await import('./commands/sendmail.js');
+    return runSendmail(argv.slice(1));
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
