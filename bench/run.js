@@ -1,0 +1,412 @@
+// `npm run bench`: builds the C sink, runs every client against it cell by cell (each cell in
+// its own child process), prints the tables and writes bench/RESULTS.md.
+// BENCH_QUICK=1 runs the same matrix with small counts (smoke test, < 60 s).
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { BENCH_DIR, WORK_DIR, buildSink, startSink, SinkControl } from './lib/sink.js';
+import { smallMessage, largeMessage, hashOf } from './lib/messages.js';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const HOST = '127.0.0.1';
+const P = QUICK
+  ? { n0: 200, n1: 40, w0: 30, w1: 5, pool0: 300, pool1: 100, largeMB: 2, largeReps: 1, cellTimeout: 60e3, targetMs: 250, warmupMs: 150, minN: 10 }
+  : { n0: 4000, n1: 600, w0: 400, w1: 50, pool0: 4000, pool1: 2000, largeMB: 20, largeReps: 3, cellTimeout: 180e3, targetMs: 2500, warmupMs: 1000, minN: 60 };
+
+const PY_STD = 'python3'; // pyenv 3.11 on PATH
+const PY_DEB = '/usr/bin/python3'; // Debian's, where python3-aiosmtplib installs
+
+// The clients, in table order. `modes`: which of awaited/queued the client can do on ONE connection.
+const CLIENTS = [
+  { id: 'smtplib', label: 'smtplib (ours)', ours: true, runner: 'node', modes: ['awaited', 'queued'] },
+  { id: 'nodemailer-conn', label: 'nodemailer SMTPConnection', runner: 'node', modes: ['awaited'] },
+  { id: 'nodemailer-pool', label: 'nodemailer pool, maxConnections 1', runner: 'node', modes: ['awaited', 'queued'] },
+  { id: 'emailjs', label: 'emailjs SMTPClient', runner: 'node', modes: ['awaited', 'queued'] },
+  { id: 'py-smtplib', label: 'Python smtplib', runner: 'python', python: PY_STD, lib: 'smtplib', modes: ['awaited'] },
+  { id: 'aiosmtplib', label: 'aiosmtplib', runner: 'python', python: PY_DEB, lib: 'aiosmtplib', modes: ['awaited', 'queued'] },
+];
+const byId = Object.fromEntries(CLIENTS.map((c) => [c.id, c]));
+
+const ALL_ON = { pipelining: 1, chunking: 1, size: 1, '8bitmime': 1, enh: 1 };
+const SWITCHES = [
+  { name: 'PIPELINING + CHUNKING', cfg: { ...ALL_ON } },
+  { name: 'PIPELINING, no CHUNKING', cfg: { ...ALL_ON, chunking: 0 } },
+  { name: 'CHUNKING, no PIPELINING', cfg: { ...ALL_ON, pipelining: 0 } },
+  { name: 'neither', cfg: { ...ALL_ON, pipelining: 0, chunking: 0 } },
+];
+
+const log = (...a) => console.error(...a);
+
+// ---------------------------------------------------------------- running cells
+function runChild(cmd, args, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: join(BENCH_DIR, '..') });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ error: `${cmd}: ${e.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (line) return resolve(JSON.parse(line.slice(7)));
+      resolve({ error: signal === 'SIGKILL' ? `timed out after ${timeoutMs / 1000} s` : `exit ${code}: ${(err || out).trim().slice(-400)}` });
+    });
+  });
+}
+
+let sink;
+let ctl;
+const results = [];
+
+async function cell({ section, client, mode, n, warmup, cfg, delayMs, kind = 'small', msgFile, maxConnections, bdat, hash = 0, label }) {
+  await ctl.config({ ...cfg, delay_us: Math.round(delayMs * 1000), hash });
+  const spec = { client, kind, mode, n, warmup, warmupMs: P.warmupMs, targetMs: kind === 'small' ? P.targetMs : 0, minN: P.minN, host: HOST, port: sink.port, ctrlPort: sink.ctrlPort, msgFile, maxConnections, bdat };
+  let r;
+  const c = byId[client];
+  if (c?.runner === 'python') {
+    r = await runChild(c.python, [join(BENCH_DIR, 'py_client.py'), JSON.stringify({ ...spec, lib: c.lib })], P.cellTimeout);
+  } else {
+    r = await runChild(process.execPath, [join(BENCH_DIR, 'cell.js'), JSON.stringify(spec)], P.cellTimeout);
+  }
+  if (r.n) n = r.n; // the child may have sized the run from its warm-up rate
+  const rec = { section, client, label: label ?? c?.label ?? client, mode, n, delayMs, cfg, kind, maxConnections, ...r };
+  if (r.stats && !r.error && !r.skipped) {
+    const s = r.stats;
+    rec.msgsPerSec = (n / r.elapsedMs) * 1000;
+    rec.rtPerMsg = s.messages ? s.txn_batches / s.messages : NaN;
+    rec.cpuPerMsg = r.cpuMs / n;
+    rec.delivered = s.messages;
+    if (s.messages !== n) rec.problem = `sink counted ${s.messages} messages, expected ${n}`;
+    if (s.errors) rec.problem = `${rec.problem ? rec.problem + '; ' : ''}sink replied with ${s.errors} error(s), last: ${s.last_error}`;
+  }
+  results.push(rec);
+  const what = rec.skipped ? `skipped: ${rec.skipped}` : rec.error ? `ERROR: ${rec.error}` : rec.msgsPerSec !== undefined
+    ? `${fmt(rec.msgsPerSec, 0)} msg/s, ${fmt(rec.rtPerMsg, 2)} RT/msg, ${fmt(rec.cpuPerMsg, 3)} CPU ms/msg${rec.problem ? ' !! ' + rec.problem : ''}`
+    : '';
+  log(`  ${section} | ${rec.label} | ${mode ?? ''} ${maxConnections ? 'x' + maxConnections : ''} | ${delayMs} ms | ${what}`);
+  return rec;
+}
+
+// ---------------------------------------------------------------- formatting
+function fmt(v, digits = 1) {
+  if (v === undefined || v === null || Number.isNaN(v)) return 'n/a';
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+function table(head, rows) {
+  return [`| ${head.join(' | ')} |`, `| ${head.map((h, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+function find(pred) {
+  return results.find(pred);
+}
+function cellText(rec, key, digits) {
+  if (!rec) return 'n/a';
+  if (rec.skipped) return 'skipped';
+  if (rec.error) return 'error';
+  return fmt(rec[key], digits) + (rec.problem ? ' ⚠' : '');
+}
+const ok = (r) => r && !r.error && !r.skipped && r.msgsPerSec !== undefined;
+
+// ---------------------------------------------------------------- machine facts
+function sh(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch {
+    return null;
+  }
+}
+function pkgVersion(name) {
+  try {
+    return JSON.parse(readFileSync(join(BENCH_DIR, '..', 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return null;
+  }
+}
+function machine() {
+  const cpu = (readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m) || [])[1] ?? os.cpus()[0]?.model;
+  return {
+    date: new Date().toISOString(),
+    nproc: sh('nproc', []) ?? String(os.availableParallelism()),
+    cpu,
+    node: process.version,
+    python: sh(PY_STD, ['-c', 'import sys;print(sys.version.split()[0])']),
+    pythonDeb: sh(PY_DEB, ['-c', 'import sys;print(sys.version.split()[0])']),
+    aiosmtplib: sh(PY_DEB, ['-c', 'import aiosmtplib;print(aiosmtplib.__version__)']),
+    smtplib: pkgVersion('smtplib'),
+    commit: sh('git', ['-C', join(BENCH_DIR, '..'), 'rev-parse', '--short', 'HEAD']),
+    nodemailer: pkgVersion('nodemailer'),
+    emailjs: pkgVersion('emailjs'),
+    gcc: (sh('gcc', ['--version']) || '').split('\n')[0],
+    kernel: os.release(),
+  };
+}
+
+// ---------------------------------------------------------------- main
+async function main() {
+  const t0 = Date.now();
+  log(`bench: ${QUICK ? 'QUICK (smoke) run' : 'full run'}; building sink`);
+  const bin = buildSink();
+  sink = await startSink(bin);
+  ctl = await SinkControl.connect(sink.ctrlPort);
+  const small = smallMessage();
+  const smallFile = join(WORK_DIR, 'small.eml');
+  writeFileSync(smallFile, small);
+  const large = largeMessage(P.largeMB * 1024 * 1024);
+  const largeFile = join(WORK_DIR, 'large.eml');
+  writeFileSync(largeFile, large);
+  const largeHash = hashOf(large, sink.hashAlgo);
+  const M = machine();
+  log(`sink on ${HOST}:${sink.port} (control ${sink.ctrlPort}, hash ${sink.hashAlgo}); small message ${small.length} B`);
+
+  // 1. small messages, one connection, all extensions on, 0 ms and 1 ms reply delay
+  for (const delayMs of [0, 1]) {
+    const n = delayMs ? P.n1 : P.n0;
+    const warmup = delayMs ? P.w1 : P.w0;
+    const rawN = n * (delayMs ? 20 : 5);
+    await cell({ section: 'small', client: 'raw', label: 'raw pre-encoded stream (sink ceiling)', mode: 'pipelined', n: rawN, warmup: Math.min(rawN, 2000), cfg: ALL_ON, delayMs, kind: 'raw', msgFile: smallFile });
+    for (const c of CLIENTS) for (const mode of c.modes) await cell({ section: 'small', client: c.id, mode, n, warmup, cfg: ALL_ON, delayMs, msgFile: smallFile });
+  }
+  // 2. the switches, at 1 ms (the all-on row is section 1's)
+  for (const sw of SWITCHES.slice(1)) {
+    for (const c of CLIENTS) for (const mode of c.modes) await cell({ section: 'switch:' + sw.name, client: c.id, mode, n: P.n1, warmup: P.w1, cfg: sw.cfg, delayMs: 1, msgFile: smallFile });
+  }
+  // 3. pools: 1, 4, 16 connections, every send in flight at once
+  for (const delayMs of [1, 0]) {
+    for (const size of [1, 4, 16]) {
+      for (const client of ['smtplib-pool', 'nodemailer-pool']) {
+        const label = client === 'smtplib-pool' ? 'smtplib SMTPPool (ours)' : 'nodemailer pool';
+        await cell({ section: 'pool', client, label, mode: 'queued', n: delayMs ? P.pool1 : P.pool0, warmup: 4 * size, cfg: ALL_ON, delayMs, msgFile: smallFile, maxConnections: size });
+      }
+    }
+  }
+  // 4. the large message, lines all starting with '.', byte-identical check at the sink
+  const largeRows = [
+    { client: 'raw', label: 'raw pre-encoded DATA stream', kind: 'raw', bdat: false, cfg: ALL_ON },
+    { client: 'raw', label: 'raw pre-encoded BDAT stream', kind: 'raw', bdat: true, cfg: ALL_ON },
+    { client: 'smtplib', label: 'smtplib (ours), CHUNKING offered', cfg: ALL_ON },
+    { client: 'smtplib', label: 'smtplib (ours), no CHUNKING (DATA)', cfg: { ...ALL_ON, chunking: 0 } },
+    { client: 'nodemailer-conn', cfg: ALL_ON },
+    { client: 'nodemailer-pool', cfg: ALL_ON },
+    { client: 'emailjs', cfg: ALL_ON, composes: true },
+    { client: 'py-smtplib', cfg: ALL_ON },
+    { client: 'aiosmtplib', cfg: ALL_ON },
+  ];
+  for (const row of largeRows) {
+    const r = await cell({ section: 'large', client: row.client, label: row.label, mode: 'awaited', n: P.largeReps, warmup: 0, cfg: row.cfg, delayMs: 0, kind: row.kind ?? 'large', msgFile: largeFile, bdat: row.bdat, hash: 1 });
+    if (ok(r)) {
+      r.mbPerSec = (large.length * r.n) / (1024 * 1024) / (r.elapsedMs / 1000);
+      r.composes = !!row.composes;
+      r.identical = r.stats.last_len === large.length && r.stats.last_hash === largeHash;
+      r.byteCheck = row.composes ? `n/a (own MIME, ${r.stats.last_len} B)` : r.identical ? 'identical' : `DIFFERENT (${r.stats.last_len} B, hash ${r.stats.last_hash.slice(0, 12)})`;
+      if (!row.composes && !r.identical) r.problem = 'message not byte-identical at the sink';
+      log(`    -> ${fmt(r.mbPerSec)} MB/s, peak RSS ${fmt(r.maxRssKB / 1024)} MB, ${r.byteCheck}`);
+    }
+  }
+
+  await ctl.cmd('SHUTDOWN').catch(() => {});
+  sink.proc.kill();
+  const elapsed = (Date.now() - t0) / 1000;
+  const md = report(M, small.length, large.length, elapsed);
+  writeFileSync(join(BENCH_DIR, 'RESULTS.md'), md);
+  console.log(md);
+  log(`bench: done in ${elapsed.toFixed(0)} s; wrote bench/RESULTS.md`);
+  const broken = results.filter((r) => r.error);
+  if (broken.length) {
+    log(`bench: ${broken.length} cell(s) failed:`);
+    for (const b of broken) log(`  ${b.section} ${b.label} ${b.mode ?? ''}: ${b.error}`);
+  }
+  if (QUICK) {
+    // smoke test: the harness must work end to end (sink, raw client, every peer that exists)
+    // (a peer's own wire problem, e.g. emailjs not dot-stuffing a lone ".", is reported, not fatal)
+    const peersOk = results.filter((r) => r.client !== 'smtplib' && r.client !== 'smtplib-pool').every((r) => !r.error && (r.client !== 'raw' || !r.problem));
+    const oursOk = results.filter((r) => r.client === 'smtplib' || r.client === 'smtplib-pool').every((r) => r.skipped || (!r.error && !r.problem));
+    process.exitCode = peersOk && oursOk ? 0 : 1;
+  }
+}
+
+// ---------------------------------------------------------------- the report
+function report(M, smallLen, largeLen, elapsed) {
+  const L = [];
+  const small = (client, mode, delayMs) => find((r) => r.section === 'small' && r.client === client && r.mode === mode && r.delayMs === delayMs);
+  const sw = (name, client, mode) =>
+    name === SWITCHES[0].name ? small(client, mode, 1) : find((r) => r.section === 'switch:' + name && r.client === client && r.mode === mode);
+  const ours = (mode, d) => small('smtplib', mode, d);
+  const oursMissing = results.find((r) => r.client === 'smtplib')?.skipped;
+
+  L.push('# Benchmark results', '');
+  L.push(`Generated by \`npm run bench\`${QUICK ? ' with BENCH_QUICK=1 (smoke-test counts: numbers are NOT stable)' : ''} on ${M.date}; the whole run took ${elapsed.toFixed(0)} s.`, '');
+  L.push('| machine | |', '| --- | --- |');
+  L.push(`| CPUs (nproc) | ${M.nproc} |`, `| CPU model | ${M.cpu} |`, `| kernel | ${M.kernel} |`, `| Node.js | ${M.node} |`);
+  L.push(`| Python (smtplib) | ${M.python ?? 'not found'} (pyenv \`python3\`) |`, `| Python (aiosmtplib) | ${M.pythonDeb ?? 'not found'} (\`/usr/bin/python3\`), aiosmtplib ${M.aiosmtplib ?? 'not installed'} |`);
+  L.push(`| smtplib (ours) | ${M.smtplib ?? 'n/a'} at commit ${M.commit ?? '?'}${oursMissing ? ` — **not measured: ${oursMissing}**` : ''} |`);
+  L.push(`| nodemailer | ${M.nodemailer} |`, `| emailjs | ${M.emailjs} |`, `| sink | bench/sink.c, ${M.gcc}, message hash ${sink.hashAlgo} |`);
+  L.push('');
+  L.push(`All clients take turns on ONE sink process on loopback, one cell per child process. Small message: ${smallLen} bytes. ` +
+    `Counts: ${P.n0} messages per cell at 0 ms, ${P.n1} at 1 ms (after ${P.w0}/${P.w1} warm-up messages on the same connection); ` +
+    `pools ${P.pool0}/${P.pool1}; large message ${fmt(largeLen / 1048576, 0)} MB × ${P.largeReps}. ` +
+    '"RT/msg" = reply batches the sink wrote per delivered message on the reused connection (connection setup and a QUIT-only batch excluded). ' +
+    'CPU = the client process\'s user+system time over the timed part only.', '');
+
+  // --- table 1
+  L.push('## 1 KB messages on one connection (sink offers PIPELINING, CHUNKING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES)', '');
+  const rows1 = [];
+  const rawRow = (d) => small('raw', 'pipelined', d);
+  rows1.push([rawRow(0)?.label ?? 'raw', 'all pipelined', cellText(rawRow(0), 'msgsPerSec', 0), cellText(rawRow(1), 'msgsPerSec', 0), cellText(rawRow(0), 'rtPerMsg', 3), cellText(rawRow(1), 'rtPerMsg', 3), cellText(rawRow(0), 'cpuPerMsg', 4)]);
+  for (const c of CLIENTS) {
+    for (const mode of c.modes) {
+      const a = small(c.id, mode, 0);
+      const b = small(c.id, mode, 1);
+      rows1.push([c.ours ? `**${c.label}**` : c.label, mode, cellText(a, 'msgsPerSec', 0), cellText(b, 'msgsPerSec', 0), cellText(a, 'rtPerMsg', 2), cellText(b, 'rtPerMsg', 2), cellText(a, 'cpuPerMsg', 3)]);
+    }
+  }
+  L.push(table(['client', 'mode', 'msg/s @ 0 ms', 'msg/s @ 1 ms', 'RT/msg @ 0 ms', 'RT/msg @ 1 ms', 'CPU ms/msg @ 0 ms'], rows1), '');
+  const best = (d) => Math.max(...results.filter((r) => r.section === 'small' && r.client !== 'raw' && r.delayMs === d && ok(r)).map((r) => r.msgsPerSec));
+  for (const d of [0, 1]) {
+    const raw = rawRow(d);
+    if (ok(raw) && Number.isFinite(best(d))) L.push(`- Sink ceiling at ${d} ms: the raw stream ran ${fmt(raw.msgsPerSec / best(d))}× faster than the fastest real client (${fmt(best(d), 0)} msg/s).`);
+  }
+  L.push('- "queued" = every send issued at once on the one connection; for nodemailer that is its pool with maxConnections 1 (SMTPConnection cannot queue). Python smtplib has no queued mode; aiosmtplib accepts concurrent sends but serialises them with a lock. emailjs queues internally and sends one at a time.');
+  L.push('- emailjs composes its own MIME from the same headers and body text (it cannot send a pre-built message), so its CPU includes composing.', '');
+
+  // --- switches
+  L.push('## Extension switches at 1 ms reply delay: round trips per message (msg/s)', '');
+  const rows2 = [];
+  for (const c of CLIENTS) {
+    for (const mode of c.modes) {
+      rows2.push([c.ours ? `**${c.label}**` : c.label, mode, ...SWITCHES.map((s) => {
+        const r = sw(s.name, c.id, mode);
+        return ok(r) ? `${fmt(r.rtPerMsg, 2)} (${fmt(r.msgsPerSec, 0)})${r.problem ? ' ⚠' : ''}` : cellText(r, 'rtPerMsg', 2);
+      })]);
+    }
+  }
+  L.push(table(['client', 'mode', ...SWITCHES.map((s) => s.name)], rows2), '');
+
+  // --- pools
+  L.push('## Pools: all sends in flight at once, 1 KB messages', '');
+  const pool = (client, size, d) => find((r) => r.section === 'pool' && r.client === client && r.maxConnections === size && r.delayMs === d);
+  const rows3 = [];
+  for (const d of [1, 0]) {
+    for (const size of [1, 4, 16]) {
+      const a = pool('smtplib-pool', size, d);
+      const b = pool('nodemailer-pool', size, d);
+      rows3.push([`${d} ms`, String(size), cellText(a, 'msgsPerSec', 0), cellText(b, 'msgsPerSec', 0), ok(a) && ok(b) ? fmt(a.msgsPerSec / b.msgsPerSec, 2) + '×' : 'n/a', cellText(a, 'rtPerMsg', 2), cellText(b, 'rtPerMsg', 2), cellText(a, 'cpuPerMsg', 3), cellText(b, 'cpuPerMsg', 3)]);
+    }
+  }
+  L.push(table(['delay', 'maxConnections', 'SMTPPool msg/s', 'nodemailer pool msg/s', 'ratio', 'SMTPPool RT/msg', 'nodemailer RT/msg', 'SMTPPool CPU ms/msg', 'nodemailer CPU ms/msg'], rows3), '');
+  const poolSkip = results.find((r) => r.client === 'smtplib-pool' && r.skipped);
+  if (poolSkip) L.push(`- SMTPPool not measured: ${poolSkip.skipped}.`, '');
+
+  // --- large
+  L.push(`## ${fmt(largeLen / 1048576, 0)} MB message, every body line starting with "." (0 ms delay, one child process per client)`, '');
+  const rows4 = results.filter((r) => r.section === 'large').map((r) => [
+    r.client === 'smtplib' ? `**${r.label}**` : r.label,
+    cellText(r, 'mbPerSec', 1),
+    ok(r) ? fmt(r.maxRssKB / 1024, 1) : 'n/a',
+    ok(r) && r.baseRssKB ? fmt((r.maxRssKB - r.baseRssKB) / 1024, 1) : 'n/a',
+    ok(r) ? fmt(r.cpuMs / r.n, 0) : 'n/a',
+    ok(r) ? (r.stats.bdat_messages ? 'BDAT' : 'DATA') : 'n/a',
+    ok(r) ? r.byteCheck : r?.skipped ? 'skipped' : 'error',
+  ]);
+  L.push(table(['client', 'MB/s', 'peak RSS MB', 'peak − RSS before send, MB', 'CPU ms/msg', 'sent with', 'at the sink'], rows4), '');
+  L.push('- Peak RSS is the child process\'s own maximum (Node: process.resourceUsage().maxRSS; Python: ru_maxrss) and includes the message held in memory by the caller.', '');
+
+  // --- ratios
+  L.push('## Ratios: ours ÷ peer', '');
+  const peerRows = [];
+  const ratio = (a, b, key) => (ok(a) && ok(b) ? fmt(a[key] / b[key], 2) + '×' : 'n/a');
+  const lg = (pred) => find((r) => r.section === 'large' && pred(r));
+  const oursLarge = lg((r) => r.client === 'smtplib' && r.cfg.chunking === 1);
+  for (const c of CLIENTS.filter((x) => !x.ours)) {
+    const peerQ = (d) => small(c.id, c.modes.includes('queued') ? 'queued' : 'awaited', d);
+    const pl = lg((r) => r.client === c.id);
+    peerRows.push([
+      c.label,
+      ratio(ours('awaited', 0), small(c.id, 'awaited', 0), 'msgsPerSec'),
+      ratio(ours('awaited', 1), small(c.id, 'awaited', 1), 'msgsPerSec'),
+      ratio(ours('queued', 0), peerQ(0), 'msgsPerSec') + (c.modes.includes('queued') ? '' : ' †'),
+      ratio(ours('queued', 1), peerQ(1), 'msgsPerSec') + (c.modes.includes('queued') ? '' : ' †'),
+      ratio(ours('awaited', 0), small(c.id, 'awaited', 0), 'cpuPerMsg'),
+      ratio(oursLarge, pl, 'mbPerSec') + (pl?.composes ? ' ‡' : ''),
+      ok(oursLarge) && ok(pl) ? fmt(oursLarge.maxRssKB / pl.maxRssKB, 2) + '×' : 'n/a',
+    ]);
+  }
+  L.push(table(['peer', 'msg/s awaited 0 ms', 'msg/s awaited 1 ms', 'msg/s queued 0 ms', 'msg/s queued 1 ms', 'CPU/msg awaited 0 ms (lower is better)', 'large MB/s', 'large peak RSS (lower is better)'], peerRows), '');
+  L.push('† the peer cannot queue on one connection: compared with its awaited figure. ‡ emailjs sends its own composition of the message.', '');
+
+  // --- targets
+  L.push('## Targets', '');
+  const T = [];
+  const target = (what, value, pass, shown) => T.push([what, shown ?? (value === undefined ? 'n/a' : value), value === undefined ? 'not measured' : pass ? 'met' : '**NOT met**']);
+  const rt = (name, mode) => {
+    const r = sw(name, 'smtplib', mode);
+    return ok(r) ? r.rtPerMsg : undefined;
+  };
+  const near = (v, goal) => v !== undefined && Math.round(v * 100) / 100 <= goal;
+  let v = rt('PIPELINING, no CHUNKING', 'queued');
+  target('RT/msg, queued, PIPELINING (no CHUNKING) = 1.00', v, near(v, 1), v === undefined ? undefined : fmt(v, 2));
+  v = rt('PIPELINING + CHUNKING', 'queued');
+  target('RT/msg, queued, PIPELINING + CHUNKING = 1.00', v, near(v, 1), v === undefined ? undefined : fmt(v, 2));
+  v = rt('PIPELINING + CHUNKING', 'awaited');
+  target('RT/msg, awaited, CHUNKING (+ PIPELINING) = 1.00', v, near(v, 1), v === undefined ? undefined : fmt(v, 2));
+  v = rt('PIPELINING, no CHUNKING', 'awaited');
+  target('RT/msg, awaited, PIPELINING alone = 2', v, near(v, 2), v === undefined ? undefined : fmt(v, 2));
+  v = rt('neither', 'awaited');
+  target('RT/msg, awaited, no PIPELINING (no CHUNKING) = 4', v, near(v, 4), v === undefined ? undefined : fmt(v, 2));
+  const r1 = (peer) => {
+    const a = ours('awaited', 1);
+    const b = small(peer, 'awaited', 1);
+    return ok(a) && ok(b) ? a.msgsPerSec / b.msgsPerSec : undefined;
+  };
+  v = r1('nodemailer-conn');
+  target('1 KB @ 1 ms, awaited: ≥ 2× nodemailer SMTPConnection', v, v >= 2, v === undefined ? undefined : fmt(v, 2) + '×');
+  v = r1('py-smtplib');
+  target('1 KB @ 1 ms, awaited: ≥ 3.5× Python smtplib', v, v >= 3.5, v === undefined ? undefined : fmt(v, 2) + '×');
+  {
+    const a = ours('awaited', 0);
+    const b = small('nodemailer-conn', 'awaited', 0);
+    v = ok(a) && ok(b) ? a.cpuPerMsg / b.cpuPerMsg : undefined;
+    target('CPU per 1 KB message (awaited, 0 ms) ≤ 0.5× nodemailer SMTPConnection', v, v <= 0.5, v === undefined ? undefined : fmt(v, 2) + '×');
+  }
+  {
+    const b = lg((r) => r.client === 'nodemailer-conn');
+    v = ok(oursLarge) && ok(b) ? oursLarge.mbPerSec / b.mbPerSec : undefined;
+    target(`${fmt(largeLen / 1048576, 0)} MB message: ≥ 3× nodemailer SMTPConnection MB/s`, v, v >= 3 && oursLarge.identical, v === undefined ? undefined : fmt(v, 2) + '×' + (oursLarge.identical ? '' : ' (not byte-identical!)'));
+    v = ok(oursLarge) && ok(b) ? oursLarge.maxRssKB / b.maxRssKB : undefined;
+    target(`${fmt(largeLen / 1048576, 0)} MB message: peak RSS ≤ nodemailer SMTPConnection's`, v, v <= 1, v === undefined ? undefined : `${fmt(oursLarge.maxRssKB / 1024, 1)} MB vs ${fmt(b.maxRssKB / 1024, 1)} MB`);
+  }
+  for (const d of [0, 1]) {
+    const raw = rawRow(d);
+    v = ok(raw) && Number.isFinite(best(d)) ? raw.msgsPerSec / best(d) : undefined;
+    target(`sink is not the bottleneck @ ${d} ms: raw ≥ 3× the fastest client`, v, v >= 3, v === undefined ? undefined : fmt(v, 1) + '×');
+  }
+  L.push(table(['target', 'measured', 'status'], T), '');
+
+  // --- problems seen
+  const probs = results.filter((r) => r.problem || r.error);
+  const skipped = results.filter((r) => r.skipped);
+  if (probs.length || skipped.length) {
+    L.push('## Problems and skips', '');
+    for (const r of probs) L.push(`- ${r.section}, ${r.label}, ${r.mode ?? ''}${r.maxConnections ? ' ×' + r.maxConnections : ''}, ${r.delayMs} ms: ${r.error ?? r.problem}`);
+    const seen = new Set();
+    for (const r of skipped) {
+      if (seen.has(r.label + r.skipped)) continue;
+      seen.add(r.label + r.skipped);
+      L.push(`- ${r.label}: skipped (${r.skipped})`);
+    }
+    L.push('');
+  }
+  return L.join('\n');
+}
+
+main().catch((e) => {
+  console.error(e);
+  try {
+    sink?.proc.kill();
+  } catch {}
+  process.exit(1);
+});
