@@ -92,6 +92,22 @@ Examples:
       process.exitCode = await runSend(opts);
     });
 
+  program
+    .command('probe')
+    .description('Inspect an SMTP server: greeting, EHLO before/after STARTTLS, TLS version and cipher, certificate chain, AUTH, SIZE, and a diagnosis of common mistakes.')
+    .argument('<host[:port]>', 'server to probe (default port 25)')
+    .option('--json', 'print the report as JSON')
+    .option('--ca <file>', 'trust the CA certificate(s) in this PEM file too')
+    .option('--servername <name>', 'name the certificate must match (default: the host given)')
+    .option('--timeout <seconds>', 'per step (default 10; the plaintext greeting is awaited at most 5 s before trying implicit TLS)')
+    .option('--helo <name>', 'name to give in EHLO')
+    .option('--lmtp', 'say LHLO instead of EHLO (default port 24)')
+    .addHelpText('after', '\nExit codes: 0 no problems found, 76 a problem (TLS not trusted, wrong name, not SMTP), 69 unreachable, 75 timed out.\n\nExamples:\n  smtplib probe smtp.example.com:587\n  smtplib probe mail.example.com:465 --json\n  smtplib probe 127.0.0.1:1025 --ca server.pem --servername localhost')
+    .action(async (target: string, opts) => {
+      const { runProbe } = await import('./commands/probe.js');
+      process.exitCode = await runProbe(target, opts);
+    });
+
   // Parsed by its own sendmail-compatible parser (see main()); listed here for --help.
   program
     .command('sendmail')

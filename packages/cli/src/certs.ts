@@ -15,7 +15,7 @@ export interface GeneratedCertificate {
 /**
  * Generates a self-signed certificate valid for `names` (DNS names and IP
  * addresses) for a day. Used by `smtplib serve --starttls` when no certificate
- * is given.
+ * is given. Valid for 30 days unless `days` says otherwise.
  */
 export async function generateSelfSigned(
   names: string[] = ['localhost', '127.0.0.1', '::1'],
@@ -25,7 +25,7 @@ export async function generateSelfSigned(
   const ips = names.filter(isIp);
   const commonName = options.isCA ? 'smtplib throw-away CA' : (dns[0] ?? ips[0] ?? 'localhost');
   const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(notBeforeDate.getTime() + (options.days ?? 1) * 86_400_000);
+  const notAfterDate = new Date(notBeforeDate.getTime() + (options.days ?? 30) * 86_400_000);
   const extensions: NonNullable<Parameters<typeof selfsigned.generate>[1]>['extensions'] = options.isCA
     ? [
         { name: 'basicConstraints', cA: true, critical: true },
