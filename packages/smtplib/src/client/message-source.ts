@@ -1,0 +1,62 @@
+// The accepted shapes of a message body, reduced to two: bytes in memory, or
+// an async sequence of byte chunks read on demand (with back-pressure: the
+// next chunk is pulled only after the previous one was written).
+
+import type { Readable } from 'node:stream';
+import { SMTPInvalidArgumentError } from '../errors.js';
+import { isAscii } from '../protocol/address.js';
+
+/** What sendmail() and data() accept as a message. */
+export type MessageInput = string | Uint8Array | Readable | AsyncIterable<Uint8Array | string>;
+
+export type MessageSource =
+  | { kind: 'bytes'; bytes: Buffer; eightBit: boolean; fromString: boolean }
+  | { kind: 'stream'; chunks: AsyncIterable<Buffer> };
+
+export function toMessageSource(message: MessageInput): MessageSource {
+  if (typeof message === 'string') {
+    return { kind: 'bytes', bytes: Buffer.from(message, 'utf8'), eightBit: !isAscii(message), fromString: true };
+  }
+  if (message instanceof Uint8Array) {
+    const bytes = message instanceof Buffer ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+    return { kind: 'bytes', bytes, eightBit: hasEightBit(bytes), fromString: false };
+  }
+  if (message && typeof (message as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+    return { kind: 'stream', chunks: asBuffers(message as AsyncIterable<Uint8Array | string>) };
+  }
+  throw new SMTPInvalidArgumentError('the message must be a string, a Uint8Array, a Readable or an AsyncIterable of bytes');
+}
+
+async function* asBuffers(source: AsyncIterable<Uint8Array | string>): AsyncIterable<Buffer> {
+  for await (const chunk of source) {
+    if (typeof chunk === 'string') yield Buffer.from(chunk, 'utf8');
+    else if (chunk instanceof Buffer) yield chunk;
+    else if (chunk instanceof Uint8Array) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    else throw new SMTPInvalidArgumentError('message stream chunks must be bytes or strings');
+  }
+}
+
+/** True if any byte has the high bit set. */
+export function hasEightBit(bytes: Uint8Array): boolean {
+  // Checking 8 bytes at a time is ~8× faster than a byte loop on large bodies.
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const whole = bytes.byteLength & ~7;
+  for (let i = 0; i < whole; i += 8) {
+    if ((view.getUint32(i) | view.getUint32(i + 4)) & 0x80808080) return true;
+  }
+  for (let i = whole; i < bytes.byteLength; i++) if (bytes[i]! & 0x80) return true;
+  return false;
+}
+
+/** Reads a whole source into memory (used only where the caller's API requires it). */
+export async function readAll(source: MessageSource, limit = Infinity): Promise<Buffer> {
+  if (source.kind === 'bytes') return source.bytes;
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of source.chunks) {
+    size += chunk.length;
+    if (size > limit) throw new SMTPInvalidArgumentError(`message is larger than ${limit} bytes`);
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts, size);
+}

@@ -1,0 +1,46 @@
+// Serializes the operations of one client so that concurrent calls never
+// interleave on the wire, and lets the running mail transaction see the
+// transaction queued right behind it (to pipeline its commands into the same
+// write as its own end of data).
+
+import type { Transaction } from './transaction.js';
+
+interface Operation {
+  start(): Promise<void>;
+  transaction?: Transaction | undefined;
+}
+
+export class OperationQueue {
+  #waiting: Operation[] = [];
+  #running = false;
+
+  /** Runs `work` after every operation queued before it has finished. */
+  run<T>(work: () => Promise<T>, transaction?: Transaction): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.push({
+        start: () => work().then(resolve, reject),
+        transaction,
+      });
+      if (!this.#running) void this.#pump();
+    });
+  }
+
+  /** The transaction of the next waiting operation, if that operation is a transaction. */
+  nextTransaction(): Transaction | undefined {
+    return this.#waiting[0]?.transaction;
+  }
+
+  /** Operations not started yet. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  async #pump(): Promise<void> {
+    this.#running = true;
+    try {
+      for (let op = this.#waiting.shift(); op; op = this.#waiting.shift()) await op.start();
+    } finally {
+      this.#running = false;
+    }
+  }
+}

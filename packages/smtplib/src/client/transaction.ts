@@ -1,0 +1,555 @@
+// One mail transaction (RFC 5321 §3.3): MAIL, RCPT for each recipient, then
+// the message by DATA or BDAT, with the fewest round trips the server allows.
+//
+// - With PIPELINING (RFC 2920), MAIL, every RCPT and DATA leave in one write,
+//   and with CHUNKING (RFC 3030) a message that fits one chunk goes with them
+//   as `BDAT n LAST`: one round trip per message.
+// - When transactions are queued on one connection, the next one's commands
+//   ride in the same write as this one's end of data ("prewrite"), so queued
+//   messages also cost one round trip each.
+// - Replies are consumed strictly in order, all of them, even after a failure.
+// - The body never follows a refused DATA, and DATA never starts a message for
+//   zero recipients. A failure before the end of data is followed by RSET so
+//   the connection stays usable; after the end of data nothing is owed.
+
+import {
+  SMTPDataError,
+  SMTPException,
+  SMTPInvalidArgumentError,
+  SMTPNotSupportedError,
+  SMTPRecipientsRefused,
+  SMTPSenderRefused,
+  SMTPServerDisconnected,
+  type DeliveryStatus,
+} from '../errors.js';
+import { isAscii, toPath } from '../protocol/address.js';
+import type { Capabilities } from '../protocol/capabilities.js';
+import { commandLine } from '../protocol/commands.js';
+import { DataEncoder, type EncoderMode } from '../protocol/data-encoder.js';
+import {
+  renderMailParameters,
+  renderRcptParameters,
+  type MailOptions,
+  type RcptOptions,
+} from '../protocol/params.js';
+import { Reply, syntheticReply } from '../protocol/reply.js';
+import type { Session } from '../session/session.js';
+import type { MessageSource } from './message-source.js';
+import type { Timeouts } from './options.js';
+import { RefusedRecipients } from './refused.js';
+
+export interface TransactionRequest {
+  from: string;
+  to: readonly string[];
+  source: MessageSource;
+  mail: MailOptions;
+  rcpt: RcptOptions;
+  /** sendMessage(): non-ASCII addresses also ask for BODY=8BITMIME, as smtplib does. */
+  internationalBody?: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+/** The outcome of a transaction in which at least one recipient got the message. */
+export interface DeliveryResult {
+  /** Recipients the server accepted (for LMTP: that got the message). */
+  accepted: string[];
+  /** Recipients refused, at RCPT or (LMTP) after the data. */
+  refused: RefusedRecipients;
+  /** The reply to the end of data (LMTP: the last positive one). */
+  reply: Reply;
+  /** LMTP: each accepted-at-RCPT recipient's reply after the data, in RCPT order. */
+  recipientReplies?: Map<string, Reply>;
+}
+
+/** What a transaction needs from the client that runs it. */
+export interface TransactionContext {
+  session: Session;
+  capabilities: Capabilities;
+  secure: boolean;
+  lmtp: boolean;
+  pipelining: boolean;
+  chunking: boolean;
+  chunkSize: number;
+  timeouts: Timeouts;
+  rset(): Promise<void>;
+}
+
+interface Plan {
+  mailLine: string;
+  rcptLines: string[];
+  recipients: string[];
+  mode: EncoderMode;
+  useBdat: boolean;
+  /** A body in memory, already encoded (slices). */
+  encoded?: { chunks: Buffer[]; tail: Buffer; size: number };
+}
+
+/** Waiters registered by a group write that this transaction has not consumed yet. */
+interface Head {
+  mail: Promise<Reply>;
+  rcpts: Promise<Reply>[];
+  data?: Promise<Reply>;
+  /** The whole body went as one BDAT LAST; these are its replies (one, or one per recipient for LMTP). */
+  bdatLast?: Promise<Reply>[];
+}
+
+export class Transaction {
+  readonly request: TransactionRequest;
+  #plan: Plan | undefined;
+  #head: Head | undefined;
+
+  constructor(request: TransactionRequest) {
+    this.request = request;
+  }
+
+  /**
+   * Builds and checks every command line; throws on bad input before
+   * anything is written. Deterministic for a given context.
+   */
+  plan(ctx: TransactionContext): Plan {
+    if (this.#plan) return this.#plan;
+    const { request } = this;
+    const caps = ctx.capabilities;
+    if (request.to.length === 0) throw new SMTPInvalidArgumentError('no recipients given');
+    const mail: MailOptions = { ...request.mail };
+    const addresses = [request.from, ...request.to];
+    const international = !addresses.every(isAscii);
+    if (international && caps.has('smtputf8') && mail.smtputf8 === undefined) mail.smtputf8 = true;
+    if (international && mail.smtputf8 && request.internationalBody && !mail.body && caps.has('8bitmime')) mail.body = '8BITMIME';
+    if (request.internationalBody && international && !caps.has('smtputf8')) {
+      const local = addresses.find((a) => !isAscii(a.slice(0, Math.max(0, a.lastIndexOf('@')))));
+      if (local) {
+        throw new SMTPNotSupportedError(`${JSON.stringify(local)} needs SMTPUTF8 (a non-ASCII local part) but the server does not offer it`);
+      }
+    }
+    const source = request.source;
+    if (source.kind === 'bytes' && source.eightBit && !mail.body) {
+      if (caps.has('8bitmime')) mail.body = '8BITMIME';
+      else if (source.fromString) {
+        throw new SMTPNotSupportedError(
+          'the message has non-ASCII text and the server does not offer 8BITMIME; encode it (quoted-printable or base64) first',
+        );
+      }
+    }
+    const useBdat = ctx.chunking && caps.has('chunking');
+    if (mail.body === 'BINARYMIME' && !useBdat) {
+      throw new SMTPNotSupportedError('BODY=BINARYMIME needs CHUNKING (RFC 3030), which the server does not offer or is disabled');
+    }
+    const mode: EncoderMode = mail.body === 'BINARYMIME' ? 'binary' : useBdat ? 'bdat' : 'data';
+    const utf8 = Boolean(mail.smtputf8);
+    const fromPath = toPath(request.from, { smtputf8: utf8, role: 'sender' });
+    const rcptParams = renderRcptParameters(request.rcpt, { capabilities: caps, secure: ctx.secure });
+    const rcptLines = request.to.map((to) => commandLine(`RCPT TO:${toPath(to, { smtputf8: utf8, role: 'recipient' })}${rcptParams}`));
+    let encoded: Plan['encoded'];
+    if (source.kind === 'bytes') {
+      const encoder = new DataEncoder(mode);
+      const chunks = encoder.encode(source.bytes);
+      const tail = encoder.end();
+      encoded = { chunks, tail, size: encoder.contentBytes };
+      if (caps.has('size')) mail.size = encoded.size;
+      const limit = caps.maxSize;
+      if (limit !== undefined && encoded.size > limit) {
+        throw new SMTPDataError(552, `5.3.4 message size ${encoded.size} exceeds the server's SIZE limit of ${limit} octets; nothing was sent`, undefined, {
+          reply: syntheticReply(552, `5.3.4 message size ${encoded.size} exceeds the server's limit of ${limit}`),
+          deliveryStatus: 'not-delivered',
+        });
+      }
+    }
+    const mailLine = commandLine(`MAIL FROM:${fromPath}${renderMailParameters(mail, { capabilities: caps, secure: ctx.secure })}`);
+    this.#plan = { mailLine, rcptLines, recipients: [...request.to], mode, useBdat, ...(encoded ? { encoded } : {}) };
+    return this.#plan;
+  }
+
+  /**
+   * Registers this transaction's envelope waiters and returns the bytes to
+   * append to the previous transaction's last write. Undefined when this
+   * transaction cannot be pipelined (or its plan fails: it will throw in run()).
+   */
+  prewrite(ctx: TransactionContext): { bytes: Buffer[]; log: string[] } | undefined {
+    if (this.#head || !ctx.pipelining || !ctx.capabilities.has('pipelining')) return undefined;
+    if (this.request.signal?.aborted) return undefined;
+    let plan: Plan;
+    try {
+      plan = this.plan(ctx);
+    } catch {
+      return undefined;
+    }
+    const group = this.#group(ctx, plan);
+    this.#head = group.head;
+    return { bytes: group.bytes, log: group.log };
+  }
+
+  /** Runs the transaction to its end. */
+  async run(ctx: TransactionContext, next: () => Transaction | undefined): Promise<DeliveryResult> {
+    try {
+      return await this.#run(ctx, next);
+    } catch (error) {
+      if (error instanceof SMTPException && !error.deliveryStatus) error.deliveryStatus = 'not-delivered';
+      throw error;
+    }
+  }
+
+  async #run(ctx: TransactionContext, next: () => Transaction | undefined): Promise<DeliveryResult> {
+    const { session, timeouts } = ctx;
+    const plan = this.plan(ctx);
+    const signal = this.request.signal;
+    const pipelined = ctx.pipelining && ctx.capabilities.has('pipelining');
+    let head = this.#head;
+    if (!head && pipelined) {
+      const group = this.#group(ctx, plan);
+      head = group.head;
+      session.write(group.bytes, group.log);
+    }
+
+    // --- envelope -------------------------------------------------------
+    const refused = new RefusedRecipients();
+    const accepted: string[] = [];
+    let mailReply: Reply;
+    if (head) {
+      mailReply = await session.await(head.mail, signal);
+      for (let i = 0; i < head.rcpts.length; i++) {
+        const reply = await session.await(head.rcpts[i]!, signal);
+        if (reply.isPositive) accepted.push(plan.recipients[i]!);
+        else refused.set(plan.recipients[i]!, reply);
+      }
+    } else {
+      mailReply = await session.command(plan.mailLine, { phase: 'command', timeout: timeouts.command, signal });
+      if (mailReply.isPositive) {
+        for (let i = 0; i < plan.rcptLines.length; i++) {
+          const reply = await session.command(plan.rcptLines[i]!, { phase: 'command', timeout: timeouts.command, signal });
+          if (reply.isPositive) accepted.push(plan.recipients[i]!);
+          else refused.set(plan.recipients[i]!, reply);
+          if (reply.code === 421) break;
+        }
+      }
+    }
+    if (!mailReply.isPositive) {
+      await this.#drainHead(ctx, head);
+      throw await this.#abort(ctx, new SMTPSenderRefused(mailReply.code, mailReply.message, this.request.from, {
+        reply: mailReply,
+        command: plan.mailLine,
+      }));
+    }
+    const closing = [...refused.values()].find((r) => r.code === 421);
+    if (closing) {
+      throw new SMTPServerDisconnected(`the server closed the connection: ${closing.code} ${closing.message}`);
+    }
+    if (accepted.length === 0) {
+      await this.#drainHead(ctx, head);
+      throw await this.#abort(ctx, new SMTPRecipientsRefused(refused as unknown as Record<string, Reply>));
+    }
+
+    // --- message --------------------------------------------------------
+    const endReplies = plan.useBdat
+      ? await this.#sendBdat(ctx, plan, head, accepted.length, next)
+      : await this.#sendData(ctx, plan, head, accepted.length, next);
+    return this.#result(ctx, plan, accepted, refused, endReplies);
+  }
+
+  /** MAIL + RCPTs (+ DATA, or + the whole body as BDAT LAST) as one group. */
+  #group(ctx: TransactionContext, plan: Plan): { head: Head; bytes: Buffer[]; log: string[] } {
+    const { session, timeouts } = ctx;
+    const lines = [plan.mailLine, ...plan.rcptLines];
+    const mail = session.expect({ command: plan.mailLine, phase: 'command', timeout: timeouts.command });
+    const rcpts = plan.rcptLines.map((line) => session.expect({ command: line, phase: 'command', timeout: timeouts.command }));
+    const head: Head = { mail, rcpts };
+    const bytes: Buffer[] = [];
+    const log = [...lines];
+    if (!plan.useBdat) {
+      head.data = session.expect({ command: 'DATA', phase: 'command', timeout: timeouts.command });
+      lines.push('DATA');
+      log.push('DATA');
+      bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
+    } else if (plan.encoded && plan.encoded.size <= ctx.chunkSize && !ctx.lmtp) {
+      // (LMTP owes one reply per accepted recipient after BDAT LAST, a count
+      // not known until the RCPT replies are in, so it waits for them.)
+      const { chunks, tail, size } = plan.encoded;
+      const bdat = `BDAT ${size} LAST`;
+      lines.push(bdat);
+      log.push(bdat);
+      head.bdatLast = this.#endWaiters(ctx, bdat, 1);
+      bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'), ...chunks, tail);
+    } else {
+      bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
+    }
+    return { head, bytes, log };
+  }
+
+  /** Registers the replies owed after the end of data: one, or for LMTP one per recipient accepted at RCPT. */
+  #endWaiters(ctx: TransactionContext, command: string, count: number): Promise<Reply>[] {
+    const waiters: Promise<Reply>[] = [];
+    for (let i = 0; i < count; i++) {
+      waiters.push(ctx.session.expect({ command, phase: 'data-end', timeout: ctx.timeouts.dataEnd, afterDataEnd: true }));
+    }
+    return waiters;
+  }
+
+  async #sendData(ctx: TransactionContext, plan: Plan, head: Head | undefined, acceptedCount: number, next: () => Transaction | undefined): Promise<Reply[]> {
+    const { session, timeouts } = ctx;
+    const signal = this.request.signal;
+    const dataReply = head?.data
+      ? await session.await(head.data, signal)
+      : await session.command('DATA', { phase: 'command', timeout: timeouts.command, signal });
+    if (dataReply.code !== 354) {
+      throw await this.#abort(ctx, new SMTPDataError(dataReply.code, dataReply.message, undefined, { reply: dataReply, command: 'DATA' }));
+    }
+    const encoder = plan.encoded ? undefined : new DataEncoder('data');
+    if (plan.encoded) {
+      this.#writeData(ctx, plan.encoded.chunks);
+    } else {
+      await this.#streamBody(ctx, encoder!, async (pieces) => {
+        this.#writeData(ctx, pieces);
+        await session.transport.drain(timeouts.dataWrite, signal);
+      });
+    }
+    const tail = plan.encoded ? plan.encoded.tail : encoder!.end();
+    return this.#finish(ctx, [tail], '.', ctx.lmtp ? acceptedCount : 1, next);
+  }
+
+  async #sendBdat(ctx: TransactionContext, plan: Plan, head: Head | undefined, acceptedCount: number, next: () => Transaction | undefined): Promise<Reply[]> {
+    const { session, timeouts } = ctx;
+    const signal = this.request.signal;
+    if (head?.bdatLast) {
+      // The whole message already went with the envelope.
+      const replies: Reply[] = [];
+      for (const waiter of head.bdatLast) replies.push(await session.await(waiter, signal));
+      return replies;
+    }
+    const pipelined = ctx.pipelining && ctx.capabilities.has('pipelining');
+    const chunkReplies: Promise<Reply>[] = [];
+    let failed: Reply | undefined;
+    const check = async (): Promise<void> => {
+      // Without PIPELINING every chunk's reply is awaited before the next one.
+      if (!pipelined) {
+        const reply = await session.await(chunkReplies[chunkReplies.length - 1]!, signal);
+        if (!reply.isPositive) failed = reply;
+      }
+    };
+    const sendChunk = async (pieces: Buffer[], size: number, last: boolean): Promise<void> => {
+      const line = `BDAT ${size}${last ? ' LAST' : ''}`;
+      if (last) {
+        const replies = await this.#finish(ctx, [Buffer.from(`${line}\r\n`), ...pieces], line, ctx.lmtp ? acceptedCount : 1, next, line);
+        lastReplies = replies;
+        return;
+      }
+      chunkReplies.push(session.expect({ command: line, phase: 'command', timeout: timeouts.command }));
+      session.write([Buffer.from(`${line}\r\n`), ...pieces], [line]);
+      if (session.debug.enabled) session.debug.data(pieces);
+      await session.transport.drain(timeouts.dataWrite, signal);
+      await check();
+    };
+    let lastReplies: Reply[] = [];
+    if (plan.encoded) {
+      const { chunks, tail, size } = plan.encoded;
+      const all = tail.length ? [...chunks, tail] : chunks;
+      await this.#chunked(all, size, ctx.chunkSize, sendChunk, () => failed !== undefined);
+    } else {
+      const encoder = new DataEncoder(plan.mode);
+      let pending: Buffer[] = [];
+      let pendingSize = 0;
+      const limit = ctx.capabilities.maxSize;
+      await this.#streamBody(ctx, encoder, async (pieces) => {
+        for (const piece of pieces) {
+          pending.push(piece);
+          pendingSize += piece.length;
+        }
+        if (limit !== undefined && encoder.contentBytes > limit) {
+          throw await this.#abort(ctx, sizeExceeded(encoder.contentBytes, limit));
+        }
+        // Keep the last chunk back so it can carry LAST.
+        while (pendingSize > ctx.chunkSize && failed === undefined) {
+          const { head: chunk, rest, restSize } = takeBytes(pending, ctx.chunkSize);
+          pending = rest;
+          pendingSize = restSize;
+          await sendChunk(chunk, ctx.chunkSize, false);
+        }
+      });
+      const tail = encoder.end();
+      if (tail.length) { pending.push(tail); pendingSize += tail.length; }
+      if (failed === undefined) await sendChunk(pending, pendingSize, true);
+    }
+    for (const waiter of chunkReplies) {
+      const reply = await session.await(waiter, signal);
+      if (!reply.isPositive && !failed) failed = reply;
+    }
+    if (failed) {
+      // A refused chunk fails the transaction (RFC 3030 §2); RSET unless LAST was already answered.
+      const error = new SMTPDataError(failed.code, failed.message, undefined, { reply: failed, command: 'BDAT' });
+      if (lastReplies.length === 0) throw await this.#abort(ctx, error);
+      throw error;
+    }
+    return lastReplies;
+  }
+
+  /** Splits an encoded body into chunks of at most `chunkSize` and sends them; the last carries LAST. */
+  async #chunked(
+    pieces: Buffer[],
+    total: number,
+    chunkSize: number,
+    send: (pieces: Buffer[], size: number, last: boolean) => Promise<void>,
+    stopped: () => boolean,
+  ): Promise<void> {
+    let rest = pieces;
+    let remaining = total;
+    while (remaining > chunkSize && !stopped()) {
+      const taken = takeBytes(rest, chunkSize);
+      rest = taken.rest;
+      remaining = taken.restSize;
+      await send(taken.head, chunkSize, false);
+    }
+    if (!stopped()) await send(rest, remaining, true);
+  }
+
+  /** Pulls the stream through the encoder, handing encoded pieces to `write` (which applies back-pressure). */
+  async #streamBody(ctx: TransactionContext, encoder: DataEncoder, write: (pieces: Buffer[]) => Promise<void>): Promise<void> {
+    const source = this.request.source;
+    if (source.kind !== 'stream') return;
+    const limit = ctx.capabilities.maxSize;
+    try {
+      for await (const chunk of source.chunks) {
+        const pieces = encoder.encode(chunk);
+        if (!ctx.session.isOpen) ctx.session.assertOpen();
+        if (encoder.mode === 'data' && limit !== undefined && encoder.contentBytes > limit) {
+          // DATA cannot be abandoned cleanly: the only safe stop is to drop the connection.
+          const error = sizeExceeded(encoder.contentBytes, limit);
+          ctx.session.destroy(error);
+          throw error;
+        }
+        if (pieces.length) await write(pieces);
+      }
+    } catch (error) {
+      if (error instanceof SMTPException) throw error;
+      // The caller's stream failed mid-message. In DATA mode the server would
+      // take whatever ends the data as a message: drop the connection instead.
+      const failure = new SMTPDataError(-1, `reading the message failed: ${(error as Error).message}; the connection was closed so no partial message is delivered`, undefined, {
+        cause: error,
+        deliveryStatus: 'not-delivered',
+      });
+      ctx.session.destroy(failure);
+      throw failure;
+    }
+  }
+
+  #writeData(ctx: TransactionContext, pieces: Buffer[]): void {
+    ctx.session.write(pieces);
+    if (ctx.session.debug.enabled) ctx.session.debug.data(pieces);
+  }
+
+  /**
+   * Writes the end of the message (the DATA terminator or the BDAT LAST
+   * chunk), with the next queued transaction's commands in the same write,
+   * and waits for the end-of-data replies.
+   */
+  async #finish(
+    ctx: TransactionContext,
+    final: Buffer[],
+    command: string,
+    replies: number,
+    next: () => Transaction | undefined,
+    logLine?: string,
+  ): Promise<Reply[]> {
+    const { session } = ctx;
+    const waiters = this.#endWaiters(ctx, command, replies);
+    const following = next()?.prewrite(ctx);
+    const bytes = following ? [...final, ...following.bytes] : final;
+    const log = [...(logLine ? [logLine] : []), ...(following?.log ?? [])];
+    if (session.debug.enabled) {
+      if (!logLine) session.debug.data(final);
+      else if (final.length > 1) session.debug.data(final.slice(1));
+    }
+    session.write(bytes, log);
+    const out: Reply[] = [];
+    for (const waiter of waiters) out.push(await session.await(waiter, this.request.signal));
+    return out;
+  }
+
+  #result(ctx: TransactionContext, plan: Plan, atRcpt: string[], refused: RefusedRecipients, endReplies: Reply[]): DeliveryResult {
+    if (!ctx.lmtp) {
+      const reply = endReplies[0]!;
+      if (!reply.isPositive) {
+        if (reply.code === 421) throw new SMTPServerDisconnected(`the server closed the connection: ${reply.code} ${reply.message}`);
+        throw new SMTPDataError(reply.code, reply.message, undefined, { reply, command: plan.useBdat ? 'BDAT' : 'end of data' });
+      }
+      return { accepted: atRcpt, refused, reply };
+    }
+    // LMTP (RFC 2033 §4.2): one reply per recipient accepted at RCPT, in order.
+    const recipientReplies = new Map<string, Reply>();
+    const delivered: string[] = [];
+    let lastGood: Reply | undefined;
+    let firstBad: Reply | undefined;
+    atRcpt.forEach((address, i) => {
+      const reply = endReplies[i]!;
+      recipientReplies.set(address, reply);
+      if (reply.isPositive) { delivered.push(address); lastGood = reply; }
+      else { refused.set(address, reply); firstBad ??= reply; }
+    });
+    if (delivered.length === 0) {
+      const reply = firstBad!;
+      throw new SMTPDataError(reply.code, reply.message, `every recipient was refused after the data: ${[...recipientReplies].map(([a, r]) => `${a}: ${r.code} ${r.message}`).join('; ')}`, {
+        reply,
+        command: plan.useBdat ? 'BDAT' : 'end of data',
+      });
+    }
+    return { accepted: delivered, refused, reply: lastGood!, recipientReplies };
+  }
+
+  /** Consumes replies a group still owes after a failure, so the stream stays in step. */
+  async #drainHead(ctx: TransactionContext, head: Head | undefined): Promise<void> {
+    if (!head) return;
+    for (const waiter of head.rcpts) await waiter.catch(() => undefined);
+    if (head.data) {
+      const reply = await head.data.catch(() => undefined);
+      if (reply?.code === 354 && ctx.session.isOpen) {
+        // The server opened DATA for zero recipients anyway: end it empty.
+        const end = ctx.session.expect({ command: '.', phase: 'data-end', timeout: ctx.timeouts.dataEnd });
+        ctx.session.write(Buffer.from('.\r\n'), ['.']);
+        await end.catch(() => undefined);
+      }
+    }
+    if (head.bdatLast) for (const waiter of head.bdatLast) await waiter.catch(() => undefined);
+  }
+
+  /** RSET after a failure before the end of data (unless the connection is gone), then returns the error. */
+  async #abort(ctx: TransactionContext, error: SMTPException): Promise<SMTPException> {
+    error.deliveryStatus ??= 'not-delivered' as DeliveryStatus;
+    const code = (error as { smtpCode?: number }).smtpCode;
+    if (code === 421 || !ctx.session.isOpen) {
+      if (ctx.session.isOpen) ctx.session.close();
+      return code === 421
+        ? new SMTPServerDisconnected(`the server closed the connection: ${error.message}`, { cause: error, deliveryStatus: 'not-delivered' })
+        : error;
+    }
+    try {
+      await ctx.rset();
+    } catch {
+      // The original error matters more; a failed RSET has closed the connection.
+    }
+    return error;
+  }
+}
+
+function sizeExceeded(size: number, limit: number): SMTPDataError {
+  const text = `5.3.4 message is larger than the server's SIZE limit of ${limit} octets (at least ${size}); it was not sent`;
+  return new SMTPDataError(552, text, undefined, { reply: syntheticReply(552, text), deliveryStatus: 'not-delivered' });
+}
+
+/** Takes exactly `count` bytes from the front of a list of buffers. */
+function takeBytes(pieces: Buffer[], count: number): { head: Buffer[]; rest: Buffer[]; restSize: number } {
+  const head: Buffer[] = [];
+  let need = count;
+  let i = 0;
+  for (; i < pieces.length && need > 0; i++) {
+    const piece = pieces[i]!;
+    if (piece.length <= need) {
+      head.push(piece);
+      need -= piece.length;
+    } else {
+      head.push(piece.subarray(0, need));
+      const rest = [piece.subarray(need), ...pieces.slice(i + 1)];
+      return { head, rest, restSize: rest.reduce((n, b) => n + b.length, 0) };
+    }
+  }
+  const rest = pieces.slice(i);
+  return { head, rest, restSize: rest.reduce((n, b) => n + b.length, 0) };
+}
+

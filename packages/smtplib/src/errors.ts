@@ -1,0 +1,214 @@
+// The error hierarchy. smtplib's names and shape (SMTPException at the root,
+// SMTPResponseException for anything carrying a reply code), with what a
+// Node caller needs on top: a stable `code`, `cause`, the command that failed
+// (secrets masked), the enhanced status code, and whether a message may have
+// been delivered despite the error.
+//
+// Classes are branded with Symbol.for() so `instanceof` works even when the
+// ESM and the CommonJS build of this package are both loaded.
+
+import type { Reply } from './protocol/reply.js';
+
+const BRAND = Symbol.for('smtplib.error.brand');
+
+/**
+ * Whether a message whose transaction ended in this error reached the server.
+ * - `not-delivered`: the server certainly did not accept it (failure before
+ *   the end of data was written, or a refusal reply).
+ * - `unknown`: the end of data was written but no reply was read; the
+ *   message may have been delivered. Do not resend blindly.
+ */
+export type DeliveryStatus = 'not-delivered' | 'unknown';
+
+/** The phase a timeout happened in. */
+export type TimeoutPhase =
+  | 'connect'
+  | 'tls'
+  | 'greeting'
+  | 'command'
+  | 'data-write'
+  | 'data-end'
+  | 'quit';
+
+export interface SMTPExceptionOptions {
+  cause?: unknown;
+  deliveryStatus?: DeliveryStatus;
+}
+
+/** Root of every error this library throws (also exported as SMTPError). */
+export class SMTPException extends Error {
+  /** A stable identifier, `ERR_SMTP_*`, one per class. */
+  declare readonly code: string;
+  /** Set on errors from a mail transaction; see DeliveryStatus. */
+  deliveryStatus?: DeliveryStatus;
+
+  constructor(message: string, options: SMTPExceptionOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    if (options.deliveryStatus) this.deliveryStatus = options.deliveryStatus;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || !(BRAND in value)) return false;
+    // Match by the class chain's names, so two loaded copies agree.
+    let proto = Object.getPrototypeOf(value);
+    while (proto && proto !== Object.prototype) {
+      if (proto.constructor?.[NAME] === (this as unknown as Named)[NAME]) return true;
+      proto = Object.getPrototypeOf(proto);
+    }
+    return false;
+  }
+}
+
+const NAME = Symbol.for('smtplib.error.class');
+interface Named {
+  [NAME]: string;
+}
+
+/** Declares the stable name and code of an error class in one place. */
+function brand(cls: Function, name: string, code: string): void {
+  Object.defineProperty(cls, NAME, { value: name });
+  Object.defineProperty(cls.prototype, 'name', { get: () => name, configurable: true });
+  Object.defineProperty(cls.prototype, 'code', { value: code, writable: false, configurable: true });
+}
+
+/** The server closed the connection, or the object was used while not connected. */
+export class SMTPServerDisconnected extends SMTPException {}
+
+/** A malformed, oversized or unexpected reply; the connection is closed. */
+export class SMTPProtocolError extends SMTPException {}
+
+/** A wait exceeded its deadline; the connection is closed. */
+export class SMTPTimeoutError extends SMTPException {
+  readonly phase: TimeoutPhase;
+  readonly timeout: number;
+  constructor(phase: TimeoutPhase, timeout: number, message: string, options: SMTPExceptionOptions = {}) {
+    super(message, options);
+    this.phase = phase;
+    this.timeout = timeout;
+  }
+}
+
+/** The caller's AbortSignal fired. `cause` holds `signal.reason`. */
+export class SMTPAbortError extends SMTPException {}
+
+/** The server lacks an extension the operation needs, or the operation is not allowed. */
+export class SMTPNotSupportedError extends SMTPException {}
+
+/**
+ * A caller-supplied value cannot be written safely (CR, LF, NUL or another
+ * control character, a malformed address or ESMTP parameter, a line too
+ * long). Thrown before anything is written; the connection stays usable.
+ */
+export class SMTPInvalidArgumentError extends SMTPException {}
+
+/** TLS could not be established or verified, or STARTTLS was stripped or tampered with. */
+export class SMTPTLSError extends SMTPException {}
+
+/** Fields common to the errors built from a server reply. */
+export interface ResponseErrorFields {
+  reply?: Reply;
+  command?: string;
+}
+
+/** Base class for errors that carry an SMTP reply code (smtplib's smtp_code / smtp_error). */
+export class SMTPResponseException extends SMTPException {
+  /** The reply code, or -1 when the error did not come from a reply. */
+  readonly smtpCode: number;
+  /** The reply text (multi-line replies joined with "\n"). */
+  readonly smtpError: string;
+  /** The RFC 3463 enhanced status code ("5.1.1"), when the reply carried one. */
+  readonly enhancedStatus?: string;
+  /** The command that drew the reply, with secrets masked. */
+  readonly command?: string;
+  /** The whole reply. */
+  readonly reply?: Reply;
+
+  constructor(code: number, text: string, message?: string, fields: ResponseErrorFields & SMTPExceptionOptions = {}) {
+    super(message ?? describeReply(code, text, fields.command), fields);
+    this.smtpCode = code;
+    this.smtpError = text;
+    if (fields.reply?.enhancedStatus) this.enhancedStatus = fields.reply.enhancedStatus;
+    if (fields.command !== undefined) this.command = fields.command;
+    if (fields.reply) Object.defineProperty(this, 'reply', { value: fields.reply, enumerable: false });
+  }
+
+  /** A 4xx reply: the same request may succeed later. */
+  get isTransient(): boolean {
+    return this.smtpCode >= 400 && this.smtpCode < 500;
+  }
+
+  /** A 5xx reply: repeating the same request will fail again. */
+  get isPermanent(): boolean {
+    return this.smtpCode >= 500 && this.smtpCode < 600;
+  }
+}
+
+function describeReply(code: number, text: string, command?: string): string {
+  const reply = code >= 0 ? `${code} ${text}`.trim() : text;
+  return command ? `${command} → ${reply}` : reply;
+}
+
+/** The server refused the sender (MAIL FROM). */
+export class SMTPSenderRefused extends SMTPResponseException {
+  readonly sender: string;
+  constructor(code: number, text: string, sender: string, fields: ResponseErrorFields & SMTPExceptionOptions = {}) {
+    super(code, text, `sender ${JSON.stringify(sender)} refused: ${code} ${text}`, fields);
+    this.sender = sender;
+  }
+}
+
+/** Every recipient was refused; `recipients` is the same map sendmail() returns. */
+export class SMTPRecipientsRefused extends SMTPException {
+  readonly recipients: Record<string, Reply>;
+  constructor(recipients: Record<string, Reply>, options: SMTPExceptionOptions = {}) {
+    const list = Object.entries(recipients)
+      .map(([addr, r]) => `${addr}: ${r.code} ${r.message}`)
+      .join('; ');
+    super(`all recipients were refused (${list})`, options);
+    this.recipients = recipients;
+  }
+}
+
+/** The server refused the message data (DATA, the end of data, or BDAT). */
+export class SMTPDataError extends SMTPResponseException {}
+
+/** The connection could not be established, or the greeting was not 220. */
+export class SMTPConnectError extends SMTPResponseException {}
+
+/** The server refused HELO/EHLO/LHLO. */
+export class SMTPHeloError extends SMTPResponseException {}
+
+/** Authentication failed, or no usable mechanism was offered. */
+export class SMTPAuthenticationError extends SMTPResponseException {
+  /** The SASL mechanism that was tried, if any. */
+  readonly mechanism?: string;
+  constructor(code: number, text: string, mechanism?: string, fields: ResponseErrorFields & SMTPExceptionOptions = {}) {
+    super(code, text, mechanism ? `AUTH ${mechanism} failed: ${code} ${text}` : undefined, fields);
+    if (mechanism) this.mechanism = mechanism;
+  }
+}
+
+brand(SMTPException, 'SMTPException', 'ERR_SMTP');
+brand(SMTPServerDisconnected, 'SMTPServerDisconnected', 'ERR_SMTP_DISCONNECTED');
+brand(SMTPProtocolError, 'SMTPProtocolError', 'ERR_SMTP_PROTOCOL');
+brand(SMTPTimeoutError, 'SMTPTimeoutError', 'ERR_SMTP_TIMEOUT');
+brand(SMTPAbortError, 'SMTPAbortError', 'ERR_SMTP_ABORTED');
+brand(SMTPNotSupportedError, 'SMTPNotSupportedError', 'ERR_SMTP_NOT_SUPPORTED');
+brand(SMTPInvalidArgumentError, 'SMTPInvalidArgumentError', 'ERR_SMTP_INVALID_ARGUMENT');
+brand(SMTPTLSError, 'SMTPTLSError', 'ERR_SMTP_TLS');
+brand(SMTPResponseException, 'SMTPResponseException', 'ERR_SMTP_RESPONSE');
+brand(SMTPSenderRefused, 'SMTPSenderRefused', 'ERR_SMTP_SENDER_REFUSED');
+brand(SMTPRecipientsRefused, 'SMTPRecipientsRefused', 'ERR_SMTP_RECIPIENTS_REFUSED');
+brand(SMTPDataError, 'SMTPDataError', 'ERR_SMTP_DATA');
+brand(SMTPConnectError, 'SMTPConnectError', 'ERR_SMTP_CONNECT');
+brand(SMTPHeloError, 'SMTPHeloError', 'ERR_SMTP_HELO');
+brand(SMTPAuthenticationError, 'SMTPAuthenticationError', 'ERR_SMTP_AUTH');
+
+/** smtplib's root name is SMTPException; JavaScript code expects *Error. */
+export { SMTPException as SMTPError };
+
+/** True for any error thrown by this library (either build). */
+export function isSMTPError(value: unknown): value is SMTPException {
+  return typeof value === 'object' && value !== null && BRAND in value;
+}

@@ -1,0 +1,47 @@
+// Public exports of `smtplib`. No logic lives here.
+
+export { SMTP, type CallOptions, type LoginOptions, type SendOptions, type SendMessageOptions, type AuthObject } from './client/smtp.js';
+export { SMTP_SSL } from './client/smtp-ssl.js';
+export { LMTP } from './client/lmtp.js';
+export {
+  SMTP_PORT,
+  SMTP_SSL_PORT,
+  LMTP_PORT,
+  SUBMISSION_PORT,
+  DEFAULT_TIMEOUTS,
+  type SMTPOptions,
+  type TlsPolicy,
+  type Timeouts,
+} from './client/options.js';
+export { RefusedRecipients } from './client/refused.js';
+export type { DeliveryResult } from './client/transaction.js';
+export type { MessageInput } from './client/message-source.js';
+export { quoteaddr, parseaddr, getaddresses, type ParsedAddress } from './protocol/address.js';
+export { quotedata, DataEncoder, decodeData, type EncoderMode } from './protocol/data-encoder.js';
+export { Reply } from './protocol/reply.js';
+export { ReplyParser, DEFAULT_REPLY_LIMITS, type ReplyLimits } from './protocol/reply-parser.js';
+export { Capabilities } from './protocol/capabilities.js';
+export { encodeXtext, decodeXtext, type MailOptions, type RcptOptions, type BodyType, type NotifyType } from './protocol/params.js';
+export { parseEnhancedStatus } from './protocol/enhanced-status.js';
+export * from './auth/index.js';
+export {
+  SMTPException,
+  SMTPError,
+  SMTPServerDisconnected,
+  SMTPResponseException,
+  SMTPSenderRefused,
+  SMTPRecipientsRefused,
+  SMTPDataError,
+  SMTPConnectError,
+  SMTPHeloError,
+  SMTPAuthenticationError,
+  SMTPNotSupportedError,
+  SMTPTimeoutError,
+  SMTPTLSError,
+  SMTPProtocolError,
+  SMTPAbortError,
+  SMTPInvalidArgumentError,
+  isSMTPError,
+  type DeliveryStatus,
+  type TimeoutPhase,
+} from './errors.js';

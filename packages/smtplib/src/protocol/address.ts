@@ -1,0 +1,214 @@
+// Mail addresses: reading them out of RFC 5322 headers, and writing them as
+// RFC 5321 paths. Writing is strict: a path is `<` + address + `>` with
+// nothing the caller controls outside the brackets, so an address can never
+// carry a second command or smuggled ESMTP parameters (go-mail #495).
+
+import { domainToASCII } from 'node:url';
+import { SMTPInvalidArgumentError, SMTPNotSupportedError } from '../errors.js';
+import { assertSafeArgument } from './commands.js';
+
+export interface ParsedAddress {
+  /** Display name ('' when absent). */
+  name: string;
+  /** The addr-spec ('' when none could be found). */
+  address: string;
+}
+
+/** RFC 5321 §4.5.3.1.3 sets 256; we allow twice that before refusing. */
+export const MAX_PATH_LENGTH = 512;
+
+/**
+ * Splits an address-list header value into addresses, as Python's
+ * email.utils.getaddresses does: quoted strings, comments, angle addresses
+ * and groups ("team: a@x, b@y;") are understood; group names are dropped.
+ */
+export function getaddresses(values: string | readonly string[]): ParsedAddress[] {
+  const out: ParsedAddress[] = [];
+  for (const value of typeof values === 'string' ? [values] : values) {
+    for (const piece of splitTopLevel(value)) {
+      const parsed = parseaddr(piece);
+      if (parsed.address !== '' || parsed.name !== '') out.push(parsed);
+    }
+  }
+  return out;
+}
+
+/** Parses one address ("Name <a@b>", "a@b (Name)", "<a@b>"), like email.utils.parseaddr. */
+export function parseaddr(text: string): ParsedAddress {
+  const trimmed = text.trim();
+  if (trimmed === '') return { name: '', address: '' };
+  const angle = findAngle(trimmed);
+  if (angle) {
+    const name = unquote(stripComments(trimmed.slice(0, angle.start)).trim());
+    return { name, address: stripComments(trimmed.slice(angle.start + 1, angle.end)).trim() };
+  }
+  const comments: string[] = [];
+  const address = stripComments(trimmed, comments).trim();
+  return { name: comments.join(' ').trim(), address: address.includes(' ') && !address.startsWith('"') ? '' : address };
+}
+
+/** smtplib.quoteaddr: the address of `text` in angle brackets ("<>" for an empty one). */
+export function quoteaddr(text: string): string {
+  const { name, address } = parseaddr(text);
+  if (name === '' && address === '') {
+    return text.trim().startsWith('<') ? text : `<${text}>`;
+  }
+  return `<${address}>`;
+}
+
+/** True when every character is 7-bit ASCII. */
+export function isAscii(text: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return /^[\x00-\x7f]*$/.test(text);
+}
+
+export interface PathOptions {
+  /** The server offered SMTPUTF8 (and it will be requested for this transaction). */
+  smtputf8: boolean;
+  /** What the path is for, in error messages ("sender", "recipient"). */
+  role: string;
+}
+
+/**
+ * The address of `text` as an RFC 5321 path, "<local@domain>". Refuses
+ * control characters, brackets and unquoted spaces; turns a Unicode domain
+ * into A-labels when SMTPUTF8 is not in use, and refuses a Unicode local part
+ * then (RFC 6531 leaves no ASCII form for it).
+ */
+export function toPath(text: string, options: PathOptions): string {
+  assertSafeArgument(text, `${options.role} address`);
+  let address = parseaddr(text).address;
+  if (address === '' && text.trim() !== '' && text.trim() !== '<>') address = text.trim();
+  if (address === '') return '<>';
+  if (/[<>]/.test(address) || /\s/.test(outsideQuotes(address))) {
+    throw new SMTPInvalidArgumentError(
+      `${options.role} address ${JSON.stringify(text)} is not a single mailbox (brackets or spaces outside quotes)`,
+    );
+  }
+  if (!isAscii(address) && !options.smtputf8) {
+    address = asciiAddress(address, options.role);
+  }
+  if (Buffer.byteLength(address) + 2 > MAX_PATH_LENGTH) {
+    throw new SMTPInvalidArgumentError(`${options.role} address is longer than ${MAX_PATH_LENGTH} octets`);
+  }
+  return `<${address}>`;
+}
+
+/** "user@bücher.example" → "user@xn--bcher-kva.example"; a Unicode local part cannot be converted. */
+export function asciiAddress(address: string, role = 'address'): string {
+  const at = address.lastIndexOf('@');
+  const local = at === -1 ? address : address.slice(0, at);
+  const domain = at === -1 ? '' : address.slice(at + 1);
+  if (!isAscii(local)) {
+    throw new SMTPNotSupportedError(
+      `${role} ${JSON.stringify(address)} has a non-ASCII local part and the server does not support SMTPUTF8`,
+    );
+  }
+  if (isAscii(domain)) return address;
+  const ascii = domainToASCII(domain);
+  if (ascii === '') throw new SMTPInvalidArgumentError(`${role} domain ${JSON.stringify(domain)} is not a valid IDN`);
+  return `${local}@${ascii}`;
+}
+
+/** A host name in A-label form (IDN → punycode), for connecting and for TLS checks. */
+export function asciiHost(host: string): string {
+  if (isAscii(host)) return host;
+  const ascii = domainToASCII(host);
+  if (ascii === '') throw new SMTPInvalidArgumentError(`host ${JSON.stringify(host)} is not a valid IDN`);
+  return ascii;
+}
+
+// --- helpers -------------------------------------------------------------
+
+function splitTopLevel(value: string): string[] {
+  const parts: string[] = [];
+  let depth = 0; // comment nesting
+  let quoted = false;
+  let angle = false;
+  let current = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (quoted) {
+      current += c;
+      if (c === '\\' && i + 1 < value.length) current += value[++i];
+      else if (c === '"') quoted = false;
+      continue;
+    }
+    if (depth > 0) {
+      current += c;
+      if (c === '\\' && i + 1 < value.length) current += value[++i];
+      else if (c === '(') depth++;
+      else if (c === ')') depth--;
+      continue;
+    }
+    if (c === '"') quoted = true;
+    else if (c === '(') depth++;
+    else if (c === '<') angle = true;
+    else if (c === '>') angle = false;
+    else if (!angle && (c === ',' || c === ';')) {
+      parts.push(current);
+      current = '';
+      continue;
+    } else if (!angle && c === ':') {
+      // "group-name:" — drop the name, keep the members.
+      current = '';
+      continue;
+    }
+    current += c;
+  }
+  parts.push(current);
+  return parts;
+}
+
+function findAngle(text: string): { start: number; end: number } | undefined {
+  let quoted = false;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\\') { i++; continue; }
+    if (quoted) { if (c === '"') quoted = false; continue; }
+    if (depth > 0) { if (c === '(') depth++; else if (c === ')') depth--; continue; }
+    if (c === '"') quoted = true;
+    else if (c === '(') depth++;
+    else if (c === '<') {
+      const end = text.indexOf('>', i + 1);
+      if (end !== -1) return { start: i, end };
+    }
+  }
+  return undefined;
+}
+
+function stripComments(text: string, comments?: string[]): string {
+  let out = '';
+  let depth = 0;
+  let quoted = false;
+  let comment = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (depth === 0 && c === '"') quoted = !quoted;
+    if (!quoted && c === '(') {
+      if (depth > 0) comment += c;
+      depth++;
+      continue;
+    }
+    if (!quoted && depth > 0 && c === ')') {
+      depth--;
+      if (depth === 0) { comments?.push(comment); comment = ''; } else comment += c;
+      continue;
+    }
+    if (depth > 0) comment += c;
+    else out += c;
+  }
+  return out;
+}
+
+function unquote(text: string): string {
+  if (text.length >= 2 && text.startsWith('"') && text.endsWith('"')) {
+    return text.slice(1, -1).replace(/\\(.)/g, '$1');
+  }
+  return text;
+}
+
+function outsideQuotes(text: string): string {
+  return text.replace(/"(?:[^"\\]|\\.)*"/g, '');
+}

@@ -1,0 +1,255 @@
+// ESMTP parameters for MAIL FROM and RCPT TO: typed options, the smtplib
+// list-of-strings form, validation against the RFC 5321 §4.1.2 grammar, and
+// xtext (RFC 3461 §4) for the DSN values that need it.
+//
+// Parameters are rendered only for extensions the server advertised. The ones
+// whose absence changes what the message means throw instead of being dropped:
+// REQUIRETLS (RFC 8689), SMTPUTF8 (RFC 6531), BODY=8BITMIME/BINARYMIME.
+// DSN parameters (RFC 3461) are advisory and are dropped when DSN is absent.
+
+import { SMTPInvalidArgumentError, SMTPNotSupportedError } from '../errors.js';
+import type { Capabilities } from './capabilities.js';
+import { assertSafeArgument } from './commands.js';
+
+export type BodyType = '7BIT' | '8BITMIME' | 'BINARYMIME';
+export type NotifyType = 'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY';
+
+/** Typed MAIL FROM parameters. */
+export interface MailOptions {
+  /** SIZE= (RFC 1870). sendmail() fills this in itself when it knows the size. */
+  size?: number;
+  /** BODY= (RFC 6152, RFC 3030). */
+  body?: BodyType;
+  /** SMTPUTF8 (RFC 6531). Added automatically when an address is not ASCII. */
+  smtputf8?: boolean;
+  /** RET= (RFC 3461): return the full message or only headers in a DSN. */
+  ret?: 'FULL' | 'HDRS';
+  /** ENVID= (RFC 3461), xtext-encoded on the wire. */
+  envid?: string;
+  /** REQUIRETLS (RFC 8689): refused unless the session is TLS and the server offers it. */
+  requireTls?: boolean;
+  /** Any other parameter: keyword → value (true for a bare keyword). Sent only if the keyword is advertised. */
+  extra?: Record<string, string | true>;
+}
+
+/** Typed RCPT TO parameters. */
+export interface RcptOptions {
+  /** NOTIFY= (RFC 3461): NEVER alone, or any of SUCCESS, FAILURE, DELAY. */
+  notify?: NotifyType | readonly NotifyType[];
+  /** ORCPT= (RFC 3461): the original recipient; "rfc822;" is added when no type is given. */
+  orcpt?: string;
+  extra?: Record<string, string | true>;
+}
+
+const KEYWORD = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
+// esmtp-value: any char except "=", SP and controls (UTF-8 allowed, RFC 6531 §3.3).
+const VALUE = /^[^=\s\x00-\x1f\x7f]+$/;
+
+/** Turns smtplib-style option strings ("NOTIFY=SUCCESS", "SMTPUTF8") into a keyword map. */
+export function parseOptionStrings(options: readonly string[], what: string): Map<string, string | true> {
+  const map = new Map<string, string | true>();
+  for (const option of options) {
+    assertSafeArgument(option, what);
+    for (const word of option.split(' ').filter(Boolean)) {
+      const eq = word.indexOf('=');
+      const keyword = eq === -1 ? word : word.slice(0, eq);
+      const value = eq === -1 ? true : word.slice(eq + 1);
+      checkParameter(keyword, value, what);
+      map.set(keyword.toUpperCase(), value);
+    }
+  }
+  return map;
+}
+
+function checkParameter(keyword: string, value: string | true, what: string): void {
+  if (!KEYWORD.test(keyword)) {
+    throw new SMTPInvalidArgumentError(`${what}: ${JSON.stringify(keyword)} is not a valid ESMTP keyword`);
+  }
+  if (value !== true) {
+    assertSafeArgument(value, what);
+    if (!VALUE.test(value)) {
+      throw new SMTPInvalidArgumentError(`${what}: value of ${keyword} must not contain "=", spaces or controls`);
+    }
+  }
+}
+
+/** RFC 3461 §4: xtext. "+" and "=" and anything outside "!".."~" become "+HH". */
+export function encodeXtext(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out += byte < 33 || byte > 126 || byte === 0x2b || byte === 0x3d
+      ? `+${byte.toString(16).toUpperCase().padStart(2, '0')}`
+      : String.fromCharCode(byte);
+  }
+  return out;
+}
+
+/** Inverse of encodeXtext; throws on malformed input. */
+export function decodeXtext(xtext: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < xtext.length; i++) {
+    const c = xtext.charCodeAt(i);
+    if (c === 0x2b) {
+      const hex = xtext.slice(i + 1, i + 3);
+      if (!/^[0-9A-F]{2}$/.test(hex)) throw new SMTPInvalidArgumentError(`malformed xtext ${JSON.stringify(xtext)}`);
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else if (c < 33 || c > 126 || c === 0x3d) {
+      throw new SMTPInvalidArgumentError(`malformed xtext ${JSON.stringify(xtext)}`);
+    } else bytes.push(c);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** Normalizes the two accepted shapes of MAIL options into the typed form. */
+export function toMailOptions(options: MailOptions | readonly string[] | undefined): MailOptions {
+  if (!options) return {};
+  if (!Array.isArray(options)) return { ...(options as MailOptions) };
+  const map = parseOptionStrings(options as readonly string[], 'mail option');
+  const typed: MailOptions = {};
+  const extra: Record<string, string | true> = {};
+  for (const [keyword, value] of map) {
+    switch (keyword) {
+      case 'SIZE': typed.size = Number(value); break;
+      case 'BODY': typed.body = String(value).toUpperCase() as BodyType; break;
+      case 'SMTPUTF8': typed.smtputf8 = true; break;
+      case 'RET': typed.ret = String(value).toUpperCase() as 'FULL' | 'HDRS'; break;
+      case 'ENVID': typed.envid = decodeXtext(String(value)); break;
+      case 'REQUIRETLS': typed.requireTls = true; break;
+      // smtplib users pass "8bitmime" to mean BODY=8BITMIME.
+      case '8BITMIME': typed.body = '8BITMIME'; break;
+      default: extra[keyword] = value;
+    }
+  }
+  if (Object.keys(extra).length) typed.extra = extra;
+  return typed;
+}
+
+/** Normalizes the two accepted shapes of RCPT options into the typed form. */
+export function toRcptOptions(options: RcptOptions | readonly string[] | undefined): RcptOptions {
+  if (!options) return {};
+  if (!Array.isArray(options)) return { ...(options as RcptOptions) };
+  const map = parseOptionStrings(options as readonly string[], 'rcpt option');
+  const typed: RcptOptions = {};
+  const extra: Record<string, string | true> = {};
+  for (const [keyword, value] of map) {
+    if (keyword === 'NOTIFY') typed.notify = String(value).toUpperCase().split(',') as NotifyType[];
+    else if (keyword === 'ORCPT') typed.orcpt = decodeOrcpt(String(value));
+    else extra[keyword] = value;
+  }
+  if (Object.keys(extra).length) typed.extra = extra;
+  return typed;
+}
+
+function decodeOrcpt(value: string): string {
+  const semi = value.indexOf(';');
+  return semi === -1 ? value : `${value.slice(0, semi)};${decodeXtext(value.slice(semi + 1))}`;
+}
+
+export interface RenderContext {
+  capabilities: Capabilities;
+  /** The session is protected by TLS. */
+  secure: boolean;
+}
+
+/** The MAIL FROM parameter string (leading space included when non-empty). */
+export function renderMailParameters(options: MailOptions, context: RenderContext): string {
+  const caps = context.capabilities;
+  const words: string[] = [];
+  if (options.size !== undefined && caps.has('size')) {
+    if (!Number.isSafeInteger(options.size) || options.size < 0) {
+      throw new SMTPInvalidArgumentError(`SIZE must be a non-negative integer, got ${options.size}`);
+    }
+    words.push(`SIZE=${options.size}`);
+  }
+  if (options.body && options.body !== '7BIT') {
+    if (options.body !== '8BITMIME' && options.body !== 'BINARYMIME') {
+      throw new SMTPInvalidArgumentError(`BODY must be 7BIT, 8BITMIME or BINARYMIME, got ${options.body}`);
+    }
+    if (!caps.has(options.body.toLowerCase())) {
+      throw new SMTPNotSupportedError(`the message needs BODY=${options.body} but the server does not offer ${options.body}`);
+    }
+    words.push(`BODY=${options.body}`);
+  } else if (options.body === '7BIT' && caps.has('8bitmime')) {
+    words.push('BODY=7BIT');
+  }
+  if (options.smtputf8) {
+    if (!caps.has('smtputf8')) {
+      throw new SMTPNotSupportedError('the message needs SMTPUTF8 (non-ASCII addresses) but the server does not offer it');
+    }
+    words.push('SMTPUTF8');
+  }
+  if (caps.has('dsn')) {
+    if (options.ret) {
+      const ret = options.ret.toUpperCase();
+      if (ret !== 'FULL' && ret !== 'HDRS') throw new SMTPInvalidArgumentError(`RET must be FULL or HDRS, got ${options.ret}`);
+      words.push(`RET=${ret}`);
+    }
+    if (options.envid !== undefined) {
+      assertSafeArgument(options.envid, 'ENVID');
+      if (Buffer.byteLength(options.envid) > 100) throw new SMTPInvalidArgumentError('ENVID is longer than 100 octets (RFC 3461 §4.4)');
+      words.push(`ENVID=${encodeXtext(options.envid)}`);
+    }
+  } else if (options.ret) {
+    validateRet(options.ret);
+  }
+  if (options.requireTls) {
+    if (!context.secure) {
+      throw new SMTPNotSupportedError('REQUIRETLS needs a TLS-protected session (RFC 8689 §4.1); this one is not');
+    }
+    if (!caps.has('requiretls')) {
+      throw new SMTPNotSupportedError('REQUIRETLS was asked for but the server does not offer it (RFC 8689)');
+    }
+    words.push('REQUIRETLS');
+  }
+  words.push(...renderExtra(options.extra, caps, 'mail option'));
+  return words.length ? ` ${words.join(' ')}` : '';
+}
+
+function validateRet(ret: string): void {
+  if (!/^(FULL|HDRS)$/i.test(ret)) throw new SMTPInvalidArgumentError(`RET must be FULL or HDRS, got ${ret}`);
+}
+
+/** The RCPT TO parameter string (leading space included when non-empty). */
+export function renderRcptParameters(options: RcptOptions, context: RenderContext): string {
+  const caps = context.capabilities;
+  const words: string[] = [];
+  const notify = options.notify === undefined ? undefined : normalizeNotify(options.notify);
+  if (caps.has('dsn')) {
+    if (notify) words.push(`NOTIFY=${notify.join(',')}`);
+    if (options.orcpt !== undefined) {
+      assertSafeArgument(options.orcpt, 'ORCPT');
+      const semi = options.orcpt.indexOf(';');
+      const type = semi === -1 ? 'rfc822' : options.orcpt.slice(0, semi);
+      const addr = semi === -1 ? options.orcpt : options.orcpt.slice(semi + 1);
+      if (!KEYWORD.test(type)) throw new SMTPInvalidArgumentError(`ORCPT address type ${JSON.stringify(type)} is invalid`);
+      words.push(`ORCPT=${type};${encodeXtext(addr)}`);
+    }
+  }
+  words.push(...renderExtra(options.extra, caps, 'rcpt option'));
+  return words.length ? ` ${words.join(' ')}` : '';
+}
+
+function normalizeNotify(notify: NotifyType | readonly NotifyType[]): string[] {
+  const list = (typeof notify === 'string' ? notify.split(',') : [...notify]).map((n) => String(n).trim().toUpperCase());
+  const allowed = new Set(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY']);
+  if (list.length === 0 || list.some((n) => !allowed.has(n))) {
+    throw new SMTPInvalidArgumentError(`NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY; got ${JSON.stringify(notify)}`);
+  }
+  if (list.includes('NEVER') && list.length > 1) {
+    throw new SMTPInvalidArgumentError('NOTIFY=NEVER cannot be combined with other values (RFC 3461 §4.1)');
+  }
+  return [...new Set(list)];
+}
+
+function renderExtra(extra: Record<string, string | true> | undefined, caps: Capabilities, what: string): string[] {
+  if (!extra) return [];
+  const words: string[] = [];
+  for (const [keyword, value] of Object.entries(extra)) {
+    checkParameter(keyword, value, what);
+    // Passed only when the server advertised an extension of that name.
+    if (!caps.has(keyword.toLowerCase())) continue;
+    words.push(value === true ? keyword.toUpperCase() : `${keyword.toUpperCase()}=${value}`);
+  }
+  return words;
+}

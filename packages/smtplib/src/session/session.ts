@@ -1,0 +1,324 @@
+// One connection's conversation: replies matched to commands strictly in the
+// order the commands were written (a FIFO of waiters, RFC 2920 §3.1), one
+// absolute deadline per awaited reply (a slow-drip server cannot extend it),
+// and one recovery rule: after a timeout, a protocol error, an abort while a
+// reply is owed, or the server going away, the connection is destroyed and
+// every pending waiter fails. A 421 reply is handed to its command and then
+// closes the connection (RFC 5321 §3.8).
+
+import {
+  SMTPAbortError,
+  SMTPException,
+  SMTPProtocolError,
+  SMTPServerDisconnected,
+  SMTPTimeoutError,
+  SMTPTLSError,
+  type TimeoutPhase,
+} from '../errors.js';
+import { ReplyParser, type ReplyLimits } from '../protocol/reply-parser.js';
+import type { Reply } from '../protocol/reply.js';
+import type { Transport } from '../wire/transport.js';
+import type { DebugLog } from './debug-log.js';
+
+export interface ExpectOptions {
+  /** The command as shown in errors and logs (secrets already masked). */
+  command: string;
+  phase: TimeoutPhase;
+  /** Milliseconds from now; Infinity or 0 for none. */
+  timeout: number;
+  /** The reply text is secret (SASL challenges): do not log it. */
+  maskReply?: boolean;
+  /** The end of message data was written: a lost reply means "maybe delivered". */
+  afterDataEnd?: boolean;
+  /** This is STARTTLS: a 220 reply opens the window in which no byte may arrive. */
+  startsTls?: boolean;
+}
+
+interface Waiter extends ExpectOptions {
+  deadline: number;
+  resolve(reply: Reply): void;
+  reject(error: Error): void;
+}
+
+const noop = () => {};
+
+export class Session {
+  readonly transport: Transport;
+  readonly debug: DebugLog;
+  #parser: ReplyParser;
+  #limits: Partial<ReplyLimits>;
+  #waiters: Waiter[] = [];
+  #inbox: Reply[] = [];
+  #owedRaw = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #closed: Error | undefined;
+  /** Set between a STARTTLS 220 and the handshake: any byte now is an attack. */
+  #upgrading = false;
+  #injected = false;
+
+  constructor(transport: Transport, debug: DebugLog, limits: Partial<ReplyLimits> = {}) {
+    this.transport = transport;
+    this.debug = debug;
+    this.#limits = limits;
+    this.#parser = new ReplyParser(limits);
+    transport.listen({
+      data: (chunk) => this.#onData(chunk),
+      end: (error) => this.#onEnd(error),
+    });
+  }
+
+  /** Open and usable. */
+  get isOpen(): boolean {
+    return this.#closed === undefined;
+  }
+
+  /** Why the session closed, if it did. */
+  get closedReason(): Error | undefined {
+    return this.#closed;
+  }
+
+  /** Replies still owed by the server. */
+  get pendingReplies(): number {
+    return this.#waiters.length;
+  }
+
+  /** Throws SMTPServerDisconnected (or the error that closed us) unless open. */
+  assertOpen(): void {
+    if (this.#closed) throw this.#disconnectedError(this.#closed);
+  }
+
+  /**
+   * Registers a waiter for the next unclaimed reply. Call it, in order, for
+   * every command just before writing it. The promise is pre-marked as
+   * handled so a pipelined group can fail early without unhandled rejections.
+   */
+  expect(options: ExpectOptions): Promise<Reply> {
+    if (this.#closed) {
+      const failed = Promise.reject(this.#disconnectedError(this.#closed));
+      failed.catch(noop);
+      return failed;
+    }
+    const promise = new Promise<Reply>((resolve, reject) => {
+      const timeout = options.timeout > 0 ? options.timeout : Infinity;
+      this.#waiters.push({ ...options, deadline: Date.now() + timeout, resolve, reject });
+    });
+    promise.catch(noop);
+    if (this.#waiters.length === 1) this.#arm();
+    return promise;
+  }
+
+  /** Writes command lines (logged as given) and/or data. Returns false if the caller should drain. */
+  write(bytes: Buffer | readonly Buffer[], logLines?: readonly string[]): boolean {
+    this.assertOpen();
+    if (logLines) for (const line of logLines) this.debug.send(line);
+    return this.transport.write(bytes);
+  }
+
+  /** Writes one command and waits for its reply. */
+  async command(line: string, options: Omit<ExpectOptions, 'command'> & { logAs?: string; signal?: AbortSignal | undefined }): Promise<Reply> {
+    const shown = options.logAs ?? line;
+    const reply = this.expect({ ...options, command: shown });
+    this.write(Buffer.from(`${line}\r\n`, 'utf8'), [shown]);
+    return this.await(reply, options.signal);
+  }
+
+  /** smtplib's putcmd(): a raw write whose reply a later getReply() claims. */
+  sendRaw(bytes: Buffer, logLine: string, owesReply: boolean): void {
+    this.assertOpen();
+    if (owesReply) this.#owedRaw++;
+    this.debug.send(logLine);
+    this.transport.write(bytes);
+  }
+
+  /** smtplib's getreply(): the next reply not claimed by a command. */
+  async getReply(timeout: number, signal?: AbortSignal): Promise<Reply> {
+    const queued = this.#inbox.shift();
+    if (queued) {
+      if (this.#owedRaw > 0) this.#owedRaw--;
+      return queued;
+    }
+    if (this.#owedRaw > 0) this.#owedRaw--;
+    return this.await(this.expect({ command: 'getreply', phase: 'command', timeout }), signal);
+  }
+
+  /**
+   * Awaits a reply promise; if the signal fires first, the connection is
+   * destroyed (a reply is still owed, so it cannot be reused).
+   */
+  async await<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (!signal) return promise;
+    if (signal.aborted) {
+      this.destroy(new SMTPAbortError('aborted while waiting for the server', { cause: signal.reason }));
+      return promise;
+    }
+    const onAbort = () => this.destroy(new SMTPAbortError('aborted while waiting for the server', { cause: signal.reason }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await promise;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Runs the TLS upgrade; fails closed if the server sent anything after its 220. */
+  async upgrade(run: Parameters<Transport['upgrade']>[0]): Promise<void> {
+    if (this.#injected || this.#parser.bufferedBytes > 0) {
+      const error = new SMTPTLSError(
+        'the server sent data after its STARTTLS 220 reply and before the TLS handshake; ' +
+          'this is a response-injection attack (RFC 3207 §4.2, CVE-2021-38371 class), so the connection was closed',
+      );
+      this.destroy(error);
+      throw error;
+    }
+    try {
+      await this.transport.upgrade(run);
+    } catch (error) {
+      const failure = error instanceof SMTPException ? error : new SMTPTLSError(`TLS upgrade failed: ${(error as Error).message}`, { cause: error });
+      this.destroy(failure);
+      throw failure;
+    } finally {
+      this.#upgrading = false;
+    }
+    // Nothing from the plaintext phase survives.
+    this.#parser = new ReplyParser(this.#limits);
+    this.#inbox = [];
+  }
+
+  /** Closes gracefully (FIN); pending waiters fail with `reason`. */
+  close(reason?: Error): void {
+    if (this.#closed) return;
+    this.#closed = reason ?? new SMTPServerDisconnected('connection closed');
+    this.#failAll(this.#closed);
+    this.transport.end();
+  }
+
+  /** Tears the connection down; pending waiters fail with `error`. */
+  destroy(error: Error): void {
+    if (this.#closed) {
+      this.transport.destroy();
+      return;
+    }
+    this.#closed = error;
+    this.#failAll(error);
+    this.transport.destroy(error);
+  }
+
+  // --- incoming ----------------------------------------------------------
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    if (this.#upgrading) {
+      // Bytes between the 220 and the handshake: never parsed, always fatal.
+      this.#injected = true;
+      return;
+    }
+    let replies: Reply[];
+    try {
+      replies = this.#parser.push(chunk);
+    } catch (error) {
+      this.destroy(error as Error);
+      return;
+    }
+    for (let i = 0; i < replies.length; i++) {
+      if (this.#closed) return;
+      this.#dispatch(replies[i]!);
+      if (this.#upgrading) {
+        // Anything after the STARTTLS 220, complete or partial, was injected.
+        if (i + 1 < replies.length || this.#parser.bufferedBytes > 0) this.#injected = true;
+        return;
+      }
+    }
+  }
+
+  #dispatch(reply: Reply): void {
+    const waiter = this.#waiters.shift();
+    if (!waiter) {
+      this.debug.reply(reply);
+      if (this.#owedRaw > this.#inbox.length) {
+        this.#inbox.push(reply);
+        return;
+      }
+      if (reply.code === 421) {
+        // RFC 5321 §3.8: a server may announce it is closing at any time.
+        this.close(new SMTPServerDisconnected(`the server closed the connection: ${reply.code} ${reply.message}`));
+        return;
+      }
+      this.destroy(new SMTPProtocolError(`protocol error: unsolicited reply from the server: ${reply.code} ${reply.message}`));
+      return;
+    }
+    this.debug.reply(reply, waiter.maskReply);
+    if (waiter.startsTls && reply.code === 220) this.#upgrading = true;
+    this.#arm();
+    waiter.resolve(reply);
+    if (reply.code === 421) {
+      this.close(new SMTPServerDisconnected(`the server closed the connection: ${reply.code} ${reply.message}`));
+    }
+  }
+
+  #onEnd(error: Error | undefined): void {
+    if (this.#closed) {
+      this.#failAll(this.#closed);
+      return;
+    }
+    const reason = new SMTPServerDisconnected(
+      error ? `connection lost: ${error.message}` : 'the server closed the connection',
+      error ? { cause: error } : {},
+    );
+    this.#closed = reason;
+    this.#failAll(reason);
+  }
+
+  // --- deadlines and failure ---------------------------------------------
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const head = this.#waiters[0];
+    if (!head || !Number.isFinite(head.deadline)) return;
+    this.#timer = setTimeout(() => this.#onTimeout(), Math.max(0, head.deadline - Date.now()));
+  }
+
+  #onTimeout(): void {
+    const head = this.#waiters[0];
+    if (!head) return;
+    const timeout = head.timeout;
+    const maybe = head.afterDataEnd ? '; the message may have been delivered' : '';
+    this.destroy(
+      new SMTPTimeoutError(head.phase, timeout, `timed out after ${timeout} ms waiting for the reply to ${head.command}${maybe}`, {
+        ...(head.afterDataEnd ? { deliveryStatus: 'unknown' as const } : {}),
+      }),
+    );
+  }
+
+  #failAll(error: Error): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiters) waiter.reject(this.#errorFor(waiter, error));
+  }
+
+  #errorFor(waiter: Waiter, error: Error): Error {
+    if (!waiter.afterDataEnd || !(error instanceof SMTPException)) return error;
+    if (error.deliveryStatus) return error;
+    // Same class, but this waiter's message may have been delivered.
+    const copy = Object.create(Object.getPrototypeOf(error)) as SMTPException;
+    Object.assign(copy, error, { deliveryStatus: 'unknown' });
+    Object.defineProperty(copy, 'message', {
+      value: `${error.message} after the end of message data was sent; the message may have been delivered`,
+      enumerable: false,
+      writable: true,
+      configurable: true,
+    });
+    Object.defineProperty(copy, 'stack', { value: error.stack, enumerable: false, writable: true, configurable: true });
+    if (error.cause !== undefined) Object.defineProperty(copy, 'cause', { value: error.cause, enumerable: false, writable: true, configurable: true });
+    return copy;
+  }
+
+  #disconnectedError(reason: Error): Error {
+    if (reason instanceof SMTPServerDisconnected) {
+      return new SMTPServerDisconnected(`not connected: ${reason.message}`, { cause: reason });
+    }
+    return new SMTPServerDisconnected(`not connected: the connection was closed after an error (${reason.message})`, { cause: reason });
+  }
+}

@@ -1,0 +1,174 @@
+// Opening the byte stream: TCP (with Node's Happy Eyeballs), a Unix socket,
+// or whatever the caller's `connect` hook returns (a SOCKS or HTTP CONNECT
+// tunnel, a test double), then TLS on top when the port wants implicit TLS.
+// Every wait here has a deadline and honours an AbortSignal.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import type { LookupFunction } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { SMTPAbortError, SMTPConnectError, SMTPTimeoutError } from '../errors.js';
+import { checkPeer, describeTlsFailure, tlsConnectOptions, type TlsSettings } from './tls-options.js';
+
+/** Where to connect. `path` selects a Unix socket. */
+export interface ConnectTarget {
+  host: string;
+  port: number;
+  path?: string;
+}
+
+/** A caller-supplied way to open the stream (proxies, tunnels, tests). */
+export type ConnectHook = (target: ConnectTarget) => Duplex | Promise<Duplex>;
+
+export interface OpenOptions {
+  target: ConnectTarget;
+  timeout: number;
+  signal?: AbortSignal | undefined;
+  sourceAddress?: string | undefined;
+  sourcePort?: number | undefined;
+  lookup?: LookupFunction | undefined;
+  family?: number | undefined;
+  autoSelectFamily?: boolean | undefined;
+  connect?: ConnectHook | undefined;
+}
+
+/** Opens a TCP or Unix-socket connection. */
+export async function openSocket(options: OpenOptions): Promise<Duplex> {
+  const { target } = options;
+  const where = target.path ?? `${target.host}:${target.port}`;
+  return withDeadline(
+    async (register) => {
+      let stream: Duplex;
+      if (options.connect) {
+        stream = await options.connect({ ...target });
+        register(() => stream.destroy());
+        if (stream instanceof net.Socket && stream.connecting) await once(stream, 'connect');
+      } else {
+        const socket = target.path
+          ? net.connect({ path: target.path })
+          : net.connect({
+              host: target.host,
+              port: target.port,
+              ...(options.sourceAddress ? { localAddress: options.sourceAddress } : {}),
+              ...(options.sourcePort ? { localPort: options.sourcePort } : {}),
+              ...(options.lookup ? { lookup: options.lookup } : {}),
+              ...(options.family ? { family: options.family } : {}),
+              autoSelectFamily: options.autoSelectFamily ?? true,
+            });
+        register(() => socket.destroy());
+        await once(socket, 'connect');
+        stream = socket;
+      }
+      return stream;
+    },
+    { timeout: options.timeout, phase: 'connect', what: `connecting to ${where}`, signal: options.signal },
+  ).catch((error: unknown) => {
+    throw connectError(error, where);
+  });
+}
+
+/** Starts TLS on an open socket (implicit TLS and STARTTLS). */
+export async function startTls(
+  socket: net.Socket | Duplex,
+  host: string,
+  port: number | undefined,
+  settings: TlsSettings,
+  timeout: number,
+  signal?: AbortSignal,
+): Promise<tls.TLSSocket> {
+  const options = tlsConnectOptions(host, settings);
+  return withDeadline(
+    async (register) => {
+      const secure = tls.connect({ ...options, socket: socket as net.Socket });
+      register(() => secure.destroy());
+      try {
+        await once(secure, 'secureConnect');
+      } catch (error) {
+        throw describeTlsFailure(error, host, port);
+      }
+      checkPeer(secure, options.host ?? host, settings);
+      return secure;
+    },
+    { timeout, phase: 'tls', what: `the TLS handshake with ${host}${port ? `:${port}` : ''}`, signal },
+  );
+}
+
+function connectError(error: unknown, where: string): Error {
+  if (error instanceof SMTPTimeoutError || error instanceof SMTPAbortError) return error;
+  if (error instanceof Error && (error as { code?: string }).code?.startsWith('ERR_SMTP')) return error;
+  const code = (error as NodeJS.ErrnoException)?.code;
+  const hint =
+    code === 'ECONNREFUSED' ? 'the connection was refused: is a server listening there, and is the port right?'
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'the host name could not be resolved'
+    : code === 'ENOENT' ? 'no such Unix socket'
+    : code === 'EACCES' ? 'permission denied'
+    : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'the host is unreachable'
+    : (error as Error)?.message ?? String(error);
+  return new SMTPConnectError(-1, `cannot connect to ${where}: ${hint}`, `cannot connect to ${where}: ${hint}`, { cause: error });
+}
+
+/** Resolves on `event`, rejects on 'error' or an early close. */
+export function once(emitter: Duplex, event: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onEvent = () => { cleanup(); resolve(); };
+    const onError = (error: Error) => { cleanup(); reject(error); };
+    const onClose = () => { cleanup(); reject(Object.assign(new Error('socket closed before ' + event), { code: 'ECONNRESET' })); };
+    const cleanup = () => {
+      emitter.off(event, onEvent);
+      emitter.off('error', onError);
+      emitter.off('close', onClose);
+    };
+    emitter.on(event, onEvent);
+    emitter.on('error', onError);
+    emitter.on('close', onClose);
+  });
+}
+
+interface DeadlineOptions {
+  timeout: number;
+  phase: 'connect' | 'tls';
+  what: string;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Runs `work` with a deadline and an AbortSignal; on either, the resources
+ * `work` registered are destroyed and a typed error is thrown.
+ */
+export async function withDeadline<T>(
+  work: (register: (cleanup: () => void) => void) => Promise<T>,
+  options: DeadlineOptions,
+): Promise<T> {
+  if (options.signal?.aborted) throw new SMTPAbortError(`aborted before ${options.what}`, { cause: options.signal.reason });
+  const cleanups: (() => void)[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const failure = new Promise<never>((_, reject) => {
+    if (Number.isFinite(options.timeout) && options.timeout > 0) {
+      timer = setTimeout(() => {
+        reject(new SMTPTimeoutError(options.phase, options.timeout, `timed out after ${options.timeout} ms during ${options.what}`));
+      }, options.timeout);
+    }
+    if (options.signal) {
+      onAbort = () => reject(new SMTPAbortError(`aborted during ${options.what}`, { cause: options.signal!.reason }));
+      options.signal.addEventListener('abort', onAbort, { once: true });
+    }
+  });
+  try {
+    return await Promise.race([work((cleanup) => cleanups.push(cleanup)), failure]);
+  } catch (error) {
+    for (const cleanup of cleanups) cleanup();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** True if the address is on this machine's loopback (127.0.0.0/8, ::1, or IPv4-mapped). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  if (address === '::1') return true;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return net.isIPv4(v4) && v4.startsWith('127.');
+}

@@ -1,0 +1,170 @@
+// The byte stream under a session: writes with back-pressure and a deadline,
+// reads delivered to one listener, one end-of-stream notification, and the
+// hand-over of the same socket to TLS for STARTTLS. Knows nothing of SMTP.
+
+import net from 'node:net';
+import type tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { SMTPAbortError, SMTPServerDisconnected, SMTPTimeoutError } from '../errors.js';
+import { isLoopbackAddress } from './connect.js';
+
+export interface TransportEvents {
+  data(chunk: Buffer): void;
+  /** Called once, when the stream ends for any reason (error is undefined on a clean close). */
+  end(error: Error | undefined): void;
+}
+
+export class Transport {
+  #stream: Duplex;
+  #events: TransportEvents | undefined;
+  #ended = false;
+  #error: Error | undefined;
+  #secure: boolean;
+  #unix: boolean;
+  #drainWaiters = new Set<() => void>();
+  readonly #onData = (chunk: Buffer) => this.#events?.data(chunk);
+  readonly #onError = (error: Error) => this.#finish(error);
+  readonly #onClose = () => this.#finish(undefined);
+  readonly #onDrain = () => {
+    for (const wake of this.#drainWaiters) wake();
+    this.#drainWaiters.clear();
+  };
+
+  constructor(stream: Duplex, options: { secure: boolean; unix: boolean }) {
+    this.#stream = stream;
+    this.#secure = options.secure;
+    this.#unix = options.unix;
+    (stream as net.Socket).setNoDelay?.(true);
+    this.#attach();
+  }
+
+  /** The stream in use now: a tls.TLSSocket once TLS is up. */
+  get stream(): Duplex {
+    return this.#stream;
+  }
+  get secure(): boolean {
+    return this.#secure;
+  }
+  get ended(): boolean {
+    return this.#ended;
+  }
+  /** The peer is on this machine: a Unix socket or a loopback address. */
+  get peerIsLocal(): boolean {
+    if (this.#unix) return true;
+    const socket = this.#stream as net.Socket;
+    return isLoopbackAddress(socket.remoteAddress);
+  }
+
+  listen(events: TransportEvents): void {
+    this.#events = events;
+  }
+
+  /**
+   * Queues bytes. Several buffers go out in one write (writev) so a pipelined
+   * group leaves as one segment. Returns false when the kernel buffer is full
+   * and the caller should await `drain()` before writing more.
+   */
+  write(chunks: Buffer | readonly Buffer[]): boolean {
+    if (this.#ended) return true;
+    const stream = this.#stream;
+    if (Buffer.isBuffer(chunks)) return stream.write(chunks);
+    if (chunks.length === 1) return stream.write(chunks[0]!);
+    stream.cork();
+    let ok = true;
+    for (const chunk of chunks) ok = stream.write(chunk) && ok;
+    process.nextTick(() => stream.uncork());
+    return ok;
+  }
+
+  /** Waits until buffered writes have drained, within `timeout` ms. */
+  async drain(timeout: number, signal?: AbortSignal): Promise<void> {
+    const stream = this.#stream as Duplex & { writableNeedDrain?: boolean };
+    if (this.#ended) throw this.#closedError();
+    if (!stream.writableNeedDrain) return;
+    await new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        this.#drainWaiters.delete(wake);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve();
+      };
+      const wake = () => done(this.#ended ? this.#closedError() : undefined);
+      const onAbort = () => done(new SMTPAbortError('aborted while writing message data', { cause: signal?.reason }));
+      if (Number.isFinite(timeout) && timeout > 0) {
+        timer = setTimeout(
+          () => done(new SMTPTimeoutError('data-write', timeout, `timed out after ${timeout} ms waiting for the server to read message data`)),
+          timeout,
+        );
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#drainWaiters.add(wake);
+    });
+  }
+
+  /**
+   * Hands the socket to `upgrade` (which returns a TLS socket over it). Our
+   * listeners are detached first so no plaintext byte is read after this point.
+   */
+  async upgrade(upgrade: (stream: Duplex) => Promise<tls.TLSSocket>): Promise<void> {
+    this.#detach();
+    const plain = this.#stream;
+    let secure: tls.TLSSocket;
+    try {
+      secure = await upgrade(plain);
+    } catch (error) {
+      plain.destroy();
+      this.#finish(error as Error);
+      throw error;
+    }
+    this.#stream = secure;
+    this.#secure = true;
+    secure.setNoDelay?.(true);
+    this.#attach();
+  }
+
+  /** Ends the stream gracefully (FIN), then destroys it. */
+  end(): void {
+    if (this.#ended) return;
+    this.#stream.end();
+    const stream = this.#stream;
+    setTimeout(() => stream.destroy(), 1000).unref();
+  }
+
+  /** Tears the stream down at once. */
+  destroy(error?: Error): void {
+    this.#stream.destroy();
+    this.#finish(error);
+  }
+
+  #attach(): void {
+    this.#stream.on('data', this.#onData);
+    this.#stream.on('error', this.#onError);
+    this.#stream.on('close', this.#onClose);
+    this.#stream.on('end', this.#onClose);
+    this.#stream.on('drain', this.#onDrain);
+  }
+
+  #detach(): void {
+    this.#stream.off('data', this.#onData);
+    this.#stream.off('error', this.#onError);
+    this.#stream.off('close', this.#onClose);
+    this.#stream.off('end', this.#onClose);
+    this.#stream.off('drain', this.#onDrain);
+  }
+
+  #finish(error: Error | undefined): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    // Keep an error listener: late socket errors after teardown must not crash the process.
+    this.#stream.on('error', () => {});
+    this.#onDrain();
+    this.#events?.end(error);
+  }
+
+  #closedError(): Error {
+    return new SMTPServerDisconnected('connection closed while writing', this.#error ? { cause: this.#error } : {});
+  }
+}
