@@ -110,18 +110,10 @@ export async function openSession(spec: ServerSpec): Promise<Session> {
     smtp = await SMTP.connect({ ...common, tlsPolicy: spec.tls });
   }
   try {
+    // connect() has already said EHLO and upgraded with STARTTLS as the policy demands.
     if (!smtp.ehloResp) await smtp.ehlo();
-    if (spec.tls !== 'implicit' && spec.tls !== 'none' && !smtp.isSecure) {
-      if (smtp.hasExtn('starttls')) {
-        await smtp.starttls(tlsOptions);
-        await smtp.ehlo();
-      } else if (spec.tls === 'required') {
-        throw new CliError(
-          `${spec.host}:${port} does not offer STARTTLS`,
-          EX.PROTOCOL,
-          port === 465 ? 'port 465 speaks implicit TLS: use --tls implicit' : 'use --tls implicit for an SMTPS port, or --tls opportunistic / none to send without encryption (not over the Internet)',
-        );
-      }
+    if (spec.tls === 'required' && !smtp.isSecure) {
+      throw new CliError(`${spec.host}:${port} did not switch to TLS`, EX.PROTOCOL, 'use --tls implicit for an SMTPS port');
     }
     if (spec.user) {
       password = spec.password ? await spec.password() : undefined;
