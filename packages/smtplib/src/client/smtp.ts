@@ -60,6 +60,7 @@ import {
 } from './options.js';
 import type { RefusedRecipients } from './refused.js';
 import { Transaction, type DeliveryResult, type TransactionContext } from './transaction.js';
+import { publishConnect, publishError, publishSend } from '../diagnostics.js';
 
 /** Options accepted by every network call. */
 export interface CallOptions {
@@ -255,6 +256,7 @@ export class SMTP {
     const greeting = await this.#readGreeting(session, target, options.signal);
     this.#greeting = greeting;
     await this.#ops.run(() => this.#applyTlsPolicy(target, options.signal));
+    publishConnect(session, { host: target.host, port: target.port, ...(target.path ? { path: target.path } : {}), secure: this.isSecure, greeting: { code: greeting.code, message: greeting.message } });
     return greeting;
   }
 
@@ -748,6 +750,11 @@ export class SMTP {
    * Resent-Bcc from what is sent.
    */
   async sendMessage(message: MessageInput, options: SendMessageOptions = {}): Promise<RefusedRecipients> {
+    return (await this.deliverMessage(message, options)).refused;
+  }
+
+  /** Like sendMessage(), with the whole outcome: accepted, refused, the final reply. */
+  async deliverMessage(message: MessageInput, options: SendMessageOptions = {}): Promise<DeliveryResult> {
     const split = await splitMessage(toMessageSource(message));
     const envelope = envelopeFromHeaders(split.fields);
     const from = options.from ?? envelope.from;
@@ -762,7 +769,7 @@ export class SMTP {
       internationalBody: true,
       signal: options.signal,
     });
-    return (await this.#runTransaction(transaction)).refused;
+    return this.#runTransaction(transaction);
   }
 
   #runTransaction(transaction: Transaction): Promise<DeliveryResult> {
@@ -773,7 +780,12 @@ export class SMTP {
       const signal = transaction.request.signal;
       if (signal?.aborted) throw abortedBeforeStart(signal);
       await this.#ehloOrHeloIfNeeded(signal);
-      const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction());
+      const started = performance.now();
+      const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
+        publishError(this.#session, error, 'transaction');
+        throw error;
+      });
+      publishSend(this.#session, result, started);
       this.acceptedSinceMail = 0;
       return result;
     }, transaction);

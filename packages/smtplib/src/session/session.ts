@@ -19,6 +19,7 @@ import { ReplyParser, type ReplyLimits } from '../protocol/reply-parser.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Transport } from '../wire/transport.js';
 import type { DebugLog } from './debug-log.js';
+import { publishCommand, publishError, publishReply } from '../diagnostics.js';
 
 export interface ExpectOptions {
   /** The command as shown in errors and logs (secrets already masked). */
@@ -110,7 +111,7 @@ export class Session {
   /** Writes command lines (logged as given) and/or data. Returns false if the caller should drain. */
   write(bytes: Buffer | readonly Buffer[], logLines?: readonly string[]): boolean {
     this.assertOpen();
-    if (logLines) for (const line of logLines) this.debug.send(line);
+    if (logLines) for (const line of logLines) { this.debug.send(line); publishCommand(this, line); }
     return this.transport.write(bytes);
   }
 
@@ -127,6 +128,7 @@ export class Session {
     this.assertOpen();
     if (owesReply) this.#owedRaw++;
     this.debug.send(logLine);
+    publishCommand(this, logLine);
     this.transport.write(bytes);
   }
 
@@ -199,6 +201,7 @@ export class Session {
       return;
     }
     this.#closed = error;
+    publishError(this, error, 'connection');
     this.#failAll(error);
     this.transport.destroy(error);
   }
@@ -234,6 +237,7 @@ export class Session {
     const waiter = this.#waiters.shift();
     if (!waiter) {
       this.debug.reply(reply);
+      publishReply(this, '(unsolicited)', reply, false);
       if (this.#owedRaw > this.#inbox.length) {
         this.#inbox.push(reply);
         return;
@@ -247,6 +251,7 @@ export class Session {
       return;
     }
     this.debug.reply(reply, waiter.maskReply);
+    publishReply(this, waiter.command, reply, Boolean(waiter.maskReply));
     if (waiter.startsTls && reply.code === 220) this.#upgrading = true;
     this.#arm();
     waiter.resolve(reply);
@@ -265,6 +270,7 @@ export class Session {
       error ? { cause: error } : {},
     );
     this.#closed = reason;
+    publishError(this, reason, 'connection');
     this.#failAll(reason);
   }
 
