@@ -73,10 +73,15 @@ export function exitCodeFor(result: DeliveryResult): number {
   return result.refused.every(([, r]) => r.code >= 400 && r.code < 500) ? EX.TEMPFAIL : EX.UNAVAILABLE;
 }
 
+/** "550 5.1.1 No such user", with the enhanced status code once. */
+export function formatReply(r: ReplyLike): string {
+  const text = String(r.message).split(/\r?\n/).join(' / ');
+  const status = r.enhancedStatus && !text.startsWith(r.enhancedStatus) ? ` ${r.enhancedStatus}` : '';
+  return `${r.code}${status} ${text}`.trim();
+}
+
 export function formatRefused(refused: [string, ReplyLike][]): string {
-  return refused
-    .map(([a, r]) => `  ${a}: ${r.code}${r.enhancedStatus ? ' ' + r.enhancedStatus : ''} ${String(r.message).split(/\r?\n/).join(' / ')}`)
-    .join('\n');
+  return refused.map(([a, r]) => `  ${a}: ${formatReply(r)}`).join('\n');
 }
 
 export function parseNotify(value: string): NonNullable<DsnOptions['notify']> {

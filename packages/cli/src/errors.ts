@@ -25,7 +25,7 @@ export function describeError(err: unknown): DescribedError {
   const e = err as SmtpLikeError;
   const code = typeof e?.code === 'string' ? e.code : '';
   const msg = e?.message ?? String(err);
-  const reply = (e?.smtpCode ?? 0) > 0 ? ` (server said: ${e.smtpCode}${e.enhancedStatus ? ' ' + e.enhancedStatus : ''} ${firstLine(e.smtpError ?? '')})` : '';
+  const reply = (e?.smtpCode ?? 0) > 0 ? ` (server said: ${withStatus(e.smtpCode!, e.enhancedStatus, e.smtpError ?? '')})` : '';
   const unknownDelivery = e?.deliveryStatus === 'unknown'
     ? 'the message may have been delivered anyway (the connection failed after the data was sent); check before resending'
     : undefined;
@@ -35,7 +35,7 @@ export function describeError(err: unknown): DescribedError {
       const list = Object.entries(e.recipients ?? {});
       const transient = list.length > 0 && list.every(([, r]) => r.code >= 400 && r.code < 500);
       return {
-        message: 'all recipients were refused:\n' + list.map(([a, r]) => `  ${a}: ${r.code}${r.enhancedStatus ? ' ' + r.enhancedStatus : ''} ${firstLine(r.message)}`).join('\n'),
+        message: 'all recipients were refused:\n' + list.map(([a, r]) => `  ${a}: ${withStatus(r.code, r.enhancedStatus, r.message)}`).join('\n'),
         hint: transient ? 'temporary refusals: try again later' : undefined,
         exitCode: transient ? EX.TEMPFAIL : EX.UNAVAILABLE,
       };
@@ -60,8 +60,16 @@ export function describeError(err: unknown): DescribedError {
       return { message: `protocol error: ${msg}`, hint: 'the server sent something that is not SMTP; is this the right port and TLS mode?', exitCode: EX.PROTOCOL };
     case 'ERR_SMTP_DISCONNECTED':
       return { message: `the server closed the connection: ${msg}`, hint: unknownDelivery ?? 'try again later; with --tls implicit on a plaintext port (or the reverse) servers hang up like this', exitCode: EX.TEMPFAIL };
-    case 'ERR_SMTP_TLS':
-      return { message: `TLS failed: ${msg}`, hint: 'run `smtplib probe HOST:PORT` for a diagnosis; --ca FILE trusts a private CA', exitCode: EX.PROTOCOL };
+    case 'ERR_SMTP_TLS': {
+      const noStarttls = /does not offer STARTTLS/.test(msg);
+      return {
+        message: `TLS failed: ${msg.replace(/ If the server expects implicit TLS.*$/, '').replace(/;? ?to send in plaintext on purpose.*$/, '')}`,
+        hint: noStarttls
+          ? 'for an SMTPS port (465) use --tls implicit; to send without encryption on purpose (test servers only) use --tls none'
+          : 'run `smtplib probe HOST:PORT` for a diagnosis; --ca FILE trusts a private CA',
+        exitCode: EX.PROTOCOL,
+      };
+    }
     case 'ERR_SMTP_NOT_SUPPORTED':
       return { message: `not supported by the server: ${msg}`, exitCode: EX.UNAVAILABLE };
   }
@@ -77,7 +85,7 @@ export function describeError(err: unknown): DescribedError {
       permCode = EX.DATAERR;
     }
     return {
-      message: `${what}: ${e.smtpCode}${e.enhancedStatus ? ' ' + e.enhancedStatus : ''} ${firstLine(e.smtpError ?? msg)}`,
+      message: `${what}: ${withStatus(e.smtpCode, e.enhancedStatus, e.smtpError ?? msg)}`,
       hint: transient ? 'a temporary failure: try again later' : undefined,
       exitCode: transient ? EX.TEMPFAIL : permCode,
     };
@@ -87,6 +95,11 @@ export function describeError(err: unknown): DescribedError {
   if (code === 'ENOTFOUND') return { message: msg, hint: 'check the host name', exitCode: EX.UNAVAILABLE };
   if (code === 'ENOENT' || code === 'EACCES') return { message: msg, exitCode: EX.NOINPUT };
   return { message: `internal error: ${e?.stack ?? msg}`, exitCode: EX.SOFTWARE };
+}
+
+function withStatus(code: number, status: string | undefined, text: string): string {
+  const t = firstLine(text);
+  return `${code}${status && !t.startsWith(status) ? ' ' + status : ''} ${t}`.trim();
 }
 
 function firstLine(s: string): string {

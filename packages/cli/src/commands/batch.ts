@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { chooseAccount, loadConfig } from '../config.js';
 import { makeDebugOutput, openSession, type Session } from '../connection.js';
-import { entriesOf, mailOptionsOf, type DsnOptions, type ReplyLike } from '../deliver.js';
+import { entriesOf, formatReply, mailOptionsOf, type DsnOptions, type ReplyLike } from '../deliver.js';
 import { describeError } from '../errors.js';
 import { CliError, EX } from '../exit-codes.js';
 import { loadSmtplib } from '../lib.js';
@@ -233,7 +233,7 @@ export async function runBatch(o: SendCliOptions): Promise<number> {
       refusedCount++;
       const temp = r.code >= 400 && r.code < 500;
       worst = Math.max(worst, temp ? 1 : 2);
-      process.stdout.write(`${temp ? 'defer ' : 'refused'} line ${out.item.line}  ${a}  ${r.code}${r.enhancedStatus ? ' ' + r.enhancedStatus : ''} ${String(r.message).split(/\r?\n/).join(' / ')}\n`);
+      process.stdout.write(`${temp ? 'defer ' : 'refused'} line ${out.item.line}  ${a}  ${formatReply(r)}\n`);
     }
     if (out.error) {
       const temp = out.error.exitCode === EX.TEMPFAIL;

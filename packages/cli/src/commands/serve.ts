@@ -31,7 +31,9 @@ export function parseReply(spec: string, what: string): ScriptedReply {
   if (!m || !/^[45]/.test(m[1]!)) {
     throw new CliError(`${what}: "${spec}" is not a reply; use CODE or "CODE text", CODE 4xx or 5xx`, EX.USAGE);
   }
-  return { code: Number(m[1]), ...(m[2] ? { message: m[2] } : {}) };
+  // smtp-server puts its own enhanced status code in front; drop one given here.
+  const text = m[2]?.replace(/^[245]\.\d{1,3}\.\d{1,3}\s+/, '');
+  return { code: Number(m[1]), ...(text ? { message: text } : {}) };
 }
 
 function parsePort(value: string): number {
