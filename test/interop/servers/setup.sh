@@ -83,7 +83,7 @@ for f in "$STATE/opt/opensmtpd/usr/libexec/opensmtpd/"*; do
 done
 # ... and /var/lib/opensmtpd/empty as its privsep chroot, /var/spool/smtpd as its queue
 mkdir -p /var/lib/opensmtpd/empty /var/spool/smtpd
-chmod 755 /var/lib/opensmtpd/empty
+chmod 755 /var/lib/opensmtpd/empty; chmod 711 /var/spool/smtpd
 T_UNPACK=$(date +%s.%N)
 
 # ---------------------------------------------------------------- users

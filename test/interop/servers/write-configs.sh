@@ -148,7 +148,8 @@ smtpd_client_recipient_rate_limit = 0
 smtpd_junk_command_limit = 1000
 disable_vrfy_command = no
 smtputf8_enable = yes
-message_size_limit = 10485760
+# cleanup(8) enforces this global limit; the 2525/4465 smtpd advertise and enforce 10 MiB via -o
+message_size_limit = 41943040
 virtual_mailbox_limit = 0
 mailbox_size_limit = 0
 virtual_mailbox_domains = example.test
@@ -179,8 +180,10 @@ EOF
 cat > "$P/etc/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 127.0.0.1:$P_POSTFIX_SMTP inet n - n - - smtpd
+  -o message_size_limit=10485760
 127.0.0.1:$P_POSTFIX_SMTPS inet n - n - - smtpd
   -o smtpd_tls_wrappermode=yes
+  -o message_size_limit=10485760
   -o smtpd_tls_security_level=encrypt
 127.0.0.1:$P_POSTFIX_SUBMISSION inet n - n - - smtpd
   -o smtpd_tls_security_level=encrypt
