@@ -45,3 +45,9 @@ export {
   type DeliveryStatus,
   type TimeoutPhase,
 } from './errors.js';
+export { SMTPPool, type SMTPPoolOptions, type PoolSendOptions, type PoolSendMessageOptions, type PoolSendResult, type PoolTimings, type PoolStats, type PoolConnectEvent, type PoolDisconnectEvent, type PoolMessageEvent, type SMTPPoolEvents, type DisconnectReason } from './pool/pool.js';
+export { SMTPPoolError, type SMTPPoolErrorCode } from './pool/errors.js';
+export { RateLimiter, type RateLimit } from './pool/rate-limiter.js';
+export { classify as classifyRetry, backoffDelay, type RetryOptions, type RetryVerdict } from './pool/retry-policy.js';
+export type { PoolAuth } from './pool/pool-connection.js';
+export { channels as diagnosticsChannels, CONNECT_CHANNEL, COMMAND_CHANNEL, REPLY_CHANNEL, SEND_CHANNEL, ERROR_CHANNEL, type ConnectEvent, type CommandEvent, type ReplyEvent, type SendEvent, type ErrorEvent } from './diagnostics.js';

@@ -1,0 +1,873 @@
+// SMTPPool: sending at scale over a bounded set of reused connections.
+//
+// Orchestration only; the parts live next to it:
+//   rate-limiter.ts     one token bucket for the whole pool
+//   retry-policy.ts     which failures are retried, and the backoff
+//   pool-connection.ts  one SMTP client with age / messages / in-flight / lastUsed
+//
+// How a send flows: sendmail() queues a job (or rejects at once with
+// ERR_SMTP_POOL_FULL past `maxQueued`). A synchronous dispatcher hands ready
+// jobs to a connection with room (each connection carries up to
+// `maxInFlightPerConnection` sends; the SMTP client pipelines them, so each
+// message costs about one round trip), opening connections up to
+// `maxConnections`, taking one rate-limit token per attempt. A finished
+// attempt either settles the job or puts it back with a backoff delay.
+//
+// Delivery semantics (the table is in docs/sending-at-scale.md):
+//   - A message is retried only when the server certainly did not accept it:
+//     a connection failure before the end of data was written, 421, or a
+//     transient 4xx reply. Backoff: exponential with full jitter.
+//   - A permanent 5xx is never retried.
+//   - deliveryStatus 'unknown' (the end of data was written, no reply came)
+//     is not retried unless `retry.retryUnknown`; the send rejects with that
+//     error, whose deliveryStatus tells the caller the message may exist.
+//   - Recipients refused with 4xx at RCPT are retried alone, in a new
+//     transaction; accepted and refused recipients of every attempt are
+//     merged into one result.
+//   - Each send settles exactly once: it resolves when at least one
+//     recipient accepted the message (refused and `unknown` list the rest),
+//     and rejects otherwise (with the last error, carrying `attempts`).
+//   - Only replayable messages are retried: strings, bytes, or a function
+//     returning a fresh MessageInput. A stream is sent at most once.
+//   - Broken connections never return to the pool; a connection idle longer
+//     than `noopAfterIdleMs` is checked with NOOP first; `connectionTTL` and
+//     `maxMessagesPerConnection` retire connections (QUIT after their last send).
+
+import { EventEmitter } from 'node:events';
+import type { SMTP } from '../client/smtp.js';
+import type { SMTPOptions } from '../client/options.js';
+import { readAll, toMessageSource, type MessageInput } from '../client/message-source.js';
+import { envelopeFromHeaders, splitMessage } from '../client/message-headers.js';
+import { RefusedRecipients } from '../client/refused.js';
+import type { DeliveryResult } from '../client/transaction.js';
+import {
+  SMTPAbortError,
+  SMTPException,
+  SMTPInvalidArgumentError,
+  SMTPRecipientsRefused,
+  SMTPResponseException,
+} from '../errors.js';
+import type { MailOptions, RcptOptions } from '../protocol/params.js';
+import { syntheticReply, type Reply } from '../protocol/reply.js';
+import { SMTPPoolError } from './errors.js';
+import { Fifo } from './fifo.js';
+import { PoolConnection, type DisconnectReason, type PoolAuth } from './pool-connection.js';
+import { RateLimiter, type RateLimit } from './rate-limiter.js';
+import {
+  backoffDelay,
+  classify,
+  partitionRefusals,
+  resolveRetryOptions,
+  type ResolvedRetryOptions,
+  type RetryOptions,
+} from './retry-policy.js';
+
+export interface SMTPPoolOptions extends SMTPOptions {
+  /** Log in on every connection. */
+  auth?: PoolAuth;
+  /** TLS from the first byte (SMTP_SSL) whatever the port. Port 465 gets it anyway. */
+  implicitTls?: boolean;
+  /** Connections open at once. Default 5. */
+  maxConnections?: number;
+  /** Messages per connection before it is retired (QUIT, then a fresh one). Default 100. */
+  maxMessagesPerConnection?: number;
+  /** Sends in flight (pipelined) on one connection. Default 10. */
+  maxInFlightPerConnection?: number;
+  /** Close a connection idle this long (ms). Default 30 000. */
+  idleTimeout?: number;
+  /** Retire a connection this old (ms). Default: never. */
+  connectionTTL?: number;
+  /** Sends per interval across the whole pool. Default: unlimited. */
+  rateLimit?: RateLimit;
+  /** Retries; see RetryOptions. */
+  retry?: RetryOptions;
+  /** Sends waiting for a connection beyond which sendmail() rejects with ERR_SMTP_POOL_FULL. Default: unlimited. */
+  maxQueued?: number;
+  /** A connection idle longer than this (ms) is checked with NOOP before reuse. Default 10 000. */
+  noopAfterIdleMs?: number;
+  /** Resume TLS sessions across the pool's connections. Default true. */
+  tlsSessionResumption?: boolean;
+}
+
+export interface PoolSendOptions {
+  signal?: AbortSignal;
+  mailOptions?: MailOptions | readonly string[];
+  rcptOptions?: RcptOptions | readonly string[];
+}
+
+export interface PoolSendMessageOptions extends PoolSendOptions {
+  /** Envelope sender; default: the message's Sender/From (or Resent-*). */
+  from?: string;
+  /** Envelope recipients; default: To, Cc and Bcc (or Resent-*). */
+  to?: string | readonly string[];
+}
+
+export interface PoolTimings {
+  /** From sendmail() to the start of the first attempt. */
+  queuedMs: number;
+  /** From the start of the first attempt to the outcome (retries and their backoff included). */
+  sendMs: number;
+  /** From sendmail() to the outcome. */
+  totalMs: number;
+}
+
+export interface PoolSendResult {
+  /** Recipients that accepted the message, over all attempts. */
+  accepted: string[];
+  /** Recipients finally refused (permanent refusals, and transient ones that ran out of attempts). */
+  refused: RefusedRecipients;
+  /** The end-of-data reply of the last successful attempt. */
+  reply: Reply;
+  /** Attempts made (1 when nothing was retried). */
+  attempts: number;
+  timings: PoolTimings;
+  /**
+   * Recipients whose delivery is uncertain: a later attempt for them lost
+   * the connection after the end of data. Empty in the common case.
+   */
+  unknown: string[];
+}
+
+/** What a rejected send's error carries in addition to its own fields. */
+export interface PoolErrorFields {
+  attempts: number;
+}
+
+export interface PoolStats {
+  connections: { open: number; idle: number; busy: number; opening: number };
+  /** Sends waiting for a connection (backoff waits included). */
+  queued: number;
+  /** Sends on the wire. */
+  inFlight: number;
+  /** Sends resolved. */
+  sent: number;
+  /** Sends rejected. */
+  failed: number;
+  /** Attempts that were retries. */
+  retried: number;
+  /** Sends that had to wait for the rate limit (each counted once). */
+  rateLimitWaits: number;
+  /** Connections opened since the pool was created. */
+  connectionsOpened: number;
+  /** Of those, how many resumed a TLS session. */
+  tlsResumed: number;
+  /** Connection attempts that failed. */
+  connectFailures: number;
+}
+
+export interface PoolConnectEvent {
+  id: number;
+  connectMs: number;
+  secure: boolean;
+  tlsResumed: boolean;
+}
+
+export type { DisconnectReason };
+
+export interface PoolDisconnectEvent {
+  id: number;
+  messages: number;
+  reason: DisconnectReason;
+}
+
+export type PoolMessageEvent =
+  | { status: 'sent'; result: PoolSendResult }
+  | { status: 'failed'; error: unknown; attempts: number; timings: PoolTimings };
+
+export interface SMTPPoolEvents {
+  connect: [PoolConnectEvent];
+  disconnect: [PoolDisconnectEvent];
+  idle: [];
+  error: [Error];
+  message: [PoolMessageEvent];
+}
+
+type Runner = (smtp: SMTP, to: string[], signal: AbortSignal | undefined) => Promise<DeliveryResult>;
+
+interface Job {
+  recipients: string[];
+  pending: string[];
+  accepted: string[];
+  refused: RefusedRecipients;
+  unknown: string[];
+  reply?: Reply;
+  attempts: number;
+  replayable: boolean;
+  run: Runner;
+  signal: AbortSignal | undefined;
+  onAbort?: (() => void) | undefined;
+  enqueuedAt: number;
+  startedAt?: number;
+  notBefore: number;
+  rateWaited: boolean;
+  /** Where the job is: waiting, delayed (backoff), running, done. */
+  state: 'ready' | 'delayed' | 'running' | 'done';
+  resolve(result: PoolSendResult): void;
+  reject(error: unknown): void;
+}
+
+export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
+  readonly options: Readonly<SMTPPoolOptions>;
+  readonly #smtpOptions: SMTPOptions;
+  readonly #retry: ResolvedRetryOptions;
+  readonly #limiter: RateLimiter | undefined;
+  readonly #maxConnections: number;
+  readonly #maxMessages: number;
+  readonly #maxInFlight: number;
+  readonly #idleTimeout: number;
+  readonly #ttl: number;
+  readonly #maxQueued: number;
+  readonly #noopAfterIdle: number;
+
+  #ready = new Fifo<Job>();
+  #delayed: Job[] = [];
+  #running = 0;
+  #connections = new Set<PoolConnection>();
+  #opening = 0;
+  #connectFailures = 0;
+  #connectBlockedUntil = 0;
+  #tlsSession: Buffer | undefined;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeAt = Infinity;
+  #dispatching = false;
+  #closing: Promise<void> | undefined;
+  #closingResolve: (() => void) | undefined;
+  #destroyed: Error | undefined;
+  #stats = { sent: 0, failed: 0, retried: 0, rateLimitWaits: 0, connectionsOpened: 0, tlsResumed: 0, connectFailures: 0 };
+
+  constructor(options: SMTPPoolOptions = {}) {
+    super();
+    this.options = { ...options };
+    const {
+      auth,
+      implicitTls,
+      maxConnections,
+      maxMessagesPerConnection,
+      maxInFlightPerConnection,
+      idleTimeout,
+      connectionTTL,
+      rateLimit,
+      retry,
+      maxQueued,
+      noopAfterIdleMs,
+      tlsSessionResumption,
+      ...smtp
+    } = options;
+    void auth; void implicitTls; void tlsSessionResumption;
+    this.#smtpOptions = smtp;
+    this.#retry = resolveRetryOptions(retry);
+    this.#limiter = rateLimit ? new RateLimiter(rateLimit) : undefined;
+    this.#maxConnections = positive('maxConnections', maxConnections ?? 5);
+    this.#maxMessages = positive('maxMessagesPerConnection', maxMessagesPerConnection ?? 100);
+    this.#maxInFlight = positive('maxInFlightPerConnection', maxInFlightPerConnection ?? 10);
+    this.#idleTimeout = positive('idleTimeout', idleTimeout ?? 30_000);
+    this.#ttl = positive('connectionTTL', connectionTTL ?? Infinity);
+    this.#maxQueued = nonNegative('maxQueued', maxQueued ?? Infinity);
+    this.#noopAfterIdle = nonNegative('noopAfterIdleMs', noopAfterIdleMs ?? 10_000);
+  }
+
+  // --- sending --------------------------------------------------------------
+
+  /**
+   * Sends one message through the pool. `msg` may be a function returning a
+   * fresh MessageInput (to make a stream retryable). Resolves once at least
+   * one recipient accepted it; see PoolSendResult and the file comment.
+   */
+  sendmail(
+    from: string,
+    to: string | readonly string[],
+    msg: MessageInput | (() => MessageInput),
+    options: PoolSendOptions = {},
+  ): Promise<PoolSendResult> {
+    const recipients = typeof to === 'string' ? [to] : [...to];
+    const replayable = typeof msg === 'function' || typeof msg === 'string' || msg instanceof Uint8Array;
+    let used = false;
+    const body = (): MessageInput => {
+      if (typeof msg === 'function') return msg();
+      if (!replayable && used) throw new SMTPInvalidArgumentError('a stream message cannot be sent twice');
+      used = true;
+      return msg;
+    };
+    const run: Runner = (smtp, pending, signal) =>
+      smtp.deliver(from, pending, body(), {
+        ...(options.mailOptions ? { mailOptions: options.mailOptions } : {}),
+        ...(options.rcptOptions ? { rcptOptions: options.rcptOptions } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    return this.#submit(recipients, replayable, run, options.signal);
+  }
+
+  /**
+   * Sends an RFC 5322 message, the envelope taken from its headers as
+   * SMTP.sendMessage() does (Bcc removed). The message is read into memory
+   * once (to find the envelope and to be able to retry it).
+   */
+  async sendMessage(message: MessageInput, options: PoolSendMessageOptions = {}): Promise<PoolSendResult> {
+    const refusal = this.#refusal();
+    if (refusal) throw refusal;
+    const bytes = await readAll(toMessageSource(message));
+    let from = options.from;
+    let to = options.to === undefined ? undefined : typeof options.to === 'string' ? [options.to] : [...options.to];
+    if (from === undefined || to === undefined) {
+      const envelope = envelopeFromHeaders((await splitMessage(toMessageSource(bytes))).fields);
+      from ??= envelope.from;
+      to ??= envelope.to;
+    }
+    if (to.length === 0) throw new SMTPInvalidArgumentError('the message has no To, Cc or Bcc recipients and none were given');
+    const sender = from;
+    const run: Runner = (smtp, pending, signal) =>
+      smtp.deliverMessage(bytes, {
+        from: sender,
+        to: pending,
+        ...(options.mailOptions ? { mailOptions: options.mailOptions } : {}),
+        ...(options.rcptOptions ? { rcptOptions: options.rcptOptions } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    return this.#submit(to, true, run, options.signal);
+  }
+
+  #refusal(): SMTPPoolError | undefined {
+    if (this.#destroyed) return new SMTPPoolError('ERR_SMTP_POOL_DESTROYED', 'the pool was destroyed', { cause: this.#destroyed });
+    if (this.#closing) return new SMTPPoolError('ERR_SMTP_POOL_CLOSED', 'the pool is closed');
+    return undefined;
+  }
+
+  #submit(recipients: string[], replayable: boolean, run: Runner, signal: AbortSignal | undefined): Promise<PoolSendResult> {
+    const refusal = this.#refusal();
+    if (refusal) return Promise.reject(refusal);
+    if (recipients.length === 0) return Promise.reject(new SMTPInvalidArgumentError('no recipients given', { deliveryStatus: 'not-delivered' }));
+    if (signal?.aborted) {
+      return Promise.reject(new SMTPAbortError('aborted before the message was queued', { cause: signal.reason, deliveryStatus: 'not-delivered' }));
+    }
+    if (this.queued >= this.#maxQueued) {
+      return Promise.reject(new SMTPPoolError('ERR_SMTP_POOL_FULL', `the pool's queue is full (maxQueued ${this.#maxQueued}); try again when it drains (the 'idle' event, or stats().queued)`));
+    }
+    return new Promise<PoolSendResult>((resolve, reject) => {
+      const job: Job = {
+        recipients,
+        pending: recipients,
+        accepted: [],
+        refused: new RefusedRecipients(),
+        unknown: [],
+        attempts: 0,
+        replayable,
+        run,
+        signal,
+        enqueuedAt: performance.now(),
+        notBefore: 0,
+        rateWaited: false,
+        state: 'ready',
+        resolve,
+        reject,
+      };
+      if (signal) {
+        job.onAbort = () => this.#abortWaiting(job);
+        signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.#ready.push(job);
+      this.#dispatch();
+    });
+  }
+
+  /** Sends waiting for a connection, backoff waits included. */
+  get queued(): number {
+    return this.#ready.length + this.#delayed.length;
+  }
+
+  // --- dispatching ----------------------------------------------------------
+
+  /** Hands ready jobs to connections. Synchronous, so nothing can change under it. */
+  #dispatch(): void {
+    if (this.#dispatching) return;
+    this.#dispatching = true;
+    try {
+      const now = performance.now();
+      this.#promoteDelayed(now);
+      while (this.#ready.length > 0) {
+        const job = this.#ready.peek()!;
+        if (job.state !== 'ready') {
+          this.#ready.shift();
+          continue;
+        }
+        const connection = this.#pickConnection(now);
+        if (!connection) break;
+        if (this.#limiter && !this.#limiter.tryTake()) {
+          if (!job.rateWaited) {
+            job.rateWaited = true;
+            this.#stats.rateLimitWaits++;
+          }
+          this.#wake(now + this.#limiter.msUntilToken());
+          break;
+        }
+        this.#ready.shift();
+        void this.#attempt(job, connection);
+      }
+      this.#maybeOpen(now);
+      this.#maybeIdle();
+    } finally {
+      this.#dispatching = false;
+    }
+  }
+
+  #promoteDelayed(now: number): void {
+    if (this.#delayed.length === 0) return;
+    const still: Job[] = [];
+    let next = Infinity;
+    for (const job of this.#delayed) {
+      if (job.state !== 'delayed') continue;
+      if (job.notBefore <= now) {
+        job.state = 'ready';
+        this.#ready.push(job);
+      } else {
+        still.push(job);
+        next = Math.min(next, job.notBefore);
+      }
+    }
+    this.#delayed = still;
+    if (next < Infinity) this.#wake(next);
+  }
+
+  /** An idle connection first (most recently used), else the least loaded one with room. */
+  #pickConnection(now: number): PoolConnection | undefined {
+    let idle: PoolConnection | undefined;
+    let busy: PoolConnection | undefined;
+    for (const connection of this.#connections) {
+      if (!this.#usable(connection, now)) continue;
+      if (connection.inFlight === 0) {
+        if (!idle || connection.lastUsed > idle.lastUsed) idle = connection;
+      } else if (connection.inFlight < this.#maxInFlight && (!busy || connection.inFlight < busy.inFlight)) {
+        busy = connection;
+      }
+    }
+    if (idle) return idle;
+    // Prefer opening another connection while the busy ones are already pipelining.
+    if (busy && busy.inFlight >= 2 && this.#canOpen(now) && this.#opening === 0) return undefined;
+    return busy;
+  }
+
+  /** Whether a connection may take another send; retires it if it never will again. */
+  #usable(connection: PoolConnection, now: number): boolean {
+    if (connection.retiring || connection.checking) return false;
+    if (!connection.alive) {
+      this.#retire(connection, 'lost');
+      return false;
+    }
+    if (connection.messages >= this.#maxMessages) {
+      this.#retire(connection, 'max-messages');
+      return false;
+    }
+    if (now - connection.createdAt >= this.#ttl) {
+      this.#retire(connection, 'ttl');
+      return false;
+    }
+    return true;
+  }
+
+  #canOpen(now: number): boolean {
+    if (this.#destroyed) return false;
+    let live = 0;
+    for (const connection of this.#connections) if (!connection.retiring) live++;
+    if (live + this.#opening >= this.#maxConnections) return false;
+    if (now < this.#connectBlockedUntil) {
+      this.#wake(this.#connectBlockedUntil);
+      return false;
+    }
+    return true;
+  }
+
+  /** Opens connections while ready jobs outnumber the room (one at a time after failures). */
+  #maybeOpen(now: number): void {
+    while (this.#ready.length > this.#opening && this.#canOpen(now)) {
+      if (this.#connectFailures > 0 && this.#opening > 0) return;
+      let room = 0;
+      for (const connection of this.#connections) {
+        if (!connection.retiring && !connection.checking && connection.alive && connection.inFlight === 0) room++;
+      }
+      if (room > 0) return;
+      void this.#open();
+    }
+  }
+
+  async #open(): Promise<void> {
+    this.#opening++;
+    let connection: PoolConnection;
+    try {
+      const smtp: SMTPOptions = { ...this.#smtpOptions };
+      if (this.#tlsSession && this.options.tlsSessionResumption !== false) smtp.tls = { ...smtp.tls, session: this.#tlsSession };
+      connection = await PoolConnection.open({
+        id: PoolConnection.newId(),
+        smtp,
+        implicitTls: Boolean(this.options.implicitTls),
+        auth: this.options.auth,
+        onTlsSession: this.options.tlsSessionResumption === false ? undefined : (session) => { this.#tlsSession = session; },
+      });
+    } catch (error) {
+      this.#opening--;
+      this.#onConnectFailure(error);
+      return;
+    }
+    this.#opening--;
+    if (this.#destroyed || (this.#closing && this.queued === 0 && this.#running === 0)) {
+      void connection.quit();
+      this.#dispatch();
+      this.#checkClosed();
+      return;
+    }
+    this.#connectFailures = 0;
+    this.#connectBlockedUntil = 0;
+    this.#connections.add(connection);
+    this.#stats.connectionsOpened++;
+    if (connection.tlsResumed) this.#stats.tlsResumed++;
+    connection.onClose(() => this.#onConnectionClosed(connection));
+    this.emit('connect', { id: connection.id, connectMs: connection.connectMs, secure: connection.smtp.isSecure, tlsResumed: connection.tlsResumed });
+    this.#armIdle(connection);
+    this.#dispatch();
+  }
+
+  #onConnectFailure(error: unknown): void {
+    this.#stats.connectFailures++;
+    this.#connectFailures++;
+    this.#emitError(error);
+    const verdict = classify(error, { retryUnknown: false });
+    if (!verdict.retry) {
+      // A configuration problem (authentication, TLS verification, a
+      // refused session): every waiting send would fail the same way.
+      for (const job of [...this.#ready.drain(), ...this.#delayed.splice(0)]) {
+        if (job.state === 'ready' || job.state === 'delayed') {
+          job.attempts++;
+          this.#fail(job, error);
+        }
+      }
+    } else {
+      const now = performance.now();
+      this.#connectBlockedUntil = now + backoffDelay(this.#connectFailures, this.#retry);
+      // The failure counts as an attempt of the send that was waiting longest.
+      let job = this.#ready.shift();
+      while (job && job.state !== 'ready') job = this.#ready.shift();
+      if (job) {
+        job.attempts++;
+        if (this.#canRetry(job)) this.#delay(job, now, true);
+        else this.#fail(job, error);
+      }
+    }
+    this.#dispatch();
+    this.#checkClosed();
+  }
+
+  #onConnectionClosed(connection: PoolConnection): void {
+    if (!this.#connections.delete(connection)) return;
+    clearTimeout(connection.idleTimer);
+    this.emit('disconnect', { id: connection.id, messages: connection.messages, reason: connection.retiring ? connection.retireReason ?? 'closed' : 'lost' });
+    this.#dispatch();
+    this.#checkClosed();
+  }
+
+  #retire(connection: PoolConnection, reason: DisconnectReason): void {
+    if (!connection.retiring) {
+      connection.retiring = true;
+      connection.retireReason = reason;
+    }
+    clearTimeout(connection.idleTimer);
+    if (connection.inFlight === 0 && !connection.checking) {
+      if (connection.alive) void connection.quit();
+      else connection.close();
+    }
+  }
+
+  #armIdle(connection: PoolConnection): void {
+    clearTimeout(connection.idleTimer);
+    if (connection.inFlight > 0 || connection.retiring) return;
+    connection.idleTimer = setTimeout(() => {
+      if (connection.inFlight === 0) this.#retire(connection, 'idle');
+    }, this.#idleTimeout);
+    connection.idleTimer.unref?.();
+  }
+
+  // --- one attempt ------------------------------------------------------------
+
+  async #attempt(job: Job, connection: PoolConnection): Promise<void> {
+    const now = performance.now();
+    job.state = 'running';
+    this.#running++;
+    job.startedAt ??= now;
+    clearTimeout(connection.idleTimer);
+    if (connection.inFlight === 0 && now - connection.lastUsed >= this.#noopAfterIdle) {
+      connection.checking = true;
+      connection.inFlight++;
+      const ok = await connection.check(job.signal);
+      connection.inFlight--;
+      connection.checking = false;
+      if (!ok) {
+        // Nothing of this send was written: it goes back to the front, no attempt spent.
+        this.#running--;
+        this.#retire(connection, 'noop-failed');
+        if (job.signal?.aborted) {
+          this.#fail(job, new SMTPAbortError('aborted before the message was sent', { cause: job.signal.reason, deliveryStatus: 'not-delivered' }));
+        } else {
+          job.state = 'ready';
+          this.#ready.unshift(job);
+        }
+        this.#dispatch();
+        this.#checkClosed();
+        return;
+      }
+    }
+    job.attempts++;
+    if (job.attempts > 1) this.#stats.retried++;
+    connection.inFlight++;
+    connection.messages++;
+    let result: DeliveryResult | undefined;
+    let failure: unknown;
+    try {
+      result = await connection.deliver((smtp) => job.run(smtp, job.pending, job.signal));
+    } catch (error) {
+      failure = error;
+    }
+    connection.inFlight--;
+    connection.lastUsed = performance.now();
+    this.#running--;
+    if (result) this.#onResult(job, result);
+    else this.#onError(job, failure);
+    if (!connection.alive) this.#retire(connection, 'lost');
+    else if (connection.retiring || connection.messages >= this.#maxMessages) this.#retire(connection, connection.retireReason ?? 'max-messages');
+    else this.#armIdle(connection);
+    this.#dispatch();
+    this.#checkClosed();
+  }
+
+  #onResult(job: Job, result: DeliveryResult): void {
+    job.accepted.push(...result.accepted);
+    job.reply = result.reply;
+    const { transient, permanent } = partitionRefusals(result.refused);
+    for (const [address, reply] of permanent) job.refused.set(address, reply);
+    if (transient.size > 0 && this.#canRetry(job)) {
+      job.pending = [...transient.keys()];
+      this.#delay(job, performance.now());
+      return;
+    }
+    for (const [address, reply] of transient) job.refused.set(address, reply);
+    this.#succeed(job);
+  }
+
+  #onError(job: Job, error: unknown): void {
+    const callerAborted = Boolean(job.signal?.aborted);
+    if (error instanceof SMTPRecipientsRefused) {
+      const { transient, permanent } = partitionRefusals(Object.entries(error.recipients));
+      for (const [address, reply] of permanent) job.refused.set(address, reply);
+      if (transient.size > 0 && this.#canRetry(job)) {
+        job.pending = [...transient.keys()];
+        this.#delay(job, performance.now());
+        return;
+      }
+      for (const [address, reply] of transient) job.refused.set(address, reply);
+      if (job.accepted.length > 0) this.#succeed(job);
+      else this.#fail(job, new SMTPRecipientsRefused(Object.fromEntries(job.refused), { deliveryStatus: 'not-delivered', cause: error }));
+      return;
+    }
+    const verdict = classify(error, { retryUnknown: this.#retry.retryUnknown, callerAborted });
+    if (verdict.retry && this.#canRetry(job)) {
+      this.#delay(job, performance.now());
+      return;
+    }
+    if (job.accepted.length > 0) {
+      // Part of the message already went through: settle with what is known.
+      if (error instanceof SMTPException && error.deliveryStatus === 'unknown') job.unknown.push(...job.pending);
+      else for (const address of job.pending) job.refused.set(address, replyOf(error));
+      this.#succeed(job);
+      return;
+    }
+    this.#fail(job, error);
+  }
+
+  #canRetry(job: Job): boolean {
+    return job.attempts < this.#retry.attempts && job.replayable && !job.signal?.aborted && !this.#destroyed;
+  }
+
+  #delay(job: Job, now: number, connectFailure = false): void {
+    job.state = 'delayed';
+    job.notBefore = now + (connectFailure ? 0 : backoffDelay(job.attempts, this.#retry));
+    this.#delayed.push(job);
+    this.#wake(job.notBefore);
+  }
+
+  #wake(at: number): void {
+    if (at >= this.#wakeAt) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeAt = at;
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = undefined;
+      this.#wakeAt = Infinity;
+      this.#dispatch();
+    }, Math.max(0, Math.ceil(at - performance.now())));
+  }
+
+  // --- settling -----------------------------------------------------------------
+
+  #timings(job: Job): PoolTimings {
+    const end = performance.now();
+    const started = job.startedAt ?? end;
+    return { queuedMs: started - job.enqueuedAt, sendMs: end - started, totalMs: end - job.enqueuedAt };
+  }
+
+  #settle(job: Job): boolean {
+    if (job.state === 'done') return false;
+    job.state = 'done';
+    if (job.signal && job.onAbort) job.signal.removeEventListener('abort', job.onAbort);
+    return true;
+  }
+
+  #succeed(job: Job): void {
+    if (!this.#settle(job)) return;
+    this.#stats.sent++;
+    const result: PoolSendResult = {
+      accepted: job.accepted,
+      refused: job.refused,
+      reply: job.reply!,
+      attempts: job.attempts,
+      timings: this.#timings(job),
+      unknown: job.unknown,
+    };
+    job.resolve(result);
+    if (this.listenerCount('message') > 0) this.emit('message', { status: 'sent', result });
+  }
+
+  #fail(job: Job, error: unknown): void {
+    if (!this.#settle(job)) return;
+    this.#stats.failed++;
+    const annotated = withAttempts(error, job.attempts);
+    const timings = this.#timings(job);
+    job.reject(annotated);
+    if (this.listenerCount('message') > 0) this.emit('message', { status: 'failed', error: annotated, attempts: job.attempts, timings });
+  }
+
+  #abortWaiting(job: Job): void {
+    if (job.state !== 'ready' && job.state !== 'delayed') return;
+    // (A running send is aborted by the client through the same signal.)
+    this.#fail(job, new SMTPAbortError('aborted before the message was sent', { cause: job.signal?.reason, deliveryStatus: 'not-delivered' }));
+    this.#dispatch();
+    this.#checkClosed();
+  }
+
+  #emitError(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error instanceof Error ? error : new Error(String(error)));
+  }
+
+  #idleEmitted = false;
+  #maybeIdle(): void {
+    const idle = this.queued === 0 && this.#running === 0;
+    if (idle && !this.#idleEmitted) {
+      this.#idleEmitted = true;
+      if (this.listenerCount('idle') > 0) queueMicrotask(() => this.emit('idle'));
+    } else if (!idle) {
+      this.#idleEmitted = false;
+    }
+  }
+
+  // --- ending -------------------------------------------------------------------
+
+  /** Finishes every queued send (retries included), then QUITs every connection. New sends are refused. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = new Promise<void>((resolve) => {
+      this.#closingResolve = resolve;
+    });
+    this.#checkClosed();
+    return this.#closing;
+  }
+
+  #checkClosed(): void {
+    if (!this.#closingResolve || this.queued > 0 || this.#running > 0) return;
+    if (this.#opening > 0) return; // #open() calls back here when it settles
+    const connections = [...this.#connections];
+    const resolve = this.#closingResolve;
+    this.#closingResolve = undefined;
+    clearTimeout(this.#wakeTimer);
+    for (const connection of connections) connection.retiring = true;
+    void Promise.all(connections.map((connection) => {
+      connection.retireReason ??= 'closed';
+      return connection.quit();
+    })).then(() => resolve());
+  }
+
+  /** Fails every send not yet on the wire, closes every connection at once (in-flight sends fail with their connection). */
+  destroy(error?: Error): void {
+    if (this.#destroyed) return;
+    this.#destroyed = error ?? new SMTPPoolError('ERR_SMTP_POOL_DESTROYED', 'the pool was destroyed');
+    const reason = error ?? this.#destroyed;
+    clearTimeout(this.#wakeTimer);
+    this.#limiter?.cancel(reason);
+    for (const job of [...this.#ready.drain(), ...this.#delayed.splice(0)]) {
+      if (job.state === 'ready' || job.state === 'delayed') this.#fail(job, reason);
+    }
+    for (const connection of this.#connections) {
+      connection.retiring = true;
+      connection.retireReason ??= 'closed';
+      connection.close();
+    }
+    if (this.#closingResolve) {
+      const resolve = this.#closingResolve;
+      this.#closingResolve = undefined;
+      resolve();
+    }
+    this.#closing ??= Promise.resolve();
+  }
+
+  /** `await using pool = new SMTPPool(...)`: close() at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // --- observing ----------------------------------------------------------------
+
+  stats(): PoolStats {
+    let idle = 0;
+    let busy = 0;
+    for (const connection of this.#connections) {
+      if (connection.inFlight > 0) busy++;
+      else idle++;
+    }
+    return {
+      connections: { open: this.#connections.size, idle, busy, opening: this.#opening },
+      queued: this.queued,
+      inFlight: this.#running,
+      sent: this.#stats.sent,
+      failed: this.#stats.failed,
+      retried: this.#stats.retried,
+      rateLimitWaits: this.#stats.rateLimitWaits,
+      connectionsOpened: this.#stats.connectionsOpened,
+      tlsResumed: this.#stats.tlsResumed,
+      connectFailures: this.#stats.connectFailures,
+    };
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!(value > 0)) throw new RangeError(`${name} must be > 0, got ${value}`);
+  return value;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(value >= 0)) throw new RangeError(`${name} must be >= 0, got ${value}`);
+  return value;
+}
+
+/** The reply an error stands for, for the refused map. */
+function replyOf(error: unknown): Reply {
+  if (error instanceof SMTPResponseException) {
+    if (error.reply) return error.reply;
+    if (error.smtpCode > 0) return syntheticReply(error.smtpCode, error.smtpError);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return syntheticReply(451, `4.4.0 not delivered: ${message}`);
+}
+
+/** A copy of the error (same class and fields) with `attempts`; errors can be shared between sends. */
+function withAttempts(error: unknown, attempts: number): unknown {
+  if (!(error instanceof Error)) return error;
+  const copy = Object.create(Object.getPrototypeOf(error)) as Error;
+  for (const key of Reflect.ownKeys(error)) {
+    Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(error, key)!);
+  }
+  Object.defineProperty(copy, 'attempts', { value: attempts, enumerable: true, writable: true, configurable: true });
+  return copy;
+}
