@@ -77,6 +77,7 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'print nothing on success')
     .option('--batch <file>', 'send many messages: JSON lines of {from,to,cc,bcc,subject,text,...} or {from,to,raw}')
     .option('--concurrency <n>', 'with --batch: connections used in parallel (default 4)')
+    .option('--attempts <n>', 'with --batch: tries per message for temporary failures (default: the pool\'s, 3)')
     .addHelpText('after', `
 Exit codes (sysexits.h): 0 sent, 64 usage, 65 message refused, 66 input missing,
 69 refused permanently / server unavailable, 75 temporary failure (4xx, timeout,

@@ -63,7 +63,7 @@ export interface PoolResult {
 }
 
 export interface SMTPPoolInstance {
-  sendmail(from: string, to: string | string[], msg: string | Uint8Array, mailOptions?: MailOptions, rcptOptions?: RcptOptions): Promise<PoolResult>;
+  sendmail(from: string, to: string | string[], msg: string | Uint8Array, options?: { mailOptions?: MailOptions; rcptOptions?: RcptOptions }): Promise<PoolResult>;
   close(): Promise<void> | void;
 }
 

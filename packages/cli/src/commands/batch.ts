@@ -145,6 +145,8 @@ export async function runBatch(o: SendCliOptions): Promise<number> {
   const concurrency = o.concurrency === undefined ? 4 : Number(o.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new CliError(`--concurrency: "${o.concurrency}" should be a positive whole number`, EX.USAGE);
 
+  const attempts = o.attempts === undefined ? undefined : Number(o.attempts);
+  if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 1)) throw new CliError(`--attempts: "${o.attempts}" should be a positive whole number`, EX.USAGE);
   const lib = await loadSmtplib();
   const started = Date.now();
   const outcomes: ItemOutcome[] = [];
@@ -165,10 +167,11 @@ export async function runBatch(o: SendCliOptions): Promise<number> {
     const pool = new lib.SMTPPool({
       host: spec.host,
       port: spec.port,
-      ...(spec.tls === 'implicit' ? { secure: true } : { tlsPolicy: spec.tls }),
+      ...(spec.tls === 'implicit' ? { implicitTls: true } : { tlsPolicy: spec.tls }),
       tls: { servername: spec.host, ...(ca ? { ca } : {}) },
       ...(spec.user ? { auth: { user: spec.user, pass: password } } : {}),
       maxConnections: concurrency,
+      ...(o.attempts ? { retry: { attempts } } : {}),
       ...(spec.localHostname ? { localHostname: spec.localHostname } : {}),
       ...(spec.timeout ? { timeout: spec.timeout * 1000 } : {}),
       ...(spec.debug ? { debugLevel: spec.debug, debugOutput: makeDebugOutput(() => (password ? [password] : [])) } : {}),
@@ -177,7 +180,10 @@ export async function runBatch(o: SendCliOptions): Promise<number> {
     try {
       await runWithLimit(items, concurrency * 2, async (item) => {
         try {
-          const r = await pool.sendmail(item.from, item.recipients, item.data, mailOptionsOf(dsn), dsn.notify ? { notify: dsn.notify } : undefined);
+          const r = await pool.sendmail(item.from, item.recipients, item.data, {
+            mailOptions: mailOptionsOf(dsn),
+            ...(dsn.notify ? { rcptOptions: { notify: dsn.notify } } : {}),
+          });
           const refused = entriesOf(r.refused);
           const refusedSet = new Set(refused.map(([a]) => a.toLowerCase()));
           record({ item, accepted: item.recipients.filter((a) => !refusedSet.has(a.toLowerCase())), refused });

@@ -38,6 +38,7 @@ export interface SendCliOptions {
   quiet?: boolean;
   batch?: string;
   concurrency?: string;
+  attempts?: string;
 }
 
 export async function readStdin(): Promise<Buffer> {
