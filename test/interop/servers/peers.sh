@@ -38,7 +38,16 @@ ports_of() {
     aiosmtpd) echo "$P_AIO_SMTP $P_AIO_SMTPS $P_AIO_EXPIRED $P_AIO_WRONGNAME" ;;
   esac
 }
-running() { local p; for p in $(ports_of "$1"); do port_open "$p" || return 1; done; }
+pidfile_of() {
+  case $1 in
+    postfix) echo "$STATE/postfix/spool/pid/master.pid" ;;
+    dovecot) echo "$STATE/dovecot/run/master.pid" ;;
+    *) echo "$STATE/$1/daemon.pid" ;;
+  esac
+}
+owned() { local f; f=$(pidfile_of "$1"); [ -f "$f" ] && kill -0 "$(tr -d ' ' < "$f")" 2> /dev/null; }
+running() { local p; owned "$1" || return 1; for p in $(ports_of "$1"); do port_open "$p" || return 1; done; }
+busy() { local p; for p in $(ports_of "$1"); do port_open "$p" && { echo "$p"; return 0; }; done; return 1; }
 
 fail() { # name logfile
   echo "peers: $1 failed to start; last lines of $2:" >&2
@@ -119,6 +128,9 @@ case $cmd in
     [ -f "$STATE/env.json" ] || { echo "peers: run setup.sh first ($STATE/env.json missing)" >&2; exit 1; }
     for n in "${names[@]}"; do
       if running "$n"; then echo "$n: already running"; continue; fi
+      if ! owned "$n" && p=$(busy "$n"); then
+        echo "$n: FAILED: port $p is in use by something not started from $STATE (another state dir?)"; rc=1; continue
+      fi
       t=$(ms)
       if "start_$n"; then echo "$n: started in $(( $(ms) - t )) ms"; else echo "$n: FAILED"; rc=1; fi
     done ;;
