@@ -465,9 +465,8 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
 
   #canOpen(now: number): boolean {
     if (this.#destroyed) return false;
-    let live = 0;
-    for (const connection of this.#connections) if (!connection.retiring) live++;
-    if (live + this.#opening >= this.#maxConnections) return false;
+    // Retiring connections still hold a socket (finishing sends, QUIT): they count.
+    if (this.#connections.size + this.#opening >= this.#maxConnections) return false;
     if (now < this.#connectBlockedUntil) {
       this.#wake(this.#connectBlockedUntil);
       return false;

@@ -1,0 +1,256 @@
+// A loopback SMTP server for pool and soak tests that misbehaves on purpose.
+//
+// It speaks enough ESMTP for a pipelining client (EHLO with PIPELINING and
+// ENHANCEDSTATUSCODES, MAIL, RCPT, DATA, RSET, NOOP, QUIT), counts what it
+// really delivered (by the message's X-Soak-Id header and each recipient),
+// and asks a `fault` hook, at every step, whether to misbehave:
+//   undefined            answer normally
+//   { reply: '451 ...' } answer with this instead (a 421 also closes)
+//   { drop: true }       destroy the connection without answering
+//   { drop: 'after-delivery' }   (end of data only) deliver, then destroy
+//
+// Usable in-process (startFaultServer) or as a child process (fork this file;
+// it listens, sends { port }, answers { cmd: 'report' } with its counts, and
+// { cmd: 'close' } closes), so a soak can measure the client's memory alone.
+
+import net from 'node:net';
+
+/** A small deterministic PRNG (mulberry32), so faults can be replayed by seed. */
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Random faults for the soak: each connection is dropped at a random step
+ * with probability `dropRate`; each command (and each end of data) is
+ * answered 421 or 451 with probability `replyFaultRate`.
+ */
+export function randomFaults({ seed = 1, dropRate = 0.05, replyFaultRate = 0.05, stepsPerConnection = 30 } = {}) {
+  const random = prng(seed);
+  const dropAt = new WeakMap();
+  return (ctx) => {
+    if (!dropAt.has(ctx.connection)) {
+      dropAt.set(ctx.connection, random() < dropRate ? Math.floor(random() * stepsPerConnection) : -1);
+    }
+    if (ctx.step === dropAt.get(ctx.connection)) {
+      return ctx.stage === 'end-of-data' && random() < 0.5 ? { drop: 'after-delivery' } : { drop: true };
+    }
+    if (ctx.stage === 'greeting' || ctx.verb === 'EHLO' || ctx.verb === 'QUIT') return undefined;
+    if (random() < replyFaultRate) {
+      return random() < 0.5 ? { reply: '421 4.3.2 closing, try again later' } : { reply: '451 4.3.0 temporary failure, try again' };
+    }
+    return undefined;
+  };
+}
+
+export function startFaultServer(options = {}) {
+  const fault = options.fault ?? (() => undefined);
+  /** key `${id} ${rcpt}` → times delivered */
+  const deliveries = new Map();
+  const stats = { connections: 0, commands: 0, messages: 0, drops: 0, faults: 0, maxConcurrent: 0, open: 0 };
+  const sockets = new Set();
+  const log = options.log;
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    stats.connections++;
+    stats.open++;
+    stats.maxConcurrent = Math.max(stats.maxConcurrent, stats.open);
+    socket.setNoDelay(true);
+    const connection = { id: stats.connections, socket };
+    let step = 0;
+    let buffer = '';
+    let mode = 'command';
+    let from;
+    let rcpts = [];
+    let dataLines = [];
+    let dead = false;
+    const out = [];
+    const kill = () => {
+      if (dead) return;
+      dead = true;
+      stats.drops++;
+      socket.destroy();
+    };
+    const flushSoon = () => {
+      if (out.length === 1) setImmediate(flush);
+    };
+    const flush = () => {
+      if (dead || out.length === 0) return;
+      socket.write(out.join(''));
+      out.length = 0;
+    };
+    const reply = (text) => {
+      out.push(text.endsWith('\r\n') ? text : `${text}\r\n`);
+      flushSoon();
+    };
+    const closeAfter = (text) => {
+      reply(text);
+      flush();
+      dead = true;
+      socket.end();
+    };
+    const ask = (stage, verb, line) => {
+      const decision = fault({ connection, step: step++, stage, verb, line, from, rcpts });
+      if (decision) stats.faults++;
+      return decision;
+    };
+    socket.on('close', () => {
+      sockets.delete(socket);
+      stats.open--;
+    });
+    socket.on('error', () => {});
+
+    const greeting = ask('greeting', 'CONNECT', '');
+    if (greeting?.drop) return kill();
+    if (greeting?.reply) return closeAfter(greeting.reply);
+    reply('220 fault.test ESMTP ready');
+
+    const onCommand = (line) => {
+      stats.commands++;
+      const verb = line.slice(0, 4).toUpperCase();
+      if (log) log(`C: ${line}`);
+      const decision = ask('command', verb, line);
+      if (decision?.drop) return kill();
+      if (decision?.reply) {
+        if (decision.reply.startsWith('421')) return closeAfter(decision.reply);
+        if (verb === 'MAIL') from = undefined;
+        return reply(decision.reply);
+      }
+      switch (verb) {
+        case 'EHLO':
+          from = undefined; rcpts = [];
+          return reply('250-fault.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 10485760');
+        case 'HELO':
+          return reply('250 fault.test');
+        case 'MAIL':
+          from = line.slice(10);
+          rcpts = [];
+          return reply('250 2.1.0 ok');
+        case 'RCPT': {
+          if (from === undefined) return reply('503 5.5.1 MAIL first');
+          const match = /<([^>]*)>/.exec(line);
+          const rcpt = match ? match[1] : line.slice(8);
+          const refusal = options.rcptReply?.(rcpt, connection);
+          if (refusal) return reply(refusal);
+          rcpts.push(rcpt);
+          return reply('250 2.1.5 ok');
+        }
+        case 'DATA':
+          if (from === undefined || rcpts.length === 0) return reply('503 5.5.1 no valid recipients');
+          mode = 'data';
+          dataLines = [];
+          return reply('354 go ahead');
+        case 'RSET':
+          from = undefined; rcpts = [];
+          return reply('250 2.0.0 ok');
+        case 'NOOP':
+          return reply('250 2.0.0 ok');
+        case 'QUIT':
+          return closeAfter('221 2.0.0 bye');
+        default:
+          return reply('500 5.5.2 unknown command');
+      }
+    };
+
+    const onEndOfData = () => {
+      mode = 'command';
+      const header = dataLines.find((l) => /^X-Soak-Id:/i.test(l));
+      const id = header ? header.slice(header.indexOf(':') + 1).trim() : '?';
+      const deliver = () => {
+        stats.messages++;
+        for (const rcpt of rcpts) {
+          const key = `${id} ${rcpt}`;
+          deliveries.set(key, (deliveries.get(key) ?? 0) + 1);
+        }
+      };
+      const decision = ask('end-of-data', '.', '.');
+      const recipients = rcpts;
+      from = undefined;
+      rcpts = [];
+      if (decision?.drop === 'after-delivery') {
+        rcpts = recipients; deliver(); rcpts = [];
+        return kill();
+      }
+      if (decision?.drop) return kill();
+      if (decision?.reply) {
+        if (decision.reply.startsWith('421')) return closeAfter(decision.reply);
+        return reply(decision.reply);
+      }
+      rcpts = recipients; deliver(); rcpts = [];
+      return reply(`250 2.0.0 queued as ${id}`);
+    };
+
+    socket.on('data', (chunk) => {
+      if (dead) return;
+      buffer += chunk.toString('latin1');
+      let index;
+      while (!dead && (index = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, index);
+        buffer = buffer.slice(index + 2);
+        if (mode === 'data') {
+          if (line === '.') {
+            onEndOfData();
+          } else {
+            dataLines.push(line.startsWith('..') ? line.slice(1) : line);
+            // A drop in the middle of the data, sometimes.
+            if (dataLines.length === 3) {
+              const decision = ask('data', 'DATA-LINE', line);
+              if (decision?.drop) return kill();
+            }
+          }
+        } else {
+          onCommand(line);
+        }
+      }
+    });
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      resolve({
+        port,
+        deliveries,
+        stats,
+        /** Drops every open connection (a server crash, from the client's side). */
+        dropAll() {
+          for (const socket of sockets) socket.destroy();
+        },
+        close() {
+          for (const socket of sockets) socket.destroy();
+          return new Promise((done) => server.close(() => done()));
+        },
+      });
+    });
+  });
+}
+
+// As a child process: random faults from the environment.
+if (process.send && process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, '/'))) {
+  const env = process.env;
+  const server = await startFaultServer({
+    fault: randomFaults({
+      seed: Number(env.SOAK_SEED ?? 1),
+      dropRate: Number(env.SOAK_DROP_RATE ?? 0.05),
+      replyFaultRate: Number(env.SOAK_REPLY_FAULT_RATE ?? 0.05),
+    }),
+  });
+  process.on('message', async (message) => {
+    if (message?.cmd === 'report') {
+      process.send({ cmd: 'report', deliveries: [...server.deliveries], stats: server.stats });
+    } else if (message?.cmd === 'close') {
+      await server.close();
+      process.exit(0);
+    }
+  });
+  process.send({ cmd: 'ready', port: server.port });
+}
