@@ -1,17 +1,23 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { SummaryLineReporter } from './test/support/summary-reporter.js';
 
 // Two projects: `unit` is everything that runs without outside services
 // (unit, transcript, hostile, property and in-process server tests);
 // `interop` needs the real MTAs that test/interop/servers starts.
+// Tests import 'smtplib' from source, so they never depend on (or race with)
+// a build; test/unit/loading.test.ts checks the built ESM and CJS entry points.
+const librarySource = fileURLToPath(new URL('./packages/smtplib/src/index.ts', import.meta.url));
+
 export default defineConfig({
+  resolve: { alias: { smtplib: librarySource } },
   test: {
     reporters: ['default', new SummaryLineReporter()],
     projects: [
       {
         test: {
           name: 'unit',
-          include: ['test/{unit,transcript,hostile,property,integration,cli}/**/*.test.ts'],
+          include: ['test/{unit,transcript,hostile,property,integration,cli,pool}/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

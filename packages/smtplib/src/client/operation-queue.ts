@@ -18,7 +18,13 @@ export class OperationQueue {
   run<T>(work: () => Promise<T>, transaction?: Transaction): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#waiting.push({
-        start: () => work().then(resolve, reject),
+        start: async () => {
+          try {
+            resolve(await work());
+          } catch (error) {
+            reject(error);
+          }
+        },
         transaction,
       });
       if (!this.#running) void this.#pump();
