@@ -43,13 +43,23 @@ export function describeError(err: unknown): DescribedError {
     case 'ERR_SMTP_AUTH':
       if (e.isTransient) return { message: `authentication failed temporarily${reply}`, hint: 'try again later', exitCode: EX.TEMPFAIL };
       return { message: `authentication failed${reply}`, hint: 'check the user name and password (an app password may be needed)', exitCode: EX.NOPERM };
-    case 'ERR_SMTP_CONNECT':
+    case 'ERR_SMTP_CONNECT': {
       if (e.smtpCode && e.smtpCode > 0) break;
+      // The library's hints name its classes (SMTP_SSL); say it in command-line terms.
+      const tlsHint = /SMTP_SSL|implicit TLS|TLS-only/.test(msg);
+      const causeCode = (e.cause as { code?: string } | undefined)?.code;
+      const notFound = causeCode === 'ENOTFOUND' || /ENOTFOUND|could not be resolved/.test(msg) && causeCode !== 'EAI_AGAIN';
+      const clean = msg.replace(/\.? ?(The port probably expects|If this port expects|If it speaks TLS).*$/, '').replace(/ \(a TLS-only port closes on plaintext: try SMTP_SSL\)/, '');
       return {
-        message: `could not connect: ${msg}`,
-        hint: 'check the host and port; is the server running and reachable?',
-        exitCode: /ENOTFOUND|getaddrinfo/.test(msg) ? EX.UNAVAILABLE : EX.TEMPFAIL,
+        message: `could not connect: ${clean}`,
+        hint: notFound
+          ? 'check the host name'
+          : tlsHint
+          ? 'if this port expects implicit TLS (SMTPS, usually port 465) use --tls implicit; `smtplib probe HOST:PORT` tells which it is'
+          : 'check the host and port; is the server running and reachable?',
+        exitCode: notFound ? EX.UNAVAILABLE : EX.TEMPFAIL,
       };
+    }
     case 'ERR_SMTP_TIMEOUT':
       return { message: `timed out: ${msg}`, hint: unknownDelivery ?? 'the server is slow or unreachable; try again later or raise --timeout', exitCode: EX.TEMPFAIL };
     case 'ERR_SMTP_ABORTED':
