@@ -69,6 +69,16 @@ describe('smtplib send --batch', () => {
     expect(r2.stdout).toMatch(/^defer +line 1 +busy@example\.test +451 /m);
   });
 
+  it('sends an LMTP batch over one LMTP connection', async () => {
+    const s = await server({ lmtp: true });
+    const file = batchFile([1, 2, 3].map((i) => ({ from: 'n@example.test', to: `u${i}@example.test`, subject: `m${i}`, text: 't' })));
+    const r = await run(['send', '--server', `127.0.0.1:${s.port}`, '--lmtp', '--tls', 'none', '--batch', file]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/3 sent, 0 failed.*via one LMTP connection/);
+    expect(s.messages.map((m) => m.rcptTo[0]!.address)).toEqual(['u1@example.test', 'u2@example.test', 'u3@example.test']);
+    expect(new Set(s.messages.map((m) => m.sessionId)).size).toBe(1);
+  });
+
   it('checks the whole file first: a bad line stops the batch before anything is sent', async () => {
     const s = await server();
     const file = batchFile([{ from: 'n@example.test', to: 'a@example.test', text: 'ok' }, '{"from": "n@example.test", "to": ']);

@@ -159,7 +159,7 @@ export async function runBatch(o: SendCliOptions): Promise<number> {
   };
   let mode: string;
 
-  if (lib.SMTPPool) {
+  if (lib.SMTPPool && !spec.lmtp) {
     mode = `SMTPPool, up to ${concurrency} connections`;
     const password = spec.user && spec.password ? await spec.password() : undefined;
     let ca: string | undefined;
@@ -195,7 +195,7 @@ export async function runBatch(o: SendCliOptions): Promise<number> {
       await pool.close();
     }
   } else {
-    mode = 'one connection (this smtplib build has no SMTPPool)';
+    mode = spec.lmtp ? 'one LMTP connection (SMTPPool speaks SMTP)' : 'one connection (this smtplib build has no SMTPPool)';
     let session: Session | undefined;
     try {
       for (const item of items) {
