@@ -10,6 +10,9 @@
 
 import { SMTPAbortError } from '../errors.js';
 
+/** Refill arithmetic is in floating point: a hair below a whole token counts as one. */
+const WHOLE = 1 - 1e-9;
+
 export interface RateLimit {
   /** Messages allowed per interval (also the burst size). */
   messages: number;
@@ -46,8 +49,8 @@ export class RateLimiter {
   /** Takes a token if one is available. */
   tryTake(): boolean {
     this.#refill();
-    if (this.#waiters.length > 0 || this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#waiters.length > 0 || this.#tokens < WHOLE) return false;
+    this.#tokens = Math.max(0, this.#tokens - 1);
     return true;
   }
 
@@ -99,8 +102,8 @@ export class RateLimiter {
     head.timer = setTimeout(() => {
       head.timer = undefined;
       this.#refill();
-      while (this.#waiters.length > 0 && this.#tokens >= 1) {
-        this.#tokens -= 1;
+      while (this.#waiters.length > 0 && this.#tokens >= WHOLE) {
+        this.#tokens = Math.max(0, this.#tokens - 1);
         const waiter = this.#waiters.shift()!;
         waiter.cleanup();
         waiter.resolve();
@@ -110,7 +113,7 @@ export class RateLimiter {
   }
 
   #msUntil(): number {
-    if (this.#tokens >= 1) return 0;
+    if (this.#tokens >= WHOLE) return 0;
     return Math.ceil(((1 - this.#tokens) * this.intervalMs) / this.capacity);
   }
 
