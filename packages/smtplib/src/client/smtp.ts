@@ -81,7 +81,9 @@ export interface LoginOptions extends CallOptions {
 }
 
 /** smtplib's authobject: called with the decoded challenge (null first, for the initial response). */
-export type AuthObject = (challenge: Buffer | null) => string | Uint8Array | Promise<string | Uint8Array>;
+export type AuthObject = (
+  challenge: Buffer | null,
+) => string | Uint8Array | null | undefined | Promise<string | Uint8Array | null | undefined>;
 
 export interface SendOptions extends CallOptions {
   mailOptions?: MailOptions | readonly string[];
@@ -689,7 +691,7 @@ export class SMTP {
   async auth(mechanism: string, authobject: SaslMechanism | SaslMechanismFactory | AuthObject, options: LoginOptions = {}): Promise<Reply> {
     return this.#ops.run(async () => {
       await this.#ehloOrHeloIfNeeded(options.signal);
-      return this.#authenticate(toMechanism(mechanism, authobject), options);
+      return this.#authenticate(toMechanism(mechanism, authobject, options.initialResponseOk ?? true), options);
     });
   }
 
@@ -853,7 +855,7 @@ function maskAuth(line: string): string {
   return match ? `${match[1]} ****` : line;
 }
 
-function toMechanism(name: string, authobject: SaslMechanism | SaslMechanismFactory | AuthObject): SaslMechanism {
+function toMechanism(name: string, authobject: SaslMechanism | SaslMechanismFactory | AuthObject, initialResponseOk = true): SaslMechanism {
   assertSafeArgument(name, 'AUTH mechanism');
   if (!/^[A-Za-z0-9_-]{1,20}$/.test(name)) throw new SMTPInvalidArgumentError(`${JSON.stringify(name)} is not a SASL mechanism name`);
   const upper = name.toUpperCase();
@@ -868,10 +870,17 @@ function toMechanism(name: string, authobject: SaslMechanism | SaslMechanismFact
     name: upper,
     sendsCleartext: CLEARTEXT_MECHANISMS.has(upper),
     async start() {
-      return toBytes(await callback(null));
+      // smtplib: with initial_response_ok false the callable is not called
+      // with None first; a None (null/undefined) result means "no initial
+      // response" (e.g. auth_cram_md5), and the first challenge is awaited.
+      if (!initialResponseOk) return undefined;
+      const initial = await callback(null);
+      return initial == null ? undefined : toBytes(initial);
     },
     async step(challenge: Uint8Array) {
-      return toBytes(await callback(Buffer.from(challenge)));
+      const response = await callback(Buffer.from(challenge));
+      if (response == null) throw new Error('the authobject returned no response to a challenge');
+      return toBytes(response);
     },
     toJSON: () => ({ mechanism: upper }),
   } as SaslMechanism;
