@@ -93,6 +93,33 @@ export const NORMALIZATIONS: Record<string, Normalization> = {
         return { ...e, text: [e.text.slice(0, close + 1), ...params].join(' ') };
       }),
   },
+  'size-counts-added-crlf': {
+    name: 'size-counts-added-crlf',
+    why: 'For a message that does not end with a line end, both clients add CRLF before the final dot. smtplib\'s SIZE= is len(msg) before that CRLF; ours counts the octets actually sent (RFC 1870 §3: CR-LF pairs included, doubled dots and the terminating dot excluded). smtplib\'s SIZE is accepted when it is exactly 2 less than the transmitted message (un-stuffed, with its CRLF); ours must equal it.',
+    events: (events, side) => {
+      if (side === 'ours') return events;
+      return events.map((e, i) => {
+        const m = verb(e) === 'MAIL' ? / SIZE=(\d+)/i.exec(e.text) : null;
+        if (!m) return e;
+        const next = events.slice(i + 1).find((x) => x.kind === 'message' || verb(x) === 'MAIL');
+        if (next?.kind !== 'message') return e;
+        const sent = Buffer.byteLength(next.text.split('\r\n').map((l) => (l.startsWith('.') ? l.slice(1) : l)).join('\r\n') + '\r\n');
+        return Number(m[1]) + 2 === sent ? { ...e, text: e.text.replace(m[0], ` SIZE=${sent}`) } : e;
+      });
+    },
+  },
+  'implicit-ehlo': {
+    name: 'implicit-ehlo',
+    why: 'Our help(), verify()/vrfy(), expn(), mail() and auth() send EHLO first when neither EHLO nor HELO was done (RFC 5321 §4.1.4: a session starts with EHLO); smtplib\'s do not (only sendmail, send_message, login and starttls do). Our EHLO (and its reply) right before the first such command is removed.',
+    events: (events, side) => {
+      if (side === 'python') return events;
+      const out = [...events];
+      const first = out.findIndex((e) => ['EHLO', 'HELO', 'LHLO'].includes(verb(e)));
+      const after = out.slice(first + 1).find((e) => e.kind === 'cmd');
+      if (first !== -1 && verb(out[first]) === 'EHLO' && ['HELP', 'VRFY', 'EXPN', 'MAIL', 'AUTH'].includes(verb(after))) dropCommand(out, first);
+      return out;
+    },
+  },
   'pipelined-data-after-refusals': {
     name: 'pipelined-data-after-refusals',
     why: 'With PIPELINING our DATA leaves with MAIL and the RCPTs, before their replies are known (RFC 2920 §3.1); when every recipient is refused the server refuses that DATA and we send RSET. smtplib, in lock step, never sends that DATA. Our refused DATA (a non-354 reply right before RSET) is removed.',
@@ -140,16 +167,6 @@ export const NORMALIZATIONS: Record<string, Normalization> = {
       return out;
     },
   },
-  'login-initial-response': {
-    name: 'login-initial-response',
-    why: 'smtplib sends the user name of AUTH LOGIN as an initial response ("AUTH LOGIN Ym9i"); we wait for the first challenge (draft-murchison-sasl-login §2 has no initial response). Each exchange is compared by its outcome: mechanism, user the server decoded, result.',
-    events: (events) => collapseAuth(events, false),
-  },
-  'login-mechanism-choice': {
-    name: 'login-mechanism-choice',
-    why: 'login(): smtplib prefers CRAM-MD5, then PLAIN, then LOGIN; we prefer SCRAM, then PLAIN, then LOGIN, and use CRAM-MD5 only when named (it is LIMITED in the IANA registry). Exchanges are compared by user and result, with the mechanism name wildcarded.',
-    events: (events) => collapseAuth(events, true),
-  },
   'login-one-attempt': {
     name: 'login-one-attempt',
     why: 'smtplib.login() tries the next mechanism after a 535; we make one attempt so a password is never offered again in another form. smtplib\'s failed exchanges that are followed by another AUTH in the same login are removed.',
@@ -165,6 +182,16 @@ export const NORMALIZATIONS: Record<string, Normalization> = {
       }
       return out;
     },
+  },
+  'login-initial-response': {
+    name: 'login-initial-response',
+    why: 'smtplib sends the user name of AUTH LOGIN as an initial response ("AUTH LOGIN Ym9i"); we wait for the first challenge (draft-murchison-sasl-login §2 has no initial response). Each exchange is compared by its outcome: mechanism, user the server decoded, result.',
+    events: (events) => collapseAuth(events, false),
+  },
+  'login-mechanism-choice': {
+    name: 'login-mechanism-choice',
+    why: 'login(): smtplib prefers CRAM-MD5, then PLAIN, then LOGIN; we prefer SCRAM, then PLAIN, then LOGIN, and use CRAM-MD5 only when named (it is LIMITED in the IANA registry). Exchanges are compared by user and result, with the mechanism name wildcarded.',
+    events: (events) => collapseAuth(events, true),
   },
   'quit-after-554-greeting': {
     name: 'quit-after-554-greeting',
