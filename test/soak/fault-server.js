@@ -79,8 +79,11 @@ export function startFaultServer(options = {}) {
       stats.drops++;
       socket.destroy();
     };
+    // Replies written in one batch per turn (or after replyDelayMs, to model a round trip).
     const flushSoon = () => {
-      if (out.length === 1) setImmediate(flush);
+      if (out.length !== 1) return;
+      if (options.replyDelayMs) setTimeout(flush, options.replyDelayMs);
+      else setImmediate(flush);
     };
     const flush = () => {
       if (dead || out.length === 0) return;
@@ -221,6 +224,10 @@ export function startFaultServer(options = {}) {
         port,
         deliveries,
         stats,
+        /** Writes `text` to every open connection, then closes them (an unsolicited 421). */
+        sayToAll(text) {
+          for (const socket of sockets) socket.end(`${text}\r\n`);
+        },
         /** Drops every open connection (a server crash, from the client's side). */
         dropAll() {
           for (const socket of sockets) socket.destroy();
