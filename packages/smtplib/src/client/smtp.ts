@@ -214,8 +214,8 @@ export class SMTP {
 
   /** The TLS policy in force for the current (or next) connection. */
   get tlsPolicy(): TlsPolicy | 'implicit' {
-    if (this.#implicitTls) return 'implicit';
     const target = this.#target ?? this.#resolveTarget(undefined, undefined);
+    if (this.#target ? this.#implicitTls : this.useImplicitTls(target.port)) return 'implicit';
     return this.#effectivePolicy(target);
   }
 
@@ -264,7 +264,8 @@ export class SMTP {
 
   /** Whether `port` gets implicit TLS (SMTP_SSL always; SMTP on 465). */
   protected useImplicitTls(port: number): boolean {
-    return port === SMTP_SSL_PORT && this.options.tlsPolicy === undefined;
+    // An explicit 'required' (or 'opportunistic') on 465 still means implicit TLS: STARTTLS on a TLS port cannot work.
+    return port === SMTP_SSL_PORT && this.options.tlsPolicy !== 'none';
   }
 
   /** The port used when none is given. */
@@ -365,7 +366,12 @@ export class SMTP {
       }
       return; // opportunistic: the server refused; stay in plaintext.
     }
-    await this.#ehlo(undefined, signal);
+    const again = await this.#ehlo(undefined, signal);
+    if (!again.isPositive) {
+      // No HELO fallback after STARTTLS: a server that refuses EHLO over TLS is not one to continue with.
+      session.close();
+      throw new SMTPHeloError(again.code, again.message, `the server refused ${this.ehloVerb} after STARTTLS: ${again.code} ${again.message}`, { reply: again, command: this.ehloVerb });
+    }
   }
 
   #requireSession(): Session {
