@@ -102,6 +102,7 @@ describe('differential: our client against CPython smtplib', () => {
       const ours = clone(raw.ours);
       applyResults(py, ours, scenario.steps, names);
       const message = report(scenario, raw, pySeq, ourSeq);
+      if (process.env['DIFF_VERBOSE']) console.log(message);
 
       // Both runs did something, and smtplib completed every step it was given.
       expect(raw.pyEvents.some((e) => e.kind === 'conn'), message).toBe(true);

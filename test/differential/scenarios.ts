@@ -503,4 +503,80 @@ export const SCENARIOS: Scenario[] = [
       expectTrue((ok(py[2]) as { code: number }).code === 452, 'smtplib quit() reads the stale 452 (gh-76984)');
     },
   },
+  {
+    name: 'sendmail() address forms: display names, angle brackets, comments, null sender',
+    script: { extensions: FULL },
+    steps: [
+      { op: 'open' },
+      { op: 'sendmail', from: 'Alice Example <alice@example.test>', to: ['<bob@example.test>', 'carol@example.test (Carol)', '"Dave D." <dave@example.test>'], msg: MSG },
+      { op: 'sendmail', from: '', to: 'bob@example.test', msg: MSG },
+      { op: 'quit' },
+    ],
+    check: ({ ourEvents }) => expectTrue(cmds(ourEvents).includes('MAIL FROM:<> SIZE=128'), 'null reverse-path'),
+  },
+  {
+    name: 'two sendmail() calls on one connection (second pipelined after the first)',
+    script: { extensions: FULL, rcpt: { 'nobody@example.test': r(550, '5.1.1 no such user') } },
+    steps: [
+      { op: 'open' },
+      { op: 'sendmail', from: 'alice@example.test', to: ['bob@example.test'], msg: MSG },
+      { op: 'sendmail', from: 'alice@example.test', to: ['nobody@example.test', 'carol@example.test'], msg: MSG_LF },
+      { op: 'quit' },
+    ],
+  },
+  {
+    name: 'rcpt() before mail() and data() before rcpt(): the server\'s 503 replies are returned / raised',
+    script: { extensions: LOCKSTEP },
+    steps: [
+      { op: 'open' },
+      { op: 'ehlo' },
+      { op: 'rcpt', to: 'bob@example.test' },
+      { op: 'mail', from: 'alice@example.test' },
+      { op: 'data', msg: MSG },
+      { op: 'rset' },
+      { op: 'quit' },
+    ],
+  },
+  {
+    name: 'docmd()/putcmd() with CR LF in the argument: refused before anything is written',
+    script: { extensions: FULL },
+    steps: [
+      { op: 'open' },
+      { op: 'docmd', cmd: 'NOOP', args: 'x\r\nRSET' },
+      { op: 'putcmd', cmd: 'VRFY', args: 'bob\nQUIT' },
+      { op: 'noop' },
+      { op: 'quit' },
+    ],
+  },
+  {
+    name: 'the server drops the connection at NOOP without a reply: SMTPServerDisconnected, then quit() too',
+    script: { extensions: FULL, closeAt: { verb: 'NOOP' } },
+    steps: [{ op: 'open' }, { op: 'ehlo' }, { op: 'noop' }, { op: 'quit' }],
+  },
+  {
+    name: 'multi-line greeting and replies with surrounding blanks: reply text as smtplib joins it',
+    script: {
+      greeting: r(220, 'mx.test ESMTP', 'second greeting line'),
+      extensions: FULL,
+      help: { '': r(214, 'trailing blanks   ', '\tleading tab', '  two leading spaces') },
+      vrfy: { 'bob@example.test': r(250, '  Bob  <bob@example.test>  ') },
+    },
+    steps: [{ op: 'connect' }, { op: 'ehlo' }, { op: 'help' }, { op: 'verify', address: 'bob@example.test' }, { op: 'quit' }],
+    normalizations: ['reply-text-blanks'],
+    check: ({ py, ours }) => {
+      expectTrue((ok(ours[0]) as { message: string }).message === 'mx.test ESMTP\nsecond greeting line', 'multi-line greeting joined with \\n');
+      expectTrue(ok(py[2]) === 'trailing blanks\nleading tab\ntwo leading spaces', 'smtplib strips each line');
+    },
+  },
+  {
+    name: 'starttls() then login() and sendmail() with no explicit ehlo(): EHLO again over TLS',
+    script: { extensions: ['STARTTLS', 'SIZE 10240000'], tlsExtensions: ['SIZE 10240000', 'AUTH PLAIN'] },
+    steps: [
+      { op: 'open' },
+      { op: 'starttls' },
+      { op: 'login', user: 'bob', password: 'secret' },
+      { op: 'sendmail', from: 'bob@example.test', to: 'carol@example.test', msg: MSG },
+      { op: 'quit' },
+    ],
+  },
 ];

@@ -56,8 +56,8 @@ export interface ServerScript {
   end?: ReplySpec;
   /** LMTP: recipient → reply after the end of data (default 250). */
   lmtpEnd?: Record<string, ReplySpec>;
-  /** On the nth (default 1st) command with this verb: send `reply` and close the connection. */
-  closeAt?: { verb: string; nth?: number; reply: ReplySpec };
+  /** On the nth (default 1st) command with this verb: send `reply` (if any) and close the connection. */
+  closeAt?: { verb: string; nth?: number; reply?: ReplySpec };
 }
 
 export interface ServerEvent {
@@ -189,7 +189,7 @@ export async function startServer(options: ServerOptions): Promise<RecordingServ
       const n = (counts.get(verb) ?? 0) + 1;
       counts.set(verb, n);
       if (script.closeAt && script.closeAt.verb.toUpperCase() === verb && (script.closeAt.nth ?? 1) === n) {
-        send(script.closeAt.reply);
+        if (script.closeAt.reply) send(script.closeAt.reply);
         finish();
         return 'stop';
       }
