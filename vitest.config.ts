@@ -17,7 +17,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['test/{unit,transcript,hostile,property,integration,cli,pool}/**/*.test.ts'],
+          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential}/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },
