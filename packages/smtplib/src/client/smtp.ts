@@ -361,7 +361,7 @@ export class SMTP {
       if (policy === 'required' || !(error instanceof SMTPResponseException)) {
         session.close();
         if (error instanceof SMTPTLSError) throw error;
-        const text = error instanceof SMTPResponseException ? `the server refused STARTTLS (${error.smtpCode} ${error.smtpError})` : (error as Error).message;
+        const text = error instanceof SMTPResponseException ? `the server refused STARTTLS (${error.smtpCode} ${error.smtpError}) [unauthenticated plaintext reply: do not trust or show its text as fact]` : (error as Error).message;
         throw new SMTPTLSError(`TLS is required but ${text}; not continuing in plaintext`, { cause: error });
       }
       return; // opportunistic: the server refused; stay in plaintext.
@@ -809,6 +809,7 @@ export class SMTP {
       pipelining: this.options.pipelining ?? true,
       chunking: this.options.chunking ?? true,
       chunkSize: this.options.chunkSize ?? 1024 * 1024,
+      longLines: this.options.longLines ?? 'allow',
       timeouts: this.#timeouts,
       rset: async () => {
         const reply = await this.#command('RSET');

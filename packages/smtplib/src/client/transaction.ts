@@ -70,6 +70,8 @@ export interface TransactionContext {
   pipelining: boolean;
   chunking: boolean;
   chunkSize: number;
+  /** 'reject': refuse message data with a line over 998 octets (RFC 5321 §4.5.3.1.6). Default 'allow'. */
+  longLines?: 'allow' | 'reject';
   timeouts: Timeouts;
   rset(): Promise<void>;
 }
@@ -142,6 +144,7 @@ export class Transaction {
     const rcptLines = request.to.map((to) => commandLine(`RCPT TO:${toPath(to, { smtputf8: utf8, role: 'recipient' })}${rcptParams}`));
     let encoded: Plan['encoded'];
     if (source.kind === 'bytes') {
+      if (ctx.longLines === 'reject' && overLongLine(source.bytes, { run: 0 })) throw lineTooLong();
       const encoder = new DataEncoder(mode);
       const chunks = encoder.encode(source.bytes);
       const tail = encoder.end();
@@ -405,8 +408,15 @@ export class Transaction {
     const source = this.request.source;
     if (source.kind !== 'stream') return;
     const limit = ctx.capabilities.maxSize;
+    const lines = ctx.longLines === 'reject' ? { run: 0 } : undefined;
     try {
       for await (const chunk of source.chunks) {
+        if (lines && overLongLine(chunk, lines)) {
+          // Part of the message may be on the wire: drop the connection so no truncated message is delivered.
+          const error = lineTooLong();
+          ctx.session.destroy(error);
+          throw error;
+        }
         const pieces = encoder.encode(chunk);
         if (!ctx.session.isOpen) ctx.session.assertOpen();
         if (encoder.mode === 'data' && limit !== undefined && encoder.contentBytes > limit) {
@@ -525,6 +535,35 @@ export class Transaction {
       // The original error matters more; a failed RSET has closed the connection.
     }
     return error;
+  }
+}
+
+/** The longest line RFC 5321 §4.5.3.1.6 allows, without its CRLF. */
+const MAX_LINE_OCTETS = 998;
+
+function lineTooLong(): SMTPInvalidArgumentError {
+  return new SMTPInvalidArgumentError(`the message has a line longer than ${MAX_LINE_OCTETS} octets (RFC 5321 §4.5.3.1.6) and longLines is 'reject'; it was not sent`, {
+    deliveryStatus: 'not-delivered',
+  });
+}
+
+/** True once a line (ended by CR, LF or CRLF; `state.run` carries across chunks) exceeds 998 octets. */
+function overLongLine(buf: Uint8Array, state: { run: number }): boolean {
+  const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  let start = 0;
+  let nextLF = bytes.indexOf(0x0a, 0);
+  let nextCR = bytes.indexOf(0x0d, 0);
+  for (;;) {
+    const p = nextLF === -1 ? nextCR : nextCR === -1 ? nextLF : Math.min(nextLF, nextCR);
+    if (p === -1) {
+      state.run += bytes.length - start;
+      return state.run > MAX_LINE_OCTETS;
+    }
+    if (state.run + p - start > MAX_LINE_OCTETS) return true;
+    state.run = 0;
+    start = p + 1;
+    if (p === nextLF) nextLF = bytes.indexOf(0x0a, start);
+    else nextCR = bytes.indexOf(0x0d, start);
   }
 }
 

@@ -67,7 +67,9 @@ export class DataEncoder {
     }
     let nextCR = buf.indexOf(CR, i);
     let nextLF = buf.indexOf(LF, i);
-    let lineEnd = -1;
+    // Where the current line began, if it began in this chunk (a chunk that is
+    // only the LF of a pending CR leaves the encoder at a line start).
+    let lineEnd = this.#atLineStart ? i : -1;
     while (nextCR !== -1 || nextLF !== -1) {
       const p = nextCR === -1 ? nextLF : nextLF === -1 ? nextCR : Math.min(nextCR, nextLF);
       if (p === nextCR) {
