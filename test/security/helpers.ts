@@ -19,7 +19,8 @@ import { Duplex } from 'node:stream';
 import type { LookupFunction } from 'node:net';
 import { expect } from 'vitest';
 import * as smtplib from 'smtplib';
-import { parseTranscript, startScriptedServer, type ScriptOptions, type ScriptResult } from '../support/scripted-server.js';
+import { parseTranscript, startScriptedServer, type ScriptOptions, type ScriptResult, type Step } from '../support/scripted-server.js';
+export type { Step };
 import { testPki, type Pair } from '../support/certs.js';
 
 export { smtplib, testPki, parseTranscript, startScriptedServer };
@@ -139,11 +140,11 @@ export interface RunOptions {
  * client, waits for the script to finish, and returns what happened.
  */
 export async function run<T>(
-  script: string,
+  script: string | Step[],
   act: (connect: () => Promise<smtplib.SMTP>) => Promise<T>,
   options: RunOptions = {},
 ): Promise<Outcome<T>> {
-  const server = await startScriptedServer(parseTranscript(script), { expectTimeout: 3000, ...options.server });
+  const server = await startScriptedServer(typeof script === 'string' ? parseTranscript(script) : script, { expectTimeout: 3000, ...options.server });
   const debug: string[] = [];
   const Class = options.cls ?? smtplib.SMTP;
   const clientOptions: smtplib.SMTPOptions = {

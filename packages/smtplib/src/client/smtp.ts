@@ -633,7 +633,7 @@ export class SMTP {
     const target = this.#target!;
     const settings = this.#tlsSettings();
     if (tlsOptions) settings.options = { ...settings.options, ...tlsOptions };
-    await session.upgrade((stream) => startTls(stream, target.host, target.port || undefined, settings, this.#timeouts.tls, signal));
+    await session.upgrade((stream) => startTls(stream, target.host, target.port || undefined, settings, this.#timeouts.tls, signal, true));
     this.#resetEhlo();
     this.#authenticated = false;
     return reply;

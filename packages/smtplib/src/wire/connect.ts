@@ -75,6 +75,7 @@ export async function startTls(
   settings: TlsSettings,
   timeout: number,
   signal?: AbortSignal,
+  afterStarttls = false,
 ): Promise<tls.TLSSocket> {
   const options = tlsConnectOptions(host, settings);
   return withDeadline(
@@ -84,7 +85,7 @@ export async function startTls(
       try {
         await once(secure, 'secureConnect');
       } catch (error) {
-        throw describeTlsFailure(error, host, port);
+        throw describeTlsFailure(error, host, port, afterStarttls);
       }
       checkPeer(secure, options.host ?? host, settings);
       return secure;

@@ -78,7 +78,7 @@ const CERT_REASONS: Record<string, string> = {
 const TRUST_HINT = 'pass the issuing CA as tls.ca, or pin the certificate with `fingerprint`; do not turn verification off';
 
 /** Turns a Node TLS error into an SMTPTLSError that says which check failed and what to do. */
-export function describeTlsFailure(error: unknown, host: string, port?: number): SMTPTLSError {
+export function describeTlsFailure(error: unknown, host: string, port?: number, afterStarttls = false): SMTPTLSError {
   const err = error as NodeJS.ErrnoException & { reason?: string };
   const code = err?.code ?? '';
   const where = port === undefined ? host : `${host}:${port}`;
@@ -87,6 +87,14 @@ export function describeTlsFailure(error: unknown, host: string, port?: number):
   }
   const text = String(err?.message ?? err);
   if (/wrong version number|packet length too long|unknown protocol|record layer failure|http request/i.test(text)) {
+    if (afterStarttls) {
+      // After a STARTTLS 220 the server must speak TLS: non-TLS bytes here are injected plaintext or a broken server.
+      return new SMTPTLSError(
+        `TLS handshake with ${where} failed after STARTTLS: the server answered the ClientHello with data that is not TLS ` +
+          `(plaintext injected after its 220 reply, or a broken server); the connection was closed`,
+        { cause: error },
+      );
+    }
     return new SMTPTLSError(
       `TLS handshake with ${where} failed: the server did not answer in TLS (it probably expects plaintext first). ` +
         `Use SMTP with STARTTLS (usually port 587) instead of implicit TLS (SMTP_SSL, port 465)`,
