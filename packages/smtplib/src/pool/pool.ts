@@ -868,5 +868,8 @@ function withAttempts(error: unknown, attempts: number): unknown {
     Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(error, key)!);
   }
   Object.defineProperty(copy, 'attempts', { value: attempts, enumerable: true, writable: true, configurable: true });
+  // Errors raised before a transaction started (connect, EHLO, a connection
+  // found closed) carry no deliveryStatus: nothing of the message was sent.
+  if (copy instanceof SMTPException && !copy.deliveryStatus) copy.deliveryStatus = 'not-delivered';
   return copy;
 }

@@ -309,7 +309,9 @@ export class Session {
     if (error.deliveryStatus) return error;
     // Same class, but this waiter's message may have been delivered.
     const copy = Object.create(Object.getPrototypeOf(error)) as SMTPException;
-    Object.assign(copy, error, { deliveryStatus: 'unknown' });
+    // Every own property, the non-enumerable class brand included (instanceof relies on it).
+    for (const key of Reflect.ownKeys(error)) Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(error, key)!);
+    copy.deliveryStatus = 'unknown';
     Object.defineProperty(copy, 'message', {
       value: `${error.message} after the end of message data was sent; the message may have been delivered`,
       enumerable: false,
