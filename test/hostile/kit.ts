@@ -173,6 +173,13 @@ export class Peer {
     return out;
   }
 
+  /** Consumes a DATA stream through its end marker (which may be the first line). */
+  async readData(timeout = 5000): Promise<Buffer | undefined> {
+    const ok = await this.#waitFor(() => this.#buffer.length >= 3, timeout);
+    if (ok && this.#buffer.subarray(0, 3).toString('latin1') === '.\r\n') return this.readBytes(3);
+    return ok ? this.readUntil('\r\n.\r\n', timeout) : undefined;
+  }
+
   /** Consumes exactly `n` client bytes; undefined at EOF/timeout. */
   async readBytes(n: number, timeout = 5000): Promise<Buffer | undefined> {
     const ok = await this.#waitFor(() => this.#buffer.length >= n, timeout);
@@ -388,7 +395,7 @@ export function esmtp(options: EsmtpOptions = {}): Handler {
       if (custom !== undefined) {
         if (custom !== '') await send(custom);
         if (/^DATA$/i.test(line) && custom.startsWith('354')) {
-          const data = await peer.readUntil('\r\n.\r\n', 10_000);
+          const data = await peer.readData(10_000);
           if (data === undefined) return;
           const reply = (await options.onData?.(data, peer)) ?? '250 2.0.0 queued\r\n';
           if (reply !== '') await send(reply);
@@ -404,7 +411,7 @@ export function esmtp(options: EsmtpOptions = {}): Handler {
       } else if (verb === 'HELO') await send('250 mx.test\r\n');
       else if (verb === 'DATA') {
         await send('354 go ahead\r\n');
-        const data = await peer.readUntil('\r\n.\r\n', 10_000);
+        const data = await peer.readData(10_000);
         if (data === undefined) return;
         const reply = (await options.onData?.(data, peer)) ?? '250 2.0.0 queued\r\n';
         if (reply !== '') await send(reply);
