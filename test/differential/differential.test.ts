@@ -92,8 +92,9 @@ describe('differential: our client against CPython smtplib', () => {
     for (const n of Object.values(NORMALIZATIONS)) expect(n.always || used.has(n.name), n.name).toBe(true);
   });
 
+  // Each scenario has its own server, so scenarios run concurrently (vitest's maxConcurrency).
   SCENARIOS.forEach((scenario, index) => {
-    it(scenario.name, async () => {
+    it.concurrent(scenario.name, async ({ expect }) => {
       const raw = await runScenario(scenario, index);
       const names = scenario.normalizations ?? [];
       const pySeq = show(applyEvents(raw.pyEvents, 'python', names));

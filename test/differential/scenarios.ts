@@ -91,9 +91,14 @@ export const SCENARIOS: Scenario[] = [
     script: { extensions: FULL },
     steps: [{ op: 'open' }, { op: 'sendmail', from: 'alice@example.test', to: ['bob@example.test', 'carol@example.test'], msg: MSG_NO_EOL }, { op: 'quit' }],
     normalizations: ['size-counts-added-crlf'],
-    check: ({ ourEvents }) => {
+    check: ({ ourEvents, pyEvents }) => {
       const mail = cmds(ourEvents).find((c) => c.startsWith('MAIL'));
       expectTrue(/SIZE=\d+/.test(mail ?? ''), 'SIZE= sent when SIZE is advertised');
+      // The server answered each of several commands that arrived in one read.
+      const group = (events: ServerEvent[]) =>
+        new Set(events.filter((e) => e.kind === 'cmd' && /^(mail|rcpt|data)\b/i.test(e.text)).map((e) => e.segment)).size;
+      expectTrue(group(ourEvents) === 1, 'our MAIL, RCPT, RCPT, DATA arrived in one segment (pipelined)');
+      expectTrue(group(pyEvents) === 4, 'smtplib sent MAIL, RCPT, RCPT, DATA in four segments');
     },
   },
   {

@@ -63,6 +63,8 @@ export interface ServerScript {
 export interface ServerEvent {
   kind: 'conn' | 'cmd' | 'reply' | 'auth' | 'auth-result' | 'message' | 'tls' | 'note';
   text: string;
+  /** For commands: the number of the read (segment) that completed the line, counted per server. */
+  segment?: number;
 }
 
 export interface RecordingServer {
@@ -181,8 +183,8 @@ export async function startServer(options: ServerOptions): Promise<RecordingServ
       }
     };
 
-    const handleCommand = (line: string): 'stop' | undefined => {
-      events.push({ kind: 'cmd', text: line });
+    const handleCommand = (line: string): 'stop' | void => {
+      events.push({ kind: 'cmd', text: line, segment: segments });
       const match = /^(\S+)(?:\s(.*))?$/.exec(line);
       const verb = (match?.[1] ?? '').toUpperCase();
       const arg = match?.[2] ?? '';

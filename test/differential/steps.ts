@@ -3,7 +3,7 @@
 // (py/driver.py), so both get exactly the same inputs. Results are reduced
 // to one JSON shape on both sides.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,10 +68,18 @@ export interface RunOutput {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+let interpreter: string | undefined;
+
+/** The interpreter behind `python3` on PATH (skips the start-up cost of shims such as pyenv's). */
+export function pythonExecutable(): string {
+  interpreter ??= execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim() || 'python3';
+  return interpreter;
+}
+
 /** Runs the steps with CPython's smtplib. */
 export function runPython(job: Job): Promise<RunOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', [path.join(here, 'py', 'driver.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(pythonExecutable(), [path.join(here, 'py', 'driver.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
