@@ -820,12 +820,13 @@ export class SMTP {
 
   // --- ending -------------------------------------------------------------------
 
-  /** QUIT, then close. */
+  /** QUIT, then close; forgets the EHLO/HELO state (esmtpFeatures, doesEsmtp, ehloResp, heloResp), as smtplib's quit() does. */
   async quit(options: CallOptions = {}): Promise<Reply> {
     return this.#ops.run(async () => {
       try {
         return await this.#command('QUIT', options.signal, 'quit');
       } finally {
+        this.#resetEhlo();
         this.close();
       }
     });
