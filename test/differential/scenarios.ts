@@ -584,4 +584,20 @@ export const SCENARIOS: Scenario[] = [
       { op: 'quit' },
     ],
   },
+  {
+    name: 'quit() forgets the EHLO state (esmtpFeatures, doesEsmtp, ehloResp, heloResp)',
+    script: { extensions: FULL },
+    steps: [{ op: 'open' }, { op: 'ehlo' }, { op: 'helo' }, { op: 'state' }, { op: 'quit' }, { op: 'state' }],
+    normalizations: ['auth-feature-leading-space'],
+  },
+  {
+    name: 'sendmail() with RCPT answered 251 (will forward): accepted',
+    script: { extensions: FULL, rcpt: { 'old@example.test': r(251, '2.1.5 User not local; will forward to <new@example.test>') } },
+    steps: [{ op: 'open' }, { op: 'sendmail', from: 'alice@example.test', to: ['old@example.test', 'bob@example.test'], msg: MSG }, { op: 'quit' }],
+  },
+  {
+    name: 'a 421 reply to NOOP, then the server closes: noop() result, then quit()',
+    script: { extensions: FULL, closeAt: { verb: 'NOOP', reply: r(421, '4.3.2 service shutting down') } },
+    steps: [{ op: 'open' }, { op: 'ehlo' }, { op: 'noop' }, { op: 'quit' }],
+  },
 ];
