@@ -400,7 +400,7 @@ export function esmtp(options: EsmtpOptions = {}): Handler {
           const reply = (await options.onData?.(data, peer)) ?? '250 2.0.0 queued\r\n';
           if (reply !== '') await send(reply);
         }
-        if (/^QUIT$/i.test(line)) { peer.close(); return; }
+        if (/^QUIT$/i.test(line) && custom !== '') { peer.close(); return; }
         continue;
       }
       const verb = line.split(' ')[0]!.toUpperCase();

@@ -787,7 +787,10 @@ export class SMTP {
     return this.#ops.run(async () => {
       const signal = transaction.request.signal;
       if (signal?.aborted) throw abortedBeforeStart(signal);
-      await this.#ehloOrHeloIfNeeded(signal);
+      await this.#ehloOrHeloIfNeeded(signal).catch((error: unknown) => {
+        if (error instanceof SMTPException) error.deliveryStatus ??= 'not-delivered';
+        throw error;
+      });
       const started = performance.now();
       const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
         publishError(this.#session, error, 'transaction');

@@ -299,6 +299,10 @@ export class Transaction {
     const encoder = plan.encoded ? undefined : new DataEncoder('data');
     if (plan.encoded) {
       this.#writeData(ctx, plan.encoded.chunks);
+      // Only write the end marker once the server has read the body: a server
+      // that stopped reading, or went away mid-body, then certainly has not
+      // got the message ('data-write' deadline, deliveryStatus 'not-delivered').
+      await session.transport.drain(timeouts.dataWrite, signal);
     } else {
       await this.#streamBody(ctx, encoder!, async (pieces) => {
         this.#writeData(ctx, pieces);

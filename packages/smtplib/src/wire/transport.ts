@@ -87,6 +87,8 @@ export class Transport {
         clearTimeout(timer);
         this.#drainWaiters.delete(wake);
         signal?.removeEventListener('abort', onAbort);
+        // Part of a message may be on the wire: the stream can never be reused.
+        if (error && !this.#ended) this.destroy(error);
         if (error) reject(error);
         else resolve();
       };
