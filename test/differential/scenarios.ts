@@ -600,4 +600,15 @@ export const SCENARIOS: Scenario[] = [
     script: { extensions: FULL, closeAt: { verb: 'NOOP', reply: r(421, '4.3.2 service shutting down') } },
     steps: [{ op: 'open' }, { op: 'ehlo' }, { op: 'noop' }, { op: 'quit' }],
   },
+  {
+    name: 'auth("PLAIN", custom callable) with initialResponseOk false: the response follows an empty 334',
+    script: { extensions: ['AUTH PLAIN'] },
+    steps: [
+      { op: 'open' },
+      { op: 'ehlo' },
+      { op: 'auth', mechanism: 'PLAIN', object: { initial: 'never sent', responses: ['\u0000bob\u0000secret'] }, initialResponseOk: false },
+      { op: 'quit' },
+    ],
+    check: ({ ourEvents }) => expectTrue(cmds(ourEvents).includes('AUTH PLAIN'), 'no initial response on the AUTH line'),
+  },
 ];
