@@ -142,6 +142,8 @@ export class SMTP {
 
   constructor(options: SMTPOptions = {}) {
     this.options = { ...options };
+    // The options can hold secrets (tls.key, tls.pfx, tls.passphrase): keep them out of util.inspect and JSON.stringify.
+    Object.defineProperty(this, 'options', { enumerable: false });
     if (options.localHostname !== undefined) assertClientName(options.localHostname);
     this.#localHostname = options.localHostname;
     this.timeout = options.timeout;

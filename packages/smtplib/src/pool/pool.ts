@@ -238,6 +238,8 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   constructor(options: SMTPPoolOptions = {}) {
     super();
     this.options = { ...options };
+    // auth (password, token) and tls (key, pfx) are secrets: keep them out of util.inspect and JSON.stringify.
+    Object.defineProperty(this, 'options', { enumerable: false });
     const {
       auth,
       implicitTls,
