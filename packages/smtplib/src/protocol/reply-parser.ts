@@ -60,18 +60,25 @@ export class ReplyParser {
     }
     const replies: Reply[] = [];
     let start = 0;
-    for (;;) {
-      const lf = data.indexOf(LF, start);
-      if (lf === -1) break;
-      if (lf + 1 - start > this.#limits.maxLineLength) this.#fail('a reply line is longer than the limit');
-      const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
-      const reply = this.#line(data, start, end, lf + 1 - start);
-      if (reply) replies.push(reply);
-      start = lf + 1;
-    }
-    if (start < data.length) {
-      if (data.length - start >= this.#limits.maxLineLength) this.#fail('a reply line is longer than the limit');
-      this.#remainder = data.subarray(start);
+    try {
+      for (;;) {
+        const lf = data.indexOf(LF, start);
+        if (lf === -1) break;
+        if (lf + 1 - start > this.#limits.maxLineLength) this.#fail('a reply line is longer than the limit');
+        const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
+        const reply = this.#line(data, start, end, lf + 1 - start);
+        if (reply) replies.push(reply);
+        start = lf + 1;
+      }
+      if (start < data.length) {
+        if (data.length - start >= this.#limits.maxLineLength) this.#fail('a reply line is longer than the limit');
+        this.#remainder = data.subarray(start);
+      }
+    } catch (error) {
+      // The replies completed before the bad byte are the same however the
+      // bytes were split: hand them over with the error (`replies`).
+      Object.defineProperty(error, 'replies', { value: replies, enumerable: false });
+      throw error;
     }
     return replies;
   }

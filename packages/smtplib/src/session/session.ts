@@ -219,6 +219,12 @@ export class Session {
     try {
       replies = this.#parser.push(chunk);
     } catch (error) {
+      // Replies completed before the error still answer their commands (as
+      // they would have had the bytes arrived in separate segments).
+      for (const reply of (error as { replies?: Reply[] }).replies ?? []) {
+        if (this.#closed || this.#upgrading) break;
+        this.#dispatch(reply);
+      }
       this.destroy(error as Error);
       return;
     }
