@@ -188,6 +188,7 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
     if (options.envid !== undefined) {
       assertSafeArgument(options.envid, 'ENVID');
       if (Buffer.byteLength(options.envid) > 100) throw new SMTPInvalidArgumentError('ENVID is longer than 100 octets (RFC 3461 §4.4)');
+      if (options.envid === '') throw new SMTPInvalidArgumentError('ENVID must not be empty (an ESMTP value has at least one character)');
       words.push(`ENVID=${encodeXtext(options.envid)}`);
     }
   } else if (options.ret) {
