@@ -15,6 +15,7 @@ export default defineConfig({
     reporters: ['default', new SummaryLineReporter()],
     projects: [
       {
+        extends: true,
         test: {
           name: 'unit',
           include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential}/**/*.test.ts'],
@@ -23,6 +24,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         test: {
           name: 'interop',
           include: ['test/interop/**/*.test.ts'],

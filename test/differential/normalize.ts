@@ -227,20 +227,6 @@ export const NORMALIZATIONS: Record<string, Normalization> = {
       });
     },
   },
-  'reply-text-blanks': {
-    name: 'reply-text-blanks',
-    why: 'smtplib strips blanks and tabs from both ends of every reply line (line[4:].strip(b" \\t\\r\\n")); our Reply keeps the text after "code SP" exactly as sent (lines and message). Reply texts (messages, help() text, refused maps, error texts) are compared with every line trimmed on both sides.',
-    results: (py, ours) => {
-      const trim = (text: string) => text.split('\n').map((l) => l.replace(/^[ \t]+|[ \t]+$/g, '')).join('\n');
-      const walk = (value: unknown): unknown => {
-        if (typeof value === 'string') return trim(value);
-        if (Array.isArray(value)) return value.map(walk);
-        if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
-        return value;
-      };
-      for (const list of [py, ours]) list.forEach((r, i) => (list[i] = walk(r) as StepResult));
-    },
-  },
   'lmtp-one-reply-per-recipient': {
     name: 'lmtp-one-reply-per-recipient',
     why: 'LMTP (RFC 2033 §4.2) answers the end of data once per accepted recipient. We read them all and report recipients that failed after the data in the refused map; smtplib reads only the first (cpython gh-76984), so its map misses them and its next command (quit) reads a stale per-recipient reply. Our post-data refusals are removed from the map, and smtplib\'s quit() result is compared only as "a reply was read".',

@@ -106,7 +106,8 @@ export class ReplyParser {
     this.#replyBytes += size;
     if (this.#replyBytes > this.#limits.maxReplyLength) this.#fail('a reply is longer than the limit');
     if (this.#lines.length >= this.#limits.maxReplyLines) this.#fail('a reply has more lines than the limit');
-    this.#lines.push(length > 4 ? decodeText(data.subarray(start + 4, end)) : '');
+    // Surrounding spaces and tabs are dropped, as smtplib does.
+    this.#lines.push(length > 4 ? decodeText(data.subarray(start + 4, end)).replace(/^[ \t]+|[ \t]+$/g, '') : '');
     if (sep === 0x2d) return undefined;
     const reply = new Reply(code, this.#lines);
     this.#lines = [];
