@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -452,15 +453,22 @@ static void end_of_read(conn *c, long long now) {
   if (cfg.delay_us == 0) flush_due(c, now);
 }
 
+static double cpu_ms_now(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec * 1e3 + ru.ru_utime.tv_usec / 1e3 + ru.ru_stime.tv_sec * 1e3 + ru.ru_stime.tv_usec / 1e3;
+}
+static double cpu_at_reset;
+
 static void stats_json(char *out, size_t cap) {
   snprintf(out, cap,
            "{\"conns\":%llu,\"messages\":%llu,\"data_messages\":%llu,\"bdat_messages\":%llu,"
            "\"batches\":%llu,\"txn_batches\":%llu,\"replies\":%llu,\"commands\":%llu,\"rcpts\":%llu,"
            "\"bytes_in\":%llu,\"bytes_out\":%llu,\"reads\":%llu,\"errors\":%llu,\"max_batch_replies\":%llu,"
-           "\"last_len\":%llu,\"last_hash\":\"%s\",\"hash_algo\":\"%s\",\"last_error\":\"%s\"}\n",
+           "\"last_len\":%llu,\"last_hash\":\"%s\",\"hash_algo\":\"%s\",\"last_error\":\"%s\",\"cpu_ms\":%.1f}\n",
            st.conns, st.messages, st.data_messages, st.bdat_messages, st.batches, st.txn_batches,
            st.replies, st.commands, st.rcpts, st.bytes_in, st.bytes_out, st.reads, st.errors,
-           st.max_batch_replies, st.last_len, st.last_hash, HASH_NAME, st.last_error);
+           st.max_batch_replies, st.last_len, st.last_hash, HASH_NAME, st.last_error, cpu_ms_now() - cpu_at_reset);
 }
 
 static void control_line(conn *c, char *line) {
@@ -483,6 +491,7 @@ static void control_line(conn *c, char *line) {
     snprintf(out, sizeof out, "OK\n");
   } else if (strncasecmp(line, "RESET", 5) == 0) {
     memset(&st, 0, sizeof st);
+    cpu_at_reset = cpu_ms_now();
     snprintf(out, sizeof out, "OK\n");
   } else if (strncasecmp(line, "STATS", 5) == 0) {
     stats_json(out, sizeof out);

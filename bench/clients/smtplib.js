@@ -1,6 +1,4 @@
 // Adapter for our library: `import { SMTP } from 'smtplib'` (packages/smtplib, built to dist/).
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { FROM, TO } from '../lib/messages.js';
 
 export const label = 'smtplib (ours)';
@@ -10,9 +8,9 @@ let mod;
 async function load() {
   if (mod !== undefined) return mod;
   try {
-    const entry = createRequire(import.meta.url).resolve('smtplib/package.json').replace(/package\.json$/, 'dist/esm/index.js');
-    mod = existsSync(entry) ? await import('smtplib') : null;
-  } catch {
+    mod = await import('smtplib');
+  } catch (e) {
+    if (e?.code !== 'ERR_MODULE_NOT_FOUND') throw e;
     mod = null;
   }
   return mod;
