@@ -14,7 +14,7 @@
 import type { TLSSocket } from 'node:tls';
 import { createHash } from 'node:crypto';
 import type { SaslContext, SaslMechanism } from '../auth/mechanism.js';
-import { SMTPAuthenticationError, SMTPException, SMTPNotSupportedError } from '../errors.js';
+import { SMTPAuthenticationError, SMTPException, SMTPInvalidArgumentError, SMTPNotSupportedError } from '../errors.js';
 import { commandLine, MAX_AUTH_LINE } from '../protocol/commands.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from '../session/session.js';
@@ -87,6 +87,10 @@ export async function runExchange(mechanism: SaslMechanism, run: AuthRun): Promi
   try {
     initial = await mechanism.start(saslContext(session, run.host, run.port));
   } catch (error) {
+    // A TypeError is the mechanism refusing the caller's input (NUL in a PLAIN field, a bad token).
+    if (error instanceof TypeError) {
+      throw new SMTPInvalidArgumentError(`${name}: ${error.message}; nothing was sent`, { cause: error });
+    }
     throw new SMTPAuthenticationError(-1, `the ${name} mechanism could not start: ${(error as Error).message}`, name, { cause: error });
   }
   let pendingInitial: Uint8Array | undefined;
