@@ -1,0 +1,929 @@
+// class SMTP: Python smtplib's SMTP object in TypeScript, secure by default.
+//
+// It composes the layers below it and owns the policy: which TLS mode a
+// port gets, when EHLO happens, when STARTTLS is required, which SASL
+// mechanism may be used, and what state the connection is in after an error
+// (see README "Recovery"). Every network operation runs through one queue,
+// so concurrent calls never interleave on the wire, and queued sendmail()
+// calls are pipelined into each other.
+
+import os from 'node:os';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import { chooseMechanism, createMechanism } from '../auth/registry.js';
+import type { Credentials, SaslMechanism, SaslMechanismFactory } from '../auth/mechanism.js';
+import {
+  SMTPAbortError,
+  SMTPConnectError,
+  SMTPDataError,
+  SMTPException,
+  SMTPHeloError,
+  SMTPInvalidArgumentError,
+  SMTPNotSupportedError,
+  SMTPProtocolError,
+  SMTPResponseException,
+  SMTPServerDisconnected,
+  SMTPTimeoutError,
+  SMTPTLSError,
+} from '../errors.js';
+import { asciiHost, isAscii, parseaddr, toPath } from '../protocol/address.js';
+import { Capabilities } from '../protocol/capabilities.js';
+import { assertClientName, assertSafeArgument, commandLine } from '../protocol/commands.js';
+import { DataEncoder } from '../protocol/data-encoder.js';
+import {
+  renderMailParameters,
+  renderRcptParameters,
+  toMailOptions,
+  toRcptOptions,
+  type MailOptions,
+  type RcptOptions,
+} from '../protocol/params.js';
+import type { Reply } from '../protocol/reply.js';
+import { DebugLog, type DebugOutput } from '../session/debug-log.js';
+import { Session } from '../session/session.js';
+import { openSocket, startTls, isLoopbackAddress } from '../wire/connect.js';
+import type { TlsSettings } from '../wire/tls-options.js';
+import { Transport } from '../wire/transport.js';
+import { assertMechanismAllowed, CLEARTEXT_MECHANISMS, runExchange } from './authenticate.js';
+import { envelopeFromHeaders, splitMessage } from './message-headers.js';
+import { toMessageSource, type MessageInput } from './message-source.js';
+import { OperationQueue } from './operation-queue.js';
+import {
+  resolveTimeouts,
+  SMTP_PORT,
+  SMTP_SSL_PORT,
+  splitHostPort,
+  type SMTPOptions,
+  type Timeouts,
+  type TlsPolicy,
+} from './options.js';
+import type { RefusedRecipients } from './refused.js';
+import { Transaction, type DeliveryResult, type TransactionContext } from './transaction.js';
+import { publishConnect, publishError, publishSend } from '../diagnostics.js';
+
+/** Options accepted by every network call. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface LoginOptions extends CallOptions {
+  /** Send the first response with the AUTH command (RFC 4954). Default true. */
+  initialResponseOk?: boolean;
+  /** Use exactly this mechanism (it must be advertised). */
+  mechanism?: string;
+  /** Preference order to choose from (strongest first). CRAM-MD5 is used only if listed here or named. */
+  mechanisms?: readonly string[];
+  /** OAuth 2 access token (or a function returning one) for XOAUTH2 / OAUTHBEARER. */
+  token?: string | (() => string | Promise<string>);
+  /** Authorization identity, if different from the user. */
+  authzid?: string;
+}
+
+/** smtplib's authobject: called with the decoded challenge (null first, for the initial response). */
+export type AuthObject = (
+  challenge: Buffer | null,
+) => string | Uint8Array | null | undefined | Promise<string | Uint8Array | null | undefined>;
+
+export interface SendOptions extends CallOptions {
+  mailOptions?: MailOptions | readonly string[];
+  rcptOptions?: RcptOptions | readonly string[];
+}
+
+export interface SendMessageOptions extends SendOptions {
+  /** Envelope sender; default: the message's Sender/From (or Resent-Sender/Resent-From). */
+  from?: string;
+  /** Envelope recipients; default: To, Cc and Bcc (or the Resent- ones). */
+  to?: string | readonly string[];
+}
+
+interface Target {
+  host: string;
+  port: number;
+  path?: string;
+}
+
+export class SMTP {
+  /** The port connect() uses when none is given. */
+  static readonly defaultPort: number = SMTP_PORT;
+
+  /** Creates a client, connects and checks the greeting (SMTPConnectError unless 220). */
+  static async connect<T extends SMTP>(this: new (options?: SMTPOptions) => T, options: SMTPOptions = {}): Promise<T> {
+    const client = new this(options);
+    await client.connect(undefined, undefined, {});
+    return client;
+  }
+
+  /** Replies and features of the last successful EHLO: keyword (lower case) → parameters. */
+  esmtpFeatures: Map<string, string> = new Map();
+  /** The server answered EHLO positively. */
+  doesEsmtp = false;
+  /** Text of the last EHLO reply, or null. */
+  ehloResp: string | null = null;
+  /** Text of the last HELO reply, or null. */
+  heloResp: string | null = null;
+  /** Timeout in ms as given (per-phase values are in `timeouts`). */
+  timeout: number | undefined;
+
+  protected readonly options: SMTPOptions;
+  protected readonly ehloVerb: string = 'EHLO';
+  readonly #debug: DebugLog;
+  readonly #ops = new OperationQueue();
+  #timeouts: Timeouts;
+  #localHostname: string | undefined;
+  #session: Session | undefined;
+  #target: Target | undefined;
+  #capabilities = new Capabilities();
+  #implicitTls = false;
+  #greeting: Reply | undefined;
+  #authenticated = false;
+  /** Recipients accepted since the last MAIL (for LMTP's per-recipient DATA replies). */
+  protected acceptedSinceMail = 0;
+
+  constructor(options: SMTPOptions = {}) {
+    this.options = { ...options };
+    // The options can hold secrets (tls.key, tls.pfx, tls.passphrase): keep them out of util.inspect and JSON.stringify.
+    Object.defineProperty(this, 'options', { enumerable: false });
+    if (options.localHostname !== undefined) assertClientName(options.localHostname);
+    this.#localHostname = options.localHostname;
+    this.timeout = options.timeout;
+    this.#timeouts = resolveTimeouts(options);
+    this.#debug = new DebugLog(options.debugLevel ?? 0, options.debugOutput);
+  }
+
+  // --- attributes -----------------------------------------------------------
+
+  get debugLevel(): number {
+    return this.#debug.level;
+  }
+  set debugLevel(level: number) {
+    this.#debug.level = Number(level) || 0;
+  }
+
+  /** 1: every line sent and received; 2: the same with timestamps. */
+  setDebugLevel(level: number | boolean): void {
+    this.debugLevel = level === true ? 1 : Number(level) || 0;
+  }
+
+  /** Where debug lines go. */
+  set debugOutput(output: DebugOutput) {
+    this.#debug.output = output;
+  }
+
+  /** Per-phase deadlines in milliseconds. */
+  get timeouts(): Readonly<Timeouts> {
+    return this.#timeouts;
+  }
+
+  /** The name sent in EHLO/HELO/LHLO. */
+  get localHostname(): string {
+    return this.#localHostname ?? defaultLocalHostname(undefined);
+  }
+  set localHostname(name: string) {
+    assertClientName(name);
+    this.#localHostname = name;
+  }
+
+  /** The greeting the server sent on connect. */
+  get greeting(): Reply | undefined {
+    return this.#greeting;
+  }
+
+  /** Connected and usable. */
+  get isConnected(): boolean {
+    return this.#session?.isOpen ?? false;
+  }
+
+  /** TLS is up (implicit or after STARTTLS). */
+  get isSecure(): boolean {
+    return this.#session?.transport.secure ?? false;
+  }
+
+  /** A successful AUTH happened on this connection (reset by STARTTLS). */
+  get isAuthenticated(): boolean {
+    return this.#authenticated;
+  }
+
+  /** The underlying stream: a net.Socket, or a tls.TLSSocket once TLS is up. */
+  get socket(): Duplex | undefined {
+    return this.#session?.transport.stream;
+  }
+
+  /** The parsed capabilities of the last EHLO. */
+  get capabilities(): Capabilities {
+    return this.#capabilities;
+  }
+
+  /** The TLS policy in force for the current (or next) connection. */
+  get tlsPolicy(): TlsPolicy | 'implicit' {
+    const target = this.#target ?? this.#resolveTarget(undefined, undefined);
+    if (this.#target ? this.#implicitTls : this.useImplicitTls(target.port)) return 'implicit';
+    return this.#effectivePolicy(target);
+  }
+
+  // --- connection -----------------------------------------------------------
+
+  /**
+   * Connects to `host` (default: the constructor's, else "localhost") on
+   * `port` (default: the class's port; "host:port" is split), reads the
+   * greeting (SMTPConnectError unless 220) and applies the TLS policy.
+   * Resolves with the greeting.
+   */
+  async connect(host?: string, port?: number, options: CallOptions = {}): Promise<Reply> {
+    if (this.#session?.isOpen) this.close();
+    const target = this.#resolveTarget(host, port);
+    this.#target = target;
+    this.#implicitTls = this.useImplicitTls(target.port);
+    this.#resetEhlo();
+    this.#authenticated = false;
+    const where = target.path ?? `('${target.host}', ${target.port})`;
+    this.#debug.connect(where);
+    const source = typeof this.options.sourceAddress === 'string' ? { address: this.options.sourceAddress } : this.options.sourceAddress;
+    let stream = await openSocket({
+      target,
+      timeout: this.#timeouts.connect,
+      signal: options.signal,
+      sourceAddress: source?.address,
+      sourcePort: source?.port,
+      lookup: this.options.lookup,
+      family: this.options.family,
+      autoSelectFamily: this.options.autoSelectFamily,
+      connect: this.options.connect,
+    });
+    if (this.#implicitTls) {
+      stream = await startTls(stream, target.host, target.port, this.#tlsSettings(), this.#timeouts.tls, options.signal);
+    }
+    const transport = new Transport(stream, { secure: this.#implicitTls, unix: target.path !== undefined });
+    const session = new Session(transport, this.#debug, this.options.replyLimits);
+    this.#session = session;
+    if (this.#localHostname === undefined) this.#localHostname = defaultLocalHostname(target.path ? undefined : (stream as net.Socket).localAddress);
+    const greeting = await this.#readGreeting(session, target, options.signal);
+    this.#greeting = greeting;
+    await this.#ops.run(() => this.#applyTlsPolicy(target, options.signal));
+    publishConnect(session, { host: target.host, port: target.port, ...(target.path ? { path: target.path } : {}), secure: this.isSecure, greeting: { code: greeting.code, message: greeting.message } });
+    return greeting;
+  }
+
+  /** Whether `port` gets implicit TLS (SMTP_SSL always; SMTP on 465). */
+  protected useImplicitTls(port: number): boolean {
+    // An explicit 'required' (or 'opportunistic') on 465 still means implicit TLS: STARTTLS on a TLS port cannot work.
+    return port === SMTP_SSL_PORT && this.options.tlsPolicy !== 'none';
+  }
+
+  /** The port used when none is given. */
+  protected get defaultPort(): number {
+    return (this.constructor as typeof SMTP).defaultPort;
+  }
+
+  #resolveTarget(host: string | undefined, port: number | undefined): Target {
+    const split = splitHostPort(host ?? this.options.host ?? 'localhost', port ?? (host === undefined ? this.options.port : undefined));
+    const name = split.host;
+    if (name.startsWith('/')) return { host: 'localhost', port: 0, path: name };
+    const finalPort = split.port ?? this.defaultPort;
+    if (!Number.isInteger(finalPort) || finalPort <= 0 || finalPort > 65535) {
+      throw new SMTPInvalidArgumentError(`port must be an integer from 1 to 65535, got ${finalPort}`);
+    }
+    assertSafeArgument(name, 'host');
+    return { host: asciiHost(name), port: finalPort };
+  }
+
+  #effectivePolicy(target: Target): TlsPolicy {
+    if (this.options.tlsPolicy) return this.options.tlsPolicy;
+    if (target.path || isLoopbackHost(target.host)) return 'none';
+    return 'required';
+  }
+
+  #tlsSettings(): TlsSettings {
+    const pins = this.options.fingerprint;
+    return {
+      options: this.options.tls ?? {},
+      fingerprints: pins === undefined ? [] : typeof pins === 'string' ? [pins] : [...pins],
+    };
+  }
+
+  async #readGreeting(session: Session, target: Target, signal?: AbortSignal): Promise<Reply> {
+    const where = target.path ?? `${target.host}:${target.port}`;
+    let greeting: Reply;
+    try {
+      greeting = await session.await(session.expect({ command: 'the greeting', phase: 'greeting', timeout: this.#timeouts.greeting }), signal);
+    } catch (error) {
+      session.destroy(error as Error);
+      if (error instanceof SMTPTimeoutError && !this.#implicitTls) {
+        const hint = target.port === SMTP_SSL_PORT || target.port === 993 || target.port === 4465
+          ? ` The port probably expects implicit TLS: use SMTP_SSL (or SMTP on port 465).`
+          : ` If this port expects implicit TLS, use SMTP_SSL; otherwise check the host and port.`;
+        throw new SMTPConnectError(-1, `no greeting from ${where} within ${this.#timeouts.greeting} ms.${hint}`, undefined, { cause: error });
+      }
+      if (error instanceof SMTPProtocolError && !this.#implicitTls) {
+        throw new SMTPConnectError(-1, `${where} did not send an SMTP greeting (${error.message}). If it speaks TLS from the start, use SMTP_SSL or port 465`, undefined, { cause: error });
+      }
+      if (error instanceof SMTPServerDisconnected) {
+        throw new SMTPConnectError(-1, `${where} closed the connection before greeting${this.#implicitTls ? '' : ' (a TLS-only port closes on plaintext: try SMTP_SSL)'}`, undefined, { cause: error });
+      }
+      throw error;
+    }
+    if (greeting.code !== 220) {
+      if (greeting.code === 554 && session.isOpen) {
+        // RFC 5321 §3.1: after a 554 greeting the client should send QUIT.
+        await session.command('QUIT', { phase: 'quit', timeout: this.#timeouts.quit }).catch(() => undefined);
+      }
+      session.close();
+      throw new SMTPConnectError(greeting.code, greeting.message, `${where} refused the session: ${greeting.code} ${greeting.message}`, { reply: greeting, command: 'connect' });
+    }
+    return greeting;
+  }
+
+  /** STARTTLS as the policy demands, right after the greeting. */
+  async #applyTlsPolicy(target: Target, signal?: AbortSignal): Promise<void> {
+    if (this.#implicitTls) return;
+    const policy = this.#effectivePolicy(target);
+    if (policy === 'none') return;
+    const session = this.#requireSession();
+    const ehlo = await this.#ehlo(undefined, signal);
+    if (!ehlo.isPositive) {
+      if (policy === 'required') {
+        session.close();
+        throw new SMTPTLSError(`TLS is required but the server refused EHLO (${ehlo.code} ${ehlo.message}), so STARTTLS cannot be negotiated; not falling back to HELO`);
+      }
+      // Opportunistic: STARTTLS needs EHLO, so go on in plaintext after HELO (RFC 5321 §4.1.1.1).
+      const helo = await this.#helo(undefined, signal);
+      if (!helo.isPositive) throw new SMTPHeloError(helo.code, helo.message, undefined, { reply: helo, command: 'HELO' });
+      return;
+    }
+    if (!this.#capabilities.has('starttls')) {
+      if (policy === 'required') {
+        session.close();
+        throw new SMTPTLSError(
+          `TLS is required but ${target.host}:${target.port} does not offer STARTTLS; refusing to continue in plaintext. ` +
+            (target.port === SMTP_SSL_PORT ? '' : `If the server expects implicit TLS, use SMTP_SSL (port 465); to send in plaintext on purpose, set tlsPolicy: 'none'`),
+        );
+      }
+      return;
+    }
+    try {
+      await this.#starttls(undefined, signal);
+    } catch (error) {
+      if (policy === 'required' || !(error instanceof SMTPResponseException)) {
+        session.close();
+        if (error instanceof SMTPTLSError) throw error;
+        const text = error instanceof SMTPResponseException ? `the server refused STARTTLS (${error.smtpCode} ${error.smtpError}) [unauthenticated plaintext reply: do not trust or show its text as fact]` : (error as Error).message;
+        throw new SMTPTLSError(`TLS is required but ${text}; not continuing in plaintext`, { cause: error });
+      }
+      return; // opportunistic: the server refused; stay in plaintext.
+    }
+    const again = await this.#ehlo(undefined, signal);
+    if (!again.isPositive) {
+      // No HELO fallback after STARTTLS: a server that refuses EHLO over TLS is not one to continue with.
+      session.close();
+      throw new SMTPHeloError(again.code, again.message, `the server refused ${this.ehloVerb} after STARTTLS: ${again.code} ${again.message}`, { reply: again, command: this.ehloVerb });
+    }
+  }
+
+  #requireSession(): Session {
+    const session = this.#session;
+    if (!session) throw new SMTPServerDisconnected('please run connect() first');
+    session.assertOpen();
+    return session;
+  }
+
+  // --- raw commands -----------------------------------------------------------
+
+  /** Writes raw bytes (smtplib's send()). No reply is read; use getreply(). */
+  async send(data: string | Uint8Array): Promise<void> {
+    const session = this.#requireSession();
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+    session.sendRaw(bytes, bytes.toString('utf8').replace(/\r\n$/, ''), false);
+  }
+
+  /** Writes one command line (checked for CR, LF and controls); its reply is read by getreply(). */
+  async putcmd(cmd: string, args = ''): Promise<void> {
+    const line = commandLine(cmd, args);
+    const session = this.#requireSession();
+    session.sendRaw(Buffer.from(`${line}\r\n`, 'utf8'), maskAuth(line), true);
+  }
+
+  /** Reads the next reply not claimed by a command. */
+  async getreply(options: CallOptions = {}): Promise<Reply> {
+    return this.#requireSession().getReply(this.#timeouts.command, options.signal);
+  }
+
+  /** Sends a command and returns its reply (smtplib's docmd). */
+  async docmd(cmd: string, args = '', options: CallOptions = {}): Promise<Reply> {
+    const line = commandLine(cmd, args);
+    return this.#ops.run(() => this.#command(line, options.signal));
+  }
+
+  #command(line: string, signal?: AbortSignal, phase: 'command' | 'quit' = 'command'): Promise<Reply> {
+    const session = this.#requireSession();
+    const timeout = phase === 'quit' ? this.#timeouts.quit : this.#timeouts.command;
+    return session.command(line, { phase, timeout, logAs: maskAuth(line), signal });
+  }
+
+  // --- greeting commands ------------------------------------------------------
+
+  /** HELO: identifies the client to a non-ESMTP server. */
+  async helo(name?: string, options: CallOptions = {}): Promise<Reply> {
+    return this.#ops.run(() => this.#helo(name, options.signal));
+  }
+
+  async #helo(name?: string, signal?: AbortSignal): Promise<Reply> {
+    const hostname = name ?? this.localHostname;
+    assertClientName(hostname);
+    const reply = await this.#command(commandLine('HELO', hostname), signal);
+    this.heloResp = reply.message;
+    return reply;
+  }
+
+  /** EHLO (LHLO for LMTP): identifies the client and reads the server's extensions. */
+  async ehlo(name?: string, options: CallOptions = {}): Promise<Reply> {
+    return this.#ops.run(() => this.#ehlo(name, options.signal));
+  }
+
+  async #ehlo(name?: string, signal?: AbortSignal): Promise<Reply> {
+    const hostname = name ?? this.localHostname;
+    assertClientName(hostname);
+    this.#resetEhlo();
+    const reply = await this.#command(commandLine(this.ehloVerb, hostname), signal);
+    this.ehloResp = reply.message;
+    if (reply.code !== 250) {
+      // A refused EHLO says nothing about extensions, whatever its text looks like.
+      return reply;
+    }
+    this.doesEsmtp = true;
+    this.#capabilities = Capabilities.fromReply(reply);
+    this.esmtpFeatures = this.#capabilities.features;
+    return reply;
+  }
+
+  /** EHLO, or HELO if EHLO is refused, unless either was already done. */
+  async ehloOrHeloIfNeeded(options: CallOptions = {}): Promise<void> {
+    return this.#ops.run(() => this.#ehloOrHeloIfNeeded(options.signal));
+  }
+
+  async #ehloOrHeloIfNeeded(signal?: AbortSignal): Promise<void> {
+    if (this.heloResp !== null || this.ehloResp !== null) return;
+    const ehlo = await this.#ehlo(undefined, signal);
+    if (ehlo.isPositive) return;
+    if (!this.allowsHeloFallback()) {
+      throw new SMTPHeloError(ehlo.code, ehlo.message, undefined, { reply: ehlo, command: this.ehloVerb });
+    }
+    const helo = await this.#helo(undefined, signal);
+    if (!helo.isPositive) throw new SMTPHeloError(helo.code, helo.message, undefined, { reply: helo, command: 'HELO' });
+  }
+
+  /** LMTP has no HELO (RFC 2033 §4.1). */
+  protected allowsHeloFallback(): boolean {
+    return true;
+  }
+
+  #resetEhlo(): void {
+    this.ehloResp = null;
+    this.heloResp = null;
+    this.doesEsmtp = false;
+    this.#capabilities = new Capabilities();
+    this.esmtpFeatures = this.#capabilities.features;
+  }
+
+  /** Whether the server advertised extension `name` (case-insensitive). */
+  hasExtn(name: string): boolean {
+    return this.#capabilities.has(name);
+  }
+
+  // --- simple commands --------------------------------------------------------
+
+  /** HELP: returns the text of the reply. */
+  async help(args = '', options: CallOptions = {}): Promise<string> {
+    const reply = await this.#ops.run(async () => {
+      await this.#ehloOrHeloIfNeeded(options.signal);
+      return this.#command(commandLine('HELP', args), options.signal);
+    });
+    return reply.message;
+  }
+
+  /** RSET: aborts the current mail transaction. */
+  async rset(options: CallOptions = {}): Promise<Reply> {
+    return this.#ops.run(() => this.#command('RSET', options.signal));
+  }
+
+  /** NOOP: checks the connection. */
+  async noop(options: CallOptions = {}): Promise<Reply> {
+    return this.#ops.run(() => this.#command('NOOP', options.signal));
+  }
+
+  /** VRFY: asks whether an address is valid here. */
+  async verify(address: string, options: CallOptions = {}): Promise<Reply> {
+    const arg = addressOnly(address);
+    return this.#ops.run(async () => {
+      await this.#ehloOrHeloIfNeeded(options.signal);
+      return this.#command(commandLine('VRFY', arg), options.signal);
+    });
+  }
+
+  /** Alias of verify(). */
+  vrfy(address: string, options: CallOptions = {}): Promise<Reply> {
+    return this.verify(address, options);
+  }
+
+  /** EXPN: asks the server to expand a mailing list. */
+  async expn(address: string, options: CallOptions = {}): Promise<Reply> {
+    const arg = addressOnly(address);
+    return this.#ops.run(async () => {
+      await this.#ehloOrHeloIfNeeded(options.signal);
+      return this.#command(commandLine('EXPN', arg), options.signal);
+    });
+  }
+
+  // --- low-level transaction --------------------------------------------------
+
+  /** MAIL FROM with parameters (rendered only for advertised extensions). */
+  async mail(sender: string, options?: MailOptions | readonly string[], call: CallOptions = {}): Promise<Reply> {
+    return this.#ops.run(async () => {
+      await this.#ehloOrHeloIfNeeded(call.signal);
+      const mail = toMailOptions(options);
+      if (!isAscii(sender) && this.#capabilities.has('smtputf8') && mail.smtputf8 === undefined) mail.smtputf8 = true;
+      const params = this.doesEsmtp ? renderMailParameters(mail, { capabilities: this.#capabilities, secure: this.isSecure }) : '';
+      const line = commandLine(`MAIL FROM:${toPath(sender, { smtputf8: Boolean(mail.smtputf8), role: 'sender' })}${params}`);
+      this.acceptedSinceMail = 0;
+      return this.#command(line, call.signal);
+    });
+  }
+
+  /** RCPT TO with parameters. */
+  async rcpt(recipient: string, options?: RcptOptions | readonly string[], call: CallOptions = {}): Promise<Reply> {
+    return this.#ops.run(async () => {
+      const rcpt = toRcptOptions(options);
+      const params = this.doesEsmtp ? renderRcptParameters(rcpt, { capabilities: this.#capabilities, secure: this.isSecure }) : '';
+      const utf8 = !isAscii(recipient) && this.#capabilities.has('smtputf8');
+      const line = commandLine(`RCPT TO:${toPath(recipient, { smtputf8: utf8, role: 'recipient' })}${params}`);
+      const reply = await this.#command(line, call.signal);
+      if (reply.isPositive) this.acceptedSinceMail++;
+      return reply;
+    });
+  }
+
+  /**
+   * DATA: sends the message (any input type; line ends normalized to CRLF,
+   * leading dots doubled) and returns the final reply. SMTPDataError if the
+   * server does not answer DATA with 354.
+   */
+  async data(message: MessageInput, options: CallOptions = {}): Promise<Reply> {
+    const source = toMessageSource(message);
+    return this.#ops.run(async () => {
+      const session = this.#requireSession();
+      const start = await this.#command('DATA', options.signal);
+      if (start.code !== 354) {
+        throw new SMTPDataError(start.code, start.message, undefined, { reply: start, command: 'DATA' });
+      }
+      const encoder = new DataEncoder('data');
+      const write = async (pieces: Buffer[]) => {
+        session.write(pieces);
+        if (session.debug.enabled) session.debug.data(pieces);
+        await session.transport.drain(this.#timeouts.dataWrite, options.signal);
+      };
+      if (source.kind === 'bytes') await write(encoder.encode(source.bytes));
+      else for await (const chunk of source.chunks) await write(encoder.encode(chunk));
+      const count = this.dataReplyCount();
+      const waiters = Array.from({ length: count }, () =>
+        session.expect({ command: 'end of data', phase: 'data-end', timeout: this.#timeouts.dataEnd, afterDataEnd: true }),
+      );
+      const tail = encoder.end();
+      if (session.debug.enabled) session.debug.data([tail]);
+      session.write(tail);
+      const replies: Reply[] = [];
+      for (const waiter of waiters) replies.push(await session.await(waiter, options.signal));
+      return this.summarizeDataReplies(replies);
+    });
+  }
+
+  /** LMTP reads one reply per accepted recipient after the data. */
+  protected isLmtp(): boolean {
+    return false;
+  }
+
+  /** Replies owed after the end of data: one for SMTP. */
+  protected dataReplyCount(): number {
+    return 1;
+  }
+
+  /** The reply data() returns when several were read (LMTP). */
+  protected summarizeDataReplies(replies: Reply[]): Reply {
+    return replies[0]!;
+  }
+
+  // --- TLS and AUTH -----------------------------------------------------------
+
+  /**
+   * STARTTLS (RFC 3207): requires the extension, verifies the certificate
+   * and the host name, fails closed if the server sends anything between its
+   * 220 and the handshake, and forgets everything learned before TLS (call
+   * ehlo() again, or let the next command do it).
+   */
+  async starttls(tlsOptions?: ConnectionOptions, options: CallOptions = {}): Promise<Reply> {
+    return this.#ops.run(() => this.#starttls(tlsOptions, options.signal));
+  }
+
+  async #starttls(tlsOptions?: ConnectionOptions, signal?: AbortSignal): Promise<Reply> {
+    await this.#ehloOrHeloIfNeeded(signal);
+    const session = this.#requireSession();
+    if (session.transport.secure) {
+      throw new SMTPNotSupportedError('already using TLS: STARTTLS cannot be nested');
+    }
+    if (!this.hasExtn('starttls')) {
+      throw new SMTPNotSupportedError('STARTTLS extension not supported by server');
+    }
+    const reply = await session.command('STARTTLS', { phase: 'command', timeout: this.#timeouts.command, startsTls: true, signal });
+    if (reply.code !== 220) {
+      throw new SMTPResponseException(reply.code, reply.message, undefined, { reply, command: 'STARTTLS' });
+    }
+    const target = this.#target!;
+    const settings = this.#tlsSettings();
+    if (tlsOptions) settings.options = { ...settings.options, ...tlsOptions };
+    await session.upgrade((stream) => startTls(stream, target.host, target.port || undefined, settings, this.#timeouts.tls, signal, true));
+    this.#resetEhlo();
+    this.#authenticated = false;
+    return reply;
+  }
+
+  /**
+   * Logs in. Picks the strongest mechanism both sides support (SCRAM, then
+   * PLAIN/LOGIN over TLS or to a local peer; CRAM-MD5 only when named), makes
+   * one attempt, and never sends a password in cleartext over an unencrypted
+   * link to another machine unless `allowCleartextAuth` is set.
+   */
+  async login(user: string, password: string, options: LoginOptions = {}): Promise<Reply> {
+    return this.#ops.run(async () => {
+      await this.#ehloOrHeloIfNeeded(options.signal);
+      if (!this.hasExtn('auth')) {
+        throw new SMTPNotSupportedError('SMTP AUTH extension not supported by server' + (this.isSecure ? '' : ' (some servers offer AUTH only after STARTTLS)'));
+      }
+      const session = this.#requireSession();
+      const credentials: Credentials = {
+        user,
+        password,
+        ...(options.token !== undefined ? { token: options.token } : {}),
+        ...(options.authzid !== undefined ? { authzid: options.authzid } : {}),
+      };
+      const advertised = this.#capabilities.authMechanisms;
+      const allowCleartext = session.transport.secure || session.transport.peerIsLocal || Boolean(this.options.allowCleartextAuth);
+      let name: string | undefined;
+      if (options.mechanism) {
+        name = options.mechanism.toUpperCase();
+        if (!advertised.includes(name)) {
+          throw new SMTPNotSupportedError(`the server does not offer AUTH ${name} (it offers: ${advertised.join(' ') || 'nothing'})`);
+        }
+      } else {
+        name = chooseMechanism(advertised, {
+          credentials,
+          ...(options.mechanisms ? { preference: options.mechanisms } : {}),
+          channelBindingAvailable: session.transport.secure,
+          cleartextAllowed: allowCleartext,
+        });
+      }
+      if (!name) {
+        const cleartextOnly = advertised.some((m) => CLEARTEXT_MECHANISMS.has(m)) && !allowCleartext;
+        if (cleartextOnly) {
+          assertMechanismAllowed(advertised.find((m) => CLEARTEXT_MECHANISMS.has(m))!, true, session, this.#target!.host, false);
+        }
+        throw new SMTPNotSupportedError(`no suitable authentication method found (the server offers: ${advertised.join(' ') || 'nothing'})`);
+      }
+      const mechanism = createMechanism(name, credentials, { advertised });
+      if (!mechanism) {
+        throw new SMTPNotSupportedError(`AUTH ${name} is not supported by this client for these credentials`);
+      }
+      return this.#authenticate(mechanism, options);
+    });
+  }
+
+  /**
+   * AUTH with a given mechanism. `authobject` is a SaslMechanism, a factory
+   * of one, or smtplib's callable: called with null for the initial response
+   * and then with each decoded challenge, returning the response.
+   */
+  async auth(mechanism: string, authobject: SaslMechanism | SaslMechanismFactory | AuthObject, options: LoginOptions = {}): Promise<Reply> {
+    return this.#ops.run(async () => {
+      await this.#ehloOrHeloIfNeeded(options.signal);
+      return this.#authenticate(toMechanism(mechanism, authobject, options.initialResponseOk ?? true), options);
+    });
+  }
+
+  async #authenticate(mechanism: SaslMechanism, options: LoginOptions): Promise<Reply> {
+    const session = this.#requireSession();
+    const name = mechanism.name.toUpperCase();
+    const cleartext = mechanism.sendsCleartext || CLEARTEXT_MECHANISMS.has(name);
+    assertMechanismAllowed(name, cleartext, session, this.#target!.host, Boolean(this.options.allowCleartextAuth));
+    const reply = await runExchange(mechanism, {
+      session,
+      host: this.#target!.host,
+      port: this.#target!.port || undefined,
+      timeout: this.#timeouts.command,
+      initialResponseOk: options.initialResponseOk ?? true,
+      signal: options.signal,
+    });
+    this.#authenticated = true;
+    return reply;
+  }
+
+  // --- sending ------------------------------------------------------------------
+
+  /**
+   * Sends one message. Returns the recipients the server refused (an empty
+   * map when all were accepted). Throws SMTPRecipientsRefused if every
+   * recipient was refused, SMTPSenderRefused, SMTPDataError,
+   * SMTPNotSupportedError; after a refusal the connection stays usable.
+   */
+  async sendmail(
+    fromAddr: string,
+    toAddrs: string | readonly string[],
+    msg: MessageInput,
+    mailOptions?: MailOptions | readonly string[],
+    rcptOptions?: RcptOptions | readonly string[],
+    options: CallOptions = {},
+  ): Promise<RefusedRecipients> {
+    const result = await this.deliver(fromAddr, toAddrs, msg, { ...(mailOptions ? { mailOptions } : {}), ...(rcptOptions ? { rcptOptions } : {}), ...options });
+    return result.refused;
+  }
+
+  /** Like sendmail(), with the whole outcome: accepted, refused, the final reply. */
+  async deliver(fromAddr: string, toAddrs: string | readonly string[], msg: MessageInput, options: SendOptions = {}): Promise<DeliveryResult> {
+    const to = typeof toAddrs === 'string' ? [toAddrs] : [...toAddrs];
+    const transaction = new Transaction({
+      from: fromAddr,
+      to,
+      source: toMessageSource(msg),
+      mail: toMailOptions(options.mailOptions),
+      rcpt: toRcptOptions(options.rcptOptions),
+      signal: options.signal,
+    });
+    return this.#runTransaction(transaction);
+  }
+
+  /**
+   * Sends an RFC 5322 message, taking the envelope from its headers (Sender/
+   * From, To/Cc/Bcc, or the newest Resent-* block) and removing Bcc and
+   * Resent-Bcc from what is sent.
+   */
+  async sendMessage(message: MessageInput, options: SendMessageOptions = {}): Promise<RefusedRecipients> {
+    return (await this.deliverMessage(message, options)).refused;
+  }
+
+  /** Like sendMessage(), with the whole outcome: accepted, refused, the final reply. */
+  async deliverMessage(message: MessageInput, options: SendMessageOptions = {}): Promise<DeliveryResult> {
+    const split = await splitMessage(toMessageSource(message));
+    const envelope = envelopeFromHeaders(split.fields);
+    const from = options.from ?? envelope.from;
+    const to = options.to === undefined ? envelope.to : typeof options.to === 'string' ? [options.to] : [...options.to];
+    if (to.length === 0) throw new SMTPInvalidArgumentError('the message has no To, Cc or Bcc recipients and none were given');
+    const transaction = new Transaction({
+      from,
+      to,
+      source: split.source,
+      mail: toMailOptions(options.mailOptions),
+      rcpt: toRcptOptions(options.rcptOptions),
+      internationalBody: true,
+      signal: options.signal,
+    });
+    return this.#runTransaction(transaction);
+  }
+
+  #runTransaction(transaction: Transaction): Promise<DeliveryResult> {
+    if (transaction.request.signal?.aborted) {
+      return Promise.reject(abortedBeforeStart(transaction.request.signal));
+    }
+    return this.#ops.run(async () => {
+      const signal = transaction.request.signal;
+      if (signal?.aborted) throw abortedBeforeStart(signal);
+      await this.#ehloOrHeloIfNeeded(signal);
+      const started = performance.now();
+      const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
+        publishError(this.#session, error, 'transaction');
+        throw error;
+      });
+      publishSend(this.#session, result, started);
+      this.acceptedSinceMail = 0;
+      return result;
+    }, transaction).catch((error: unknown) => {
+      // Whatever failed before the end of data (EHLO, a connection already
+      // closed by an earlier queued call), the message was not delivered.
+      if (error instanceof SMTPException) error.deliveryStatus ??= 'not-delivered';
+      throw error;
+    });
+  }
+
+  #transactionContext(): TransactionContext {
+    const session = this.#requireSession();
+    return {
+      session,
+      capabilities: this.doesEsmtp ? this.#capabilities : new Capabilities(),
+      secure: session.transport.secure,
+      lmtp: this.isLmtp(),
+      pipelining: this.options.pipelining ?? true,
+      chunking: this.options.chunking ?? true,
+      chunkSize: this.options.chunkSize ?? 1024 * 1024,
+      longLines: this.options.longLines ?? 'allow',
+      timeouts: this.#timeouts,
+      rset: async () => {
+        const reply = await this.#command('RSET');
+        if (!reply.isPositive) this.#session?.close();
+      },
+    };
+  }
+
+  // --- ending -------------------------------------------------------------------
+
+  /** QUIT, then close; forgets the EHLO/HELO state (esmtpFeatures, doesEsmtp, ehloResp, heloResp), as smtplib's quit() does. */
+  async quit(options: CallOptions = {}): Promise<Reply> {
+    return this.#ops.run(async () => {
+      try {
+        return await this.#command('QUIT', options.signal, 'quit');
+      } finally {
+        this.#resetEhlo();
+        this.close();
+      }
+    });
+  }
+
+  /** Closes the connection without QUIT. Safe to call at any time. */
+  close(): void {
+    const session = this.#session;
+    if (!session) return;
+    if (session.isOpen) session.close(new SMTPServerDisconnected('the connection was closed by close()'));
+    else session.transport.destroy();
+  }
+
+  /** `await using smtp = await SMTP.connect(...)`: QUIT (if still connected) at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.isConnected) {
+      try {
+        await this.quit();
+      } catch {
+        // The block's own outcome matters more than a failed QUIT.
+      }
+    }
+    this.close();
+  }
+}
+
+function abortedBeforeStart(signal: AbortSignal): SMTPAbortError {
+  return new SMTPAbortError('aborted before the message was sent', { cause: signal.reason, deliveryStatus: 'not-delivered' });
+}
+
+/** The AUTH argument is secret: "AUTH PLAIN dGVzdA==" is logged as "AUTH PLAIN ****". */
+function maskAuth(line: string): string {
+  const match = /^(AUTH\s+\S+)\s+\S/i.exec(line);
+  return match ? `${match[1]} ****` : line;
+}
+
+function toMechanism(name: string, authobject: SaslMechanism | SaslMechanismFactory | AuthObject, initialResponseOk = true): SaslMechanism {
+  assertSafeArgument(name, 'AUTH mechanism');
+  if (!/^[A-Za-z0-9_-]{1,20}$/.test(name)) throw new SMTPInvalidArgumentError(`${JSON.stringify(name)} is not a SASL mechanism name`);
+  const upper = name.toUpperCase();
+  if (typeof authobject === 'object' && authobject && 'step' in authobject) return authobject;
+  if (typeof authobject === 'function' && authobject.length === 0) {
+    const made = (authobject as SaslMechanismFactory)();
+    if (made && typeof made === 'object' && 'step' in made) return made;
+  }
+  const callback = authobject as AuthObject;
+  const toBytes = (value: string | Uint8Array) => (typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
+  return {
+    name: upper,
+    sendsCleartext: CLEARTEXT_MECHANISMS.has(upper),
+    async start() {
+      // smtplib: with initial_response_ok false the callable is not called
+      // with None first; a None (null/undefined) result means "no initial
+      // response" (e.g. auth_cram_md5), and the first challenge is awaited.
+      if (!initialResponseOk) return undefined;
+      const initial = await callback(null);
+      return initial == null ? undefined : toBytes(initial);
+    },
+    async step(challenge: Uint8Array) {
+      const response = await callback(Buffer.from(challenge));
+      if (response == null) throw new Error('the authobject returned no response to a challenge');
+      return toBytes(response);
+    },
+    toJSON: () => ({ mechanism: upper }),
+  } as SaslMechanism;
+}
+
+/** smtplib's _addr_only: the bare address of "Name <a@b>". */
+function addressOnly(address: string): string {
+  assertSafeArgument(address, 'address');
+  const { address: addr } = parseaddr(address);
+  return addr === '' ? address : addr;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost') || isLoopbackAddress(host);
+}
+
+/**
+ * RFC 5321 §4.1.4: the client's FQDN, or an address literal when it has none.
+ */
+function defaultLocalHostname(localAddress: string | undefined): string {
+  const name = os.hostname();
+  if (name.includes('.') && /^[A-Za-z0-9.-]+$/.test(name)) return name;
+  if (localAddress && net.isIPv4(localAddress)) return `[${localAddress}]`;
+  if (localAddress?.startsWith('::ffff:') && net.isIPv4(localAddress.slice(7))) return `[${localAddress.slice(7)}]`;
+  if (localAddress && net.isIPv6(localAddress)) return `[IPv6:${localAddress}]`;
+  return '[127.0.0.1]';
+}
+
