@@ -15,12 +15,15 @@ export async function unavailable() {
 
 export async function open({ host, port, maxConnections }) {
   const { SMTPPool } = await import('smtplib');
-  const pool = new SMTPPool({ host, port, tlsPolicy: 'none', maxConnections, localHostname: 'bench.local' });
+  // maxMessagesPerConnection: no retiring after 100 messages, the same as nodemailer's maxMessages: Infinity
+  const pool = new SMTPPool({ host, port, tlsPolicy: 'none', maxConnections, localHostname: 'bench.local', maxMessagesPerConnection: Number.MAX_SAFE_INTEGER });
   return {
     async send(msg) {
-      const refused = await pool.sendmail(FROM, [TO], msg);
+      const result = await pool.sendmail(FROM, [TO], msg);
+      // PoolSendResult { accepted, refused, ... } (or a bare refused map)
+      const refused = result && 'refused' in result ? result.refused : result;
       const n = refused instanceof Map ? refused.size : refused ? Object.keys(refused).length : 0;
-      if (n) throw new Error('recipients refused');
+      if (n) throw new Error('recipients refused: ' + JSON.stringify(refused));
     },
     async close() {
       await pool.close();
