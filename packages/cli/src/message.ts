@@ -125,13 +125,16 @@ export interface PrepareOptions {
 export function prepareRawMessage(raw: Buffer, options: PrepareOptions = {}): PreparedMessage {
   const { head, body, separator } = splitMessage(raw);
   const fields = parseHeaderFields(head);
+  // A resent message (any Resent-* field) goes to Resent-To/Cc/Bcc, not to the
+  // original To/Cc/Bcc, as sendmail -t does (Postfix cleanup(8), Exim, Sendmail).
+  const p = fields.some((f) => /^resent-/i.test(f.name)) ? 'resent-' : '';
   const headerRecipients = addressesFrom([
-    ...getHeader(fields, 'to'),
-    ...getHeader(fields, 'cc'),
-    ...getHeader(fields, 'bcc'),
+    ...getHeader(fields, `${p}to`),
+    ...getHeader(fields, `${p}cc`),
+    ...getHeader(fields, `${p}bcc`),
   ]);
   const headerFrom = addressesFrom(getHeader(fields, 'from'))[0];
-  const kept = fields.filter((f) => f.name.toLowerCase() !== 'bcc');
+  const kept = fields.filter((f) => !/^(resent-)?bcc$/i.test(f.name));
   const removedBcc = kept.length !== fields.length;
   const added: string[] = [];
   const hasField = (n: string): boolean => kept.some((f) => f.name.toLowerCase() === n);
