@@ -307,6 +307,31 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
     server = undefined;
   });
 
+  it('H9 BDAT LAST of a large in-memory message to a server that stops reading: data-write timeout, not-delivered', async () => {
+    // The whole message is one BDAT LAST chunk (chunkSize above its size), so the
+    // end-of-data reply is owed before the body leaves this process; until the
+    // last byte is flushed, a lost reply must still mean "not delivered".
+    const big = `Subject: big\r\n\r\n${'y'.repeat(998)}\r\n`.repeat(16 * 1024);
+    server = await hostileServer(esmtp({
+      extensions: ['PIPELINING', 'CHUNKING'],
+      on: async (line, peer) => {
+        if (!line.startsWith('BDAT')) return undefined;
+        peer.stopReading();
+        await peer.waitClosed(5000);
+        return '';
+      },
+    }));
+    client = await SMTP.connect(clientOptions(server, { timeout: T, chunkSize: 64 * 1024 * 1024 }));
+    const { error, ms } = await timed(client.sendmail('a@x.test', ['b@y.test'], big));
+    expect(shape(error)).toMatchObject({ name: 'SMTPTimeoutError', code: 'ERR_SMTP_TIMEOUT', phase: 'data-write', deliveryStatus: 'not-delivered' });
+    expect(ms).toBeLessThan(T + 1000);
+    expect(client.isConnected).toBe(false);
+    (await server.peer()).resumeReading();
+    client.close();
+    await server.close();
+    server = undefined;
+  });
+
   it('H10 after a timeout the connection is never reused: the late 250 cannot answer the next command', async () => {
     server = await hostileServer(esmtp({ onData: async () => { await sleep(T + 200); return '250 2.0.0 late\r\n'; } }));
     client = await SMTP.connect(clientOptions(server, { timeout: T }));

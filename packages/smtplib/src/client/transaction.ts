@@ -93,6 +93,8 @@ interface Head {
   data?: Promise<Reply>;
   /** The whole body went as one BDAT LAST; these are its replies (one, or one per recipient for LMTP). */
   bdatLast?: Promise<Reply>[];
+  /** The group's last byte has left this process (so a lost BDAT LAST reply means "maybe delivered"). */
+  flushed: boolean;
 }
 
 export class Transaction {
@@ -168,7 +170,7 @@ export class Transaction {
    * append to the previous transaction's last write. Undefined when this
    * transaction cannot be pipelined (or its plan fails: it will throw in run()).
    */
-  prewrite(ctx: TransactionContext): { bytes: Buffer[]; log: string[] } | undefined {
+  prewrite(ctx: TransactionContext): { bytes: Buffer[]; log: string[]; flushed(): void } | undefined {
     if (this.#head || !ctx.pipelining || !ctx.capabilities.has('pipelining')) return undefined;
     if (this.request.signal?.aborted) return undefined;
     let plan: Plan;
@@ -178,8 +180,9 @@ export class Transaction {
       return undefined;
     }
     const group = this.#group(ctx, plan);
-    this.#head = group.head;
-    return { bytes: group.bytes, log: group.log };
+    const head = group.head;
+    this.#head = head;
+    return { bytes: group.bytes, log: group.log, flushed: () => { head.flushed = true; } };
   }
 
   /** Runs the transaction to its end. */
@@ -202,6 +205,10 @@ export class Transaction {
       const group = this.#group(ctx, plan);
       head = group.head;
       session.write(group.bytes, group.log);
+      if (head.bdatLast) {
+        await session.transport.drain(timeouts.dataWrite, signal);
+        head.flushed = true;
+      }
     }
 
     // --- envelope -------------------------------------------------------
@@ -255,7 +262,7 @@ export class Transaction {
     const lines = [plan.mailLine, ...plan.rcptLines];
     const mail = session.expect({ command: plan.mailLine, phase: 'command', timeout: timeouts.command });
     const rcpts = plan.rcptLines.map((line) => session.expect({ command: line, phase: 'command', timeout: timeouts.command }));
-    const head: Head = { mail, rcpts };
+    const head: Head = { mail, rcpts, flushed: false };
     const bytes: Buffer[] = [];
     const log = [...lines];
     if (!plan.useBdat) {
@@ -270,7 +277,7 @@ export class Transaction {
       const bdat = `BDAT ${size} LAST`;
       lines.push(bdat);
       log.push(bdat);
-      head.bdatLast = this.#endWaiters(ctx, bdat, 1);
+      head.bdatLast = this.#endWaiters(ctx, bdat, 1, () => head.flushed);
       bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'), ...chunks, tail);
     } else {
       bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
@@ -279,10 +286,10 @@ export class Transaction {
   }
 
   /** Registers the replies owed after the end of data: one, or for LMTP one per recipient accepted at RCPT. */
-  #endWaiters(ctx: TransactionContext, command: string, count: number): Promise<Reply>[] {
+  #endWaiters(ctx: TransactionContext, command: string, count: number, flushed: () => boolean = () => true): Promise<Reply>[] {
     const waiters: Promise<Reply>[] = [];
     for (let i = 0; i < count; i++) {
-      waiters.push(ctx.session.expect({ command, phase: 'data-end', timeout: ctx.timeouts.dataEnd, afterDataEnd: true }));
+      waiters.push(ctx.session.expect({ command, phase: 'data-end', timeout: ctx.timeouts.dataEnd, afterDataEnd: flushed }));
     }
     return waiters;
   }
@@ -463,7 +470,11 @@ export class Transaction {
     logLine?: string,
   ): Promise<Reply[]> {
     const { session } = ctx;
-    const waiters = this.#endWaiters(ctx, command, replies);
+    // Until the last byte of the message has left this process (a large BDAT
+    // LAST chunk may sit in our buffer while the server stalls), a lost reply
+    // still means "not delivered".
+    let flushed = false;
+    const waiters = this.#endWaiters(ctx, command, replies, () => flushed);
     const following = next()?.prewrite(ctx);
     const bytes = following ? [...final, ...following.bytes] : final;
     const log = [...(logLine ? [logLine] : []), ...(following?.log ?? [])];
@@ -472,6 +483,9 @@ export class Transaction {
       else if (final.length > 1) session.debug.data(final.slice(1));
     }
     session.write(bytes, log);
+    await session.transport.drain(ctx.timeouts.dataWrite, this.request.signal);
+    flushed = true;
+    following?.flushed();
     const out: Reply[] = [];
     for (const waiter of waiters) out.push(await session.await(waiter, this.request.signal));
     return out;

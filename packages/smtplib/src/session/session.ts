@@ -30,7 +30,7 @@ export interface ExpectOptions {
   /** The reply text is secret (SASL challenges): do not log it. */
   maskReply?: boolean;
   /** The end of message data was written: a lost reply means "maybe delivered". */
-  afterDataEnd?: boolean;
+  afterDataEnd?: boolean | (() => boolean);
   /** This is STARTTLS: a 220 reply opens the window in which no byte may arrive. */
   startsTls?: boolean;
 }
@@ -42,6 +42,11 @@ interface Waiter extends ExpectOptions {
 }
 
 const noop = () => {};
+
+/** Whether the whole message had left this process when the reply was lost. */
+function isAfterDataEnd(waiter: ExpectOptions): boolean {
+  return typeof waiter.afterDataEnd === 'function' ? waiter.afterDataEnd() : Boolean(waiter.afterDataEnd);
+}
 
 export class Session {
   readonly transport: Transport;
@@ -294,10 +299,14 @@ export class Session {
     const head = this.#waiters[0];
     if (!head) return;
     const timeout = head.timeout;
-    const maybe = head.afterDataEnd ? '; the message may have been delivered' : '';
+    const unknown = isAfterDataEnd(head);
+    const maybe = unknown ? '; the message may have been delivered' : '';
+    // An end-of-data reply that times out before the message left this process
+    // is a write that never finished.
+    const phase = head.phase === 'data-end' && !unknown ? 'data-write' : head.phase;
     this.destroy(
-      new SMTPTimeoutError(head.phase, timeout, `timed out after ${timeout} ms waiting for the reply to ${head.command}${maybe}`, {
-        ...(head.afterDataEnd ? { deliveryStatus: 'unknown' as const } : {}),
+      new SMTPTimeoutError(phase, timeout, `timed out after ${timeout} ms waiting for the reply to ${head.command}${maybe}`, {
+        ...(unknown ? { deliveryStatus: 'unknown' as const } : {}),
       }),
     );
   }
@@ -311,7 +320,7 @@ export class Session {
   }
 
   #errorFor(waiter: Waiter, error: Error): Error {
-    if (!waiter.afterDataEnd || !(error instanceof SMTPException)) return error;
+    if (!isAfterDataEnd(waiter) || !(error instanceof SMTPException)) return error;
     if (error.deliveryStatus) return error;
     // Same class, but this waiter's message may have been delivered.
     const copy = Object.create(Object.getPrototypeOf(error)) as SMTPException;
