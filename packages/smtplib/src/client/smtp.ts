@@ -7,29 +7,24 @@
 // so concurrent calls never interleave on the wire, and queued sendmail()
 // calls are pipelined into each other.
 
-import os from 'node:os';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
-import { chooseMechanism, createMechanism } from '../auth/registry.js';
 import type { Credentials, SaslMechanism, SaslMechanismFactory } from '../auth/mechanism.js';
 import {
   SMTPAbortError,
-  SMTPConnectError,
   SMTPDataError,
   SMTPException,
   SMTPHeloError,
   SMTPInvalidArgumentError,
   SMTPNotSupportedError,
-  SMTPProtocolError,
   SMTPResponseException,
   SMTPServerDisconnected,
-  SMTPTimeoutError,
   SMTPTLSError,
 } from '../errors.js';
-import { asciiHost, isAscii, parseaddr, toPath } from '../protocol/address.js';
+import { addrOnly, asciiHost, isAscii, toPath } from '../protocol/address.js';
 import { Capabilities } from '../protocol/capabilities.js';
-import { assertClientName, assertSafeArgument, commandLine } from '../protocol/commands.js';
+import { assertClientName, assertSafeArgument, commandLine, maskSecret } from '../protocol/commands.js';
 import { DataEncoder } from '../protocol/data-encoder.js';
 import {
   renderMailParameters,
@@ -42,10 +37,13 @@ import {
 import type { Reply } from '../protocol/reply.js';
 import { DebugLog, type DebugOutput } from '../session/debug-log.js';
 import { Session } from '../session/session.js';
-import { openSocket, startTls, isLoopbackAddress } from '../wire/connect.js';
+import { openSocket, startTls } from '../wire/connect.js';
 import type { TlsSettings } from '../wire/tls-options.js';
 import { Transport } from '../wire/transport.js';
 import { assertMechanismAllowed, CLEARTEXT_MECHANISMS, runExchange } from './authenticate.js';
+import { readGreeting } from './greeting.js';
+import { defaultLocalHostname, isLoopbackHost } from './local-name.js';
+import { selectLoginMechanism, toMechanism, type AuthObject } from './sasl-selection.js';
 import { envelopeFromHeaders, splitMessage } from './message-headers.js';
 import { toMessageSource, type MessageInput } from './message-source.js';
 import { OperationQueue } from './operation-queue.js';
@@ -61,6 +59,8 @@ import {
 import type { RefusedRecipients } from './refused.js';
 import { Transaction, type DeliveryResult, type TransactionContext } from './transaction.js';
 import { publishConnect, publishError, publishSend } from '../diagnostics.js';
+
+export type { AuthObject };
 
 /** Options accepted by every network call. */
 export interface CallOptions {
@@ -79,11 +79,6 @@ export interface LoginOptions extends CallOptions {
   /** Authorization identity, if different from the user. */
   authzid?: string;
 }
-
-/** smtplib's authobject: called with the decoded challenge (null first, for the initial response). */
-export type AuthObject = (
-  challenge: Buffer | null,
-) => string | Uint8Array | null | undefined | Promise<string | Uint8Array | null | undefined>;
 
 export interface SendOptions extends CallOptions {
   mailOptions?: MailOptions | readonly string[];
@@ -302,35 +297,13 @@ export class SMTP {
   }
 
   async #readGreeting(session: Session, target: Target, signal?: AbortSignal): Promise<Reply> {
-    const where = target.path ?? `${target.host}:${target.port}`;
-    let greeting: Reply;
-    try {
-      greeting = await session.await(session.expect({ command: 'the greeting', phase: 'greeting', timeout: this.#timeouts.greeting }), signal);
-    } catch (error) {
-      session.destroy(error as Error);
-      if (error instanceof SMTPTimeoutError && !this.#implicitTls) {
-        const hint = target.port === SMTP_SSL_PORT || target.port === 993 || target.port === 4465
-          ? ` The port probably expects implicit TLS: use SMTP_SSL (or SMTP on port 465).`
-          : ` If this port expects implicit TLS, use SMTP_SSL; otherwise check the host and port.`;
-        throw new SMTPConnectError(-1, `no greeting from ${where} within ${this.#timeouts.greeting} ms.${hint}`, undefined, { cause: error });
-      }
-      if (error instanceof SMTPProtocolError && !this.#implicitTls) {
-        throw new SMTPConnectError(-1, `${where} did not send an SMTP greeting (${error.message}). If it speaks TLS from the start, use SMTP_SSL or port 465`, undefined, { cause: error });
-      }
-      if (error instanceof SMTPServerDisconnected) {
-        throw new SMTPConnectError(-1, `${where} closed the connection before greeting${this.#implicitTls ? '' : ' (a TLS-only port closes on plaintext: try SMTP_SSL)'}`, undefined, { cause: error });
-      }
-      throw error;
-    }
-    if (greeting.code !== 220) {
-      if (greeting.code === 554 && session.isOpen) {
-        // RFC 5321 §3.1: after a 554 greeting the client should send QUIT.
-        await session.command('QUIT', { phase: 'quit', timeout: this.#timeouts.quit }).catch(() => undefined);
-      }
-      session.close();
-      throw new SMTPConnectError(greeting.code, greeting.message, `${where} refused the session: ${greeting.code} ${greeting.message}`, { reply: greeting, command: 'connect' });
-    }
-    return greeting;
+    return readGreeting(session, {
+      where: target.path ?? `${target.host}:${target.port}`,
+      port: target.port,
+      implicitTls: this.#implicitTls,
+      timeouts: this.#timeouts,
+      signal,
+    });
   }
 
   /** STARTTLS as the policy demands, right after the greeting. */
@@ -399,7 +372,7 @@ export class SMTP {
   async putcmd(cmd: string, args = ''): Promise<void> {
     const line = commandLine(cmd, args);
     const session = this.#requireSession();
-    session.sendRaw(Buffer.from(`${line}\r\n`, 'utf8'), maskAuth(line), true);
+    session.sendRaw(Buffer.from(`${line}\r\n`, 'utf8'), maskSecret(line), true);
   }
 
   /** Reads the next reply not claimed by a command. */
@@ -416,7 +389,7 @@ export class SMTP {
   #command(line: string, signal?: AbortSignal, phase: 'command' | 'quit' = 'command'): Promise<Reply> {
     const session = this.#requireSession();
     const timeout = phase === 'quit' ? this.#timeouts.quit : this.#timeouts.command;
-    return session.command(line, { phase, timeout, logAs: maskAuth(line), signal });
+    return session.command(line, { phase, timeout, logAs: maskSecret(line), signal });
   }
 
   // --- greeting commands ------------------------------------------------------
@@ -512,7 +485,7 @@ export class SMTP {
 
   /** VRFY: asks whether an address is valid here. */
   async verify(address: string, options: CallOptions = {}): Promise<Reply> {
-    const arg = addressOnly(address);
+    const arg = addrOnly(address);
     return this.#ops.run(async () => {
       await this.#ehloOrHeloIfNeeded(options.signal);
       return this.#command(commandLine('VRFY', arg), options.signal);
@@ -526,7 +499,7 @@ export class SMTP {
 
   /** EXPN: asks the server to expand a mailing list. */
   async expn(address: string, options: CallOptions = {}): Promise<Reply> {
-    const arg = addressOnly(address);
+    const arg = addrOnly(address);
     return this.#ops.run(async () => {
       await this.#ehloOrHeloIfNeeded(options.signal);
       return this.#command(commandLine('EXPN', arg), options.signal);
@@ -663,33 +636,14 @@ export class SMTP {
         ...(options.token !== undefined ? { token: options.token } : {}),
         ...(options.authzid !== undefined ? { authzid: options.authzid } : {}),
       };
-      const advertised = this.#capabilities.authMechanisms;
-      const allowCleartext = session.transport.secure || session.transport.peerIsLocal || Boolean(this.options.allowCleartextAuth);
-      let name: string | undefined;
-      if (options.mechanism) {
-        name = options.mechanism.toUpperCase();
-        if (!advertised.includes(name)) {
-          throw new SMTPNotSupportedError(`the server does not offer AUTH ${name} (it offers: ${advertised.join(' ') || 'nothing'})`);
-        }
-      } else {
-        name = chooseMechanism(advertised, {
-          credentials,
-          ...(options.mechanisms ? { preference: options.mechanisms } : {}),
-          channelBindingAvailable: session.transport.secure,
-          cleartextAllowed: allowCleartext,
-        });
-      }
-      if (!name) {
-        const cleartextOnly = advertised.some((m) => CLEARTEXT_MECHANISMS.has(m)) && !allowCleartext;
-        if (cleartextOnly) {
-          assertMechanismAllowed(advertised.find((m) => CLEARTEXT_MECHANISMS.has(m))!, true, session, this.#target!.host, false);
-        }
-        throw new SMTPNotSupportedError(`no suitable authentication method found (the server offers: ${advertised.join(' ') || 'nothing'})`);
-      }
-      const mechanism = createMechanism(name, credentials, { advertised });
-      if (!mechanism) {
-        throw new SMTPNotSupportedError(`AUTH ${name} is not supported by this client for these credentials`);
-      }
+      const mechanism = selectLoginMechanism({
+        advertised: this.#capabilities.authMechanisms,
+        credentials,
+        options,
+        session,
+        host: this.#target!.host,
+        allowCleartextAuth: Boolean(this.options.allowCleartextAuth),
+      });
       return this.#authenticate(mechanism, options);
     });
   }
@@ -865,65 +819,5 @@ export class SMTP {
 
 function abortedBeforeStart(signal: AbortSignal): SMTPAbortError {
   return new SMTPAbortError('aborted before the message was sent', { cause: signal.reason, deliveryStatus: 'not-delivered' });
-}
-
-/** The AUTH argument is secret: "AUTH PLAIN dGVzdA==" is logged as "AUTH PLAIN ****". */
-function maskAuth(line: string): string {
-  const match = /^(AUTH\s+\S+)\s+\S/i.exec(line);
-  return match ? `${match[1]} ****` : line;
-}
-
-function toMechanism(name: string, authobject: SaslMechanism | SaslMechanismFactory | AuthObject, initialResponseOk = true): SaslMechanism {
-  assertSafeArgument(name, 'AUTH mechanism');
-  if (!/^[A-Za-z0-9_-]{1,20}$/.test(name)) throw new SMTPInvalidArgumentError(`${JSON.stringify(name)} is not a SASL mechanism name`);
-  const upper = name.toUpperCase();
-  if (typeof authobject === 'object' && authobject && 'step' in authobject) return authobject;
-  if (typeof authobject === 'function' && authobject.length === 0) {
-    const made = (authobject as SaslMechanismFactory)();
-    if (made && typeof made === 'object' && 'step' in made) return made;
-  }
-  const callback = authobject as AuthObject;
-  const toBytes = (value: string | Uint8Array) => (typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
-  return {
-    name: upper,
-    sendsCleartext: CLEARTEXT_MECHANISMS.has(upper),
-    async start() {
-      // smtplib: with initial_response_ok false the callable is not called
-      // with None first; a None (null/undefined) result means "no initial
-      // response" (e.g. auth_cram_md5), and the first challenge is awaited.
-      if (!initialResponseOk) return undefined;
-      const initial = await callback(null);
-      return initial == null ? undefined : toBytes(initial);
-    },
-    async step(challenge: Uint8Array) {
-      const response = await callback(Buffer.from(challenge));
-      if (response == null) throw new Error('the authobject returned no response to a challenge');
-      return toBytes(response);
-    },
-    toJSON: () => ({ mechanism: upper }),
-  } as SaslMechanism;
-}
-
-/** smtplib's _addr_only: the bare address of "Name <a@b>". */
-function addressOnly(address: string): string {
-  assertSafeArgument(address, 'address');
-  const { address: addr } = parseaddr(address);
-  return addr === '' ? address : addr;
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host.endsWith('.localhost') || isLoopbackAddress(host);
-}
-
-/**
- * RFC 5321 §4.1.4: the client's FQDN, or an address literal when it has none.
- */
-function defaultLocalHostname(localAddress: string | undefined): string {
-  const name = os.hostname();
-  if (name.includes('.') && /^[A-Za-z0-9.-]+$/.test(name)) return name;
-  if (localAddress && net.isIPv4(localAddress)) return `[${localAddress}]`;
-  if (localAddress?.startsWith('::ffff:') && net.isIPv4(localAddress.slice(7))) return `[${localAddress.slice(7)}]`;
-  if (localAddress && net.isIPv6(localAddress)) return `[IPv6:${localAddress}]`;
-  return '[127.0.0.1]';
 }
 

@@ -56,6 +56,13 @@ export function quoteaddr(text: string): string {
   return `<${address}>`;
 }
 
+/** smtplib's _addr_only: the bare address of "Name <a@b>", for VRFY and EXPN. */
+export function addrOnly(text: string): string {
+  assertSafeArgument(text, 'address');
+  const { address } = parseaddr(text);
+  return address === '' ? text : address;
+}
+
 /** True when every character is 7-bit ASCII. */
 export function isAscii(text: string): boolean {
   // eslint-disable-next-line no-control-regex

@@ -55,3 +55,9 @@ export function assertClientName(name: string): void {
     throw new SMTPInvalidArgumentError(`local hostname ${JSON.stringify(name)} must be a domain or an address literal without spaces`);
   }
 }
+
+/** The AUTH argument is secret: "AUTH PLAIN dGVzdA==" is shown as "AUTH PLAIN ****". */
+export function maskSecret(line: string): string {
+  const match = /^(AUTH\s+\S+)\s+\S/i.exec(line);
+  return match ? `${match[1]} ****` : line;
+}

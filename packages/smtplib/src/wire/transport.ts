@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { SMTPAbortError, SMTPServerDisconnected, SMTPTimeoutError } from '../errors.js';
+import { SMTPAbortError, SMTPException, SMTPServerDisconnected, SMTPTimeoutError } from '../errors.js';
 import { isLoopbackAddress } from './connect.js';
 
 export interface TransportEvents {
@@ -167,6 +167,9 @@ export class Transport {
   }
 
   #closedError(): Error {
+    // If the stream was torn down by one of our own typed errors (a deadline,
+    // an abort), report that rather than a generic disconnect.
+    if (this.#error instanceof SMTPException) return this.#error;
     return new SMTPServerDisconnected('connection closed while writing', this.#error ? { cause: this.#error } : {});
   }
 }
