@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -568,6 +569,7 @@ static void accept_all(int lfd, int control) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
+  prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench that started it */
 #ifndef HAVE_OPENSSL
   crc_init();
 #endif
