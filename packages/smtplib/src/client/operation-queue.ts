@@ -31,9 +31,22 @@ export class OperationQueue {
     });
   }
 
-  /** The transaction of the next waiting operation, if that operation is a transaction. */
+  /**
+   * The first waiting transaction not yet written ahead, if every operation
+   * before it is a transaction already written ahead (so its commands may
+   * follow on the wire without anything else in between).
+   */
   nextTransaction(): Transaction | undefined {
-    return this.#waiting[0]?.transaction;
+    for (const op of this.#waiting) {
+      if (!op.transaction) return undefined;
+      if (!op.transaction.prewritten) return op.transaction;
+    }
+    return undefined;
+  }
+
+  /** Whether the next waiting operation is a transaction already written ahead. */
+  nextIsWrittenAhead(): boolean {
+    return this.#waiting[0]?.transaction?.prewritten ?? false;
   }
 
   /** Operations not started yet. */

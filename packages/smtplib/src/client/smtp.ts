@@ -745,7 +745,9 @@ export class SMTP {
     }
     return this.#ops.run(async () => {
       const signal = transaction.request.signal;
-      if (signal?.aborted) throw abortedBeforeStart(signal);
+      // Once written ahead (pipelined), the transaction must consume its
+      // replies; an abort then tears the connection down inside run().
+      if (signal?.aborted && !transaction.prewritten) throw abortedBeforeStart(signal);
       await this.#ehloOrHeloIfNeeded(signal);
       const started = performance.now();
       const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
@@ -775,6 +777,7 @@ export class SMTP {
       chunkSize: this.options.chunkSize ?? 1024 * 1024,
       longLines: this.options.longLines ?? 'allow',
       timeouts: this.#timeouts,
+      writtenAhead: () => this.#ops.nextIsWrittenAhead(),
       rset: async () => {
         const reply = await this.#command('RSET');
         if (!reply.isPositive) this.#session?.close();

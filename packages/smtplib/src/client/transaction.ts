@@ -34,6 +34,7 @@ import {
 } from '../protocol/params.js';
 import { Reply, syntheticReply } from '../protocol/reply.js';
 import type { Session } from '../session/session.js';
+import { coalesce } from '../wire/transport.js';
 import type { MessageSource } from './message-source.js';
 import type { Timeouts } from './options.js';
 import { RefusedRecipients } from './refused.js';
@@ -74,6 +75,8 @@ export interface TransactionContext {
   longLines?: 'allow' | 'reject';
   timeouts: Timeouts;
   rset(): Promise<void>;
+  /** A queued transaction's commands are already on the wire behind this one. */
+  writtenAhead(): boolean;
 }
 
 interface Plan {
@@ -210,6 +213,9 @@ export class Transaction {
         head.flushed = true;
       }
     }
+    // A whole message is on the wire (MAIL, RCPT, BDAT LAST and the body):
+    // queued transactions can follow at once, without waiting for replies.
+    if (head?.bdatLast) await this.#chainAhead(ctx, next);
 
     // --- envelope -------------------------------------------------------
     const refused = new RefusedRecipients();
@@ -257,6 +263,29 @@ export class Transaction {
   }
 
   /** MAIL + RCPTs (+ DATA, or + the whole body as BDAT LAST) as one group. */
+  /** True once this transaction's commands (and, for BDAT LAST, its body) were written ahead of its turn. */
+  get prewritten(): boolean {
+    return this.#head !== undefined;
+  }
+
+  /**
+   * Writes the groups of the transactions queued behind this one while each
+   * is complete on its own (BDAT LAST with the body), up to a window, so a
+   * queue of small messages needs less than one round trip each. A DATA
+   * group ends the chain: after DATA, only its body may follow.
+   */
+  async #chainAhead(ctx: TransactionContext, next: () => Transaction | undefined): Promise<void> {
+    for (let written = 0; written < CHAIN_WINDOW; written++) {
+      const following = next();
+      const ahead = following?.prewrite(ctx);
+      if (!following || !ahead) return;
+      ctx.session.write(ahead.bytes, ahead.log);
+      await ctx.session.transport.drain(ctx.timeouts.dataWrite, this.request.signal);
+      ahead.flushed();
+      if (!following.#head?.bdatLast) return;
+    }
+  }
+
   #group(ctx: TransactionContext, plan: Plan): { head: Head; bytes: Buffer[]; log: string[] } {
     const { session, timeouts } = ctx;
     const lines = [plan.mailLine, ...plan.rcptLines];
@@ -305,11 +334,14 @@ export class Transaction {
     }
     const encoder = plan.encoded ? undefined : new DataEncoder('data');
     if (plan.encoded) {
-      this.#writeData(ctx, plan.encoded.chunks);
-      // Only write the end marker once the server has read the body: a server
-      // that stopped reading, or went away mid-body, then certainly has not
-      // got the message ('data-write' deadline, deliveryStatus 'not-delivered').
-      await session.transport.drain(timeouts.dataWrite, signal);
+      // In batches, with back-pressure, so the socket never holds a second
+      // copy of a large message. The end marker goes only once the server has
+      // read the body: a server that stopped reading, or went away mid-body,
+      // then certainly has not got the message ('data-write', 'not-delivered').
+      for (const batch of coalesce(plan.encoded.chunks)) {
+        this.#writeData(ctx, [batch]);
+        await session.transport.drain(timeouts.dataWrite, signal);
+      }
     } else {
       await this.#streamBody(ctx, encoder!, async (pieces) => {
         this.#writeData(ctx, pieces);
@@ -547,6 +579,9 @@ export class Transaction {
         ? new SMTPServerDisconnected(`the server closed the connection: ${error.message}`, { cause: error, deliveryStatus: 'not-delivered' })
         : error;
     }
+    // RSET would also reset a transaction already pipelined behind this one;
+    // when one is, the server has closed this one with its BDAT LAST reply.
+    if (ctx.writtenAhead()) return error;
     try {
       await ctx.rset();
     } catch {
@@ -555,6 +590,9 @@ export class Transaction {
     return error;
   }
 }
+
+/** How many complete transactions may be written ahead of the running one. */
+const CHAIN_WINDOW = 16;
 
 /** The longest line RFC 5321 §4.5.3.1.6 allows, without its CRLF. */
 const MAX_LINE_OCTETS = 998;

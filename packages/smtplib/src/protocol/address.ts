@@ -14,6 +14,9 @@ export interface ParsedAddress {
   address: string;
 }
 
+/** Characters that make an address more than a bare addr-spec. */
+const SPECIALS = /[\s"(),:;<>\\]/;
+
 /** RFC 5321 §4.5.3.1.3 sets 256; we allow twice that before refusing. */
 export const MAX_PATH_LENGTH = 512;
 
@@ -37,6 +40,8 @@ export function getaddresses(values: string | readonly string[]): ParsedAddress[
 export function parseaddr(text: string): ParsedAddress {
   const trimmed = text.trim();
   if (trimmed === '') return { name: '', address: '' };
+  // The common case, a bare addr-spec: nothing to parse.
+  if (!SPECIALS.test(trimmed)) return { name: '', address: trimmed };
   const angle = findAngle(trimmed);
   if (angle) {
     const name = unquote(stripComments(trimmed.slice(0, angle.start)).trim());

@@ -34,6 +34,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const latin1 = new TextDecoder('latin1');
 // C0 controls except TAB, and DEL.
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;
+const CONTROL_TEST = /[\x00-\x08\x0a-\x1f\x7f]/;
+const NON_ASCII = /[\x80-\xff]/;
 
 export class ReplyParser {
   readonly #limits: ReplyLimits;
@@ -107,7 +109,7 @@ export class ReplyParser {
     if (this.#replyBytes > this.#limits.maxReplyLength) this.#fail('a reply is longer than the limit');
     if (this.#lines.length >= this.#limits.maxReplyLines) this.#fail('a reply has more lines than the limit');
     // Surrounding spaces and tabs are dropped, as smtplib does.
-    this.#lines.push(length > 4 ? decodeText(data.subarray(start + 4, end)).replace(/^[ \t]+|[ \t]+$/g, '') : '');
+    this.#lines.push(length > 4 ? trimBlanks(decodeText(data.subarray(start + 4, end))) : '');
     if (sep === 0x2d) return undefined;
     const reply = new Reply(code, this.#lines);
     this.#lines = [];
@@ -124,15 +126,25 @@ export class ReplyParser {
 
 /** Reply text as a safe string: UTF-8 if valid, else Latin-1; controls as "?". */
 export function decodeText(bytes: Uint8Array): string {
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    text = latin1.decode(bytes);
+  const buf = bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Most reply text is printable ASCII: decode it directly, check once.
+  let text = buf.toString('latin1');
+  if (NON_ASCII.test(text)) {
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      // Not UTF-8: keep the Latin-1 reading.
+    }
   }
-  return text.replace(CONTROL, '?');
+  return CONTROL_TEST.test(text) ? text.replace(CONTROL, '?') : text;
 }
 
 function quote(bytes: Uint8Array): string {
   return JSON.stringify(latin1.decode(bytes));
+}
+
+function trimBlanks(text: string): string {
+  const first = text.charCodeAt(0);
+  const last = text.charCodeAt(text.length - 1);
+  return first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09 ? text.replace(/^[ \t]+|[ \t]+$/g, '') : text;
 }

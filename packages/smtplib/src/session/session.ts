@@ -57,6 +57,8 @@ export class Session {
   #inbox: Reply[] = [];
   #owedRaw = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (ms since the epoch). */
+  #timerAt = 0;
   #closed: Error | undefined;
   /** Set between a STARTTLS 220 and the handshake: any byte now is an attack. */
   #upgrading = false;
@@ -287,17 +289,34 @@ export class Session {
 
   // --- deadlines and failure ---------------------------------------------
 
+  /**
+   * Keeps one timer armed for the head waiter's deadline. A timer already set
+   * for an earlier moment is kept (deadlines mostly grow down the FIFO): when
+   * it fires early, #onTimeout re-arms for what is left. This saves a timer
+   * per reply on the hot path.
+   */
   #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     const head = this.#waiters[0];
-    if (!head || !Number.isFinite(head.deadline)) return;
+    if (!head || !Number.isFinite(head.deadline)) {
+      if (this.#timer) { clearTimeout(this.#timer); this.#timer = undefined; this.#timerAt = 0; }
+      return;
+    }
+    if (this.#timer && this.#timerAt <= head.deadline) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = head.deadline;
     this.#timer = setTimeout(() => this.#onTimeout(), Math.max(0, head.deadline - Date.now()));
   }
 
   #onTimeout(): void {
+    this.#timer = undefined;
+    this.#timerAt = 0;
     const head = this.#waiters[0];
     if (!head) return;
+    if (head.deadline > Date.now()) {
+      // The timer was set for an earlier waiter that has been answered since.
+      this.#arm();
+      return;
+    }
     const timeout = head.timeout;
     const unknown = isAfterDataEnd(head);
     const maybe = unknown ? '; the message may have been delivered' : '';
@@ -314,6 +333,7 @@ export class Session {
   #failAll(error: Error): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#timerAt = 0;
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const waiter of waiters) waiter.reject(this.#errorFor(waiter, error));

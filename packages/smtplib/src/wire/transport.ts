@@ -69,9 +69,11 @@ export class Transport {
     const stream = this.#stream;
     if (Buffer.isBuffer(chunks)) return stream.write(chunks);
     if (chunks.length === 1) return stream.write(chunks[0]!);
+    const batches = coalesce(chunks);
+    if (batches.length === 1) return stream.write(batches[0]!);
     stream.cork();
     let ok = true;
-    for (const chunk of chunks) ok = stream.write(chunk) && ok;
+    for (const batch of batches) ok = stream.write(batch) && ok;
     process.nextTick(() => stream.uncork());
     return ok;
   }
@@ -172,4 +174,37 @@ export class Transport {
     if (this.#error instanceof SMTPException) return this.#error;
     return new SMTPServerDisconnected('connection closed while writing', this.#error ? { cause: this.#error } : {});
   }
+}
+
+/** Pieces smaller than this are copied together; larger ones go as they are. */
+const COALESCE_BYTES = 64 * 1024;
+
+/**
+ * Joins runs of small buffers (the encoder's slices around each stuffed dot,
+ * a command group) into buffers of up to 64 KiB, so a write costs one stream
+ * request per batch rather than one per slice.
+ */
+export function coalesce(chunks: readonly Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  let run: Buffer[] = [];
+  let runBytes = 0;
+  const flush = () => {
+    if (run.length === 1) out.push(run[0]!);
+    else if (run.length > 1) out.push(Buffer.concat(run, runBytes));
+    run = [];
+    runBytes = 0;
+  };
+  for (const chunk of chunks) {
+    if (chunk.length === 0) continue;
+    if (chunk.length >= COALESCE_BYTES) {
+      flush();
+      out.push(chunk);
+      continue;
+    }
+    if (runBytes + chunk.length > COALESCE_BYTES) flush();
+    run.push(chunk);
+    runBytes += chunk.length;
+  }
+  flush();
+  return out;
 }
