@@ -25,7 +25,7 @@ import {
 import { addrOnly, asciiHost, isAscii, toPath } from '../protocol/address.js';
 import { Capabilities } from '../protocol/capabilities.js';
 import { assertClientName, assertSafeArgument, commandLine, maskSecret } from '../protocol/commands.js';
-import { DataEncoder } from '../protocol/data-encoder.js';
+import { DataEncoder, ENCODE_WINDOW } from '../protocol/data-encoder.js';
 import {
   renderMailParameters,
   renderRcptParameters,
@@ -553,7 +553,9 @@ export class SMTP {
         if (session.debug.enabled) session.debug.data(pieces);
         await session.transport.drain(this.#timeouts.dataWrite, options.signal);
       };
-      if (source.kind === 'bytes') await write(encoder.encode(source.bytes));
+      if (source.kind === 'bytes') {
+        for (let i = 0; i < source.bytes.length; i += ENCODE_WINDOW) await write(encoder.encode(source.bytes.subarray(i, i + ENCODE_WINDOW)));
+      }
       else for await (const chunk of source.chunks) await write(encoder.encode(chunk));
       const count = this.dataReplyCount();
       const waiters = Array.from({ length: count }, () =>

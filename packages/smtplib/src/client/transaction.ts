@@ -25,7 +25,7 @@ import {
 import { isAscii, toPath } from '../protocol/address.js';
 import type { Capabilities } from '../protocol/capabilities.js';
 import { commandLine } from '../protocol/commands.js';
-import { DataEncoder, type EncoderMode } from '../protocol/data-encoder.js';
+import { DataEncoder, encodeWhole, type EncoderMode } from '../protocol/data-encoder.js';
 import {
   renderMailParameters,
   renderRcptParameters,
@@ -150,10 +150,8 @@ export class Transaction {
     let encoded: Plan['encoded'];
     if (source.kind === 'bytes') {
       if (ctx.longLines === 'reject' && overLongLine(source.bytes, { run: 0 })) throw lineTooLong();
-      const encoder = new DataEncoder(mode);
-      const chunks = encoder.encode(source.bytes);
-      const tail = encoder.end();
-      encoded = { chunks, tail, size: encoder.contentBytes };
+      const whole = encodeWhole(source.bytes, mode);
+      encoded = { chunks: whole.chunks, tail: whole.tail, size: whole.contentBytes };
       if (caps.has('size')) mail.size = encoded.size;
       const limit = caps.maxSize;
       if (limit !== undefined && encoded.size > limit) {

@@ -35,13 +35,31 @@ export interface ExpectOptions {
   startsTls?: boolean;
 }
 
-interface Waiter extends ExpectOptions {
-  deadline: number;
-  resolve(reply: Reply): void;
-  reject(error: Error): void;
+const noop = () => {};
+
+/** One awaited reply. A class, so every waiter has the same shape (this is the hot path). */
+class Waiter implements ExpectOptions {
+  readonly command: string;
+  readonly phase: TimeoutPhase;
+  readonly timeout: number;
+  readonly maskReply: boolean;
+  readonly afterDataEnd: boolean | (() => boolean);
+  readonly startsTls: boolean;
+  readonly deadline: number;
+  resolve: (reply: Reply) => void = noop;
+  reject: (error: Error) => void = noop;
+
+  constructor(options: ExpectOptions) {
+    this.command = options.command;
+    this.phase = options.phase;
+    this.timeout = options.timeout;
+    this.maskReply = options.maskReply ?? false;
+    this.afterDataEnd = options.afterDataEnd ?? false;
+    this.startsTls = options.startsTls ?? false;
+    this.deadline = options.timeout > 0 ? Date.now() + options.timeout : Infinity;
+  }
 }
 
-const noop = () => {};
 
 /** Whether the whole message had left this process when the reply was lost. */
 function isAfterDataEnd(waiter: ExpectOptions): boolean {
@@ -106,10 +124,12 @@ export class Session {
       failed.catch(noop);
       return failed;
     }
+    const waiter = new Waiter(options);
     const promise = new Promise<Reply>((resolve, reject) => {
-      const timeout = options.timeout > 0 ? options.timeout : Infinity;
-      this.#waiters.push({ ...options, deadline: Date.now() + timeout, resolve, reject });
+      waiter.resolve = resolve;
+      waiter.reject = reject;
     });
+    this.#waiters.push(waiter);
     promise.catch(noop);
     if (this.#waiters.length === 1) this.#arm();
     return promise;
