@@ -750,7 +750,7 @@ export class SMTP {
       // Once written ahead (pipelined), the transaction must consume its
       // replies; an abort then tears the connection down inside run().
       if (signal?.aborted && !transaction.prewritten) throw abortedBeforeStart(signal);
-      await this.#ehloOrHeloIfNeeded(signal);
+      if (this.heloResp === null && this.ehloResp === null) await this.#ehloOrHeloIfNeeded(signal);
       const started = performance.now();
       const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
         publishError(this.#session, error, 'transaction');

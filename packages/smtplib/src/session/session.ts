@@ -174,12 +174,17 @@ export class Session {
    * Awaits a reply promise; if the signal fires first, the connection is
    * destroyed (a reply is still owed, so it cannot be reused).
    */
-  async await<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  await<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+    // Not async: without a signal the reply promise is returned as it is (hot path).
     if (!signal) return promise;
     if (signal.aborted) {
       this.destroy(new SMTPAbortError('aborted while waiting for the server', { cause: signal.reason }));
       return promise;
     }
+    return this.#awaitWithSignal(promise, signal);
+  }
+
+  async #awaitWithSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     const onAbort = () => this.destroy(new SMTPAbortError('aborted while waiting for the server', { cause: signal.reason }));
     signal.addEventListener('abort', onAbort, { once: true });
     try {
