@@ -47,140 +47,30 @@ import {
   SMTPRecipientsRefused,
   SMTPResponseException,
 } from '../errors.js';
-import type { MailOptions, RcptOptions } from '../protocol/params.js';
 import { syntheticReply, type Reply } from '../protocol/reply.js';
 import { SMTPPoolError } from './errors.js';
+import type {
+  PoolSendMessageOptions,
+  PoolSendOptions,
+  PoolSendResult,
+  PoolStats,
+  PoolTimings,
+  SMTPPoolEvents,
+  SMTPPoolOptions,
+} from './types.js';
 import { Fifo } from './fifo.js';
-import { PoolConnection, type DisconnectReason, type PoolAuth } from './pool-connection.js';
-import { RateLimiter, type RateLimit } from './rate-limiter.js';
+import { PoolConnection, type DisconnectReason } from './pool-connection.js';
+import { RateLimiter } from './rate-limiter.js';
 import {
   backoffDelay,
   classify,
   partitionRefusals,
   resolveRetryOptions,
   type ResolvedRetryOptions,
-  type RetryOptions,
 } from './retry-policy.js';
 
-export interface SMTPPoolOptions extends SMTPOptions {
-  /** Log in on every connection. */
-  auth?: PoolAuth;
-  /** TLS from the first byte (SMTP_SSL) whatever the port. Port 465 gets it anyway. */
-  implicitTls?: boolean;
-  /** Connections open at once. Default 5. */
-  maxConnections?: number;
-  /** Messages per connection before it is retired (QUIT, then a fresh one). Default 100. */
-  maxMessagesPerConnection?: number;
-  /** Sends in flight (pipelined) on one connection. Default 10. */
-  maxInFlightPerConnection?: number;
-  /** Close a connection idle this long (ms). Default 30 000. */
-  idleTimeout?: number;
-  /** Retire a connection this old (ms). Default: never. */
-  connectionTTL?: number;
-  /** Sends per interval across the whole pool. Default: unlimited. */
-  rateLimit?: RateLimit;
-  /** Retries; see RetryOptions. */
-  retry?: RetryOptions;
-  /** Sends waiting for a connection beyond which sendmail() rejects with ERR_SMTP_POOL_FULL. Default: unlimited. */
-  maxQueued?: number;
-  /** A connection idle longer than this (ms) is checked with NOOP before reuse. Default 10 000. */
-  noopAfterIdleMs?: number;
-  /** Resume TLS sessions across the pool's connections. Default true. */
-  tlsSessionResumption?: boolean;
-}
-
-export interface PoolSendOptions {
-  signal?: AbortSignal;
-  mailOptions?: MailOptions | readonly string[];
-  rcptOptions?: RcptOptions | readonly string[];
-}
-
-export interface PoolSendMessageOptions extends PoolSendOptions {
-  /** Envelope sender; default: the message's Sender/From (or Resent-*). */
-  from?: string;
-  /** Envelope recipients; default: To, Cc and Bcc (or Resent-*). */
-  to?: string | readonly string[];
-}
-
-export interface PoolTimings {
-  /** From sendmail() to the start of the first attempt. */
-  queuedMs: number;
-  /** From the start of the first attempt to the outcome (retries and their backoff included). */
-  sendMs: number;
-  /** From sendmail() to the outcome. */
-  totalMs: number;
-}
-
-export interface PoolSendResult {
-  /** Recipients that accepted the message, over all attempts. */
-  accepted: string[];
-  /** Recipients finally refused (permanent refusals, and transient ones that ran out of attempts). */
-  refused: RefusedRecipients;
-  /** The end-of-data reply of the last successful attempt. */
-  reply: Reply;
-  /** Attempts made (1 when nothing was retried). */
-  attempts: number;
-  timings: PoolTimings;
-  /**
-   * Recipients whose delivery is uncertain: a later attempt for them lost
-   * the connection after the end of data. Empty in the common case.
-   */
-  unknown: string[];
-}
-
-/** What a rejected send's error carries in addition to its own fields. */
-export interface PoolErrorFields {
-  attempts: number;
-}
-
-export interface PoolStats {
-  connections: { open: number; idle: number; busy: number; opening: number };
-  /** Sends waiting for a connection (backoff waits included). */
-  queued: number;
-  /** Sends on the wire. */
-  inFlight: number;
-  /** Sends resolved. */
-  sent: number;
-  /** Sends rejected. */
-  failed: number;
-  /** Attempts that were retries. */
-  retried: number;
-  /** Sends that had to wait for the rate limit (each counted once). */
-  rateLimitWaits: number;
-  /** Connections opened since the pool was created. */
-  connectionsOpened: number;
-  /** Of those, how many resumed a TLS session. */
-  tlsResumed: number;
-  /** Connection attempts that failed. */
-  connectFailures: number;
-}
-
-export interface PoolConnectEvent {
-  id: number;
-  connectMs: number;
-  secure: boolean;
-  tlsResumed: boolean;
-}
-
+export type * from './types.js';
 export type { DisconnectReason };
-
-export interface PoolDisconnectEvent {
-  id: number;
-  messages: number;
-  reason: DisconnectReason;
-}
-
-export type PoolMessageEvent =
-  | { status: 'sent'; result: PoolSendResult }
-  | { status: 'failed'; error: unknown; attempts: number; timings: PoolTimings };
-
-export interface SMTPPoolEvents {
-  connect: [PoolConnectEvent];
-  disconnect: [PoolDisconnectEvent];
-  idle: [];
-  error: [Error];
-  message: [PoolMessageEvent];
-}
 
 type Runner = (smtp: SMTP, to: string[], signal: AbortSignal | undefined) => Promise<DeliveryResult>;
 
