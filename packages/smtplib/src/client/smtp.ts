@@ -20,7 +20,6 @@ import {
   SMTPNotSupportedError,
   SMTPResponseException,
   SMTPServerDisconnected,
-  SMTPTLSError,
 } from '../errors.js';
 import { addrOnly, asciiHost, isAscii, toPath } from '../protocol/address.js';
 import { Capabilities } from '../protocol/capabilities.js';
@@ -44,6 +43,7 @@ import { assertMechanismAllowed, CLEARTEXT_MECHANISMS, runExchange } from './aut
 import { readGreeting } from './greeting.js';
 import { defaultLocalHostname, isLoopbackHost } from './local-name.js';
 import { selectLoginMechanism, toMechanism, type AuthObject } from './sasl-selection.js';
+import { applyTlsPolicy } from './tls-policy.js';
 import { envelopeFromHeaders, splitMessage } from './message-headers.js';
 import { toMessageSource, type MessageInput } from './message-source.js';
 import { OperationQueue } from './operation-queue.js';
@@ -306,50 +306,18 @@ export class SMTP {
     });
   }
 
-  /** STARTTLS as the policy demands, right after the greeting. */
+  /** STARTTLS as the policy demands, right after the greeting (see tls-policy.ts). */
   async #applyTlsPolicy(target: Target, signal?: AbortSignal): Promise<void> {
     if (this.#implicitTls) return;
-    const policy = this.#effectivePolicy(target);
-    if (policy === 'none') return;
     const session = this.#requireSession();
-    const ehlo = await this.#ehlo(undefined, signal);
-    if (!ehlo.isPositive) {
-      if (policy === 'required') {
-        session.close();
-        throw new SMTPTLSError(`TLS is required but the server refused EHLO (${ehlo.code} ${ehlo.message}), so STARTTLS cannot be negotiated; not falling back to HELO`);
-      }
-      // Opportunistic: STARTTLS needs EHLO, so go on in plaintext after HELO (RFC 5321 §4.1.1.1).
-      const helo = await this.#helo(undefined, signal);
-      if (!helo.isPositive) throw new SMTPHeloError(helo.code, helo.message, undefined, { reply: helo, command: 'HELO' });
-      return;
-    }
-    if (!this.#capabilities.has('starttls')) {
-      if (policy === 'required') {
-        session.close();
-        throw new SMTPTLSError(
-          `TLS is required but ${target.host}:${target.port} does not offer STARTTLS; refusing to continue in plaintext. ` +
-            (target.port === SMTP_SSL_PORT ? '' : `If the server expects implicit TLS, use SMTP_SSL (port 465); to send in plaintext on purpose, set tlsPolicy: 'none'`),
-        );
-      }
-      return;
-    }
-    try {
-      await this.#starttls(undefined, signal);
-    } catch (error) {
-      if (policy === 'required' || !(error instanceof SMTPResponseException)) {
-        session.close();
-        if (error instanceof SMTPTLSError) throw error;
-        const text = error instanceof SMTPResponseException ? `the server refused STARTTLS (${error.smtpCode} ${error.smtpError}) [unauthenticated plaintext reply: do not trust or show its text as fact]` : (error as Error).message;
-        throw new SMTPTLSError(`TLS is required but ${text}; not continuing in plaintext`, { cause: error });
-      }
-      return; // opportunistic: the server refused; stay in plaintext.
-    }
-    const again = await this.#ehlo(undefined, signal);
-    if (!again.isPositive) {
-      // No HELO fallback after STARTTLS: a server that refuses EHLO over TLS is not one to continue with.
-      session.close();
-      throw new SMTPHeloError(again.code, again.message, `the server refused ${this.ehloVerb} after STARTTLS: ${again.code} ${again.message}`, { reply: again, command: this.ehloVerb });
-    }
+    await applyTlsPolicy(this.#effectivePolicy(target), target, {
+      ehlo: () => this.#ehlo(undefined, signal),
+      helo: () => this.#helo(undefined, signal),
+      starttls: () => this.#starttls(undefined, signal),
+      capabilities: () => this.#capabilities,
+      close: () => session.close(),
+      ehloVerb: this.ehloVerb,
+    });
   }
 
   #requireSession(): Session {
