@@ -83,3 +83,29 @@ describe('host:port', () => {
     expect(splitHostPort('::1', undefined)).toEqual({ host: '::1', port: undefined });
   });
 });
+
+describe('RefusedRecipients', () => {
+  it('reads like smtplib\'s dict and like a Map', () => {
+    const empty = new smtplib.RefusedRecipients();
+    expect(empty).toEqual({});
+    expect(Object.keys(empty)).toEqual([]);
+    const reply = new smtplib.Reply(550, ['5.1.1 no such user']);
+    const map = new smtplib.RefusedRecipients().set('bob@x.org', reply).set('postmaster', new smtplib.Reply(451, ['later']));
+    expect(map['bob@x.org']).toBe(reply);
+    expect(Object.keys(map)).toEqual(['bob@x.org', 'postmaster']);
+    expect(map.size).toBe(2);
+    expect(map.get('bob@x.org')?.code).toBe(550);
+    expect(map.has('nobody@x.org')).toBe(false);
+    expect([...map].map(([a, r]) => `${a}=${r.code}`)).toEqual(['bob@x.org=550', 'postmaster=451']);
+    expect(JSON.parse(JSON.stringify(map))).toEqual({ 'bob@x.org': { code: 550, message: '5.1.1 no such user', enhancedStatus: '5.1.1' }, postmaster: { code: 451, message: 'later' } });
+    expect(map).toMatchObject({ 'bob@x.org': { code: 550 } });
+  });
+
+  it('keeps an address named like a method without breaking the methods', () => {
+    const map = new smtplib.RefusedRecipients().set('size', new smtplib.Reply(550, ['odd']));
+    expect(map.size).toBe(1);
+    expect(map.get('size')?.code).toBe(550);
+    expect(map.delete('size')).toBe(true);
+    expect(map.size).toBe(0);
+  });
+});

@@ -100,7 +100,7 @@ export function publishReply(owner: object, command: string, reply: Reply, maske
   channels.reply.publish(event);
 }
 
-export function publishSend(owner: object | undefined, result: { accepted: string[]; refused: Map<string, Reply>; reply: Reply }, startedAt: number): void {
+export function publishSend(owner: object | undefined, result: { accepted: string[]; refused: { keys(): Iterable<string> }; reply: Reply }, startedAt: number): void {
   if (!channels.send.hasSubscribers) return;
   channels.send.publish({
     connectionId: connectionId(owner),

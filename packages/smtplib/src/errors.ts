@@ -8,6 +8,7 @@
 // ESM and the CommonJS build of this package are both loaded.
 
 import type { Reply } from './protocol/reply.js';
+import { RefusedRecipients } from './protocol/refused-recipients.js';
 
 const BRAND = Symbol.for('smtplib.error.brand');
 
@@ -160,13 +161,12 @@ export class SMTPSenderRefused extends SMTPResponseException {
 
 /** Every recipient was refused; `recipients` is the same map sendmail() returns. */
 export class SMTPRecipientsRefused extends SMTPException {
-  readonly recipients: Record<string, Reply>;
-  constructor(recipients: Record<string, Reply>, options: SMTPExceptionOptions = {}) {
-    const list = Object.entries(recipients)
-      .map(([addr, r]) => `${addr}: ${r.code} ${r.message}`)
-      .join('; ');
+  readonly recipients: RefusedRecipients;
+  constructor(recipients: RefusedRecipients | Record<string, Reply>, options: SMTPExceptionOptions = {}) {
+    const map = recipients instanceof RefusedRecipients ? recipients : RefusedRecipients.from(recipients);
+    const list = [...map].map(([addr, r]) => `${addr}: ${r.code} ${r.message}`).join('; ');
     super(`all recipients were refused (${list})`, options);
-    this.recipients = recipients;
+    this.recipients = map;
   }
 }
 

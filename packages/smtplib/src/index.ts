@@ -13,7 +13,7 @@ export {
   type TlsPolicy,
   type Timeouts,
 } from './client/options.js';
-export { RefusedRecipients } from './client/refused.js';
+export { RefusedRecipients } from './protocol/refused-recipients.js';
 export type { DeliveryResult } from './client/transaction.js';
 export type { MessageInput } from './client/message-source.js';
 export { quoteaddr, parseaddr, getaddresses, type ParsedAddress } from './protocol/address.js';

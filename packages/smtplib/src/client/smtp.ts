@@ -56,7 +56,7 @@ import {
   type Timeouts,
   type TlsPolicy,
 } from './options.js';
-import type { RefusedRecipients } from './refused.js';
+import type { RefusedRecipients } from '../protocol/refused-recipients.js';
 import { Transaction, type DeliveryResult, type TransactionContext } from './transaction.js';
 import { publishConnect, publishError, publishSend } from '../diagnostics.js';
 

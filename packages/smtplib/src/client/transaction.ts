@@ -37,7 +37,7 @@ import type { Session } from '../session/session.js';
 import { coalesce } from '../wire/transport.js';
 import type { MessageSource } from './message-source.js';
 import type { Timeouts } from './options.js';
-import { RefusedRecipients } from './refused.js';
+import { RefusedRecipients } from '../protocol/refused-recipients.js';
 
 export interface TransactionRequest {
   from: string;
@@ -250,7 +250,7 @@ export class Transaction {
     }
     if (accepted.length === 0) {
       await this.#drainHead(ctx, head);
-      throw await this.#abort(ctx, new SMTPRecipientsRefused(refused as unknown as Record<string, Reply>));
+      throw await this.#abort(ctx, new SMTPRecipientsRefused(refused));
     }
 
     // --- message --------------------------------------------------------

@@ -38,7 +38,7 @@ import type { SMTP } from '../client/smtp.js';
 import type { SMTPOptions } from '../client/options.js';
 import { readAll, toMessageSource, type MessageInput } from '../client/message-source.js';
 import { envelopeFromHeaders, splitMessage } from '../client/message-headers.js';
-import { RefusedRecipients } from '../client/refused.js';
+import { RefusedRecipients } from '../protocol/refused-recipients.js';
 import type { DeliveryResult } from '../client/transaction.js';
 import {
   SMTPAbortError,
@@ -543,7 +543,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   #onError(job: Job, error: unknown): void {
     const callerAborted = Boolean(job.signal?.aborted);
     if (error instanceof SMTPRecipientsRefused) {
-      const { transient, permanent } = partitionRefusals(Object.entries(error.recipients));
+      const { transient, permanent } = partitionRefusals(error.recipients);
       for (const [address, reply] of permanent) job.refused.set(address, reply);
       if (transient.size > 0 && this.#canRetry(job)) {
         job.pending = [...transient.keys()];
@@ -552,7 +552,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       }
       for (const [address, reply] of transient) job.refused.set(address, reply);
       if (job.accepted.length > 0) this.#succeed(job);
-      else this.#fail(job, new SMTPRecipientsRefused(Object.fromEntries(job.refused), { deliveryStatus: 'not-delivered', cause: error }));
+      else this.#fail(job, new SMTPRecipientsRefused(job.refused, { deliveryStatus: 'not-delivered', cause: error }));
       return;
     }
     const verdict = classify(error, { retryUnknown: this.#retry.retryUnknown, callerAborted });

@@ -85,7 +85,7 @@ export function classify(error: unknown, context: ClassifyContext): RetryVerdict
   if (error instanceof SMTPInvalidArgumentError || error instanceof SMTPNotSupportedError) return { retry: false, reason: 'invalid' };
   if (error instanceof SMTPTLSError) return { retry: false, reason: 'tls' };
   if (error instanceof SMTPRecipientsRefused) {
-    const replies = Object.values(error.recipients);
+    const replies = [...error.recipients.values()];
     return replies.some(isTransientReply) ? { retry: true, reason: 'transient-reply' } : { retry: false, reason: 'permanent-reply' };
   }
   if (error instanceof SMTPServerDisconnected) {

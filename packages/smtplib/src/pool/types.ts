@@ -1,7 +1,7 @@
 // The public types of SMTPPool: options, results, stats and events.
 
 import type { SMTPOptions } from '../client/options.js';
-import type { RefusedRecipients } from '../client/refused.js';
+import type { RefusedRecipients } from '../protocol/refused-recipients.js';
 import type { MailOptions, RcptOptions } from '../protocol/params.js';
 import type { Reply } from '../protocol/reply.js';
 import type { DisconnectReason, PoolAuth } from './pool-connection.js';
