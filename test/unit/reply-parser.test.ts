@@ -12,6 +12,8 @@ describe('ReplyParser', () => {
     expect(b!.message).toBe('mx\nPIPELINING\nSIZE 10');
     const [code, message] = b!;
     expect([code, message]).toEqual([250, 'mx\nPIPELINING\nSIZE 10']);
+    expect(b).toEqual({ code: 250, message: 'mx\nPIPELINING\nSIZE 10', lines: ['mx', 'PIPELINING', 'SIZE 10'] });
+    expect(parse('550 5.1.1 no\r\n')[0]).toEqual({ code: 550, message: '5.1.1 no', lines: ['5.1.1 no'], enhancedStatus: '5.1.1' });
   });
 
   it('gives the same replies for every split of the same bytes', () => {

@@ -7,6 +7,8 @@ import { parseEnhancedStatus } from './enhanced-status.js';
 export class Reply {
   /** The three-digit reply code. */
   readonly code: number;
+  /** The lines joined with "\n", as smtplib joins multi-line replies. */
+  readonly message: string;
   /** The text of every line (without code and separator), in order. */
   readonly lines: readonly string[];
   /** RFC 3463 enhanced status code ("2.1.5"), when the first line starts with one. */
@@ -14,14 +16,10 @@ export class Reply {
 
   constructor(code: number, lines: readonly string[]) {
     this.code = code;
+    this.message = lines.join('\n');
     this.lines = lines;
     const status = parseEnhancedStatus(code, lines[0] ?? '');
     if (status) this.enhancedStatus = status;
-  }
-
-  /** The lines joined with "\n", as smtplib joins multi-line replies. */
-  get message(): string {
-    return this.lines.join('\n');
   }
 
   /** 2xx: the command was accepted. */
