@@ -15,7 +15,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import * as smtplib from 'smtplib';
-import { mulberry32 } from '../support/scripted-server.js';
+import { mulberry32, split } from '../support/scripted-server.js';
 
 export type Split = 'whole' | 'byte' | 'line' | 'random';
 
@@ -345,26 +345,7 @@ export async function hostileServer(handler: Handler, host = '127.0.0.1'): Promi
 }
 
 export function splitBytes(data: Buffer, mode: Split, seed = 1): Buffer[] {
-  if (mode === 'whole' || data.length <= 1) return [data];
-  if (mode === 'byte') return [...data].map((b) => Buffer.from([b]));
-  if (mode === 'line') {
-    const out: Buffer[] = [];
-    let start = 0;
-    for (let i = 0; i < data.length; i++) {
-      if (data[i] === 0x0a) { out.push(data.subarray(start, i + 1)); start = i + 1; }
-    }
-    if (start < data.length) out.push(data.subarray(start));
-    return out;
-  }
-  const rng = mulberry32(seed);
-  const out: Buffer[] = [];
-  let start = 0;
-  while (start < data.length) {
-    const size = 1 + Math.floor(rng() * Math.min(16, data.length - start));
-    out.push(data.subarray(start, start + size));
-    start += size;
-  }
-  return out;
+  return split(data, mode, mulberry32(seed));
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -291,7 +291,8 @@ async function play(raw: net.Socket, steps: Step[], options: ScriptOptions): Pro
   return result(steps.length);
 }
 
-function split(data: Buffer, mode: SplitMode, rng: () => number): Buffer[] {
+/** Splits bytes for writing: whole, one byte per piece, line by line, or at random points. */
+export function split(data: Buffer, mode: SplitMode, rng: () => number): Buffer[] {
   if (mode === 'whole' || data.length <= 1) return [data];
   if (mode === 'byte') return [...data].map((b) => Buffer.from([b]));
   if (mode === 'line') {
