@@ -2,9 +2,10 @@
 // its own child process), prints the tables and writes bench/RESULTS.md.
 // BENCH_QUICK=1 runs the same matrix with small counts (smoke test, < 60 s).
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { BENCH_DIR, WORK_DIR, buildSink, startSink, SinkControl } from './lib/sink.js';
 import { smallMessage, largeMessage, hashOf } from './lib/messages.js';
 
@@ -153,6 +154,41 @@ function machine() {
   };
 }
 
+// ---------------------------------------------------------------- plug-in suites
+// A suite is bench/suites/<name>.js exporting `async run({ quick, host, port, ctrlPort, workDir })`
+// that returns one markdown section (a string starting with "## "). It runs after the main matrix,
+// with the sink still up (host/port; ctrlPort for its CONFIG/RESET/STATS). A suite that throws is
+// reported as failed in its own section and fails a QUICK run; it never stops the others.
+// BENCH_SUITES=a,b runs only those suites; BENCH_SUITES=none runs none; BENCH_ONLY=suites skips the
+// client matrix and runs only the suites (the report then goes to bench/.work/).
+const SUITES_DIR = join(BENCH_DIR, 'suites');
+const suiteFailures = [];
+async function runSuites(context) {
+  if (!existsSync(SUITES_DIR)) return [];
+  const wanted = process.env.BENCH_SUITES ? new Set(process.env.BENCH_SUITES.split(',')) : null;
+  const names = readdirSync(SUITES_DIR).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -3)).sort()
+    .filter((name) => !wanted || wanted.has(name));
+  const sections = [];
+  for (const name of names) {
+    const t = Date.now();
+    log(`  suite ${name}: running`);
+    try {
+      const mod = await import(pathToFileURL(join(SUITES_DIR, name + '.js')).href);
+      if (typeof mod.run !== 'function') throw new Error('exports no run({ quick })');
+      await ctl.config({ ...ALL_ON, delay_us: 0, hash: 0 });
+      const section = await mod.run({ ...context });
+      if (typeof section !== 'string' || !section.trim()) throw new Error('run() returned no markdown section');
+      sections.push(section);
+      log(`  suite ${name}: done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      suiteFailures.push(name);
+      sections.push(`## Suite \`${name}\`: FAILED\n\n\`\`\`\n${String(e?.stack || e).slice(0, 2000)}\n\`\`\``);
+      log(`  suite ${name}: FAILED: ${e?.message ?? e}`);
+    }
+  }
+  return sections;
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   const t0 = Date.now();
@@ -216,10 +252,13 @@ async function main() {
     }
   }
 
+  // 5. plug-in suites: every bench/suites/*.js (see bench/README.md, "Adding a suite")
+  const sections = await runSuites({ quick: QUICK, host: HOST, port: sink.port, ctrlPort: sink.ctrlPort, workDir: WORK_DIR });
+
   ctl.close(); // (SHUTDOWN gets no reply: awaiting it would leave nothing to keep Node running)
   sink.proc.kill();
   const elapsed = (Date.now() - t0) / 1000;
-  const md = report(M, small.length, large.length, elapsed);
+  const md = report(M, small.length, large.length, elapsed) + sections.map((s) => '\n' + s.trim() + '\n').join('');
   // only a full run of every client replaces the committed bench/RESULTS.md
   const outFile = ONLY || QUICK ? join(WORK_DIR, 'RESULTS.md') : join(BENCH_DIR, 'RESULTS.md');
   writeFileSync(outFile, md);
@@ -235,7 +274,7 @@ async function main() {
     // (a peer's own wire problem, e.g. emailjs not dot-stuffing a lone ".", is reported, not fatal)
     const peersOk = results.filter((r) => r.client !== 'smtplib' && r.client !== 'smtplib-pool').every((r) => !r.error && (r.client !== 'raw' || !r.problem));
     const oursOk = results.filter((r) => r.client === 'smtplib' || r.client === 'smtplib-pool').every((r) => r.skipped || (!r.error && !r.problem));
-    process.exitCode = peersOk && oursOk ? 0 : 1;
+    process.exitCode = peersOk && oursOk && suiteFailures.length === 0 ? 0 : 1;
   }
 }
 
