@@ -41,10 +41,8 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
   it('H1 a server that never greets: greeting timeout, typed error, socket destroyed', async () => {
     server = await hostileServer(async (peer) => { await peer.waitClosed(5000); });
     const { ms, error } = await timed(SMTP.connect(clientOptions(server, { timeout: T })));
-    expect(error).toBeInstanceOf(SMTPConnectError);
-    expect(shape(error)).toMatchObject({ name: 'SMTPConnectError', code: 'ERR_SMTP_CONNECT', smtpCode: -1 });
-    expect(error.cause).toBeInstanceOf(SMTPTimeoutError);
-    expect(shape(error.cause)).toMatchObject({ name: 'SMTPTimeoutError', code: 'ERR_SMTP_TIMEOUT', phase: 'greeting', timeout: T });
+    expect(error).toBeInstanceOf(SMTPTimeoutError);
+    expect(shape(error)).toMatchObject({ name: 'SMTPTimeoutError', code: 'ERR_SMTP_TIMEOUT', phase: 'greeting', timeout: T });
     expect(ms).toBeGreaterThanOrEqual(T - 5);
     expect(ms).toBeLessThan(T + 500);
     const peer = await server.peer();

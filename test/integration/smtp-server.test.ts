@@ -183,7 +183,9 @@ describe('TLS', () => {
 
   it('plaintext to a TLS port explains what to use', async () => {
     const error = await SMTP.connect({ host: '127.0.0.1', port: implicit.port, timeout: 500 }).catch((e) => e);
-    expect(error).toBeInstanceOf(SMTPConnectError);
+    expect(error).toBeInstanceOf(SMTPTimeoutError);
+    expect(error.phase).toBe('greeting');
+    expect(error.diagnosis).toBe('implicit-tls-expected');
     expect(error.message).toMatch(/SMTP_SSL/);
   });
 
@@ -261,16 +263,15 @@ describe('LMTP over a Unix socket', () => {
 });
 
 describe('timeouts', () => {
-  it('a server that never greets: SMTPConnectError caused by a greeting timeout', async () => {
+  it('a server that never greets: SMTPTimeoutError with phase greeting', async () => {
     const silent = net.createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as net.AddressInfo).port;
     const started = Date.now();
     const error = await SMTP.connect({ host: '127.0.0.1', port, timeout: 300 }).catch((e) => e);
     expect(Date.now() - started).toBeLessThan(2000);
-    expect(error).toBeInstanceOf(SMTPConnectError);
-    expect(error.cause).toBeInstanceOf(SMTPTimeoutError);
-    expect(error.cause.phase).toBe('greeting');
+    expect(error).toBeInstanceOf(SMTPTimeoutError);
+    expect(error.phase).toBe('greeting');
     silent.close();
   });
 });

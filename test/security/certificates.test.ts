@@ -324,8 +324,8 @@ describe('diagnostics: the wrong kind of port', () => {
       client: remote({ timeout: 400 }),
       server: { tls: serverTls(), implicitTls: true, expectTimeout: 1500 },
     });
-    expectError(out.error, smtplib.SMTPConnectError, 'ERR_SMTP_CONNECT', 'no greeting from mail.example.test', 'SMTP_SSL');
-    expect(out.error!.cause).toBeInstanceOf(smtplib.SMTPTimeoutError);
+    expectError(out.error, smtplib.SMTPTimeoutError, 'ERR_SMTP_TIMEOUT', 'no greeting from mail.example.test', 'SMTP_SSL');
+    expect((out.error as smtplib.SMTPTimeoutError).phase).toBe('greeting');
   });
 
   it('no greeting at all on port 465 given to SMTP with tlsPolicy none: the hint names implicit TLS', async () => {
@@ -333,7 +333,7 @@ describe('diagnostics: the wrong kind of port', () => {
       client: (port) => ({ host: 'mail.example.test', port: 465, tlsPolicy: 'none', timeout: 400, connect: () => import('./helpers.js').then((h) => h.directTo(port)!({ host: '', port: 0 })) }),
       server: { expectTimeout: 1500 },
     });
-    expectError(out.error, smtplib.SMTPConnectError, 'ERR_SMTP_CONNECT', 'no greeting', 'implicit TLS');
+    expectError(out.error, smtplib.SMTPTimeoutError, 'ERR_SMTP_TIMEOUT', 'no greeting', 'implicit TLS');
   });
 
   it('a TLS server that closes on plaintext: "closed the connection before greeting" with the SMTP_SSL hint', async () => {

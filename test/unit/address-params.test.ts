@@ -45,9 +45,9 @@ describe('addresses', () => {
 describe('ESMTP parameters', () => {
   const ctx = { capabilities: caps('SIZE 100', '8BITMIME', 'SMTPUTF8', 'DSN', 'REQUIRETLS', 'MT-PRIORITY'), secure: true };
 
-  it('renders typed MAIL options, only for advertised extensions', () => {
+  it('renders typed MAIL options for advertised extensions, and explicit extra parameters as written', () => {
     expect(renderMailParameters({ size: 10, body: '8BITMIME', smtputf8: true, ret: 'FULL', envid: 'a b+c=', requireTls: true, extra: { 'MT-PRIORITY': '3', HOLDFOR: '10' } }, ctx))
-      .toBe(' SIZE=10 BODY=8BITMIME SMTPUTF8 RET=FULL ENVID=a+20b+2Bc+3D REQUIRETLS MT-PRIORITY=3');
+      .toBe(' SIZE=10 BODY=8BITMIME SMTPUTF8 RET=FULL ENVID=a+20b+2Bc+3D REQUIRETLS MT-PRIORITY=3 HOLDFOR=10');
     expect(renderMailParameters({ size: 10, ret: 'HDRS' }, { capabilities: caps(), secure: false })).toBe('');
   });
 

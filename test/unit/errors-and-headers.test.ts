@@ -53,16 +53,16 @@ describe('sendMessage headers', () => {
   it('takes the envelope from Sender/From and To/Cc/Bcc, and removes Bcc', async () => {
     const msg = 'From: A <a@x.org>\r\nTo: b@x.org, "C, D" <c@x.org>\r\nCc: d@x.org\r\nBcc: secret@x.org,\r\n other@x.org\r\nSubject: s\r\n\r\nBcc: not a header\r\n';
     const split = await splitMessage(toMessageSource(msg));
-    expect(envelopeFromHeaders(split.fields)).toEqual({ from: 'a@x.org', to: ['b@x.org', 'c@x.org', 'secret@x.org', 'other@x.org', 'd@x.org'] });
+    expect(envelopeFromHeaders(split.fields)).toEqual({ from: 'a@x.org', to: ['b@x.org', 'c@x.org', 'secret@x.org', 'other@x.org', 'd@x.org'], resent: false });
     const body = split.source.kind === 'bytes' ? split.source.bytes.toString() : '';
     expect(body).not.toContain('secret@x.org');
     expect(body).toContain('Bcc: not a header');
   });
 
-  it('prefers Sender, and the newest Resent- block', () => {
-    const fields = parseHeaderFields(Buffer.from('Resent-From: r@x.org\r\nResent-To: rt@x.org\r\nResent-Date: now\r\nResent-From: old@x.org\r\nFrom: f@x.org\r\nSender: s@x.org\r\nTo: t@x.org\r\n\r\n'));
-    expect(envelopeFromHeaders(fields)).toEqual({ from: 'r@x.org', to: ['rt@x.org'] });
-    expect(envelopeFromHeaders(parseHeaderFields(Buffer.from('From: f@x.org\r\nSender: s@x.org\r\nTo: t@x.org\r\n\r\n')))).toEqual({ from: 's@x.org', to: ['t@x.org'] });
+  it('prefers Sender, and the Resent- block when there is one', () => {
+    const fields = parseHeaderFields(Buffer.from('Resent-From: r@x.org\r\nResent-To: rt@x.org\r\nResent-Date: now\r\nFrom: f@x.org\r\nSender: s@x.org\r\nTo: t@x.org\r\n\r\n'));
+    expect(envelopeFromHeaders(fields)).toEqual({ from: 'r@x.org', to: ['rt@x.org'], resent: true });
+    expect(envelopeFromHeaders(parseHeaderFields(Buffer.from('From: f@x.org\r\nSender: s@x.org\r\nTo: t@x.org\r\n\r\n')))).toEqual({ from: 's@x.org', to: ['t@x.org'], resent: false });
   });
 
   it('works on streams, reading only the header block', async () => {

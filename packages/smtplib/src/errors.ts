@@ -31,9 +31,51 @@ export type TimeoutPhase =
   | 'data-end'
   | 'quit';
 
+/**
+ * What went wrong, as a stable identifier a program can branch on (a CLI
+ * names its own flags from it) instead of parsing the message's wording.
+ */
+export type Diagnosis =
+  /** Nothing listens on that port (ECONNREFUSED). */
+  | 'connection-refused'
+  /** The host name does not resolve. */
+  | 'host-not-found'
+  /** No route to the host or network. */
+  | 'host-unreachable'
+  /** The Unix socket path does not exist. */
+  | 'no-such-socket'
+  /** The OS refused the connection (EACCES). */
+  | 'permission-denied'
+  /** Plaintext against a port that seems to want implicit TLS (silence, a hang-up or TLS bytes instead of a greeting). */
+  | 'implicit-tls-expected'
+  /** Implicit TLS against a port that speaks plaintext first (use STARTTLS). */
+  | 'plaintext-expected'
+  /** tlsPolicy 'required' but the server does not offer STARTTLS. */
+  | 'starttls-not-offered'
+  /** tlsPolicy 'required' and the server refused STARTTLS (smtpCode says how). */
+  | 'starttls-refused'
+  /** The server sent bytes between its STARTTLS 220 and the handshake, or non-TLS bytes in the handshake. */
+  | 'starttls-injection'
+  /** Certificate chain or name check failed (cause.code is Node's). */
+  | 'certificate'
+  /** The certificate does not match the pinned fingerprint. */
+  | 'fingerprint-mismatch'
+  /** The server offers only TLS versions below the minimum. */
+  | 'tls-version'
+  /** A cleartext SASL mechanism on an unencrypted link to another machine was refused. */
+  | 'cleartext-auth-refused'
+  /** The server offers AUTH only after STARTTLS, and this connection did not start TLS (loopback defaults to tlsPolicy 'none'). */
+  | 'auth-requires-starttls'
+  /** The server does not offer AUTH at all. */
+  | 'auth-not-offered'
+  /** No mechanism both sides support (and the connection allows). */
+  | 'no-suitable-mechanism';
+
 export interface SMTPExceptionOptions {
   cause?: unknown;
   deliveryStatus?: DeliveryStatus;
+  diagnosis?: Diagnosis;
+  hint?: string;
 }
 
 /** Root of every error this library throws (also exported as SMTPError). */
@@ -42,14 +84,24 @@ export class SMTPException extends Error {
   declare readonly code: string;
   /** Set on errors from a mail transaction; see DeliveryStatus. */
   deliveryStatus?: DeliveryStatus;
+  /** A stable identifier of the cause, where the library knows it (see Diagnosis). */
+  diagnosis?: Diagnosis;
+  /** What to do about it, in the library's terms (options and classes), when there is a usual fix. */
+  hint?: string;
 
   constructor(message: string, options: SMTPExceptionOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     if (options.deliveryStatus) this.deliveryStatus = options.deliveryStatus;
+    if (options.diagnosis) this.diagnosis = options.diagnosis;
+    if (options.hint) this.hint = options.hint;
     Object.defineProperty(this, BRAND, { value: true });
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // A caller's subclass (class Quota extends SMTPDataError {}) has no brand
+    // of its own: ordinary prototype rules apply, so a plain SMTPDataError is
+    // not a Quota.
+    if (!Object.prototype.hasOwnProperty.call(this, NAME)) return Function.prototype[Symbol.hasInstance].call(this, value);
     if (typeof value !== 'object' || value === null || !(BRAND in value)) return false;
     // Match by the class chain's names, so two loaded copies agree.
     let proto = Object.getPrototypeOf(value);
@@ -69,7 +121,14 @@ interface Named {
 /** Declares the stable name and code of an error class in one place. */
 function brand(cls: Function, name: string, code: string): void {
   Object.defineProperty(cls, NAME, { value: name });
-  Object.defineProperty(cls.prototype, 'name', { get: () => name, configurable: true });
+  Object.defineProperty(cls.prototype, 'name', {
+    // A caller's subclass keeps its own name.
+    get(this: { constructor?: { name?: string } }) {
+      const ctor = this?.constructor;
+      return ctor && !Object.prototype.hasOwnProperty.call(ctor, NAME) && ctor.name ? ctor.name : name;
+    },
+    configurable: true,
+  });
   Object.defineProperty(cls.prototype, 'code', { value: code, writable: false, configurable: true });
 }
 
@@ -103,8 +162,35 @@ export class SMTPNotSupportedError extends SMTPException {}
  */
 export class SMTPInvalidArgumentError extends SMTPException {}
 
-/** TLS could not be established or verified, or STARTTLS was stripped or tampered with. */
-export class SMTPTLSError extends SMTPException {}
+/**
+ * TLS could not be established or verified, or STARTTLS was stripped or
+ * tampered with. When the server refused STARTTLS, its reply is here too
+ * (`smtpCode`, `smtpError`, `enhancedStatus`, `reply`), not only in `cause`.
+ */
+export class SMTPTLSError extends SMTPException {
+  /** The STARTTLS reply code when the server refused it; -1 otherwise. */
+  readonly smtpCode: number = -1;
+  /** The STARTTLS reply text when the server refused it; '' otherwise. */
+  readonly smtpError: string = '';
+  readonly enhancedStatus?: string;
+  declare readonly reply?: Reply;
+
+  constructor(message: string, options: SMTPExceptionOptions & { reply?: Reply } = {}) {
+    super(message, options);
+    const reply = options.reply;
+    if (reply) {
+      this.smtpCode = reply.code;
+      this.smtpError = reply.message;
+      if (reply.enhancedStatus) this.enhancedStatus = reply.enhancedStatus;
+      Object.defineProperty(this, 'reply', { value: reply, enumerable: false });
+    }
+  }
+
+  /** A 4xx STARTTLS refusal: TLS may work later. */
+  get isTransient(): boolean {
+    return this.smtpCode >= 400 && this.smtpCode < 500;
+  }
+}
 
 /** Fields common to the errors built from a server reply. */
 export interface ResponseErrorFields {

@@ -1,6 +1,9 @@
 // Public exports of `smtplib`. No logic lives here.
 
-export { SMTP, type CallOptions, type LoginOptions, type SendOptions, type SendMessageOptions, type AuthObject } from './client/smtp.js';
+export { SMTP, type LoginOptions, type SendOptions, type SendMessageOptions, type AuthObject } from './client/smtp.js';
+export { type CallOptions, type SendmailCallOptions } from './client/call-options.js';
+export { envelopeFromHeaders, removeBccHeaders, type EnvelopeOptions, type HeaderEnvelope } from './client/message-headers.js';
+export { maskSecret } from './protocol/commands.js';
 export { SMTP_SSL } from './client/smtp-ssl.js';
 export { LMTP } from './client/lmtp.js';
 export {
@@ -9,6 +12,7 @@ export {
   LMTP_PORT,
   SUBMISSION_PORT,
   DEFAULT_TIMEOUTS,
+  splitHostPort,
   type SMTPOptions,
   type TlsPolicy,
   type Timeouts,
@@ -43,6 +47,7 @@ export {
   SMTPInvalidArgumentError,
   isSMTPError,
   type DeliveryStatus,
+  type Diagnosis,
   type TimeoutPhase,
 } from './errors.js';
 export { SMTPPool, type SMTPPoolOptions, type PoolSendOptions, type PoolSendMessageOptions, type PoolSendResult, type PoolTimings, type PoolStats, type PoolConnectEvent, type PoolDisconnectEvent, type PoolMessageEvent, type SMTPPoolEvents, type DisconnectReason } from './pool/pool.js';

@@ -40,10 +40,11 @@ export function assertMechanismAllowed(name: string, sendsCleartext: boolean, se
   if (!sendsCleartext) return;
   const transport = session.transport;
   if (transport.secure || transport.peerIsLocal || allowCleartext) return;
-  throw new SMTPNotSupportedError(
-    `refusing to send credentials with ${name} over an unencrypted connection to ${host}: ` +
-      `use TLS (tlsPolicy 'required', STARTTLS, or SMTP_SSL on port 465), or set allowCleartextAuth if this link is otherwise protected`,
-  );
+  const hint = `use TLS (tlsPolicy 'required', STARTTLS, or SMTP_SSL on port 465), or set allowCleartextAuth if this link is otherwise protected`;
+  throw new SMTPNotSupportedError(`refusing to send credentials with ${name} over an unencrypted connection to ${host}: ${hint}`, {
+    diagnosis: 'cleartext-auth-refused',
+    hint,
+  });
 }
 
 export function saslContext(session: Session, host: string, port: number | undefined): SaslContext {
@@ -126,7 +127,7 @@ export async function runExchange(mechanism: SaslMechanism, run: AuthRun): Promi
       throw new SMTPAuthenticationError(-1, `AUTH ${name} cancelled: ${(error as Error).message}`, name, { cause: error, command: shown });
     }
     const encoded = response.length === 0 ? '' : Buffer.from(response).toString('base64');
-    reply = await session.command(encoded, { phase: 'command', timeout, logAs: '****', maskReply: true, signal });
+    reply = await session.command(encoded, { phase: 'command', timeout, logAs: '****', maskReply: true, signal, midExchange: true });
   }
   if (reply.code !== 235) {
     throw new SMTPAuthenticationError(reply.code, reply.message, name, { reply, command: shown });
@@ -148,7 +149,7 @@ export async function runExchange(mechanism: SaslMechanism, run: AuthRun): Promi
 /** Sends "*" to abandon an exchange and reads the server's answer (RFC 4954 §4: 501). */
 async function cancel(run: AuthRun, name: string): Promise<void> {
   try {
-    await run.session.command('*', { phase: 'command', timeout: run.timeout, logAs: '*', signal: run.signal });
+    await run.session.command('*', { phase: 'command', timeout: run.timeout, logAs: '*', signal: run.signal, midExchange: true });
   } catch (error) {
     if (!(error instanceof SMTPException)) throw error;
     void name;

@@ -8,8 +8,8 @@ import type { Reply } from '../protocol/reply.js';
 import type { Session } from '../session/session.js';
 import { SMTP_SSL_PORT, type Timeouts } from './options.js';
 
-/** Ports where implicit TLS is the usual mode (SMTPS, IMAPS, the interop harness's SMTPS). */
-const IMPLICIT_TLS_PORTS = new Set([SMTP_SSL_PORT, 993, 4465]);
+/** Ports where implicit TLS is the usual mode (SMTPS, and IMAPS for a mistyped port). */
+const IMPLICIT_TLS_PORTS = new Set([SMTP_SSL_PORT, 993]);
 
 export interface GreetingContext {
   where: string;
@@ -43,23 +43,27 @@ export async function readGreeting(session: Session, context: GreetingContext): 
   return greeting;
 }
 
+const USE_SMTP_SSL = 'use SMTP_SSL (implicit TLS, usually port 465) for this port';
+
 function explainMissingGreeting(error: unknown, { where, port, implicitTls, timeouts }: GreetingContext): unknown {
   if (implicitTls) {
     return error instanceof SMTPServerDisconnected
       ? new SMTPConnectError(-1, `${where} closed the connection before greeting`, undefined, { cause: error })
       : error;
   }
+  const guess = { diagnosis: 'implicit-tls-expected' as const, hint: USE_SMTP_SSL };
   if (error instanceof SMTPTimeoutError) {
+    // Still a timeout (phase 'greeting'), with the likely reason in the message.
     const hint = IMPLICIT_TLS_PORTS.has(port)
       ? ' The port probably expects implicit TLS: use SMTP_SSL (or SMTP on port 465).'
       : ' If this port expects implicit TLS, use SMTP_SSL; otherwise check the host and port.';
-    return new SMTPConnectError(-1, `no greeting from ${where} within ${timeouts.greeting} ms.${hint}`, undefined, { cause: error });
+    return new SMTPTimeoutError('greeting', timeouts.greeting, `no greeting from ${where} within ${timeouts.greeting} ms.${hint}`, { cause: error, ...guess });
   }
   if (error instanceof SMTPProtocolError) {
-    return new SMTPConnectError(-1, `${where} did not send an SMTP greeting (${error.message}). If it speaks TLS from the start, use SMTP_SSL or port 465`, undefined, { cause: error });
+    return new SMTPConnectError(-1, `${where} did not send an SMTP greeting (${error.message}). If it speaks TLS from the start, use SMTP_SSL or port 465`, undefined, { cause: error, ...guess });
   }
   if (error instanceof SMTPServerDisconnected) {
-    return new SMTPConnectError(-1, `${where} closed the connection before greeting (a TLS-only port closes on plaintext: try SMTP_SSL)`, undefined, { cause: error });
+    return new SMTPConnectError(-1, `${where} closed the connection before greeting (a TLS-only port closes on plaintext: try SMTP_SSL)`, undefined, { cause: error, ...guess });
   }
   return error;
 }

@@ -1,5 +1,5 @@
 // What sendMessage() needs from an RFC 5322 message: the header fields that
-// give the envelope (Sender/From, To/Cc/Bcc, or the newest Resent-* block),
+// give the envelope (Sender/From, To/Cc/Bcc, or the one Resent-* block),
 // and the message again without its Bcc and Resent-Bcc fields. Only the header
 // block is read into memory (bounded); the body streams through untouched.
 
@@ -64,26 +64,86 @@ export function parseHeaderFields(block: Buffer): HeaderField[] {
   return fields;
 }
 
-/** smtplib.send_message's envelope rules, with the newest Resent-* block taking precedence. */
-export function envelopeFromHeaders(fields: readonly HeaderField[]): Envelope {
-  const lower = (f: HeaderField) => f.name.toLowerCase();
-  // The newest Resent-* block is the first contiguous run of Resent- fields (RFC 5322 §3.6.6: blocks are prepended).
-  const firstResent = fields.findIndex((f) => lower(f).startsWith('resent-'));
-  let scope: readonly HeaderField[] = fields;
-  let prefix = '';
-  if (firstResent !== -1) {
-    let endResent = firstResent;
-    while (endResent < fields.length && lower(fields[endResent]!).startsWith('resent-')) endResent++;
-    scope = fields.slice(firstResent, endResent);
-    prefix = 'resent-';
+/** What the caller already knows of the envelope; headers fill in only what is missing. */
+export interface EnvelopeOptions {
+  from?: string | undefined;
+  to?: string | readonly string[] | undefined;
+}
+
+/** The envelope a message's headers give, as sendMessage() uses it. */
+export interface HeaderEnvelope extends Envelope {
+  /** The envelope came from (or would have come from) a Resent-* block. */
+  resent: boolean;
+}
+
+/**
+ * Number of Resent-* blocks (RFC 5322 §3.6.6): each block has each field at
+ * most once, so the most repeated Resent-* name counts the blocks. smtplib
+ * counts Resent-Date alone; a block without one is still a block here.
+ */
+export function countResentBlocks(fields: readonly HeaderField[]): number {
+  const counts = new Map<string, number>();
+  for (const field of fields) {
+    const name = field.name.toLowerCase();
+    if (name.startsWith('resent-')) counts.set(name, (counts.get(name) ?? 0) + 1);
   }
-  const get = (name: string) => scope.filter((f) => lower(f) === prefix + name).map((f) => f.value);
+  return Math.max(0, ...counts.values());
+}
+
+/**
+ * smtplib.send_message's envelope rule, the one implementation of it (the
+ * library, the pool and the CLI's `sendmail -t` call this):
+ * - with no Resent-* field: Sender (else From) and To, Bcc, Cc;
+ * - with one Resent-* block: Resent-Sender (else Resent-From) and
+ *   Resent-To, Resent-Bcc, Resent-Cc;
+ * - with more than one block: SMTPInvalidArgumentError, unless `from` and
+ *   `to` are both given (the headers are then not needed), because which
+ *   block is "the" envelope is ambiguous (smtplib raises ValueError).
+ * `options.from` / `options.to` win over the headers.
+ */
+export function envelopeFromHeaders(message: string | Uint8Array | readonly HeaderField[], options: EnvelopeOptions = {}): HeaderEnvelope {
+  const fields = Array.isArray(message) ? (message as readonly HeaderField[]) : headerFieldsOf(message as string | Uint8Array);
+  const givenTo = options.to === undefined ? undefined : typeof options.to === 'string' ? [options.to] : [...options.to];
+  const blocks = countResentBlocks(fields);
+  const resent = blocks > 0;
+  if (options.from !== undefined && givenTo !== undefined) return { from: options.from, to: givenTo, resent };
+  if (blocks > 1) {
+    throw new SMTPInvalidArgumentError(
+      `the message has ${blocks} Resent-* header blocks, so its envelope is ambiguous; pass the envelope yourself (from and to), as smtplib's send_message requires`,
+    );
+  }
+  const prefix = resent ? 'resent-' : '';
+  const get = (name: string) => fields.filter((f) => f.name.toLowerCase() === prefix + name).map((f) => f.value);
   const senderField = get('sender')[0] ?? get('from')[0];
-  const from = senderField === undefined ? '' : (getaddresses(senderField)[0]?.address ?? '');
-  const to = getaddresses([...get('to'), ...get('bcc'), ...get('cc')])
+  const from = options.from ?? (senderField === undefined ? '' : (getaddresses(senderField)[0]?.address ?? ''));
+  const to = givenTo ?? getaddresses([...get('to'), ...get('bcc'), ...get('cc')])
     .map((a) => a.address)
     .filter((a) => a !== '');
-  return { from, to };
+  return { from, to, resent };
+}
+
+function headerFieldsOf(message: string | Uint8Array): HeaderField[] {
+  const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  const end = findHeaderEnd(bytes);
+  return parseHeaderFields(bytes.subarray(0, end === -1 ? bytes.length : end));
+}
+
+/**
+ * The message without its Bcc and Resent-Bcc fields (continuation lines
+ * included), everything else byte for byte, as sendMessage() sends it. A
+ * string gives a string, bytes give a Buffer.
+ */
+export function removeBccHeaders(message: string): string;
+export function removeBccHeaders(message: Uint8Array): Buffer;
+export function removeBccHeaders(message: string | Uint8Array): string | Buffer {
+  const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  const end = findHeaderEnd(bytes);
+  const headerLength = end === -1 ? bytes.length : end;
+  const block = bytes.subarray(0, headerLength);
+  const rewritten = removeBcc(block, parseHeaderFields(block));
+  if (rewritten === block) return typeof message === 'string' ? message : bytes;
+  const out = Buffer.concat([rewritten, bytes.subarray(headerLength)]);
+  return typeof message === 'string' ? out.toString('utf8') : out;
 }
 
 /** The header block without Bcc and Resent-Bcc fields. */
@@ -106,17 +166,20 @@ export interface SplitMessage {
   source: MessageSource;
 }
 
+/** The split of a message held in memory (no I/O, so sendMessage() can queue it at once). */
+export function splitBytes(source: Extract<MessageSource, { kind: 'bytes' }>): SplitMessage {
+  const end = findHeaderEnd(source.bytes);
+  const headerLength = end === -1 ? source.bytes.length : end;
+  const block = source.bytes.subarray(0, headerLength);
+  const fields = parseHeaderFields(block);
+  const rewritten = removeBcc(block, fields);
+  const bytes = rewritten === block ? source.bytes : Buffer.concat([rewritten, source.bytes.subarray(headerLength)]);
+  return { fields, source: { ...source, bytes } };
+}
+
 /** Reads the header block of a source, and returns the fields and the rewritten source. */
 export async function splitMessage(source: MessageSource): Promise<SplitMessage> {
-  if (source.kind === 'bytes') {
-    const end = findHeaderEnd(source.bytes);
-    const headerLength = end === -1 ? source.bytes.length : end;
-    const block = source.bytes.subarray(0, headerLength);
-    const fields = parseHeaderFields(block);
-    const rewritten = removeBcc(block, fields);
-    const bytes = rewritten === block ? source.bytes : Buffer.concat([rewritten, source.bytes.subarray(headerLength)]);
-    return { fields, source: { ...source, bytes } };
-  }
+  if (source.kind === 'bytes') return splitBytes(source);
   const iterator = source.chunks[Symbol.asyncIterator]();
   let head: Buffer = Buffer.alloc(0);
   let end = -1;

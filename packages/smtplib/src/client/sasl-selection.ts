@@ -49,7 +49,9 @@ export function selectLoginMechanism(selection: LoginSelection): SaslMechanism {
     const cleartext = advertised.find((m) => CLEARTEXT_MECHANISMS.has(m));
     // The usual reason there is none: only cleartext mechanisms, on a link that must not carry them.
     if (cleartext && !cleartextAllowed) assertMechanismAllowed(cleartext, true, session, selection.host, false);
-    throw new SMTPNotSupportedError(`no suitable authentication method found (the server offers: ${advertised.join(' ') || 'nothing'})`);
+    throw new SMTPNotSupportedError(`no suitable authentication method found (the server offers: ${advertised.join(' ') || 'nothing'})`, {
+      diagnosis: 'no-suitable-mechanism',
+    });
   }
   const mechanism = createMechanism(name, credentials, { advertised });
   if (!mechanism) throw new SMTPNotSupportedError(`AUTH ${name} is not supported by this client for these credentials`);

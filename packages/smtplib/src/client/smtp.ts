@@ -44,7 +44,8 @@ import { readGreeting } from './greeting.js';
 import { defaultLocalHostname, isLoopbackHost } from './local-name.js';
 import { selectLoginMechanism, toMechanism, type AuthObject } from './sasl-selection.js';
 import { applyTlsPolicy } from './tls-policy.js';
-import { envelopeFromHeaders, splitMessage } from './message-headers.js';
+import { envelopeFromHeaders, splitBytes, splitMessage, type SplitMessage } from './message-headers.js';
+import { checkCallOptions, isCallOptions, sendmailArguments, type CallOptions } from './call-options.js';
 import { toMessageSource, type MessageInput } from './message-source.js';
 import { OperationQueue } from './operation-queue.js';
 import {
@@ -52,20 +53,18 @@ import {
   SMTP_PORT,
   SMTP_SSL_PORT,
   splitHostPort,
+  positionalOptions,
+  validateOptions,
   type SMTPOptions,
   type Timeouts,
   type TlsPolicy,
 } from './options.js';
 import type { RefusedRecipients } from '../protocol/refused-recipients.js';
+import type { SendmailCallOptions } from './call-options.js';
 import { Transaction, type DeliveryResult, type TransactionContext } from './transaction.js';
 import { publishConnect, publishError, publishSend } from '../diagnostics.js';
 
-export type { AuthObject };
-
-/** Options accepted by every network call. */
-export interface CallOptions {
-  signal?: AbortSignal;
-}
+export type { AuthObject, CallOptions };
 
 export interface LoginOptions extends CallOptions {
   /** Send the first response with the AUTH command (RFC 4954). Default true. */
@@ -102,10 +101,11 @@ export class SMTP {
   /** The port connect() uses when none is given. */
   static readonly defaultPort: number = SMTP_PORT;
 
-  /** Creates a client, connects and checks the greeting (SMTPConnectError unless 220). */
-  static async connect<T extends SMTP>(this: new (options?: SMTPOptions) => T, options: SMTPOptions = {}): Promise<T> {
-    const client = new this(options);
-    await client.connect(undefined, undefined, {});
+  /** Creates a client, connects and checks the greeting (SMTPConnectError unless 220). `signal` cancels the connect. */
+  static async connect<T extends SMTP>(this: new (options?: SMTPOptions) => T, options: SMTPOptions & CallOptions = {}): Promise<T> {
+    const { signal, ...rest } = options ?? {};
+    const client = new this(rest);
+    await client.connect(undefined, undefined, checkCallOptions(signal === undefined ? undefined : { signal }, 'SMTP.connect'));
     return client;
   }
 
@@ -135,7 +135,19 @@ export class SMTP {
   /** Recipients accepted since the last MAIL (for LMTP's per-recipient DATA replies). */
   protected acceptedSinceMail = 0;
 
-  constructor(options: SMTPOptions = {}) {
+  /**
+   * No I/O happens here. `new SMTP(host, port, localHostname, timeout)` is
+   * smtplib's positional form: it records them but, unlike Python, does not
+   * connect (a constructor cannot wait): call connect() or use SMTP.connect().
+   */
+  constructor(options?: SMTPOptions);
+  constructor(host: string, port?: number, localHostname?: string, timeout?: number);
+  constructor(...args: [SMTPOptions?] | [string, number?, string?, number?]) {
+    const options: SMTPOptions = typeof args[0] === 'string' ? positionalOptions(args) : (args[0] ?? {});
+    if (args.length > 1 && typeof args[0] !== 'string') {
+      throw new SMTPInvalidArgumentError('new SMTP(options) takes one options object, or smtplib\'s positional (host, port, localHostname, timeout)');
+    }
+    validateOptions(options);
     this.options = { ...options };
     // The options can hold secrets (tls.key, tls.pfx, tls.passphrase): keep them out of util.inspect and JSON.stringify.
     Object.defineProperty(this, 'options', { enumerable: false });
@@ -330,14 +342,17 @@ export class SMTP {
   // --- raw commands -----------------------------------------------------------
 
   /** Writes raw bytes (smtplib's send()). No reply is read; use getreply(). */
-  async send(data: string | Uint8Array): Promise<void> {
+  async send(data: string | Uint8Array, options: CallOptions = {}): Promise<void> {
+    assertNotAborted(checkCallOptions(options, 'send').signal, 'send');
     const session = this.#requireSession();
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
     session.sendRaw(bytes, bytes.toString('utf8').replace(/\r\n$/, ''), false);
   }
 
   /** Writes one command line (checked for CR, LF and controls); its reply is read by getreply(). */
-  async putcmd(cmd: string, args = ''): Promise<void> {
+  async putcmd(cmd: string, args: string | CallOptions = '', options: CallOptions = {}): Promise<void> {
+    if (isCallOptions(args)) [args, options] = ['', args];
+    assertNotAborted(checkCallOptions(options, 'putcmd').signal, 'putcmd');
     const line = commandLine(cmd, args);
     const session = this.#requireSession();
     session.sendRaw(Buffer.from(`${line}\r\n`, 'utf8'), maskSecret(line), true);
@@ -349,7 +364,8 @@ export class SMTP {
   }
 
   /** Sends a command and returns its reply (smtplib's docmd). */
-  async docmd(cmd: string, args = '', options: CallOptions = {}): Promise<Reply> {
+  async docmd(cmd: string, args: string | CallOptions = '', options: CallOptions = {}): Promise<Reply> {
+    if (isCallOptions(args)) [args, options] = ['', args];
     const line = commandLine(cmd, args);
     return this.#ops.run(() => this.#command(line, options.signal));
   }
@@ -363,7 +379,8 @@ export class SMTP {
   // --- greeting commands ------------------------------------------------------
 
   /** HELO: identifies the client to a non-ESMTP server. */
-  async helo(name?: string, options: CallOptions = {}): Promise<Reply> {
+  async helo(name?: string | CallOptions, options: CallOptions = {}): Promise<Reply> {
+    if (isCallOptions(name)) [name, options] = [undefined, name];
     return this.#ops.run(() => this.#helo(name, options.signal));
   }
 
@@ -376,7 +393,8 @@ export class SMTP {
   }
 
   /** EHLO (LHLO for LMTP): identifies the client and reads the server's extensions. */
-  async ehlo(name?: string, options: CallOptions = {}): Promise<Reply> {
+  async ehlo(name?: string | CallOptions, options: CallOptions = {}): Promise<Reply> {
+    if (isCallOptions(name)) [name, options] = [undefined, name];
     return this.#ops.run(() => this.#ehlo(name, options.signal));
   }
 
@@ -433,10 +451,12 @@ export class SMTP {
   // --- simple commands --------------------------------------------------------
 
   /** HELP: returns the text of the reply. */
-  async help(args = '', options: CallOptions = {}): Promise<string> {
+  async help(args: string | CallOptions = '', options: CallOptions = {}): Promise<string> {
+    if (isCallOptions(args)) [args, options] = ['', args];
+    const topic = args;
     const reply = await this.#ops.run(async () => {
       await this.#ehloOrHeloIfNeeded(options.signal);
-      return this.#command(commandLine('HELP', args), options.signal);
+      return this.#command(commandLine('HELP', topic), options.signal);
     });
     return reply.message;
   }
@@ -477,10 +497,11 @@ export class SMTP {
   // --- low-level transaction --------------------------------------------------
 
   /** MAIL FROM with parameters (rendered only for advertised extensions). */
-  async mail(sender: string, options?: MailOptions | readonly string[], call: CallOptions = {}): Promise<Reply> {
+  async mail(sender: string, options?: MailOptions | readonly string[] | CallOptions, call: CallOptions = {}): Promise<Reply> {
+    if (isCallOptions(options)) [options, call] = [undefined, options];
+    const mail = toMailOptions(options as MailOptions | readonly string[] | undefined);
     return this.#ops.run(async () => {
       await this.#ehloOrHeloIfNeeded(call.signal);
-      const mail = toMailOptions(options);
       if (!isAscii(sender) && this.#capabilities.has('smtputf8') && mail.smtputf8 === undefined) mail.smtputf8 = true;
       const params = this.doesEsmtp ? renderMailParameters(mail, { capabilities: this.#capabilities, secure: this.isSecure }) : '';
       const line = commandLine(`MAIL FROM:${toPath(sender, { smtputf8: Boolean(mail.smtputf8), role: 'sender' })}${params}`);
@@ -490,9 +511,10 @@ export class SMTP {
   }
 
   /** RCPT TO with parameters. */
-  async rcpt(recipient: string, options?: RcptOptions | readonly string[], call: CallOptions = {}): Promise<Reply> {
+  async rcpt(recipient: string, options?: RcptOptions | readonly string[] | CallOptions, call: CallOptions = {}): Promise<Reply> {
+    if (isCallOptions(options)) [options, call] = [undefined, options];
+    const rcpt = toRcptOptions(options as RcptOptions | readonly string[] | undefined);
     return this.#ops.run(async () => {
-      const rcpt = toRcptOptions(options);
       const params = this.doesEsmtp ? renderRcptParameters(rcpt, { capabilities: this.#capabilities, secure: this.isSecure }) : '';
       const utf8 = !isAscii(recipient) && this.#capabilities.has('smtputf8');
       const line = commandLine(`RCPT TO:${toPath(recipient, { smtputf8: utf8, role: 'recipient' })}${params}`);
@@ -561,8 +583,9 @@ export class SMTP {
    * 220 and the handshake, and forgets everything learned before TLS (call
    * ehlo() again, or let the next command do it).
    */
-  async starttls(tlsOptions?: ConnectionOptions, options: CallOptions = {}): Promise<Reply> {
-    return this.#ops.run(() => this.#starttls(tlsOptions, options.signal));
+  async starttls(tlsOptions?: ConnectionOptions | CallOptions, options: CallOptions = {}): Promise<Reply> {
+    if (isCallOptions(tlsOptions)) [tlsOptions, options] = [undefined, tlsOptions];
+    return this.#ops.run(() => this.#starttls(tlsOptions as ConnectionOptions | undefined, options.signal));
   }
 
   async #starttls(tlsOptions?: ConnectionOptions, signal?: AbortSignal): Promise<Reply> {
@@ -596,9 +619,7 @@ export class SMTP {
   async login(user: string, password: string, options: LoginOptions = {}): Promise<Reply> {
     return this.#ops.run(async () => {
       await this.#ehloOrHeloIfNeeded(options.signal);
-      if (!this.hasExtn('auth')) {
-        throw new SMTPNotSupportedError('SMTP AUTH extension not supported by server' + (this.isSecure ? '' : ' (some servers offer AUTH only after STARTTLS)'));
-      }
+      if (!this.hasExtn('auth')) throw this.#authNotOffered();
       const session = this.#requireSession();
       const credentials: Credentials = {
         user,
@@ -616,6 +637,22 @@ export class SMTP {
       });
       return this.#authenticate(mechanism, options);
     });
+  }
+
+  /** Why AUTH is missing, and what to set: usually a plaintext session to a server that offers AUTH only after STARTTLS. */
+  #authNotOffered(): SMTPNotSupportedError {
+    if (this.isSecure || !this.hasExtn('starttls')) {
+      return new SMTPNotSupportedError('SMTP AUTH extension not supported by server', { diagnosis: 'auth-not-offered' });
+    }
+    const target = this.#target!;
+    const defaulted = this.options.tlsPolicy === undefined && (target.path !== undefined || isLoopbackHost(target.host));
+    const hint = defaulted
+      ? `connections to loopback${target.path ? ' and Unix sockets' : ''} default to tlsPolicy: 'none'; set tlsPolicy: 'required' (with tls.ca or fingerprint for a private certificate), or call starttls() before login()`
+      : `set tlsPolicy: 'required', or call starttls() before login()`;
+    return new SMTPNotSupportedError(
+      `the server offers AUTH only after STARTTLS (it advertises STARTTLS but no AUTH on this plaintext connection); ${hint}`,
+      { diagnosis: 'auth-requires-starttls', hint },
+    );
   }
 
   /**
@@ -659,11 +696,16 @@ export class SMTP {
     fromAddr: string,
     toAddrs: string | readonly string[],
     msg: MessageInput,
-    mailOptions?: MailOptions | readonly string[],
-    rcptOptions?: RcptOptions | readonly string[],
-    options: CallOptions = {},
+    mailOptions?: MailOptions | readonly string[] | SendmailCallOptions,
+    rcptOptions?: RcptOptions | readonly string[] | SendmailCallOptions,
+    options?: SendmailCallOptions,
   ): Promise<RefusedRecipients> {
-    const result = await this.deliver(fromAddr, toAddrs, msg, { ...(mailOptions ? { mailOptions } : {}), ...(rcptOptions ? { rcptOptions } : {}), ...options });
+    const args = sendmailArguments<MailOptions | readonly string[], RcptOptions | readonly string[]>(mailOptions, rcptOptions, options);
+    const result = await this.deliver(fromAddr, toAddrs, msg, {
+      ...(args.mailOptions ? { mailOptions: args.mailOptions } : {}),
+      ...(args.rcptOptions ? { rcptOptions: args.rcptOptions } : {}),
+      ...args.call,
+    });
     return result.refused;
   }
 
@@ -686,53 +728,61 @@ export class SMTP {
    * From, To/Cc/Bcc, or the newest Resent-* block) and removing Bcc and
    * Resent-Bcc from what is sent.
    */
-  async sendMessage(message: MessageInput, options: SendMessageOptions = {}): Promise<RefusedRecipients> {
-    return (await this.deliverMessage(message, options)).refused;
+  sendMessage(message: MessageInput, options: SendMessageOptions = {}): Promise<RefusedRecipients> {
+    return this.deliverMessage(message, options).then((result) => result.refused);
   }
 
-  /** Like sendMessage(), with the whole outcome: accepted, refused, the final reply. */
-  async deliverMessage(message: MessageInput, options: SendMessageOptions = {}): Promise<DeliveryResult> {
-    const split = await splitMessage(toMessageSource(message));
-    const envelope = envelopeFromHeaders(split.fields);
-    const from = options.from ?? envelope.from;
-    const to = options.to === undefined ? envelope.to : typeof options.to === 'string' ? [options.to] : [...options.to];
-    if (to.length === 0) throw new SMTPInvalidArgumentError('the message has no To, Cc or Bcc recipients and none were given');
-    const transaction = new Transaction({
-      from,
-      to,
+  /**
+   * Like sendMessage(), with the whole outcome: accepted, refused, the final
+   * reply. Takes its place in the operation queue at once, like every other
+   * call (a stream's header block is read when its turn comes).
+   */
+  deliverMessage(message: MessageInput, options: SendMessageOptions = {}): Promise<DeliveryResult> {
+    try {
+      const source = toMessageSource(message);
+      if (source.kind === 'bytes') return this.#runTransaction(this.#messageTransaction(splitBytes(source), options));
+      if (options.signal?.aborted) return Promise.reject(abortedBeforeStart(options.signal));
+      return this.#ops.run(async () => this.#transact(this.#messageTransaction(await splitMessage(source), options))).catch(markNotDelivered);
+    } catch (error) {
+      return Promise.reject(notDelivered(error));
+    }
+  }
+
+  #messageTransaction(split: SplitMessage, options: SendMessageOptions): Transaction {
+    const envelope = envelopeFromHeaders(split.fields, { from: options.from, to: options.to });
+    if (envelope.to.length === 0) throw new SMTPInvalidArgumentError('the message has no To, Cc or Bcc recipients and none were given');
+    return new Transaction({
+      from: envelope.from,
+      to: envelope.to,
       source: split.source,
       mail: toMailOptions(options.mailOptions),
       rcpt: toRcptOptions(options.rcptOptions),
       internationalBody: true,
       signal: options.signal,
     });
-    return this.#runTransaction(transaction);
   }
 
   #runTransaction(transaction: Transaction): Promise<DeliveryResult> {
     if (transaction.request.signal?.aborted) {
       return Promise.reject(abortedBeforeStart(transaction.request.signal));
     }
-    return this.#ops.run(async () => {
-      const signal = transaction.request.signal;
-      // Once written ahead (pipelined), the transaction must consume its
-      // replies; an abort then tears the connection down inside run().
-      if (signal?.aborted && !transaction.prewritten) throw abortedBeforeStart(signal);
-      if (this.heloResp === null && this.ehloResp === null) await this.#ehloOrHeloIfNeeded(signal);
-      const started = performance.now();
-      const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
-        publishError(this.#session, error, 'transaction');
-        throw error;
-      });
-      publishSend(this.#session, result, started);
-      this.acceptedSinceMail = 0;
-      return result;
-    }, transaction).catch((error: unknown) => {
-      // Whatever failed before the end of data (EHLO, a connection already
-      // closed by an earlier queued call), the message was not delivered.
-      if (error instanceof SMTPException) error.deliveryStatus ??= 'not-delivered';
+    return this.#ops.run(() => this.#transact(transaction), transaction).catch(markNotDelivered);
+  }
+
+  async #transact(transaction: Transaction): Promise<DeliveryResult> {
+    const signal = transaction.request.signal;
+    // Once written ahead (pipelined), the transaction must consume its
+    // replies; an abort then tears the connection down inside run().
+    if (signal?.aborted && !transaction.prewritten) throw abortedBeforeStart(signal);
+    if (this.heloResp === null && this.ehloResp === null) await this.#ehloOrHeloIfNeeded(signal);
+    const started = performance.now();
+    const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
+      publishError(this.#session, error, 'transaction');
       throw error;
     });
+    publishSend(this.#session, result, started);
+    this.acceptedSinceMail = 0;
+    return result;
   }
 
   #transactionContext(): TransactionContext {
@@ -788,6 +838,21 @@ export class SMTP {
     }
     this.close();
   }
+}
+
+/** Whatever failed before the end of data (EHLO, a connection already closed by an earlier queued call), the message was not delivered. */
+function markNotDelivered(error: unknown): never {
+  throw notDelivered(error);
+}
+
+function notDelivered(error: unknown): unknown {
+  if (error instanceof SMTPException) error.deliveryStatus ??= 'not-delivered';
+  return error;
+}
+
+/** An already-aborted signal: refuse before anything is written (the connection stays usable). */
+function assertNotAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new SMTPAbortError(`${what} was aborted before anything was written`, { cause: signal.reason });
 }
 
 function abortedBeforeStart(signal: AbortSignal): SMTPAbortError {

@@ -40,6 +40,10 @@ export async function applyTlsPolicy(policy: TlsPolicy, where: { host: string; p
       throw new SMTPTLSError(
         `TLS is required but ${where.host}:${where.port} does not offer STARTTLS; refusing to continue in plaintext. ` +
           (where.port === SMTP_SSL_PORT ? '' : `If the server expects implicit TLS, use SMTP_SSL (port 465); to send in plaintext on purpose, set tlsPolicy: 'none'`),
+        {
+          diagnosis: 'starttls-not-offered',
+          hint: `if the server expects implicit TLS, use SMTP_SSL (port 465); to send in plaintext on purpose, set tlsPolicy: 'none'`,
+        },
       );
     }
     return;
@@ -53,7 +57,12 @@ export async function applyTlsPolicy(policy: TlsPolicy, where: { host: string; p
       const text = error instanceof SMTPResponseException
         ? `the server refused STARTTLS (${error.smtpCode} ${error.smtpError}) [unauthenticated plaintext reply: do not trust or show its text as fact]`
         : (error as Error).message;
-      throw new SMTPTLSError(`TLS is required but ${text}; not continuing in plaintext`, { cause: error });
+      throw new SMTPTLSError(`TLS is required but ${text}; not continuing in plaintext`, {
+        cause: error,
+        ...(error instanceof SMTPResponseException
+          ? { diagnosis: 'starttls-refused' as const, ...(error.reply ? { reply: error.reply } : {}) }
+          : {}),
+      });
     }
     return; // opportunistic: the server refused; stay in plaintext.
   }

@@ -43,11 +43,6 @@ export function commandLine(verb: string, args = '', maxLength = MAX_COMMAND_LIN
   return line;
 }
 
-/** The wire bytes of a command line. */
-export function encodeLine(line: string): Buffer {
-  return Buffer.from(`${line}\r\n`, 'utf8');
-}
-
 /** Checks a HELO/EHLO/LHLO name: a domain or an address literal, nothing else. */
 export function assertClientName(name: string): void {
   assertSafeArgument(name, 'local hostname');

@@ -2,14 +2,25 @@
 // list-of-strings form, validation against the RFC 5321 §4.1.2 grammar, and
 // xtext (RFC 3461 §4) for the DSN values that need it.
 //
-// Parameters are rendered only for extensions the server advertised. The ones
-// whose absence changes what the message means throw instead of being dropped:
-// REQUIRETLS (RFC 8689), SMTPUTF8 (RFC 6531), BODY=8BITMIME/BINARYMIME.
-// DSN parameters (RFC 3461) are advisory and are dropped when DSN is absent.
+// What the caller wrote explicitly (`extra`, and every parameter given in
+// smtplib's list-of-strings form) is sent as written, advertised or not, as
+// smtplib does: the caller asked for it. What the library adds on its own
+// (SIZE=, BODY=7BIT) and the typed DSN options (RFC 3461, advisory) are sent
+// only when the extension is advertised. The parameters whose absence changes
+// what the message means throw instead: REQUIRETLS (RFC 8689), SMTPUTF8
+// (RFC 6531), BODY=8BITMIME/BINARYMIME.
 
 import { SMTPInvalidArgumentError, SMTPNotSupportedError } from '../errors.js';
 import type { Capabilities } from './capabilities.js';
 import { assertSafeArgument } from './commands.js';
+import { assertKnownKeys } from '../client/call-options.js';
+
+/** Keywords the caller wrote in smtplib's string form: sent whether advertised or not. */
+const WRITTEN = Symbol('smtplib.params.written');
+type Written = { [WRITTEN]?: ReadonlySet<string> };
+
+const MAIL_OPTION_KEYS = ['size', 'body', 'smtputf8', 'ret', 'envid', 'requireTls', 'extra'];
+const RCPT_OPTION_KEYS = ['notify', 'orcpt', 'extra'];
 
 export type BodyType = '7BIT' | '8BITMIME' | 'BINARYMIME';
 export type NotifyType = 'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY';
@@ -28,7 +39,7 @@ export interface MailOptions {
   envid?: string;
   /** REQUIRETLS (RFC 8689): refused unless the session is TLS and the server offers it. */
   requireTls?: boolean;
-  /** Any other parameter: keyword → value (true for a bare keyword). Sent only if the keyword is advertised. */
+  /** Any other parameter: keyword → value (true for a bare keyword). Sent as written, advertised or not. */
   extra?: Record<string, string | true>;
 }
 
@@ -38,6 +49,7 @@ export interface RcptOptions {
   notify?: NotifyType | readonly NotifyType[];
   /** ORCPT= (RFC 3461): the original recipient; "rfc822;" is added when no type is given. */
   orcpt?: string;
+  /** Any other parameter: keyword → value (true for a bare keyword). Sent as written, advertised or not. */
   extra?: Record<string, string | true>;
 }
 
@@ -104,9 +116,9 @@ export function decodeXtext(xtext: string): string {
 /** Normalizes the two accepted shapes of MAIL options into the typed form. */
 export function toMailOptions(options: MailOptions | readonly string[] | undefined): MailOptions {
   if (!options) return {};
-  if (!Array.isArray(options)) return { ...(options as MailOptions) };
+  if (!Array.isArray(options)) return { ...checkOptionObject(options as MailOptions, MAIL_OPTION_KEYS, 'MAIL option') };
   const map = parseOptionStrings(options as readonly string[], 'mail option');
-  const typed: MailOptions = {};
+  const typed: MailOptions & Written = { [WRITTEN]: new Set(map.keys()) };
   const extra: Record<string, string | true> = {};
   for (const [keyword, value] of map) {
     switch (keyword) {
@@ -128,9 +140,9 @@ export function toMailOptions(options: MailOptions | readonly string[] | undefin
 /** Normalizes the two accepted shapes of RCPT options into the typed form. */
 export function toRcptOptions(options: RcptOptions | readonly string[] | undefined): RcptOptions {
   if (!options) return {};
-  if (!Array.isArray(options)) return { ...(options as RcptOptions) };
+  if (!Array.isArray(options)) return { ...checkOptionObject(options as RcptOptions, RCPT_OPTION_KEYS, 'RCPT option') };
   const map = parseOptionStrings(options as readonly string[], 'rcpt option');
-  const typed: RcptOptions = {};
+  const typed: RcptOptions & Written = { [WRITTEN]: new Set(map.keys()) };
   const extra: Record<string, string | true> = {};
   for (const [keyword, value] of map) {
     if (keyword === 'NOTIFY') typed.notify = String(value).toUpperCase().split(',') as NotifyType[];
@@ -139,6 +151,19 @@ export function toRcptOptions(options: RcptOptions | readonly string[] | undefin
   }
   if (Object.keys(extra).length) typed.extra = extra;
   return typed;
+}
+
+/** An options object: known keys only (a misplaced { signal } or a typo is an error, not a no-op). */
+function checkOptionObject<T extends object>(options: T, known: readonly string[], what: string): T {
+  if (typeof options !== 'object' || options === null) {
+    throw new SMTPInvalidArgumentError(`${what}s must be an object or a list of strings, got ${typeof options}`);
+  }
+  assertKnownKeys(options as Record<string, unknown>, known, `${what}${Object.keys(options).length > 1 ? 's' : ''}`);
+  const extra = (options as { extra?: unknown }).extra;
+  if (extra !== undefined && (typeof extra !== 'object' || extra === null || Array.isArray(extra))) {
+    throw new SMTPInvalidArgumentError(`${what} extra must be an object of keyword → value (true for a bare keyword)`);
+  }
+  return options;
 }
 
 function decodeOrcpt(value: string): string {
@@ -155,8 +180,9 @@ export interface RenderContext {
 /** The MAIL FROM parameter string (leading space included when non-empty). */
 export function renderMailParameters(options: MailOptions, context: RenderContext): string {
   const caps = context.capabilities;
+  const written = (options as Written)[WRITTEN];
   const words: string[] = [];
-  if (options.size !== undefined && caps.has('size')) {
+  if (options.size !== undefined && (caps.has('size') || written?.has('SIZE'))) {
     if (!Number.isSafeInteger(options.size) || options.size < 0) {
       throw new SMTPInvalidArgumentError(`SIZE must be a non-negative integer, got ${options.size}`);
     }
@@ -170,7 +196,7 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
       throw new SMTPNotSupportedError(`the message needs BODY=${options.body} but the server does not offer ${options.body}`);
     }
     words.push(`BODY=${options.body}`);
-  } else if (options.body === '7BIT' && caps.has('8bitmime')) {
+  } else if (options.body === '7BIT' && (caps.has('8bitmime') || written?.has('BODY'))) {
     words.push('BODY=7BIT');
   }
   if (options.smtputf8) {
@@ -179,7 +205,7 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
     }
     words.push('SMTPUTF8');
   }
-  if (caps.has('dsn')) {
+  if (caps.has('dsn') || written?.has('RET') || written?.has('ENVID')) {
     if (options.ret) {
       const ret = options.ret.toUpperCase();
       if (ret !== 'FULL' && ret !== 'HDRS') throw new SMTPInvalidArgumentError(`RET must be FULL or HDRS, got ${options.ret}`);
@@ -203,7 +229,7 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
     }
     words.push('REQUIRETLS');
   }
-  words.push(...renderExtra(options.extra, caps, 'mail option'));
+  words.push(...renderExtra(options.extra, 'mail option'));
   return words.length ? ` ${words.join(' ')}` : '';
 }
 
@@ -214,9 +240,10 @@ function validateRet(ret: string): void {
 /** The RCPT TO parameter string (leading space included when non-empty). */
 export function renderRcptParameters(options: RcptOptions, context: RenderContext): string {
   const caps = context.capabilities;
+  const written = (options as Written)[WRITTEN];
   const words: string[] = [];
   const notify = options.notify === undefined ? undefined : normalizeNotify(options.notify);
-  if (caps.has('dsn')) {
+  if (caps.has('dsn') || written?.has('NOTIFY') || written?.has('ORCPT')) {
     if (notify) words.push(`NOTIFY=${notify.join(',')}`);
     if (options.orcpt !== undefined) {
       assertSafeArgument(options.orcpt, 'ORCPT');
@@ -227,7 +254,7 @@ export function renderRcptParameters(options: RcptOptions, context: RenderContex
       words.push(`ORCPT=${type};${encodeXtext(addr)}`);
     }
   }
-  words.push(...renderExtra(options.extra, caps, 'rcpt option'));
+  words.push(...renderExtra(options.extra, 'rcpt option'));
   return words.length ? ` ${words.join(' ')}` : '';
 }
 
@@ -243,13 +270,12 @@ function normalizeNotify(notify: NotifyType | readonly NotifyType[]): string[] {
   return [...new Set(list)];
 }
 
-function renderExtra(extra: Record<string, string | true> | undefined, caps: Capabilities, what: string): string[] {
+function renderExtra(extra: Record<string, string | true> | undefined, what: string): string[] {
   if (!extra) return [];
   const words: string[] = [];
   for (const [keyword, value] of Object.entries(extra)) {
     checkParameter(keyword, value, what);
-    // Passed only when the server advertised an extension of that name.
-    if (!caps.has(keyword.toLowerCase())) continue;
+    // The caller asked for it: sent as written, whether advertised or not (smtplib does the same).
     words.push(value === true ? keyword.toUpperCase() : `${keyword.toUpperCase()}=${value}`);
   }
   return words;

@@ -143,8 +143,18 @@ export class Session {
   }
 
   /** Writes one command and waits for its reply. */
-  async command(line: string, options: Omit<ExpectOptions, 'command'> & { logAs?: string; signal?: AbortSignal | undefined }): Promise<Reply> {
+  async command(
+    line: string,
+    options: Omit<ExpectOptions, 'command'> & { logAs?: string; signal?: AbortSignal | undefined; midExchange?: boolean },
+  ): Promise<Reply> {
     const shown = options.logAs ?? line;
+    if (options.signal?.aborted) {
+      // Checked before the write: nothing is owed, so the connection stays
+      // usable, unless the server is waiting for this line (an AUTH exchange).
+      const error = new SMTPAbortError(`aborted before ${shown.split(' ')[0] || 'the command'} was written`, { cause: options.signal.reason });
+      if (options.midExchange) this.destroy(error);
+      throw error;
+    }
     const reply = this.expect({ ...options, command: shown });
     this.write(Buffer.from(`${line}\r\n`, 'utf8'), [shown]);
     return this.await(reply, options.signal);

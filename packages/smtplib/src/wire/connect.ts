@@ -7,7 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { LookupFunction } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { SMTPAbortError, SMTPConnectError, SMTPTimeoutError } from '../errors.js';
+import { SMTPAbortError, SMTPConnectError, SMTPTimeoutError, type Diagnosis } from '../errors.js';
 import { checkPeer, describeTlsFailure, tlsConnectOptions, type TlsSettings } from './tls-options.js';
 
 /** Where to connect. `path` selects a Unix socket. */
@@ -94,18 +94,27 @@ export async function startTls(
   );
 }
 
+const CONNECT_FAILURES: Record<string, { diagnosis: Diagnosis; text: string; hint?: string }> = {
+  ECONNREFUSED: { diagnosis: 'connection-refused', text: 'the connection was refused', hint: 'is a server listening there, and is the port right?' },
+  ENOTFOUND: { diagnosis: 'host-not-found', text: 'the host name could not be resolved', hint: 'check the host name' },
+  EAI_AGAIN: { diagnosis: 'host-not-found', text: 'the host name could not be resolved (temporary DNS failure)', hint: 'check the host name and DNS, then try again' },
+  ENOENT: { diagnosis: 'no-such-socket', text: 'no such Unix socket', hint: 'check the socket path and that the server is running' },
+  EACCES: { diagnosis: 'permission-denied', text: 'permission denied' },
+  EHOSTUNREACH: { diagnosis: 'host-unreachable', text: 'the host is unreachable' },
+  ENETUNREACH: { diagnosis: 'host-unreachable', text: 'the network is unreachable' },
+};
+
 function connectError(error: unknown, where: string): Error {
   if (error instanceof SMTPTimeoutError || error instanceof SMTPAbortError) return error;
   if (error instanceof Error && (error as { code?: string }).code?.startsWith('ERR_SMTP')) return error;
-  const code = (error as NodeJS.ErrnoException)?.code;
-  const hint =
-    code === 'ECONNREFUSED' ? 'the connection was refused: is a server listening there, and is the port right?'
-    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'the host name could not be resolved'
-    : code === 'ENOENT' ? 'no such Unix socket'
-    : code === 'EACCES' ? 'permission denied'
-    : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'the host is unreachable'
-    : (error as Error)?.message ?? String(error);
-  return new SMTPConnectError(-1, `cannot connect to ${where}: ${hint}`, `cannot connect to ${where}: ${hint}`, { cause: error });
+  const code = (error as NodeJS.ErrnoException)?.code ?? '';
+  const known = CONNECT_FAILURES[code];
+  const text = known ? `${known.text}${known.hint ? `: ${known.hint}` : ''}` : ((error as Error)?.message ?? String(error));
+  return new SMTPConnectError(-1, `cannot connect to ${where}: ${text}`, `cannot connect to ${where}: ${text}`, {
+    cause: error,
+    ...(known ? { diagnosis: known.diagnosis } : {}),
+    ...(known?.hint ? { hint: known.hint } : {}),
+  });
 }
 
 /** Resolves on `event`, rejects on 'error' or an early close. */

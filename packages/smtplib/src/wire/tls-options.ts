@@ -9,7 +9,7 @@
 //   the pin replaces chain and name checks for this one connection only.
 
 import { isIP } from 'node:net';
-import type { ConnectionOptions, PeerCertificate, TLSSocket } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { SMTPTLSError } from '../errors.js';
 
 export interface TlsSettings {
@@ -45,6 +45,7 @@ export function checkPeer(socket: TLSSocket, host: string, settings: TlsSettings
     if (!actual || !wanted.includes(actual)) {
       throw new SMTPTLSError(
         `certificate pin mismatch for ${host}: the server's SHA-256 fingerprint ${formatFingerprint(actual)} is not one of the pinned fingerprints`,
+        { diagnosis: 'fingerprint-mismatch' },
       );
     }
     return;
@@ -83,7 +84,11 @@ export function describeTlsFailure(error: unknown, host: string, port?: number, 
   const code = err?.code ?? '';
   const where = port === undefined ? host : `${host}:${port}`;
   if (CERT_REASONS[code]) {
-    return new SMTPTLSError(`TLS certificate check failed for ${where}: ${CERT_REASONS[code]} (${code}); ${TRUST_HINT}`, { cause: error });
+    return new SMTPTLSError(`TLS certificate check failed for ${where}: ${CERT_REASONS[code]} (${code}); ${TRUST_HINT}`, {
+      cause: error,
+      diagnosis: 'certificate',
+      hint: TRUST_HINT,
+    });
   }
   const text = String(err?.message ?? err);
   if (/wrong version number|packet length too long|unknown protocol|record layer failure|http request/i.test(text)) {
@@ -92,19 +97,19 @@ export function describeTlsFailure(error: unknown, host: string, port?: number, 
       return new SMTPTLSError(
         `TLS handshake with ${where} failed after STARTTLS: the server answered the ClientHello with data that is not TLS ` +
           `(plaintext injected after its 220 reply, or a broken server); the connection was closed`,
-        { cause: error },
+        { cause: error, diagnosis: 'starttls-injection' },
       );
     }
     return new SMTPTLSError(
       `TLS handshake with ${where} failed: the server did not answer in TLS (it probably expects plaintext first). ` +
         `Use SMTP with STARTTLS (usually port 587) instead of implicit TLS (SMTP_SSL, port 465)`,
-      { cause: error },
+      { cause: error, diagnosis: 'plaintext-expected', hint: 'use SMTP with STARTTLS (usually port 587) instead of implicit TLS' },
     );
   }
   if (/protocol version|unsupported protocol|no protocols available/i.test(text)) {
     return new SMTPTLSError(
       `TLS handshake with ${where} failed: the server only offers TLS versions older than 1.2, which are refused (RFC 8996)`,
-      { cause: error },
+      { cause: error, diagnosis: 'tls-version' },
     );
   }
   if (code === 'ECONNRESET' || /socket disconnected|ECONNRESET/i.test(text)) {
@@ -113,13 +118,3 @@ export function describeTlsFailure(error: unknown, host: string, port?: number, 
   return new SMTPTLSError(`TLS handshake with ${where} failed: ${text}`, { cause: error });
 }
 
-/** A plain summary of a peer certificate, for probes and logs. */
-export function certificateSummary(cert: PeerCertificate): { subject: string; issuer: string; validTo: string; fingerprint256: string; altNames?: string } {
-  return {
-    subject: String(cert.subject?.CN ?? ''),
-    issuer: String(cert.issuer?.CN ?? ''),
-    validTo: cert.valid_to,
-    fingerprint256: cert.fingerprint256,
-    ...(cert.subjectaltname ? { altNames: cert.subjectaltname } : {}),
-  };
-}
