@@ -18,7 +18,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening}/**/*.test.ts'],
+          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth}/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

@@ -56,3 +56,4 @@ export { RateLimiter, type RateLimit } from './pool/rate-limiter.js';
 export { classify as classifyRetry, backoffDelay, type RetryOptions, type RetryVerdict } from './pool/retry-policy.js';
 export type { PoolAuth } from './pool/pool-connection.js';
 export { channels as diagnosticsChannels, CONNECT_CHANNEL, COMMAND_CHANNEL, REPLY_CHANNEL, SEND_CHANNEL, ERROR_CHANNEL, type ConnectEvent, type CommandEvent, type ReplyEvent, type SendEvent, type ErrorEvent } from './diagnostics.js';
+export * from './oauth/index.js';

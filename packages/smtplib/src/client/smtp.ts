@@ -43,6 +43,8 @@ import { assertMechanismAllowed, CLEARTEXT_MECHANISMS, runExchange } from './aut
 import { readGreeting } from './greeting.js';
 import { defaultLocalHostname, isLoopbackHost } from './local-name.js';
 import { selectLoginMechanism, toMechanism, type AuthObject } from './sasl-selection.js';
+import { loginWithProvider } from '../oauth/login.js';
+import type { TokenProvider } from '../oauth/provider.js';
 import { applyTlsPolicy } from './tls-policy.js';
 import { envelopeFromHeaders, splitBytes, splitMessage, type SplitMessage } from './message-headers.js';
 import { checkCallOptions, isCallOptions, sendmailArguments, type CallOptions } from './call-options.js';
@@ -77,6 +79,11 @@ export interface LoginOptions extends CallOptions {
   token?: string | (() => string | Promise<string>);
   /** Authorization identity, if different from the user. */
   authzid?: string;
+  /**
+   * OAuth 2 token provider (see refreshTokenProvider & co.): XOAUTH2 or
+   * OAUTHBEARER as offered; a token the server refuses is replaced once.
+   */
+  provider?: TokenProvider;
 }
 
 export interface SendOptions extends CallOptions {
@@ -616,26 +623,37 @@ export class SMTP {
    * one attempt, and never sends a password in cleartext over an unencrypted
    * link to another machine unless `allowCleartextAuth` is set.
    */
-  async login(user: string, password: string, options: LoginOptions = {}): Promise<Reply> {
+  async login(user: string, password: string | undefined, options?: LoginOptions): Promise<Reply>;
+  /** Logs in with `{ provider }` (OAuth 2) or `{ token }` instead of a password. */
+  async login(user: string, options: LoginOptions): Promise<Reply>;
+  async login(user: string, passwordOrOptions: string | LoginOptions | undefined, maybeOptions: LoginOptions = {}): Promise<Reply> {
+    const password = typeof passwordOrOptions === 'object' ? undefined : passwordOrOptions;
+    const options = typeof passwordOrOptions === 'object' ? passwordOrOptions : maybeOptions;
     return this.#ops.run(async () => {
       await this.#ehloOrHeloIfNeeded(options.signal);
       if (!this.hasExtn('auth')) throw this.#authNotOffered();
       const session = this.#requireSession();
       const credentials: Credentials = {
         user,
-        password,
+        ...(password !== undefined ? { password } : {}),
         ...(options.token !== undefined ? { token: options.token } : {}),
         ...(options.authzid !== undefined ? { authzid: options.authzid } : {}),
       };
-      const mechanism = selectLoginMechanism({
-        advertised: this.#capabilities.authMechanisms,
-        credentials,
-        options,
-        session,
-        host: this.#target!.host,
-        allowCleartextAuth: Boolean(this.options.allowCleartextAuth),
-      });
-      return this.#authenticate(mechanism, options);
+      const select = (withToken: Credentials) =>
+        selectLoginMechanism({
+          advertised: this.#capabilities.authMechanisms,
+          credentials: withToken,
+          options,
+          session,
+          host: this.#target!.host,
+          allowCleartextAuth: Boolean(this.options.allowCleartextAuth),
+        });
+      if (options.provider) {
+        // Token, mechanism choice, and one retry with a new token: oauth/login.ts.
+        const provider = options.provider;
+        return loginWithProvider(provider, (token) => select({ ...credentials, token }), (mechanism) => this.#authenticate(mechanism, options), options.signal);
+      }
+      return this.#authenticate(select(credentials), options);
     });
   }
 

@@ -11,7 +11,8 @@ import type { Reply } from '../protocol/reply.js';
 
 export interface PoolAuth extends Omit<LoginOptions, 'signal' | 'mechanism'> {
   user: string;
-  pass: string;
+  /** The password; omit it when `provider` (OAuth 2) or `token` is given. */
+  pass?: string;
   /** Use exactly this SASL mechanism (default: the strongest both sides support). */
   mechanism?: string;
 }

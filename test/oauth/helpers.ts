@@ -1,0 +1,108 @@
+// Shared pieces of the OAuth tests: the device flow driven to a refresh
+// token (the provider's real pages, approved by a scripted person), token
+// introspection as a resource server does it, and a CONNECT proxy.
+
+import { createServer, type Server } from 'node:http';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { authorizationCodeLogin, deviceAuthorization, type SignInResult } from 'smtplib';
+import { Browser } from './browser.js';
+import { CLI_CLIENT, RESOURCE_SERVER, type OidcServer } from './oidc-server.js';
+
+/** Runs the device flow for `user` with a scripted browser approving the code. */
+export async function signInWithDeviceCode(server: OidcServer, user: string, scope = 'openid offline_access smtp'): Promise<SignInResult & { prompt: string }> {
+  let prompt = '';
+  const browser = new Browser();
+  let approval: Promise<unknown> | undefined;
+  const result = await deviceAuthorization({
+    deviceAuthorizationUrl: `${server.issuer}/device/auth`,
+    tokenUrl: server.tokenUrl,
+    ca: server.ca,
+    clientId: CLI_CLIENT,
+    scope,
+    onPrompt: (p) => {
+      prompt = `${p.verificationUri} ${p.userCode}`;
+      // The person opens the URL, types the code, signs in and consents.
+      approval = browser.signInAndConsent(p.verificationUri, user, p.userCode);
+    },
+  });
+  await approval;
+  return { ...result, prompt };
+}
+
+/** RFC 7662 introspection as the mail server does it (client_secret_basic, loopback http). */
+export async function introspect(server: OidcServer, token: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${server.issuer}/token/introspection`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${RESOURCE_SERVER.id}:${RESOURCE_SERVER.secret}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({ token }),
+  });
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** RFC 7009 revocation (as the user or an admin revoking a grant would). */
+export async function revoke(server: OidcServer, token: string, clientId = CLI_CLIENT): Promise<void> {
+  const res = await fetch(`${server.issuer}/token/revocation`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token, client_id: clientId }),
+  });
+  if (res.status !== 200) throw new Error(`revocation failed: ${res.status} ${await res.text()}`);
+}
+
+/** An HTTP CONNECT proxy on loopback that records the tunnels it opened. */
+export async function startConnectProxy(): Promise<{ url: string; tunnels: string[]; close(): Promise<void> }> {
+  const tunnels: string[] = [];
+  const server: Server = createServer((_req, res) => res.writeHead(405).end());
+  const sockets = new Set<{ destroy(): void }>();
+  server.on('connect', (req, client, head) => {
+    tunnels.push(req.url ?? '');
+    sockets.add(client);
+    const [host, port] = (req.url ?? '').split(':');
+    if (host !== '127.0.0.1') {
+      client.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+      return;
+    }
+    const upstream = netConnect(Number(port), host, () => {
+      sockets.add(upstream);
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    tunnels,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Authorization code + PKCE on a loopback redirect, the browser following the redirect to our listener. */
+export async function signInWithBrowser(server: OidcServer, user: string, scope = 'openid offline_access smtp'): Promise<SignInResult & { visited: string[] }> {
+  const browser = new Browser();
+  let visit: Promise<unknown> | undefined;
+  const result = await authorizationCodeLogin({
+    authorizationUrl: `${server.issuer}/auth`,
+    tokenUrl: server.tokenUrl,
+    ca: server.ca,
+    clientId: CLI_CLIENT,
+    scope,
+    extraParams: { prompt: 'consent' },
+    onPrompt: (url) => {
+      visit = browser.signInAndConsent(url, user);
+    },
+  });
+  await visit;
+  return { ...result, visited: browser.visited };
+}
