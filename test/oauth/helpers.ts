@@ -106,3 +106,13 @@ export async function signInWithBrowser(server: OidcServer, user: string, scope 
   await visit;
   return { ...result, visited: browser.visited };
 }
+
+/**
+ * Withdraws one access token at the provider (an administrator's action):
+ * the client's cache still holds it as valid; the grant stays.
+ */
+export async function withdrawAccessToken(server: OidcServer, token: string): Promise<void> {
+  const found = await (server.provider as unknown as { AccessToken: { find(t: string): Promise<{ destroy(): Promise<void> } | undefined> } }).AccessToken.find(token);
+  if (!found) throw new Error('no such access token at the provider');
+  await found.destroy();
+}

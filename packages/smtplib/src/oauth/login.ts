@@ -90,16 +90,25 @@ function reasonFor(token: string, provider: TokenProvider, serverError: OAuthSer
   if (isScopeError(serverError)) return 'scope';
   const expiresAt = provider.expiresAt?.(token);
   if (expiresAt !== undefined && expiresAt <= Date.now()) return 'expired';
-  if (serverError && (serverError.status === 'invalid_token' || serverError.status === '401')) return fresh ? 'revoked' : 'expired';
+  // A token refused before its expiry time, or a brand-new one refused: withdrawn at the provider.
+  if (fresh || expiresAt !== undefined) return 'revoked';
   return 'rejected';
 }
 
-const ADVICE: Record<OAuthRejectionReason, string> = {
-  expired: 'the access token had expired',
-  revoked: 'the server refused a freshly issued token: the grant was revoked, or the token was issued for another user, client or audience; sign in again',
-  scope: 'the token lacks the scope the mail server needs',
-  rejected: 'the server refused the token',
-};
+function advice(reason: OAuthRejectionReason, fresh: boolean, serverError: OAuthServerError | undefined): string {
+  switch (reason) {
+    case 'expired':
+      return 'the access token had expired';
+    case 'revoked':
+      return fresh
+        ? 'the server refused a freshly issued token: the grant was revoked, or the token was issued for another user, client or audience; sign in again'
+        : 'the server refused an access token that had not expired yet: it was revoked';
+    case 'scope':
+      return `the token lacks the scope the mail server needs${describeScope(serverError)}`;
+    default:
+      return 'the server refused the token';
+  }
+}
 
 function describeScope(serverError: OAuthServerError | undefined): string {
   return serverError?.scope ? ` (the server asks for scope "${serverError.scope}")` : '';
@@ -140,7 +149,7 @@ export async function loginWithProvider(
       const failure: OAuthFailure = { reason, attempts: attempt, ...(seen ? { serverError: seen } : {}) };
       provider.invalidate(token);
       if (attempt > 1 || !worthRetrying(error, seen)) {
-        throw annotate(error, failure, `${ADVICE[reason]}${reason === 'scope' ? describeScope(seen) : ''}`);
+        throw annotate(error, failure, advice(reason, attempt > 1, seen));
       }
       try {
         token = await provider.getToken(signal ? { signal } : {});
@@ -148,7 +157,7 @@ export async function loginWithProvider(
         if (!(refreshError instanceof SMTPException)) throw refreshError;
         // The refresh token itself is dead (invalid_grant): the grant was revoked or ran out.
         const dead = refreshError instanceof OAuthError && refreshError.kind === 'reauthorize';
-        const failed = annotate(error, { ...failure, reason: dead ? 'revoked' : reason }, `${ADVICE[reason]}, and no new token could be had: ${refreshError.message}`);
+        const failed = annotate(error, { ...failure, reason: dead ? 'revoked' : reason }, `${advice(reason, false, seen)}, and no new token could be had: ${refreshError.message}`);
         Object.defineProperty(failed, 'cause', { value: refreshError, enumerable: false, configurable: true, writable: true });
         throw failed;
       }
