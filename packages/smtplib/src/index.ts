@@ -27,6 +27,7 @@ export { ReplyParser, DEFAULT_REPLY_LIMITS, type ReplyLimits } from './protocol/
 export { Capabilities } from './protocol/capabilities.js';
 export { encodeXtext, decodeXtext, type MailOptions, type RcptOptions, type BodyType, type NotifyType } from './protocol/params.js';
 export { parseEnhancedStatus } from './protocol/enhanced-status.js';
+export { StatusCatalogue, statusCatalogue, classifyReply, STATUS_RULES, type StatusKind, type StatusRule, type StatusVerdict, type ReplyLike } from './protocol/status-catalogue.js';
 export * from './auth/index.js';
 export {
   SMTPException,

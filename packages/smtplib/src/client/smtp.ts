@@ -89,6 +89,14 @@ export interface LoginOptions extends CallOptions {
 export interface SendOptions extends CallOptions {
   mailOptions?: MailOptions | readonly string[];
   rcptOptions?: RcptOptions | readonly string[];
+  /**
+   * Awaited just before the end of data (the final dot, or BDAT LAST) is
+   * written, after the server accepted the envelope (and DATA). A durable
+   * queue records here that the message may be delivered from now on. If it
+   * throws, nothing more is written and the connection is closed: the send
+   * fails with deliveryStatus 'not-delivered'.
+   */
+  beforeCommit?: () => unknown;
 }
 
 export interface SendMessageOptions extends SendOptions {
@@ -737,6 +745,7 @@ export class SMTP {
       mail: toMailOptions(options.mailOptions),
       rcpt: toRcptOptions(options.rcptOptions),
       signal: options.signal,
+      beforeCommit: options.beforeCommit,
     });
     return this.#runTransaction(transaction);
   }
@@ -777,6 +786,7 @@ export class SMTP {
       rcpt: toRcptOptions(options.rcptOptions),
       internationalBody: true,
       signal: options.signal,
+      beforeCommit: options.beforeCommit,
     });
   }
 

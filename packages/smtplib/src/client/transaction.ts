@@ -48,6 +48,8 @@ export interface TransactionRequest {
   /** sendMessage(): non-ASCII addresses also ask for BODY=8BITMIME, as smtplib does. */
   internationalBody?: boolean;
   signal?: AbortSignal | undefined;
+  /** Awaited just before the end of data (the final dot, or BDAT LAST) is written; see SendOptions.beforeCommit. */
+  beforeCommit?: (() => unknown) | undefined;
 }
 
 /** The outcome of a transaction in which at least one recipient got the message. */
@@ -297,7 +299,9 @@ export class Transaction {
       lines.push('DATA');
       log.push('DATA');
       bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
-    } else if (plan.encoded && plan.encoded.size <= ctx.chunkSize && !ctx.lmtp) {
+    } else if (plan.encoded && plan.encoded.size <= ctx.chunkSize && !ctx.lmtp && !this.request.beforeCommit) {
+      // (A beforeCommit hook must run before the end of data is written, so
+      // such a message never rides whole in the envelope's write.)
       // (LMTP owes one reply per accepted recipient after BDAT LAST, a count
       // not known until the RCPT replies are in, so it waits for them.)
       const { chunks, tail, size } = plan.encoded;
@@ -500,6 +504,7 @@ export class Transaction {
     logLine?: string,
   ): Promise<Reply[]> {
     const { session } = ctx;
+    if (this.request.beforeCommit) await this.#beforeCommit(ctx);
     // Until the last byte of the message has left this process (a large BDAT
     // LAST chunk may sit in our buffer while the server stalls), a lost reply
     // still means "not delivered".
@@ -519,6 +524,24 @@ export class Transaction {
     const out: Reply[] = [];
     for (const waiter of waiters) out.push(await session.await(waiter, this.request.signal));
     return out;
+  }
+
+  /**
+   * Runs the caller's hook before the end of data. If it fails, the end of
+   * data is never written: the connection is dropped (the server discards
+   * the unfinished message) and the send fails as 'not-delivered'.
+   */
+  async #beforeCommit(ctx: TransactionContext): Promise<void> {
+    try {
+      await this.request.beforeCommit!();
+    } catch (error) {
+      const failure = new SMTPDataError(-1, `beforeCommit failed: ${(error as Error)?.message ?? String(error)}; the end of data was not written and the connection was closed`, undefined, {
+        cause: error,
+        deliveryStatus: 'not-delivered',
+      });
+      ctx.session.destroy(failure);
+      throw failure;
+    }
   }
 
   #result(ctx: TransactionContext, plan: Plan, atRcpt: string[], refused: RefusedRecipients, endReplies: Reply[]): DeliveryResult {

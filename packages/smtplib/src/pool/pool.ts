@@ -184,6 +184,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       smtp.deliver(from, pending, body(), {
         ...(options.mailOptions ? { mailOptions: options.mailOptions } : {}),
         ...(options.rcptOptions ? { rcptOptions: options.rcptOptions } : {}),
+        ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
         ...(signal ? { signal } : {}),
       });
     return this.#submit(recipients, replayable, run, options.signal);
@@ -213,6 +214,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
         to: pending,
         ...(options.mailOptions ? { mailOptions: options.mailOptions } : {}),
         ...(options.rcptOptions ? { rcptOptions: options.rcptOptions } : {}),
+        ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
         ...(signal ? { signal } : {}),
       });
     return this.#submit(to, true, run, options.signal);

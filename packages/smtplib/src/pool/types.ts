@@ -37,6 +37,8 @@ export interface SMTPPoolOptions extends SMTPOptions {
 
 export interface PoolSendOptions {
   signal?: AbortSignal;
+  /** Awaited before each attempt writes its end of data (see SendOptions.beforeCommit). */
+  beforeCommit?: () => unknown;
   mailOptions?: MailOptions | readonly string[];
   rcptOptions?: RcptOptions | readonly string[];
 }

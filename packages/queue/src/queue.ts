@@ -1,0 +1,150 @@
+// MailQueue: the queue's API over a store (a spool directory by default).
+//
+//   const queue = await MailQueue.open({ dir: '/var/spool/myapp' });
+//   const { id } = await queue.enqueue({ from, to, message }, { idempotencyKey: orderId });
+//   const worker = queue.worker({ smtp: { host: 'relay.example', port: 587, auth } });
+//   await worker.start();
+//   const done = await queue.wait(id, { timeoutMs: 60_000 });
+
+import { EventEmitter } from 'node:events';
+import { QueueError, checkId } from './errors.js';
+import { SpoolStore, type SpoolStoreOptions } from './spool/spool-store.js';
+import type { QueueStore } from './store.js';
+import { QueueWorker, type QueueWorkerOptions, type WorkerStats } from './worker.js';
+import {
+  isTerminal,
+  type EnqueueInput,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type ListFilter,
+  type QueueEvents,
+  type QueueMessage,
+  type QueueStats,
+  type TransitionEvent,
+} from './types.js';
+
+export interface MailQueueOptions {
+  /** A spool directory (created if missing). */
+  dir?: string;
+  /** Or any store (RedisStore, or your own implementation of QueueStore). */
+  store?: QueueStore;
+  spool?: SpoolStoreOptions;
+}
+
+export interface WaitOptions {
+  /** Give up after this long (ms). Default 30 000. */
+  timeoutMs?: number;
+  /** How often to look when the change may come from another process. Default 100 ms. */
+  pollMs?: number;
+  signal?: AbortSignal;
+}
+
+export class MailQueue extends EventEmitter<QueueEvents> {
+  readonly store: QueueStore;
+  #forward = (event: TransitionEvent): void => {
+    this.emit('transition', event);
+  };
+
+  constructor(store: QueueStore) {
+    super();
+    this.store = store;
+    store.on('transition', this.#forward);
+  }
+
+  /** Opens (and recovers) a queue. */
+  static async open(options: MailQueueOptions): Promise<MailQueue> {
+    const store = options.store ?? (options.dir ? new SpoolStore(options.dir, options.spool) : undefined);
+    if (!store) throw new QueueError('ERR_QUEUE_INVALID', 'MailQueue.open needs `dir` (a spool directory) or `store`');
+    await store.open();
+    return new MailQueue(store);
+  }
+
+  /** Resolves with the id once the message is durable. */
+  enqueue(input: EnqueueInput, options?: EnqueueOptions): Promise<EnqueueResult> {
+    return this.store.enqueue(input, options);
+  }
+
+  get(id: string): Promise<QueueMessage | undefined> {
+    return this.store.get(id);
+  }
+
+  list(filter?: ListFilter): Promise<QueueMessage[]> {
+    return this.store.list(filter);
+  }
+
+  stats(): Promise<QueueStats> {
+    return this.store.stats();
+  }
+
+  hold(id: string): Promise<boolean> {
+    return this.store.hold(id);
+  }
+
+  release(id: string): Promise<boolean> {
+    return this.store.release(id);
+  }
+
+  retry(id: string): Promise<boolean> {
+    return this.store.retry(id);
+  }
+
+  delete(id: string): Promise<boolean> {
+    return this.store.delete(id);
+  }
+
+  /** A worker on this queue (call start() or runUntilIdle()). */
+  worker(options?: QueueWorkerOptions): QueueWorker {
+    return new QueueWorker(this.store, options);
+  }
+
+  /**
+   * Attempts every queued and deferred message now, and resolves when those
+   * attempts have ended (messages that fail again are deferred as usual).
+   */
+  async flush(options?: QueueWorkerOptions): Promise<{ ids: string[]; stats: WorkerStats }> {
+    const ids = await this.store.retryAll();
+    const stats = await this.worker(options).runUntilIdle();
+    return { ids, stats };
+  }
+
+  /** Resolves with the message once it is delivered, bounced or unknown; rejects after timeoutMs. */
+  async wait(id: string, options: WaitOptions = {}): Promise<QueueMessage> {
+    checkId(id);
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const pollMs = options.pollMs ?? 100;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const message = await this.store.get(id);
+      if (!message) throw new QueueError('ERR_QUEUE_NOT_FOUND', `no message ${id} in the queue`, { messageId: id });
+      if (isTerminal(message.state)) return message;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new QueueError('ERR_QUEUE_WAIT_TIMEOUT', `message ${id} is still ${message.state} after ${timeoutMs} ms (attempts: ${message.attempts}); wait longer or look at it with \`smtplib queue show ${id}\``, { messageId: id });
+      }
+      if (options.signal?.aborted) throw new QueueError('ERR_QUEUE_WAIT_TIMEOUT', `waiting for ${id} was aborted`, { messageId: id, cause: options.signal.reason });
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.off('transition', onEvent);
+          options.signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const onEvent = (event: TransitionEvent): void => {
+          if (event.id === id) done();
+        };
+        const timer = setTimeout(done, Math.min(pollMs, left));
+        this.on('transition', onEvent);
+        options.signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.store.off('transition', this.#forward);
+    await this.store.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

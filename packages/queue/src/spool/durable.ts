@@ -1,0 +1,108 @@
+// The spool's only ways to make something durable: write a whole file to
+// tmp/ and fsync it; then rename it into place and fsync the directory.
+// Directory fsyncs are shared (group commit): every rename made before a
+// sync starts is covered by it, so N concurrent enqueues cost one fsync of
+// each directory, not N.
+
+import { open, rename, link, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+
+/** Writes `data` to `path` (which must not exist) and fsyncs it. */
+export async function writeDurable(path: string, data: string | Uint8Array): Promise<void> {
+  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Creates an empty file; false if it already existed. Durable once its directory is synced. */
+export async function createMarker(path: string): Promise<boolean> {
+  try {
+    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    await handle.close();
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+/** rename(), false when the source is gone (someone else moved it first). */
+export async function moveIfPresent(from: string, to: string): Promise<boolean> {
+  try {
+    await rename(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** link(): creates `to` only if it does not exist (atomic); false when it does. */
+export async function linkIfAbsent(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+export async function unlinkIfPresent(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Group commit for directory fsyncs. */
+export class DirSyncer {
+  #state = new Map<string, { running: Promise<void> | undefined; next: Promise<void> | undefined }>();
+  /** For tests and benchmarks: how many fsyncs ran. */
+  syncs = 0;
+
+  /** Resolves once every rename made in `dir` before this call is durable. */
+  sync(dir: string): Promise<void> {
+    let state = this.#state.get(dir);
+    if (!state) {
+      state = { running: undefined, next: undefined };
+      this.#state.set(dir, state);
+    }
+    if (!state.running) {
+      state.running = this.#run(dir, state);
+      return state.running;
+    }
+    // A sync is running but may have started before our rename: join the next one.
+    state.next ??= state.running.catch(() => undefined).then(() => {
+      state.next = undefined;
+      state.running = this.#run(dir, state);
+      return state.running;
+    });
+    return state.next;
+  }
+
+  async #run(dir: string, state: { running: Promise<void> | undefined }): Promise<void> {
+    try {
+      this.syncs++;
+      await fsyncDir(dir);
+    } finally {
+      state.running = undefined;
+    }
+  }
+}

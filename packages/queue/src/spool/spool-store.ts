@@ -1,0 +1,693 @@
+// The embedded store: one spool directory, no server, no dependency.
+// The layout and its invariants are documented in docs/queue.md ("The spool
+// directory"); in short:
+//
+//   spool.json                   format marker and version
+//   tmp/                         every file is written here first (fsync), then renamed into place
+//   data/<id>                    the message bytes; written once, before the message is visible anywhere
+//   queue/<due>-<pp>-<q|d>-<id>.json   pending (queued / deferred); the name carries the due time
+//                                (13 digits, ms), the priority + 10, and whether it was attempted
+//   active/<worker>/<id>.json    claimed: exactly one worker owns it (claimed by rename, which only one wins)
+//   hold/<id>.json               held by an operator
+//   done/<state>-<id>.json       finished: delivered, bounced or unknown
+//   commit/<id>@<attempt>        "attempt n is about to write the end of data" (empty; durable by a dir fsync)
+//   idem/<sha256 of key>         an idempotency key's message id (created by link(), which only one wins)
+//   workers/<worker>.json        a registered worker: host, pid, process start; touched as a heartbeat
+//
+// A message's JSON is in exactly one of queue/, active/*/, hold/, done/ -
+// except for a moment in place(), which writes the new copy before removing
+// the claimed one; a copy in a dead worker's active/ dir that also exists
+// elsewhere is that moment's leftover and is removed by recovery.
+
+import { EventEmitter } from 'node:events';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { QueueError, checkId } from '../errors.js';
+import { newId } from '../ids.js';
+import { applyInterrupted, newRecipients, requeue, restingState, view } from '../record.js';
+import { resolveSchedule, type RetrySchedule } from '../schedule.js';
+import type { Claim, QueueStore } from '../store.js';
+import {
+  emptyCounts,
+  isTerminal,
+  type EnqueueInput,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type ListFilter,
+  type QueueEvents,
+  type QueueMessage,
+  type QueueState,
+  type QueueStats,
+  type StoredMessage,
+  type TransitionEvent,
+} from '../types.js';
+import { DirSyncer, createMarker, linkIfAbsent, moveIfPresent, unlinkIfPresent, writeDurable } from './durable.js';
+import { validateEnqueue } from '../validate.js';
+
+const FORMAT = { format: 'smtplib-queue spool', version: 1 };
+const QUEUE_NAME = /^(\d{13})-(\d{2})-([qd])-([0-9a-z]+)\.json$/;
+const DONE_NAME = /^(delivered|bounced|unknown)-([0-9a-z]+)\.json$/;
+const DONE_STATES = ['delivered', 'bounced', 'unknown'] as const;
+
+export interface SpoolStoreOptions {
+  /** A heartbeat older than this marks a worker on another host as dead. Default 60 000 ms. */
+  leaseMs?: number;
+}
+
+interface Located {
+  where: 'queue' | 'active' | 'hold' | 'done';
+  path: string;
+  worker?: string;
+}
+
+interface WorkerFile {
+  host: string;
+  pid: number;
+  procStart?: string;
+  startedAt: number;
+}
+
+export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore {
+  readonly kind = 'spool';
+  readonly dir: string;
+  readonly #leaseMs: number;
+  readonly #syncer = new DirSyncer();
+  readonly #workers = new Map<string, NodeJS.Timeout>();
+  #control: Promise<string> | undefined;
+  #marks: { path: string; worker: string; resolve(): void; reject(error: unknown): void }[] = [];
+  #marksScheduled = false;
+  #closed = false;
+
+  constructor(dir: string, options: SpoolStoreOptions = {}) {
+    super();
+    this.dir = dir;
+    this.#leaseMs = options.leaseMs ?? 60_000;
+  }
+
+  #p(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  /** For tests: directory fsyncs so far. */
+  get dirSyncs(): number {
+    return this.#syncer.syncs;
+  }
+
+  async open(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    let marker: string | undefined;
+    try {
+      marker = await readFile(this.#p('spool.json'), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (marker !== undefined) {
+      const found = JSON.parse(marker) as { format?: string; version?: number };
+      if (found.format !== FORMAT.format || found.version !== FORMAT.version) {
+        throw new QueueError('ERR_QUEUE_LAYOUT', `${this.dir} is not a version ${FORMAT.version} smtplib-queue spool (spool.json says ${marker.trim()}); point --queue-dir at an empty or spool directory`);
+      }
+    }
+    for (const sub of ['tmp', 'data', 'queue', 'active', 'hold', 'done', 'commit', 'idem', 'workers']) {
+      await mkdir(this.#p(sub), { recursive: true, mode: 0o700 });
+    }
+    if (marker === undefined) {
+      await writeDurable(this.#p('tmp', `spool.${process.pid}.json`), JSON.stringify(FORMAT) + '\n');
+      await rename(this.#p('tmp', `spool.${process.pid}.json`), this.#p('spool.json'));
+      await this.#syncer.sync(this.dir);
+    }
+    await this.#cleanTmp();
+    await this.recover();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const worker of [...this.#workers.keys()]) await this.unregisterWorker(worker);
+  }
+
+  /** Files in tmp/ older than 10 minutes belong to writes that crashed. */
+  async #cleanTmp(): Promise<void> {
+    const cutoff = Date.now() - 600_000;
+    for (const name of await readdir(this.#p('tmp'))) {
+      try {
+        const info = await stat(this.#p('tmp', name));
+        if (info.mtimeMs < cutoff) await unlinkIfPresent(this.#p('tmp', name));
+      } catch {
+        // gone already
+      }
+    }
+  }
+
+  #emit(event: Omit<TransitionEvent, 'at'>): void {
+    this.emit('transition', { ...event, at: Date.now() });
+  }
+
+  // --- enqueue -------------------------------------------------------------------
+
+  async enqueue(input: EnqueueInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    this.#assertOpen();
+    const valid = validateEnqueue(input, options);
+    const now = Date.now();
+    const id = newId(now);
+    const stored: StoredMessage = {
+      v: 1,
+      id,
+      from: valid.from,
+      recipients: newRecipients(valid.to),
+      attempts: 0,
+      priority: valid.priority,
+      metadata: valid.metadata,
+      ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
+      ...(input.mailOptions !== undefined ? { mailOptions: input.mailOptions } : {}),
+      ...(input.rcptOptions !== undefined ? { rcptOptions: input.rcptOptions } : {}),
+      size: valid.body.length,
+      createdAt: now,
+      notBefore: valid.notBefore,
+      nextAttemptAt: Math.max(now, valid.notBefore),
+    };
+    const bodyTmp = this.#p('tmp', `${id}.eml`);
+    const jsonTmp = this.#p('tmp', `${id}.json`);
+    await Promise.all([writeDurable(bodyTmp, valid.body), writeDurable(jsonTmp, JSON.stringify(stored))]);
+    if (options.idempotencyKey !== undefined) {
+      const existing = await this.#claimKey(options.idempotencyKey, id);
+      if (existing) {
+        await Promise.all([unlinkIfPresent(bodyTmp), unlinkIfPresent(jsonTmp)]);
+        return { id: existing, created: false };
+      }
+    }
+    await rename(bodyTmp, this.#p('data', id));
+    // The body is durable before the message becomes visible in queue/.
+    await this.#syncer.sync(this.#p('data'));
+    await rename(jsonTmp, this.#p('queue', queueName(stored)));
+    await Promise.all([this.#syncer.sync(this.#p('queue')), options.idempotencyKey !== undefined ? this.#syncer.sync(this.#p('idem')) : undefined]);
+    this.#emit({ id, from: 'new', to: 'queued' });
+    return { id, created: true };
+  }
+
+  /** Links idem/<hash> to our id; returns the first message's id if the key was used. */
+  async #claimKey(key: string, id: string): Promise<string | undefined> {
+    const target = this.#p('idem', createHash('sha256').update(key).digest('hex'));
+    const tmp = this.#p('tmp', `${id}.idem`);
+    await writeDurable(tmp, id);
+    try {
+      for (let tries = 0; tries < 2; tries++) {
+        if (await linkIfAbsent(tmp, target)) return undefined;
+        let existing: string;
+        try {
+          existing = (await readFile(target, 'utf8')).trim();
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw error;
+        }
+        // An enqueue that crashed after linking the key but before the message
+        // became visible leaves a key pointing at nothing: reuse the key then.
+        if (!(await this.#locate(existing)) && !(await this.#exists(this.#p('data', existing)))) {
+          const info = await stat(target).catch(() => undefined);
+          if (info && Date.now() - info.mtimeMs > 60_000) {
+            await unlinkIfPresent(target);
+            continue;
+          }
+        }
+        return existing;
+      }
+      throw new QueueError('ERR_QUEUE_STORE', `could not record idempotency key (it changed twice while being read); try again`);
+    } finally {
+      await unlinkIfPresent(tmp);
+    }
+  }
+
+  async #exists(path: string): Promise<boolean> {
+    try {
+      await stat(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // --- reading -------------------------------------------------------------------
+
+  async #queueNames(): Promise<string[]> {
+    return (await readdir(this.#p('queue'))).filter((name) => QUEUE_NAME.test(name));
+  }
+
+  async #activeDirs(): Promise<string[]> {
+    return readdir(this.#p('active'));
+  }
+
+  /** Finds a message's current file; looks again if it moved while being looked for. */
+  async #locate(id: string): Promise<Located | undefined> {
+    for (let round = 0; round < 3; round++) {
+      const suffix = `-${id}.json`;
+      const queued = (await readdir(this.#p('queue'))).find((name) => name.endsWith(suffix) && QUEUE_NAME.test(name));
+      if (queued) return { where: 'queue', path: this.#p('queue', queued) };
+      for (const worker of await this.#activeDirs()) {
+        const path = this.#p('active', worker, `${id}.json`);
+        if (await this.#exists(path)) return { where: 'active', path, worker };
+      }
+      if (await this.#exists(this.#p('hold', `${id}.json`))) return { where: 'hold', path: this.#p('hold', `${id}.json`) };
+      for (const state of DONE_STATES) {
+        const path = this.#p('done', `${state}-${id}.json`);
+        if (await this.#exists(path)) return { where: 'done', path };
+      }
+    }
+    return undefined;
+  }
+
+  async #read(path: string): Promise<StoredMessage | undefined> {
+    try {
+      return JSON.parse(await readFile(path, 'utf8')) as StoredMessage;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async #viewAt(located: Located): Promise<QueueMessage | undefined> {
+    const stored = await this.#read(located.path);
+    if (!stored) return undefined;
+    return view(stored, { ...(located.worker ? { active: located.worker } : {}), held: located.where === 'hold' });
+  }
+
+  async get(id: string): Promise<QueueMessage | undefined> {
+    checkId(id);
+    for (let round = 0; round < 3; round++) {
+      const located = await this.#locate(id);
+      if (!located) return undefined;
+      const message = await this.#viewAt(located);
+      if (message) return message;
+    }
+    return undefined;
+  }
+
+  async body(id: string): Promise<Buffer> {
+    checkId(id);
+    try {
+      return await readFile(this.#p('data', id));
+    } catch (error) {
+      throw new QueueError('ERR_QUEUE_NOT_FOUND', `the body of message ${id} is not in the spool (delivered messages keep only their record)`, { cause: error, messageId: id });
+    }
+  }
+
+  /** Every file holding a message, with where it is. */
+  async #all(states?: ReadonlySet<QueueState>): Promise<Located[]> {
+    const want = (...s: QueueState[]): boolean => !states || s.some((x) => states.has(x));
+    const out: Located[] = [];
+    if (want('queued', 'deferred')) for (const name of await this.#queueNames()) out.push({ where: 'queue', path: this.#p('queue', name) });
+    if (want('active')) {
+      for (const worker of await this.#activeDirs()) {
+        let names: string[] = [];
+        try {
+          names = await readdir(this.#p('active', worker));
+        } catch {
+          continue;
+        }
+        for (const name of names) if (name.endsWith('.json')) out.push({ where: 'active', path: this.#p('active', worker, name), worker });
+      }
+    }
+    if (want('held')) for (const name of await readdir(this.#p('hold'))) if (name.endsWith('.json')) out.push({ where: 'hold', path: this.#p('hold', name) });
+    if (want('delivered', 'bounced', 'unknown')) {
+      for (const name of await readdir(this.#p('done'))) {
+        const match = DONE_NAME.exec(name);
+        if (match && want(match[1] as QueueState)) out.push({ where: 'done', path: this.#p('done', name) });
+      }
+    }
+    return out;
+  }
+
+  async list(filter: ListFilter = {}): Promise<QueueMessage[]> {
+    const states = filter.state === undefined ? undefined : new Set(typeof filter.state === 'string' ? [filter.state] : filter.state);
+    const search = filter.search?.toLowerCase();
+    const out: QueueMessage[] = [];
+    for (const located of await this.#all(states)) {
+      const message = await this.#viewAt(located);
+      if (!message) continue;
+      if (states && !states.has(message.state)) continue;
+      if (search && !message.from.toLowerCase().includes(search) && !message.recipients.some((r) => r.address.toLowerCase().includes(search))) continue;
+      out.push(message);
+    }
+    out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    return filter.limit !== undefined ? out.slice(0, filter.limit) : out;
+  }
+
+  async stats(): Promise<QueueStats> {
+    const messages = emptyCounts();
+    const recipients = emptyCounts();
+    let oldest = Infinity;
+    const now = Date.now();
+    for (const located of await this.#all()) {
+      const message = await this.#viewAt(located);
+      if (!message) continue;
+      messages[message.state]++;
+      for (const r of message.recipients) recipients[r.state]++;
+      if (!isTerminal(message.state)) oldest = Math.min(oldest, message.createdAt);
+    }
+    const pending = messages.queued + messages.deferred + messages.active + messages.held;
+    return { messages, recipients, pending, oldestPendingMs: oldest === Infinity ? 0 : now - oldest };
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    let next: number | undefined;
+    for (const name of await this.#queueNames()) {
+      const due = Number(QUEUE_NAME.exec(name)![1]);
+      if (next === undefined || due < next) next = due;
+    }
+    return next;
+  }
+
+  // --- workers -------------------------------------------------------------------
+
+  async registerWorker(): Promise<string> {
+    this.#assertOpen();
+    const host = os.hostname().toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 20) || 'host';
+    const worker = `${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const file: WorkerFile = { host: os.hostname(), pid: process.pid, startedAt: Date.now(), ...(procStart(process.pid) ? { procStart: procStart(process.pid)! } : {}) };
+    await writeFile(this.#p('workers', `${worker}.json`), JSON.stringify(file));
+    await mkdir(this.#p('active', worker), { recursive: true, mode: 0o700 });
+    await this.#syncer.sync(this.#p('active'));
+    const beat = setInterval(() => {
+      const now = new Date();
+      utimes(this.#p('workers', `${worker}.json`), now, now).catch(() => undefined);
+    }, Math.max(1000, this.#leaseMs / 4));
+    beat.unref();
+    this.#workers.set(worker, beat);
+    return worker;
+  }
+
+  async unregisterWorker(worker: string): Promise<void> {
+    const beat = this.#workers.get(worker);
+    if (!beat) return;
+    clearInterval(beat);
+    this.#workers.delete(worker);
+    // Whatever it still holds goes back (an attempt that wrote its end of data is settled by recovery rules).
+    await this.#settleWorkerDir(worker, {}, true);
+    await unlinkIfPresent(this.#p('workers', `${worker}.json`));
+    if (this.#control && worker === (await this.#control)) this.#control = undefined;
+  }
+
+  /** The store's own worker id, for operator commands and recovery (their claims are recovered like anyone's). */
+  #controlWorker(): Promise<string> {
+    this.#control ??= this.registerWorker();
+    return this.#control;
+  }
+
+  async claim(worker: string, limit: number): Promise<Claim[]> {
+    this.#assertOpen();
+    const now = Date.now();
+    const due: { name: string; due: number; priority: number; id: string }[] = [];
+    for (const name of await this.#queueNames()) {
+      const match = QUEUE_NAME.exec(name)!;
+      const at = Number(match[1]);
+      if (at <= now) due.push({ name, due: at, priority: Number(match[2]) - 10, id: match[4]! });
+    }
+    due.sort((a, b) => b.priority - a.priority || a.due - b.due || (a.id < b.id ? -1 : 1));
+    const claims: Claim[] = [];
+    for (const candidate of due) {
+      if (claims.length >= limit) break;
+      const path = this.#p('active', worker, `${candidate.id}.json`);
+      if (!(await moveIfPresent(this.#p('queue', candidate.name), path))) continue; // another worker won
+      const message = await this.#read(path);
+      if (!message) continue;
+      const interrupted = await this.#exists(this.#p('commit', `${message.id}@${message.attempts + 1}`));
+      claims.push({ message, interrupted });
+      this.#emit({ id: message.id, from: restingState(message), to: 'active' });
+    }
+    return claims;
+  }
+
+  markCommitting(worker: string, id: string, attempt: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#marks.push({ path: this.#p('commit', `${checkId(id)}@${attempt}`), worker, resolve, reject });
+      if (!this.#marksScheduled) {
+        this.#marksScheduled = true;
+        setImmediate(() => void this.#flushMarks());
+      }
+    });
+  }
+
+  /** One round trip for every mark asked for in this turn: claims made durable, marks created, one fsync of commit/. */
+  async #flushMarks(): Promise<void> {
+    const batch = this.#marks;
+    this.#marks = [];
+    this.#marksScheduled = false;
+    try {
+      await Promise.all([...new Set(batch.map((m) => m.worker))].map((w) => this.#syncer.sync(this.#p('active', w))));
+      await Promise.all(batch.map((m) => createMarker(m.path)));
+      await this.#syncer.sync(this.#p('commit'));
+      for (const m of batch) m.resolve();
+    } catch (error) {
+      for (const m of batch) m.reject(error);
+    }
+  }
+
+  async finish(worker: string, message: StoredMessage): Promise<void> {
+    const from = this.#p('active', worker, `${checkId(message.id)}.json`);
+    const to = await this.#place(from, message);
+    for (let n = message.attempts; n >= 1 && n >= message.attempts - 1; n--) await unlinkIfPresent(this.#p('commit', `${message.id}@${n}`));
+    if (to === 'delivered') await unlinkIfPresent(this.#p('data', message.id));
+    this.#emit({
+      id: message.id,
+      from: 'active',
+      to,
+      recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })),
+    });
+  }
+
+  async unclaim(worker: string, id: string): Promise<void> {
+    const from = this.#p('active', worker, `${checkId(id)}.json`);
+    const message = await this.#read(from);
+    if (!message) return;
+    await rename(from, this.#p('queue', queueName(message)));
+    this.#emit({ id, from: 'active', to: restingState(message) });
+  }
+
+  /**
+   * Writes the message's new copy where its state says (tmp/ → fsync →
+   * rename → fsync dir), then removes the claimed copy. Returns the state.
+   */
+  async #place(from: string, message: StoredMessage): Promise<QueueState> {
+    const state: QueueState = message.held ? 'held' : restingState(message);
+    const [dir, name] = message.held
+      ? ['hold', `${message.id}.json`]
+      : isTerminal(state)
+        ? ['done', `${state}-${message.id}.json`]
+        : ['queue', queueName(message)];
+    const tmp = this.#p('tmp', `${message.id}.${randomBytes(4).toString('hex')}.json`);
+    await writeDurable(tmp, JSON.stringify(message));
+    await rename(tmp, this.#p(dir, name));
+    await this.#syncer.sync(this.#p(dir));
+    await unlinkIfPresent(from);
+    return state;
+  }
+
+  // --- operators -----------------------------------------------------------------
+
+  /** Claims a message for an operator command, wherever it rests; throws while a worker holds it. */
+  async #take(id: string, allowed: readonly Located['where'][]): Promise<{ worker: string; path: string; message: StoredMessage; was: Located['where'] } | undefined> {
+    checkId(id);
+    for (let round = 0; round < 3; round++) {
+      const located = await this.#locate(id);
+      if (!located) throw new QueueError('ERR_QUEUE_NOT_FOUND', `no message ${id} in the queue (\`smtplib queue list\` shows what is there)`, { messageId: id });
+      if (located.where === 'active') {
+        throw new QueueError('ERR_QUEUE_ACTIVE', `message ${id} is being delivered by worker ${located.worker}; try again when the attempt ends`, { messageId: id });
+      }
+      if (!allowed.includes(located.where)) return undefined;
+      const worker = await this.#controlWorker();
+      const path = this.#p('active', worker, `${id}.json`);
+      if (!(await moveIfPresent(located.path, path))) continue; // moved meanwhile: look again
+      const message = await this.#read(path);
+      if (!message) continue;
+      return { worker, path, message, was: located.where };
+    }
+    throw new QueueError('ERR_QUEUE_ACTIVE', `message ${id} kept moving while being looked at; try again`, { messageId: id });
+  }
+
+  async hold(id: string): Promise<boolean> {
+    const taken = await this.#take(id, ['queue', 'hold']);
+    if (!taken) return false;
+    const before = taken.was === 'hold' ? 'held' : restingState(taken.message);
+    await this.#place(taken.path, { ...taken.message, held: true });
+    if (before !== 'held') this.#emit({ id, from: before, to: 'held' });
+    return true;
+  }
+
+  async release(id: string): Promise<boolean> {
+    const taken = await this.#take(id, ['hold']);
+    if (!taken) return false;
+    const { held, ...rest } = taken.message;
+    void held;
+    const next: StoredMessage = { ...rest, nextAttemptAt: Date.now() };
+    const to = await this.#place(taken.path, next);
+    this.#emit({ id, from: 'held', to });
+    return true;
+  }
+
+  async retry(id: string): Promise<boolean> {
+    const taken = await this.#take(id, ['queue', 'done']);
+    if (!taken) return false;
+    const before = restingState(taken.message);
+    const resend = taken.was === 'done' && (before === 'unknown' || before === 'bounced') && (await this.#exists(this.#p('data', id)));
+    if (taken.was === 'done' && !resend) {
+      await this.#place(taken.path, taken.message); // put it back as it was
+      return false;
+    }
+    const next = requeue(taken.message, Date.now(), taken.was === 'done');
+    const to = await this.#place(taken.path, next);
+    this.#emit({ id, from: before, to });
+    return true;
+  }
+
+  async retryAll(): Promise<string[]> {
+    const now = Date.now();
+    const ids: string[] = [];
+    for (const name of await this.#queueNames()) {
+      const match = QUEUE_NAME.exec(name)!;
+      const id = match[4]!;
+      if (Number(match[1]) <= now) {
+        ids.push(id);
+        continue;
+      }
+      try {
+        if (await this.retry(id)) ids.push(id);
+      } catch (error) {
+        if (!(error instanceof QueueError)) throw error; // claimed meanwhile: a worker has it
+      }
+    }
+    return ids;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const taken = await this.#take(id, ['queue', 'hold', 'done']);
+    if (!taken) return false;
+    const before = taken.was === 'hold' ? 'held' : restingState(taken.message);
+    await unlinkIfPresent(this.#p('data', id));
+    await unlinkIfPresent(taken.path);
+    for (let n = taken.message.attempts + 1; n >= 1 && n >= taken.message.attempts - 1; n--) await unlinkIfPresent(this.#p('commit', `${id}@${n}`));
+    this.#emit({ id, from: before, to: 'deleted' });
+    return true;
+  }
+
+  // --- recovery ------------------------------------------------------------------
+
+  async recover(options: { retryUnknown?: boolean; schedule?: RetrySchedule } = {}): Promise<number> {
+    let settled = 0;
+    const registered = new Set((await readdir(this.#p('workers'))).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+    const dirs = new Set(await this.#activeDirs());
+    for (const worker of new Set([...registered, ...dirs])) {
+      if (this.#workers.has(worker)) continue;
+      if (await this.#alive(worker)) continue;
+      settled += await this.#settleWorkerDir(worker, options);
+      await rmdir(this.#p('active', worker)).catch(() => undefined);
+      await unlinkIfPresent(this.#p('workers', `${worker}.json`));
+    }
+    return settled;
+  }
+
+  /**
+   * Gives back or settles every message a dead (or leaving) worker holds.
+   * A dead worker's messages are first claimed by rename into this store's
+   * own worker dir, so two processes recovering at once never both act.
+   */
+  async #settleWorkerDir(worker: string, options: { retryUnknown?: boolean; schedule?: RetrySchedule }, own = false): Promise<number> {
+    let names: string[];
+    try {
+      names = (await readdir(this.#p('active', worker))).filter((n) => n.endsWith('.json'));
+    } catch {
+      return 0;
+    }
+    let settled = 0;
+    const schedule = resolveSchedule(options.schedule);
+    for (const name of names) {
+      const id = name.slice(0, -5);
+      let holder = worker;
+      let path = this.#p('active', worker, name);
+      if (await this.#locateExcept(id, worker)) {
+        // place() had written the new copy; this one is the old one.
+        await unlinkIfPresent(path);
+        continue;
+      }
+      if (!own) {
+        holder = await this.#controlWorker();
+        const claimed = this.#p('active', holder, name);
+        if (!(await moveIfPresent(path, claimed))) continue; // another process is recovering it
+        path = claimed;
+      }
+      const message = await this.#read(path);
+      if (!message) continue;
+      const interrupted = await this.#exists(this.#p('commit', `${id}@${message.attempts + 1}`));
+      if (interrupted) {
+        const next = applyInterrupted(message, Date.now(), schedule, Boolean(options.retryUnknown));
+        await this.finish(holder, next);
+      } else {
+        await this.#place(path, message);
+        this.#emit({ id, from: 'active', to: message.held ? 'held' : restingState(message) });
+      }
+      settled++;
+    }
+    return settled;
+  }
+
+  async #locateExcept(id: string, worker: string): Promise<boolean> {
+    const suffix = `-${id}.json`;
+    if ((await readdir(this.#p('queue'))).some((name) => name.endsWith(suffix))) return true;
+    if (await this.#exists(this.#p('hold', `${id}.json`))) return true;
+    for (const state of DONE_STATES) if (await this.#exists(this.#p('done', `${state}-${id}.json`))) return true;
+    for (const other of await this.#activeDirs()) {
+      if (other !== worker && (await this.#exists(this.#p('active', other, `${id}.json`)))) return true;
+    }
+    return false;
+  }
+
+  /** A worker is alive while its process is (same host), or its heartbeat is fresh (another host). */
+  async #alive(worker: string): Promise<boolean> {
+    let file: WorkerFile;
+    let mtime: number;
+    try {
+      const path = this.#p('workers', `${worker}.json`);
+      [file, mtime] = await Promise.all([readFile(path, 'utf8').then((t) => JSON.parse(t) as WorkerFile), stat(path).then((s) => s.mtimeMs)]);
+    } catch {
+      // No worker file: registration crashed, or the worker is between writing its file and its dir.
+      const info = await stat(this.#p('active', worker)).catch(() => undefined);
+      return Boolean(info && Date.now() - info.mtimeMs < 10_000);
+    }
+    if (file.host === os.hostname()) {
+      if (!pidAlive(file.pid)) return false;
+      const start = procStart(file.pid);
+      return !(start && file.procStart && start !== file.procStart);
+    }
+    return Date.now() - mtime < this.#leaseMs;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new QueueError('ERR_QUEUE_CLOSED', 'the queue store is closed');
+  }
+}
+
+function queueName(message: StoredMessage): string {
+  const due = String(Math.max(0, Math.floor(message.nextAttemptAt))).padStart(13, '0');
+  const priority = String(Math.max(-9, Math.min(9, message.priority)) + 10).padStart(2, '0');
+  return `${due}-${priority}-${message.attempts === 0 ? 'q' : 'd'}-${message.id}.json`;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The process's start time in clock ticks since boot (Linux), so a reused pid is not taken for the old process. */
+function procStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+

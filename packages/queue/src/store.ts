@@ -1,0 +1,58 @@
+// What a queue needs from where it keeps its messages. Two implementations:
+// SpoolStore (a directory, the default) and RedisStore (BullMQ on Redis).
+// Every store passes the same conformance suite (test/queue/conformance.ts).
+
+import type { EventEmitter } from 'node:events';
+import type { RetrySchedule } from './schedule.js';
+import type { EnqueueInput, EnqueueOptions, EnqueueResult, ListFilter, QueueEvents, QueueMessage, QueueStats, StoredMessage } from './types.js';
+
+/** A message a worker now owns, until it calls finish() or unclaim(). */
+export interface Claim {
+  message: StoredMessage;
+  /**
+   * An earlier attempt recorded that it was about to write the end of data
+   * and never recorded its outcome (its worker died): that attempt's
+   * recipients may have the message.
+   */
+  interrupted: boolean;
+}
+
+export interface QueueStore extends EventEmitter<QueueEvents> {
+  /** 'spool' or 'redis'. */
+  readonly kind: string;
+  /** Creates what is missing and recovers what crashed workers left. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Resolves once the message is durable. */
+  enqueue(input: EnqueueInput, options?: EnqueueOptions): Promise<EnqueueResult>;
+  get(id: string): Promise<QueueMessage | undefined>;
+  list(filter?: ListFilter): Promise<QueueMessage[]>;
+  stats(): Promise<QueueStats>;
+  /** Not attempted until released. False when the message is finished. Throws ERR_QUEUE_ACTIVE while an attempt runs. */
+  hold(id: string): Promise<boolean>;
+  release(id: string): Promise<boolean>;
+  /** Due now; unknown and bounced recipients are queued again (an operator's decision). */
+  retry(id: string): Promise<boolean>;
+  delete(id: string): Promise<boolean>;
+  /** Every pending (queued or deferred) message due now; returns their ids. */
+  retryAll(): Promise<string[]>;
+
+  // --- workers ---------------------------------------------------------------
+  /** Registers a worker; returns its id (its claims are recovered if it dies). */
+  registerWorker(): Promise<string>;
+  unregisterWorker(worker: string): Promise<void>;
+  /** Claims up to `limit` due messages, highest priority first; no two workers ever claim the same message. */
+  claim(worker: string, limit: number): Promise<Claim[]>;
+  body(id: string): Promise<Buffer>;
+  /** Records that attempt `attempt` of message `id` is about to write its end of data (batched: one round trip per group of calls). */
+  markCommitting(worker: string, id: string, attempt: number): Promise<void>;
+  /** Stores the message after an attempt and gives up the claim. */
+  finish(worker: string, message: StoredMessage): Promise<void>;
+  /** Gives up a claim without an attempt. */
+  unclaim(worker: string, id: string): Promise<void>;
+  /** Reclaims messages of dead workers; returns how many were given back or settled. */
+  recover(options?: { retryUnknown?: boolean; schedule?: RetrySchedule }): Promise<number>;
+  /** When the next pending message is due (ms since the epoch), or undefined when none is. */
+  nextDueAt(): Promise<number | undefined>;
+}

@@ -1,0 +1,247 @@
+// A worker: claims due messages from a store and delivers them through one
+// SMTPPool, recording every attempt. Many workers (in one process or many)
+// can share a store; a claim is only ever won by one of them.
+//
+// Delivery semantics across crashes: each attempt asks the store to record
+// "about to write the end of data" (beforeCommit, batched by the store)
+// before the final dot / BDAT LAST leaves. A claim found with that mark and
+// no recorded outcome was interrupted after the point of no return: its
+// recipients become 'unknown' and are not sent again unless retryUnknown.
+// Accepted recipients are never sent again; transiently refused ones are
+// retried alone on the schedule.
+
+import { EventEmitter } from 'node:events';
+import { SMTPPool, statusCatalogue, type SMTPPoolOptions, type StatusCatalogue } from 'smtplib';
+import { applyAttempt, applyInterrupted, pendingRecipients, restingState, type AttemptRecord } from './record.js';
+import { fromError, fromResult } from './outcome.js';
+import { resolveSchedule, type ResolvedSchedule, type RetrySchedule } from './schedule.js';
+import type { Claim, QueueStore } from './store.js';
+import type { StoredMessage } from './types.js';
+
+export interface QueueWorkerOptions {
+  /** Where to deliver (a relay / smarthost): SMTPPool options. The worker makes and closes its own pool. */
+  smtp?: SMTPPoolOptions;
+  /** Or a pool you made; the worker does not close it. Its retry options should be `{ attempts: 1 }` (the queue schedules retries). */
+  pool?: SMTPPool;
+  /** Messages in flight at once. Default: maxConnections × maxInFlightPerConnection of the pool options (50 by default). */
+  concurrency?: number;
+  /** Retry schedule; Postfix's by default (300 s doubling to 4000 s, bounce after 5 days). */
+  schedule?: RetrySchedule;
+  /** Resend recipients whose delivery is unknown (risking a duplicate). Default false. */
+  retryUnknown?: boolean;
+  /** How often to look for due messages when idle. Default 500 ms. */
+  pollIntervalMs?: number;
+  /** How often to look for dead workers' claims. Default 5000 ms. */
+  recoverIntervalMs?: number;
+  /** Reads replies; default smtplib's statusCatalogue. */
+  catalogue?: StatusCatalogue;
+}
+
+export interface AttemptEvent {
+  id: string;
+  attempt: number;
+  /** The message after the attempt. */
+  message: StoredMessage;
+  durationMs: number;
+}
+
+export interface WorkerStats {
+  attempts: number;
+  delivered: number;
+  deferred: number;
+  bounced: number;
+  unknown: number;
+  inFlight: number;
+}
+
+export interface QueueWorkerEvents {
+  attempt: [AttemptEvent];
+  error: [Error];
+}
+
+export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
+  readonly store: QueueStore;
+  readonly #pool: SMTPPool;
+  readonly #ownsPool: boolean;
+  readonly #concurrency: number;
+  readonly #schedule: ResolvedSchedule;
+  readonly #retryUnknown: boolean;
+  readonly #pollMs: number;
+  readonly #recoverMs: number;
+  readonly #catalogue: StatusCatalogue;
+  #id: string | undefined;
+  #inFlight = new Set<Promise<void>>();
+  #running: Promise<void> | undefined;
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #lastRecover = 0;
+  #stats: WorkerStats = { attempts: 0, delivered: 0, deferred: 0, bounced: 0, unknown: 0, inFlight: 0 };
+  readonly #onTransition = (event: { to: string }): void => {
+    if (event.to === 'queued' || event.to === 'deferred') this.#wake?.();
+  };
+
+  constructor(store: QueueStore, options: QueueWorkerOptions = {}) {
+    super();
+    this.store = store;
+    if (options.pool) {
+      this.#pool = options.pool;
+      this.#ownsPool = false;
+    } else {
+      this.#pool = new SMTPPool({ ...options.smtp, retry: { ...options.smtp?.retry, attempts: 1 } });
+      this.#ownsPool = true;
+    }
+    const smtp = options.smtp ?? {};
+    this.#concurrency = options.concurrency ?? (smtp.maxConnections ?? 5) * (smtp.maxInFlightPerConnection ?? 10);
+    if (!(this.#concurrency >= 1)) throw new RangeError(`concurrency must be >= 1, got ${options.concurrency}`);
+    this.#schedule = resolveSchedule(options.schedule);
+    this.#retryUnknown = Boolean(options.retryUnknown);
+    this.#pollMs = options.pollIntervalMs ?? 500;
+    this.#recoverMs = options.recoverIntervalMs ?? 5000;
+    this.#catalogue = options.catalogue ?? statusCatalogue;
+    this.#pool.on('error', () => undefined); // connection failures are recorded per message
+  }
+
+  /** This worker's id in the store (after start()). */
+  get id(): string | undefined {
+    return this.#id;
+  }
+
+  get pool(): SMTPPool {
+    return this.#pool;
+  }
+
+  stats(): WorkerStats {
+    return { ...this.#stats, inFlight: this.#inFlight.size };
+  }
+
+  /** Starts the loop; resolves once the worker is registered. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#id = await this.store.registerWorker();
+    this.store.on('transition', this.#onTransition);
+    this.#running = this.#loop(false);
+  }
+
+  /** Runs until nothing is due and nothing is in flight, then stops. Resolves with the stats. */
+  async runUntilIdle(): Promise<WorkerStats> {
+    if (this.#running) throw new Error('runUntilIdle() on a worker that is already running');
+    this.#id = await this.store.registerWorker();
+    this.#running = this.#loop(true);
+    await this.#running;
+    await this.#shutdown();
+    return this.stats();
+  }
+
+  /** Stops claiming, lets attempts in flight finish, gives up the registration (and closes its own pool). */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    await this.#running;
+    await this.#shutdown();
+  }
+
+  async #shutdown(): Promise<void> {
+    this.store.off('transition', this.#onTransition);
+    if (this.#ownsPool) await this.#pool.close();
+    if (this.#id) await this.store.unregisterWorker(this.#id);
+  }
+
+  async #loop(untilIdle: boolean): Promise<void> {
+    const worker = this.#id!;
+    while (!this.#stopping) {
+      const now = Date.now();
+      if (now - this.#lastRecover >= this.#recoverMs) {
+        this.#lastRecover = now;
+        await this.store.recover({ retryUnknown: this.#retryUnknown, schedule: this.#schedule }).catch((error) => this.#error(error));
+      }
+      const room = this.#concurrency - this.#inFlight.size;
+      let claimed = 0;
+      if (room > 0) {
+        let claims: Claim[] = [];
+        try {
+          claims = await this.store.claim(worker, room);
+        } catch (error) {
+          this.#error(error);
+        }
+        claimed = claims.length;
+        for (const claim of claims) {
+          const task = this.#process(worker, claim).catch((error) => this.#error(error));
+          this.#inFlight.add(task);
+          void task.finally(() => {
+            this.#inFlight.delete(task);
+            this.#wake?.();
+          });
+        }
+      }
+      if (untilIdle && claimed === 0 && this.#inFlight.size === 0) break;
+      if (claimed > 0 && this.#inFlight.size < this.#concurrency) continue;
+      await this.#sleep(claimed === 0 && this.#inFlight.size === 0 ? await this.#idleDelay() : this.#pollMs);
+    }
+    await Promise.all(this.#inFlight);
+  }
+
+  async #idleDelay(): Promise<number> {
+    const next = await this.store.nextDueAt().catch(() => undefined);
+    if (next === undefined) return this.#pollMs;
+    return Math.max(0, Math.min(this.#pollMs, next - Date.now()));
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+
+  async #process(worker: string, claim: Claim): Promise<void> {
+    let message = claim.message;
+    const startedAt = Date.now();
+    if (claim.interrupted) {
+      message = applyInterrupted(message, startedAt, this.#schedule, this.#retryUnknown);
+      if (!this.#retryUnknown || pendingRecipients(message).length === 0) {
+        await this.#record(worker, message, startedAt);
+        return;
+      }
+    }
+    const pending = pendingRecipients(message);
+    if (pending.length === 0) {
+      await this.store.finish(worker, message);
+      return;
+    }
+    const attempt = message.attempts + 1;
+    const id = message.id;
+    let record: AttemptRecord;
+    try {
+      const body = await this.store.body(id);
+      const result = await this.#pool.sendmail(message.from, pending, body, {
+        ...(message.mailOptions ? { mailOptions: message.mailOptions as never } : {}),
+        ...(message.rcptOptions ? { rcptOptions: message.rcptOptions as never } : {}),
+        beforeCommit: () => this.store.markCommitting(worker, id, attempt),
+      });
+      record = fromResult(result, pending, startedAt, this.#catalogue, this.#retryUnknown);
+    } catch (error) {
+      record = fromError(error, pending, startedAt, this.#catalogue, this.#retryUnknown);
+    }
+    message = applyAttempt(message, record, Date.now(), this.#schedule);
+    await this.#record(worker, message, startedAt);
+  }
+
+  async #record(worker: string, message: StoredMessage, startedAt: number): Promise<void> {
+    await this.store.finish(worker, message);
+    this.#stats.attempts++;
+    const state = restingState(message);
+    if (state === 'delivered' || state === 'bounced' || state === 'unknown' || state === 'deferred') this.#stats[state]++;
+    this.emit('attempt', { id: message.id, attempt: message.attempts, message, durationMs: Date.now() - startedAt });
+  }
+
+  #error(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error instanceof Error ? error : new Error(String(error)));
+  }
+}
