@@ -8,9 +8,10 @@ import { SummaryLineReporter } from './test/support/summary-reporter.js';
 // Tests import 'smtplib' from source, so they never depend on (or race with)
 // a build; test/unit/loading.test.ts checks the built ESM and CJS entry points.
 const librarySource = fileURLToPath(new URL('./packages/smtplib/src/index.ts', import.meta.url));
+const queueSource = fileURLToPath(new URL('./packages/queue/src/index.ts', import.meta.url));
 
 export default defineConfig({
-  resolve: { alias: { smtplib: librarySource } },
+  resolve: { alias: { 'smtplib-queue': queueSource, smtplib: librarySource } },
   test: {
     reporters: ['default', new SummaryLineReporter()],
     projects: [
@@ -18,7 +19,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth}/**/*.test.ts'],
+          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth,queue}/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

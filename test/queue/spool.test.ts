@@ -1,0 +1,73 @@
+// The spool store: the shared conformance suite, then what only a directory has
+// (its layout on disk, fsync batching, a restart that finds half-finished work).
+import { mkdtemp, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MailQueue, SpoolStore } from 'smtplib-queue';
+import { storeConformance } from './conformance.js';
+import { taggedMessage } from './helpers.js';
+
+async function spool(): Promise<{ store: SpoolStore; dir: string; spec: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-'));
+  const store = new SpoolStore(dir);
+  await store.open();
+  return { store, dir, spec: `spool:${dir}`, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+storeConformance('spool directory', spool);
+
+describe('spool directory layout', () => {
+  it('an enqueued message is its body in data/ and its envelope in queue/, named by due time, priority and id', async () => {
+    const { store, dir, cleanup } = await spool();
+    const queue = new MailQueue(store);
+    const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { priority: 2 });
+    expect(await readdir(join(dir, 'data'))).toEqual([id]);
+    const [name] = await readdir(join(dir, 'queue'));
+    expect(name).toMatch(new RegExp(`^\\d{13}-12-q-${id}\\.json$`));
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    await queue.hold(id);
+    expect(await readdir(join(dir, 'queue'))).toEqual([]);
+    expect(await readdir(join(dir, 'hold'))).toEqual([`${id}.json`]);
+    await queue.close();
+    await cleanup();
+  });
+
+  it('concurrent enqueues share directory fsyncs (group commit)', async () => {
+    const { store, dir, cleanup } = await spool();
+    const before = store.dirSyncs;
+    await Promise.all(Array.from({ length: 50 }, () => store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message })));
+    const syncs = store.dirSyncs - before;
+    expect((await readdir(join(dir, 'queue'))).length).toBe(50);
+    // Two directories per enqueue without batching (data/ and queue/): 100.
+    expect(syncs).toBeGreaterThan(0);
+    expect(syncs).toBeLessThan(50);
+    await store.close();
+    await cleanup();
+  });
+
+  it('refuses a directory that is not a spool of this version', async () => {
+    const dir = await (await import('node:fs/promises')).mkdtemp(join(tmpdir(), 'smtplib-spool-'));
+    await writeFile(join(dir, 'spool.json'), '{"format":"something else","version":9}');
+    await expect(new SpoolStore(dir).open()).rejects.toMatchObject({ code: 'ERR_QUEUE_LAYOUT' });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("on open, a dead worker's stale copy (left between place() and its unlink) is removed, not queued twice", async () => {
+    const { store, dir, cleanup } = await spool();
+    const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const [name] = await readdir(join(dir, 'queue'));
+    // A worker that died right after writing the new copy, before removing its claimed one.
+    await mkdir(join(dir, 'active', 'deadhost-999999-0000'));
+    const { readFile } = await import('node:fs/promises');
+    await writeFile(join(dir, 'active', 'deadhost-999999-0000', `${id}.json`), await readFile(join(dir, 'queue', name!)));
+    await writeFile(join(dir, 'workers', 'deadhost-999999-0000.json'), JSON.stringify({ host: (await import('node:os')).hostname(), pid: 999999, startedAt: 0 }));
+    const reopened = new SpoolStore(dir);
+    await reopened.open();
+    expect((await reopened.list()).map((m) => [m.id, m.state])).toEqual([[id, 'queued']]);
+    expect(await readdir(join(dir, 'active'))).not.toContain('deadhost-999999-0000');
+    await store.close();
+    await reopened.close();
+    await cleanup();
+  });
+});
