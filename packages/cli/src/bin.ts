@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, EX } from './exit-codes.js';
 import { describeError } from './errors.js';
+import { registerQueueCommands } from './commands/queue.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -78,6 +79,7 @@ export function buildProgram(): Command {
     .option('--batch <file>', 'send many messages: JSON lines of {from,to,cc,bcc,subject,text,...} or {from,to,raw}')
     .option('--concurrency <n>', 'with --batch: connections used in parallel (default 4)')
     .option('--attempts <n>', 'with --batch: tries per message for temporary failures (default: the pool\'s, 3)')
+    .option('--queue-dir <dir>', 'accept the message into this queue (smtplib-queue spool) and exit once it is on disk; `smtplib queue run` delivers it (also $SMTPLIB_QUEUE_DIR, account key queue_dir)')
     .addHelpText('after', `
 Exit codes (sysexits.h): 0 sent, 64 usage, 65 message refused, 66 input missing,
 69 refused permanently / server unavailable, 75 temporary failure (4xx, timeout,
@@ -108,6 +110,8 @@ Examples:
       const { runProbe } = await import('./commands/probe.js');
       process.exitCode = await runProbe(target, opts);
     });
+
+  registerQueueCommands(program);
 
   // Parsed by its own sendmail-compatible parser (see main()); listed here for --help.
   program

@@ -40,6 +40,8 @@ export interface Account {
   timeout?: number | undefined;
   localHostname?: string | undefined;
   lmtp?: boolean | undefined;
+  /** Spool directory: `send`/`sendmail` queue instead of sending (smtplib-queue). */
+  queueDir?: string | undefined;
   /** file:line where the account starts, for messages. */
   where: string;
 }
@@ -68,7 +70,7 @@ function expandHome(p: string): string {
 
 const KEYS = new Set([
   'host', 'port', 'tls', 'tls_starttls', 'user', 'password', 'passwordeval', 'password-file', 'password_file',
-  'from', 'ca', 'tls_trust_file', 'timeout', 'domain', 'localhostname', 'protocol', 'auth',
+  'from', 'ca', 'tls_trust_file', 'timeout', 'domain', 'localhostname', 'protocol', 'auth', 'queue_dir',
 ]);
 
 export function parseConfig(text: string, file: string): Config {
@@ -169,6 +171,9 @@ export function parseConfig(text: string, file: string): Config {
       case 'domain':
       case 'localhostname':
         current.localHostname = value;
+        break;
+      case 'queue_dir':
+        current.queueDir = expandHome(value);
         break;
       case 'protocol':
         if (!/^(smtp|lmtp)$/i.test(value)) throw new CliError(`${where}: protocol should be smtp or lmtp`, EX.CONFIG);

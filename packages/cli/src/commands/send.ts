@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { accountPassword, chooseAccount, loadConfig, readPasswordFile, type Account, type TlsMode } from '../config.js';
 import { parseServerArg, parseTlsMode, defaultPort, type ServerSpec } from '../connection.js';
-import { deliverOne, exitCodeFor, formatRefused, parseNotify, type DsnOptions } from '../deliver.js';
+import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, type DsnOptions } from '../deliver.js';
 import { CliError, EX } from '../exit-codes.js';
 import { composeMessage, parseAddressArg, prepareRawMessage, toCRLF } from '../message.js';
 import { promptMessage, promptPassword } from '../prompt.js';
@@ -39,6 +39,7 @@ export interface SendCliOptions {
   batch?: string;
   concurrency?: string;
   attempts?: string;
+  queueDir?: string;
 }
 
 export async function readStdin(): Promise<Buffer> {
@@ -187,6 +188,13 @@ export async function runSend(o: SendCliOptions): Promise<number> {
 
   if (o.account && !config) throw new CliError(`--account ${o.account}: there is no config file`, EX.CONFIG);
   const account = accountFor(from);
+  const { queueDirFrom, enqueueFromCli } = await import('./queue.js');
+  const queueDir = queueDirFrom(o.queueDir, account);
+  if (queueDir) {
+    const id = await enqueueFromCli({ dir: queueDir, from, to: recipients, data, mailOptions: mailOptionsOf(dsn), ...(dsn.notify ? { rcptOptions: { notify: dsn.notify } } : {}), metadata: account ? { account: account.name } : {} });
+    if (!o.quiet) process.stdout.write(`Message (${data.length} bytes) queued as ${id} in ${queueDir} for ${recipients.length} recipient(s)\n`);
+    return EX.OK;
+  }
   const spec = resolveServer(o, account);
   const started = Date.now();
   const result = await deliverOne(spec, from, recipients, data, dsn);

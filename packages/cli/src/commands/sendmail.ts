@@ -5,7 +5,8 @@
 import { hostname, userInfo } from 'node:os';
 import { accountPassword, chooseAccount, configPath, loadConfig, type Account, type TlsMode } from '../config.js';
 import { defaultPort, parseServerArg, parseTlsMode, type ServerSpec } from '../connection.js';
-import { deliverOne, exitCodeFor, formatRefused, parseNotify, type DsnOptions } from '../deliver.js';
+import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, type DsnOptions } from '../deliver.js';
+import { enqueueFromCli, queueDirFrom } from './queue.js';
 import { describeError } from '../errors.js';
 import { CliError, EX } from '../exit-codes.js';
 import { parseAddressArg, prepareRawMessage } from '../message.js';
@@ -35,6 +36,9 @@ Options:
   --server HOST[:PORT], --tls MODE
                      send without a config file (MODE: required, opportunistic,
                      none, implicit)
+  --queue-dir DIR    accept the message into this queue (smtplib-queue spool) and
+                     exit 0 once it is on disk; \`smtplib queue run\` delivers it
+                     (also ${'$'}SMTPLIB_QUEUE_DIR, or "queue_dir DIR" in the account)
   -h, --help         this text
   Accepted and ignored: -bm -odi -odb -oem -oep -om -oQ... -em -ee -B TYPE -X FILE -G -U
 
@@ -65,6 +69,7 @@ export interface SendmailArgs {
   configFile?: string | undefined;
   server?: string | undefined;
   tls?: string | undefined;
+  queueDir?: string | undefined;
   dsn: DsnOptions;
   help: boolean;
 }
@@ -97,6 +102,7 @@ export function parseSendmailArgs(argv: string[]): SendmailArgs {
         case '--server':
         case '--tls':
         case '--from':
+        case '--queue-dir':
         case '--config': {
           const [v, j] = value(i, name, eqValue);
           i = j;
@@ -104,6 +110,7 @@ export function parseSendmailArgs(argv: string[]): SendmailArgs {
           else if (name === '--server') a.server = v;
           else if (name === '--tls') a.tls = v;
           else if (name === '--from') a.from = v;
+          else if (name === '--queue-dir') a.queueDir = v;
           else a.configFile = v;
           continue;
         }
@@ -273,7 +280,8 @@ async function sendmail(argv: string[]): Promise<number> {
   }
   const env = args.configFile ? { ...process.env, SMTPLIB_CONFIG: args.configFile } : process.env;
   const config = args.server && !args.account ? undefined : loadConfig(env);
-  if (!args.server && !config) {
+  const queueOnly = queueDirFrom(args.queueDir, undefined, env);
+  if (!args.server && !config && !queueOnly) {
     throw new CliError(`no config file at ${configPath(env)}`, EX.CONFIG, 'create one with an "account" (see smtplib sendmail --help), or give --server HOST[:PORT]');
   }
   if (!args.readHeaders && args.recipients.length === 0) {
@@ -287,7 +295,7 @@ async function sendmail(argv: string[]): Promise<number> {
   const peek = prepareRawMessage(raw, { addMissing: false });
 
   const account = config ? chooseAccount(config, { name: args.account, sender: sender ?? peek.headerFrom }) : undefined;
-  if (config && !account && !args.server) {
+  if (config && !account && !args.server && !queueOnly) {
     throw new CliError(
       `no account for sender ${sender ?? peek.headerFrom ?? '(none)'} and no default account in ${config.file}`,
       EX.CONFIG,
@@ -302,6 +310,14 @@ async function sendmail(argv: string[]): Promise<number> {
   const recipients = [...argRecipients, ...(args.readHeaders ? prepared.headerRecipients : [])];
   const unique = [...new Map(recipients.map((r) => [r.toLowerCase(), r])).values()];
   if (unique.length === 0) throw new CliError('no recipients: the To:, Cc: and Bcc: fields are empty', EX.USAGE);
+
+  const queueDir = queueDirFrom(args.queueDir, account, env);
+  if (queueDir) {
+    // Like Postfix's sendmail: accepted into the queue, exit 0 once durable; `smtplib queue run` delivers.
+    const id = await enqueueFromCli({ dir: queueDir, from: sender, to: unique, data: prepared.data, mailOptions: mailOptionsOf(args.dsn), ...(args.dsn.notify ? { rcptOptions: { notify: args.dsn.notify } } : {}), metadata: account ? { account: account.name } : {} });
+    if (args.verbose) process.stderr.write(`sendmail: queued as ${id} in ${queueDir}\n`);
+    return EX.OK;
+  }
 
   let spec: ServerSpec;
   if (args.server && !account) {
