@@ -25,6 +25,18 @@ export default defineConfig({
         },
       },
       {
+        // Postfix + Dovecot (oauth2 passdb) + oidc-provider; run by .ci/suites/56-oauth.sh as root.
+        extends: true,
+        test: {
+          name: 'oauth-e2e',
+          include: ['test/oauth-e2e/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+          sequence: { concurrent: false },
+        },
+      },
+      {
         extends: true,
         test: {
           name: 'interop',
