@@ -120,10 +120,18 @@ function tunnel(proxyUrl: string, host: string, port: number, signal: AbortSigna
  * parsed JSON body with the status. Never throws for an HTTP error status:
  * the caller reads the OAuth error from the body.
  */
-export async function postForm(url: URL, form: Record<string, string>, options: OAuthHttpOptions = {}, extraHeaders: Record<string, string> = {}): Promise<OAuthResponse> {
-  checkEndpoint(url, 'token endpoint', options);
+export function postForm(url: URL, form: Record<string, string>, options: OAuthHttpOptions = {}, extraHeaders: Record<string, string> = {}): Promise<OAuthResponse> {
+  return requestJson('POST', url, new URLSearchParams(form).toString(), options, extraHeaders);
+}
+
+/** GETs a JSON document (OpenID Connect discovery, RFC 8414 metadata) under the same rules. */
+export function getJson(url: URL, options: OAuthHttpOptions = {}): Promise<OAuthResponse> {
+  return requestJson('GET', url, undefined, options, {});
+}
+
+async function requestJson(method: 'GET' | 'POST', url: URL, body: string | undefined, options: OAuthHttpOptions, extraHeaders: Record<string, string>): Promise<OAuthResponse> {
+  checkEndpoint(url, 'endpoint', options);
   const endpoint = showEndpoint(url);
-  const body = new URLSearchParams(form).toString();
   const controller = new AbortController();
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
   const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeout} ms`)), timeout);
@@ -145,14 +153,13 @@ export async function postForm(url: URL, form: Record<string, string>, options: 
       ...(options.ca ? { ca: options.ca as ConnectionOptions['ca'] } : {}),
     } as ConnectionOptions;
     const requestOptions = {
-      method: 'POST',
+      method,
       host,
       port,
       path: url.pathname + url.search,
       signal: controller.signal,
       headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        'content-length': String(Buffer.byteLength(body)),
+        ...(body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) } : {}),
         accept: 'application/json',
         ...extraHeaders,
       },
@@ -200,7 +207,7 @@ export async function postForm(url: URL, form: Record<string, string>, options: 
     if (error instanceof OAuthError) throw error;
     const reason = controller.signal.aborted ? (controller.signal.reason as Error).message : (error as Error).message;
     const code = (error as NodeJS.ErrnoException).code;
-    throw new OAuthError(`the token endpoint ${endpoint} could not be reached: ${clean(reason)}${code ? ` (${code})` : ''}`, { kind: 'transport', endpoint, cause: error });
+    throw new OAuthError(`the OAuth endpoint ${endpoint} could not be reached: ${clean(reason)}${code ? ` (${code})` : ''}`, { kind: 'transport', endpoint, cause: error });
   } finally {
     clearTimeout(timer);
   }

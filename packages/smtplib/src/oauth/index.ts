@@ -6,7 +6,7 @@ export { CachedTokenProvider, type TokenProvider, type TokenEvent, type CacheOpt
 export { refreshTokenProvider, type RefreshTokenProviderOptions, type RefreshTokenStore } from './refresh-token.js';
 export { clientCredentialsProvider, type ClientCredentialsProviderOptions, type ClientCertificate } from './client-credentials.js';
 export { googleServiceAccountProvider, type GoogleServiceAccountProviderOptions, type ServiceAccountKey } from './service-account.js';
-export { microsoft365, microsoft365AppOnlyScope, google, type OAuthPreset } from './presets.js';
+export { microsoft365, microsoft365AppOnlyScope, google, discoverEndpoints, type OAuthPreset } from './presets.js';
 export { fileRefreshTokenStore } from './store.js';
 export { type OAuthFailure, type OAuthRejectionReason, type OAuthServerError } from './login.js';
 export { deviceAuthorization, type DeviceAuthorizationOptions, type DevicePrompt, type SignInResult } from './device.js';

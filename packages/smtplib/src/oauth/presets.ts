@@ -1,3 +1,6 @@
+import { OAuthError } from './errors.js';
+import { checkEndpoint, getJson, type OAuthHttpOptions } from './http.js';
+
 // Endpoints and scopes of the two big mail providers, so a caller writes
 // `refreshTokenProvider({ ...microsoft365('contoso.onmicrosoft.com'), clientId, refreshToken })`.
 
@@ -47,5 +50,27 @@ export function google(): OAuthPreset {
     scope: 'https://mail.google.com/',
     smtpHost: 'smtp.gmail.com',
     smtpPort: 587,
+  };
+}
+
+/**
+ * Endpoints of any OpenID Connect / RFC 8414 server from its discovery
+ * document (`<issuer>/.well-known/openid-configuration`).
+ */
+export async function discoverEndpoints(issuer: string, http: OAuthHttpOptions = {}): Promise<Omit<OAuthPreset, 'smtpHost' | 'smtpPort' | 'scope'> & { issuer: string }> {
+  const base = checkEndpoint(issuer, 'issuer', http);
+  const url = new URL(`${base.href.replace(/\/$/, '')}/.well-known/openid-configuration`);
+  const { status, body } = await getJson(url, http);
+  const pick = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : undefined);
+  const tokenUrl = pick('token_endpoint');
+  if (status !== 200 || !tokenUrl) {
+    throw new OAuthError(`${url.href} is not an OpenID Connect discovery document (HTTP ${status}, no token_endpoint)`, { kind: 'config', httpStatus: status });
+  }
+  const device = pick('device_authorization_endpoint');
+  return {
+    issuer: pick('issuer') ?? issuer,
+    tokenUrl,
+    authorizationUrl: pick('authorization_endpoint') ?? '',
+    ...(device ? { deviceAuthorizationUrl: device } : {}),
   };
 }
