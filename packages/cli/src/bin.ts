@@ -122,6 +122,31 @@ Examples:
     .allowExcessArguments()
     .argument('[args...]');
 
+  // OAuth 2 sign-in (commands/auth.ts); accounts then say `auth oauth`.
+  program
+    .command('auth')
+    .description('OAuth 2 sign-in for accounts that send with XOAUTH2 / OAUTHBEARER (Microsoft 365, Google, any OpenID Connect server).')
+    .command('login')
+    .description('Sign in once (device code: a URL and a code; or a browser with PKCE on 127.0.0.1) and save the refresh token in a 0600 file.')
+    .requiredOption('--provider <name>', 'microsoft, google or oidc')
+    .option('--client-id <id>', 'the application (client) id registered with the provider')
+    .option('--tenant <id>', 'microsoft: directory (tenant) id or domain (default: organizations)')
+    .option('--issuer <url>', 'oidc: the issuer URL (endpoints come from its discovery document)')
+    .option('--token-url <url>', 'override the token endpoint')
+    .option('--scope <scopes>', 'override the scopes (space-separated)')
+    .option('--flow <device|browser>', 'device authorization (default where offered) or browser with PKCE on a loopback redirect')
+    .option('--account <name>', 'the account this sign-in is for (names the token file)')
+    .option('--user <address>', 'the mailbox address (login hint, and the printed account snippet)')
+    .option('--token-file <file>', 'where to keep the refresh token (default ~/.config/smtplib/oauth/<account>.token, mode 0600)')
+    .option('--print', 'print the refresh token on stdout instead of saving it (for a password manager; then use oauth_token_eval)')
+    .option('--client-secret-env <var>', 'read a client secret from this environment variable (Google desktop apps)')
+    .option('--ca <file>', 'trust the CA certificate(s) in this PEM file for the OAuth endpoints too')
+    .addHelpText('after', '\nExamples:\n  smtplib auth login --provider microsoft --client-id 00000000-0000-0000-0000-000000000000 --account work --user me@contoso.com\n  smtplib auth login --provider google --client-id ID.apps.googleusercontent.com --client-secret-env GOOGLE_CLIENT_SECRET --account gmail\n  smtplib auth login --provider oidc --issuer https://id.example.com --client-id smtplib --print | pass insert -m mail/oauth')
+    .action(async (opts) => {
+      const { runAuthLogin } = await import('./commands/auth.js');
+      process.exitCode = await runAuthLogin(opts);
+    });
+
   return program;
 }
 
