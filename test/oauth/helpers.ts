@@ -4,9 +4,10 @@
 
 import { createServer, type Server } from 'node:http';
 import { connect as netConnect, type AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { authorizationCodeLogin, deviceAuthorization, type SignInResult } from 'smtplib';
 import { Browser } from './browser.js';
-import { CLI_CLIENT, RESOURCE_SERVER, type OidcServer } from './oidc-server.js';
+import { APP_CLIENT, CLI_CLIENT, RESOURCE_SERVER, type OidcServer } from './oidc-server.js';
 
 /** Runs the device flow for `user` with a scripted browser approving the code. */
 export async function signInWithDeviceCode(server: OidcServer, user: string, scope = 'openid offline_access smtp'): Promise<SignInResult & { prompt: string }> {
@@ -116,3 +117,58 @@ export async function withdrawAccessToken(server: OidcServer, token: string): Pr
   if (!found) throw new Error('no such access token at the provider');
   await found.destroy();
 }
+
+/** An in-process mail server (smtp-server, XOAUTH2) that checks each token by introspection at `oidcServer`. */
+export interface MailServer {
+  port: number;
+  /** Token checks made (one per AUTH attempt). */
+  authAttempts: number;
+  accepted: string[];
+  /** 'challenge': RFC 7628-style 334 JSON error; 'bare535': Microsoft-style refusal without a challenge. */
+  style: 'challenge' | 'bare535';
+  close(): Promise<void>;
+}
+
+
+export async function startMailServer(oidcServer: OidcServer): Promise<MailServer> {
+  const handle = { authAttempts: 0, accepted: [] as string[], style: 'challenge' } as MailServer;
+  const server = new SMTPServer({
+    secure: false,
+    hideSTARTTLS: true,
+    disabledCommands: ['STARTTLS'],
+    authMethods: ['XOAUTH2'],
+    allowInsecureAuth: true,
+    logger: false,
+    onAuth(auth, _session, callback) {
+      handle.authAttempts++;
+      introspect(oidcServer, auth.accessToken ?? '').then(
+        (info) => {
+          const scopes = String(info.scope ?? '').split(' ');
+          // Delegated tokens name the mailbox (sub); app-only tokens name the app (client_id).
+          const owner = info.sub ?? (info.client_id === APP_CLIENT.id ? auth.username : undefined);
+          if (info.active !== true || owner !== auth.username) {
+            if (handle.style === 'bare535') {
+              const error = new Error('5.7.3 Authentication unsuccessful') as Error & { responseCode: number };
+              error.responseCode = 535;
+              callback(error);
+            } else callback(null, { data: { status: 'invalid_token', schemes: 'bearer', scope: 'smtp' } } as never);
+          } else if (!scopes.includes('smtp')) callback(null, { data: { status: 'insufficient_scope', schemes: 'bearer', scope: 'smtp' } } as never);
+          else callback(null, { user: auth.username });
+        },
+        (error: Error) => callback(error),
+      );
+    },
+    onData(stream, session, callback) {
+      stream.resume();
+      stream.on('end', () => {
+        handle.accepted.push(String(session.user));
+        callback(null, 'queued');
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  handle.port = (server.server.address() as AddressInfo).port;
+  handle.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return handle;
+}
+

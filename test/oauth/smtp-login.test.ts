@@ -5,67 +5,13 @@
 // refresh exactly once where that helps and explain itself where it does not.
 
 import { inspect } from 'node:util';
-import type { AddressInfo } from 'node:net';
-import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { clientCredentialsProvider, refreshTokenProvider, SMTP, SMTPAuthenticationError, SMTPPool, type OAuthFailure, type TokenProvider } from 'smtplib';
 import { APP_CLIENT, CLI_CLIENT, startOidcServer, type OidcServer } from './oidc-server.js';
-import { introspect, revoke, signInWithBrowser, withdrawAccessToken } from './helpers.js';
-
-interface MailServer {
-  port: number;
-  /** Token checks made (one per AUTH attempt). */
-  authAttempts: number;
-  accepted: string[];
-  /** 'challenge': RFC 7628-style 334 JSON error; 'bare535': Microsoft-style refusal without a challenge. */
-  style: 'challenge' | 'bare535';
-  close(): Promise<void>;
-}
+import { introspect, revoke, signInWithBrowser, startMailServer, withdrawAccessToken, type MailServer } from './helpers.js';
 
 let oidc: OidcServer;
 let mail: MailServer;
-
-async function startMailServer(oidcServer: OidcServer): Promise<MailServer> {
-  const handle = { authAttempts: 0, accepted: [] as string[], style: 'challenge' } as MailServer;
-  const server = new SMTPServer({
-    secure: false,
-    hideSTARTTLS: true,
-    disabledCommands: ['STARTTLS'],
-    authMethods: ['XOAUTH2'],
-    allowInsecureAuth: true,
-    logger: false,
-    onAuth(auth, _session, callback) {
-      handle.authAttempts++;
-      introspect(oidcServer, auth.accessToken ?? '').then(
-        (info) => {
-          const scopes = String(info.scope ?? '').split(' ');
-          // Delegated tokens name the mailbox (sub); app-only tokens name the app (client_id).
-          const owner = info.sub ?? (info.client_id === APP_CLIENT.id ? auth.username : undefined);
-          if (info.active !== true || owner !== auth.username) {
-            if (handle.style === 'bare535') {
-              const error = new Error('5.7.3 Authentication unsuccessful') as Error & { responseCode: number };
-              error.responseCode = 535;
-              callback(error);
-            } else callback(null, { data: { status: 'invalid_token', schemes: 'bearer', scope: 'smtp' } } as never);
-          } else if (!scopes.includes('smtp')) callback(null, { data: { status: 'insufficient_scope', schemes: 'bearer', scope: 'smtp' } } as never);
-          else callback(null, { user: auth.username });
-        },
-        (error: Error) => callback(error),
-      );
-    },
-    onData(stream, session, callback) {
-      stream.resume();
-      stream.on('end', () => {
-        handle.accepted.push(String(session.user));
-        callback(null, 'queued');
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  handle.port = (server.server.address() as AddressInfo).port;
-  handle.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-  return handle;
-}
 
 beforeAll(async () => {
   oidc = await startOidcServer({ accessTtl: 60 });

@@ -22,6 +22,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CliError, EX } from './exit-codes.js';
+import { OAUTH_KEYS, setOAuthKey, type OAuthSettings } from './oauth-account.js';
 
 export type TlsMode = 'required' | 'opportunistic' | 'none' | 'implicit';
 
@@ -42,6 +43,8 @@ export interface Account {
   lmtp?: boolean | undefined;
   /** Spool directory: `send`/`sendmail` queue instead of sending (smtplib-queue). */
   queueDir?: string | undefined;
+  /** `auth oauth` and the oauth_* settings (see oauth-account.ts). */
+  oauth?: Partial<OAuthSettings> | undefined;
   /** file:line where the account starts, for messages. */
   where: string;
 }
@@ -71,6 +74,7 @@ function expandHome(p: string): string {
 const KEYS = new Set([
   'host', 'port', 'tls', 'tls_starttls', 'user', 'password', 'passwordeval', 'password-file', 'password_file',
   'from', 'ca', 'tls_trust_file', 'timeout', 'domain', 'localhostname', 'protocol', 'auth', 'queue_dir',
+  ...OAUTH_KEYS,
 ]);
 
 export function parseConfig(text: string, file: string): Config {
@@ -182,7 +186,11 @@ export function parseConfig(text: string, file: string): Config {
       case 'auth':
         // msmtp compatibility: `auth on` is implied by `user`; `auth off` drops it.
         if (/^off$/i.test(value)) current.user = undefined;
+        // `auth oauth`: XOAUTH2 / OAUTHBEARER with a token from `smtplib auth login`.
+        if (/^oauth$/i.test(value)) current.oauth = { ...current.oauth };
         break;
+      default:
+        if (key.startsWith('oauth_')) current.oauth = setOAuthKey(current.oauth, key, value, where);
     }
     void inDefaults;
   });

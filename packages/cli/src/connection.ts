@@ -10,6 +10,8 @@ export interface ServerSpec {
   port?: number | undefined;
   tls: TlsMode;
   user?: string | undefined;
+  /** OAuth 2 instead of a password: returns the token provider (accounts with `auth oauth`). */
+  oauth?: (() => Promise<unknown>) | undefined;
   /** Called only when the password is actually needed. */
   password?: (() => Promise<string>) | undefined;
   /** PEM file with CA certificates to trust besides the system ones. */
@@ -115,7 +117,11 @@ export async function openSession(spec: ServerSpec): Promise<Session> {
     if (spec.tls === 'required' && !smtp.isSecure) {
       throw new CliError(`${spec.host}:${port} did not switch to TLS`, EX.PROTOCOL, 'use --tls implicit for an SMTPS port');
     }
-    if (spec.user) {
+    if (spec.user && spec.oauth) {
+      // login(user, { provider }): XOAUTH2 or OAUTHBEARER, one retry with a fresh token.
+      const login = smtp.login as unknown as (user: string, options: { provider: unknown }) => Promise<unknown>;
+      await login.call(smtp, spec.user, { provider: await spec.oauth() });
+    } else if (spec.user) {
       password = spec.password ? await spec.password() : undefined;
       if (password === undefined) throw new CliError(`a password is needed for ${spec.user}`, EX.CONFIG);
       await smtp.login(spec.user, password);

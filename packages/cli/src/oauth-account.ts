@@ -93,3 +93,45 @@ export async function providerFor(settings: OAuthSettings, account: string, caFi
     reauthorizeHint: hint,
   });
 }
+
+/** The account settings `auth oauth` reads (msmtp-style names). */
+export const OAUTH_KEYS = [
+  'oauth_provider', 'oauth_client_id', 'oauth_tenant', 'oauth_issuer', 'oauth_token_url',
+  'oauth_scope', 'oauth_token_file', 'oauth_token_eval', 'oauth_client_secret_env',
+] as const;
+
+const FIELD: Record<(typeof OAUTH_KEYS)[number], keyof OAuthSettings> = {
+  oauth_provider: 'provider',
+  oauth_client_id: 'clientId',
+  oauth_tenant: 'tenant',
+  oauth_issuer: 'issuer',
+  oauth_token_url: 'tokenUrl',
+  oauth_scope: 'scope',
+  oauth_token_file: 'tokenFile',
+  oauth_token_eval: 'tokenEval',
+  oauth_client_secret_env: 'clientSecretEnv',
+};
+
+/** One `oauth_*` line of the config file. */
+export function setOAuthKey(current: Partial<OAuthSettings> | undefined, key: string, value: string, where: string): Partial<OAuthSettings> {
+  const field = FIELD[key as keyof typeof FIELD];
+  if (!field) throw new CliError(`${where}: unknown setting "${key}"`, EX.CONFIG);
+  if (field === 'provider' && !(['microsoft', 'google', 'oidc'] as string[]).includes(value)) {
+    throw new CliError(`${where}: oauth_provider should be microsoft, google or oidc`, EX.CONFIG);
+  }
+  const unquoted = value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+  const expanded = field === 'tokenFile' && unquoted.startsWith('~/') ? join(homedir(), unquoted.slice(2)) : unquoted;
+  return { ...current, [field]: expanded };
+}
+
+/** For a ServerSpec: the provider of an account with `auth oauth`, built when the login needs it. */
+export function oauthFor(account: { name: string; where: string; ca?: string | undefined; oauth?: Partial<OAuthSettings> | undefined } | undefined, caFile?: string): (() => Promise<unknown>) | undefined {
+  const settings = account?.oauth;
+  if (!account || !settings) return undefined;
+  return () => {
+    if (!settings.provider || !settings.clientId) {
+      throw new CliError(`account "${account.name}" (${account.where}) has auth oauth but no oauth_provider / oauth_client_id`, EX.CONFIG, 'run `smtplib auth login --help`');
+    }
+    return providerFor(settings as OAuthSettings, account.name, caFile ?? account.ca);
+  };
+}

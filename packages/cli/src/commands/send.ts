@@ -4,6 +4,7 @@ import { accountPassword, chooseAccount, loadConfig, readPasswordFile, type Acco
 import { parseServerArg, parseTlsMode, defaultPort, type ServerSpec } from '../connection.js';
 import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, type DsnOptions } from '../deliver.js';
 import { CliError, EX } from '../exit-codes.js';
+import { oauthFor } from '../oauth-account.js';
 import { composeMessage, parseAddressArg, prepareRawMessage, toCRLF } from '../message.js';
 import { promptMessage, promptPassword } from '../prompt.js';
 
@@ -92,6 +93,7 @@ export function resolveServer(o: SendCliOptions, account: Account | undefined): 
     tls,
     user,
     password,
+    oauth: oauthFor(o.user || o.server ? undefined : account, o.ca),
     caFile: o.ca ?? account?.ca,
     timeout,
     localHostname: o.helo ?? account?.localHostname,

@@ -9,6 +9,7 @@ import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, typ
 import { enqueueFromCli, queueDirFrom } from './queue.js';
 import { describeError } from '../errors.js';
 import { CliError, EX } from '../exit-codes.js';
+import { oauthFor } from '../oauth-account.js';
 import { parseAddressArg, prepareRawMessage } from '../message.js';
 import { promptPassword } from '../prompt.js';
 
@@ -253,6 +254,7 @@ function specFromAccount(account: Account, args: SendmailArgs): ServerSpec {
     password: account.user
       ? async () => accountPassword(account) ?? (await promptPassword(`Password for ${account.user} at ${account.host}: `))
       : undefined,
+    oauth: oauthFor(account),
     caFile: account.ca,
     timeout: account.timeout,
     localHostname: account.localHostname,
