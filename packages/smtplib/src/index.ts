@@ -58,3 +58,5 @@ export { classify as classifyRetry, backoffDelay, type RetryOptions, type RetryV
 export type { PoolAuth } from './pool/pool-connection.js';
 export { channels as diagnosticsChannels, CONNECT_CHANNEL, COMMAND_CHANNEL, REPLY_CHANNEL, SEND_CHANNEL, ERROR_CHANNEL, type ConnectEvent, type CommandEvent, type ReplyEvent, type SendEvent, type ErrorEvent } from './diagnostics.js';
 export * from './oauth/index.js';
+export { DkimSigner, dkimDnsRecord, DKIM_SPOOL_THRESHOLD, DEFAULT_SIGNED_HEADERS, OVERSIGNED_HEADERS, type DkimOptions, type DkimOption, type DkimAlgorithm, type DkimCanonicalization } from './dkim/index.js';
+export type { MessageFile, SerializableMessage } from './client/message-source.js';

@@ -206,5 +206,11 @@ export async function splitMessage(source: MessageSource): Promise<SplitMessage>
       yield next.value;
     }
   }
-  return { fields, source: { kind: 'stream', chunks: rest() } };
+  const reopen = source.reopen;
+  // A re-readable source stays re-readable: each reading drops the Bcc fields again.
+  const again = reopen ? async function* (): AsyncIterable<Buffer> {
+    const split = await splitMessage({ kind: 'stream', chunks: reopen() });
+    if (split.source.kind === 'stream') yield* split.source.chunks;
+  } : undefined;
+  return { fields, source: { kind: 'stream', chunks: rest(), ...(again ? { reopen: again } : {}) } };
 }

@@ -2,16 +2,36 @@
 // an async sequence of byte chunks read on demand (with back-pressure: the
 // next chunk is pulled only after the previous one was written).
 
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SMTPInvalidArgumentError } from '../errors.js';
 import { isAscii } from '../protocol/address.js';
 
 /** What sendmail() and data() accept as a message. */
-export type MessageInput = string | Uint8Array | Readable | AsyncIterable<Uint8Array | string>;
+export type MessageInput = string | Uint8Array | Readable | AsyncIterable<Uint8Array | string> | MessageFile | SerializableMessage;
+
+/** A message in a file, read while it is sent (and read twice when it is DKIM-signed). */
+export interface MessageFile {
+  path: string;
+}
+
+/**
+ * A message that serializes itself, such as smtplib-email's EmailMessage or a
+ * Blob. Each stream() call must produce the same bytes: DKIM signing reads it
+ * twice instead of holding it.
+ */
+export interface SerializableMessage {
+  stream(): AsyncIterable<Uint8Array | string>;
+}
 
 export type MessageSource =
   | { kind: 'bytes'; bytes: Buffer; eightBit: boolean; fromString: boolean }
-  | { kind: 'stream'; chunks: AsyncIterable<Buffer> };
+  | {
+      kind: 'stream';
+      chunks: AsyncIterable<Buffer>;
+      /** Re-readable sources: a fresh reading of the same bytes (chunks is the first). */
+      reopen?: () => AsyncIterable<Buffer>;
+    };
 
 export function toMessageSource(message: MessageInput): MessageSource {
   if (typeof message === 'string') {
@@ -24,7 +44,23 @@ export function toMessageSource(message: MessageInput): MessageSource {
   if (message && typeof (message as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
     return { kind: 'stream', chunks: asBuffers(message as AsyncIterable<Uint8Array | string>) };
   }
-  throw new SMTPInvalidArgumentError('the message must be a string, a Uint8Array, a Readable or an AsyncIterable of bytes');
+  if (message && typeof (message as MessageFile).path === 'string') {
+    const { path } = message as MessageFile;
+    // Lazy: the file is opened only when the body is pulled.
+    const read = async function* (): AsyncIterable<Buffer> {
+      yield* asBuffers(createReadStream(path, { highWaterMark: 64 * 1024 }));
+    };
+    return { kind: 'stream', chunks: read(), reopen: read };
+  }
+  if (message && typeof (message as SerializableMessage).stream === 'function') {
+    const serializable = message as SerializableMessage;
+    // Lazy: stream() is called only when the body is pulled.
+    const read = async function* (): AsyncIterable<Buffer> {
+      yield* asBuffers(serializable.stream());
+    };
+    return { kind: 'stream', chunks: read(), reopen: read };
+  }
+  throw new SMTPInvalidArgumentError('the message must be a string, a Uint8Array, a Readable, an AsyncIterable of bytes, { path } of a file, or an object with stream()');
 }
 
 async function* asBuffers(source: AsyncIterable<Uint8Array | string>): AsyncIterable<Buffer> {

@@ -5,6 +5,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { ReplyLimits } from '../protocol/reply-parser.js';
 import type { DebugOutput } from '../session/debug-log.js';
 import type { ConnectHook } from '../wire/connect.js';
+import type { DkimOption, DkimSigner } from '../dkim/index.js';
 import { SMTPInvalidArgumentError } from '../errors.js';
 import { assertKnownKeys } from './call-options.js';
 
@@ -95,6 +96,8 @@ export interface SMTPOptions {
   replyLimits?: Partial<ReplyLimits>;
   /** Lines of message data longer than 998 octets (RFC 5321 §4.5.3.1.6): 'allow' (default) or 'reject'. */
   longLines?: 'allow' | 'reject';
+  /** DKIM-sign every message sent on this connection (one signature or several); see docs "DKIM". */
+  dkim?: DkimOption | DkimSigner;
 }
 
 export function resolveTimeouts(options: SMTPOptions): Timeouts {
@@ -110,7 +113,7 @@ export function resolveTimeouts(options: SMTPOptions): Timeouts {
 export const SMTP_OPTION_KEYS: readonly string[] = Object.freeze([
   'host', 'port', 'localHostname', 'timeout', 'timeouts', 'sourceAddress', 'tls', 'tlsPolicy', 'fingerprint',
   'debugLevel', 'debugOutput', 'lookup', 'family', 'autoSelectFamily', 'connect', 'allowCleartextAuth',
-  'pipelining', 'chunking', 'chunkSize', 'replyLimits', 'longLines',
+  'pipelining', 'chunking', 'chunkSize', 'replyLimits', 'longLines', 'dkim',
 ]);
 
 /** Below this a timeout was almost certainly meant in seconds (smtplib's unit). */

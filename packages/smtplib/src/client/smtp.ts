@@ -63,8 +63,10 @@ import {
 } from './options.js';
 import type { RefusedRecipients } from '../protocol/refused-recipients.js';
 import type { SendmailCallOptions } from './call-options.js';
-import { Transaction, type DeliveryResult, type TransactionContext } from './transaction.js';
+import { Transaction, type DeliveryResult, type TransactionContext, type TransactionRequest } from './transaction.js';
 import { publishConnect, publishError, publishSend } from '../diagnostics.js';
+import { planDkim, toDkimSigner, type DkimOption, type DkimSigner } from '../dkim/index.js';
+import type { MessageSource } from './message-source.js';
 
 export type { AuthObject, CallOptions };
 
@@ -97,6 +99,8 @@ export interface SendOptions extends CallOptions {
    * fails with deliveryStatus 'not-delivered'.
    */
   beforeCommit?: () => unknown;
+  /** DKIM-sign this message (replaces the connection's `dkim` option); `false`: do not sign it. */
+  dkim?: DkimOption | DkimSigner | false;
 }
 
 export interface SendMessageOptions extends SendOptions {
@@ -139,6 +143,7 @@ export class SMTP {
   protected readonly ehloVerb: string = 'EHLO';
   readonly #debug: DebugLog;
   readonly #ops = new OperationQueue();
+  readonly #dkim: DkimSigner | undefined;
   #timeouts: Timeouts;
   #localHostname: string | undefined;
   #session: Session | undefined;
@@ -171,6 +176,10 @@ export class SMTP {
     this.timeout = options.timeout;
     this.#timeouts = resolveTimeouts(options);
     this.#debug = new DebugLog(options.debugLevel ?? 0, options.debugOutput);
+    // Keys are parsed here, so a bad one fails before any connection is made;
+    // the stored options keep the signer, which hides its keys, not the caller's PEM.
+    this.#dkim = options.dkim ? toDkimSigner(options.dkim) : undefined;
+    if (this.#dkim) this.options.dkim = this.#dkim;
   }
 
   // --- attributes -----------------------------------------------------------
@@ -738,11 +747,12 @@ export class SMTP {
   /** Like sendmail(), with the whole outcome: accepted, refused, the final reply. */
   async deliver(fromAddr: string, toAddrs: string | readonly string[], msg: MessageInput, options: SendOptions = {}): Promise<DeliveryResult> {
     const to = typeof toAddrs === 'string' ? [toAddrs] : [...toAddrs];
+    const mail = toMailOptions(options.mailOptions);
     const transaction = new Transaction({
       from: fromAddr,
       to,
-      source: toMessageSource(msg),
-      mail: toMailOptions(options.mailOptions),
+      ...this.#dkimSigned(toMessageSource(msg), mail, options.dkim),
+      mail,
       rcpt: toRcptOptions(options.rcptOptions),
       signal: options.signal,
       beforeCommit: options.beforeCommit,
@@ -778,16 +788,30 @@ export class SMTP {
   #messageTransaction(split: SplitMessage, options: SendMessageOptions): Transaction {
     const envelope = envelopeFromHeaders(split.fields, { from: options.from, to: options.to });
     if (envelope.to.length === 0) throw new SMTPInvalidArgumentError('the message has no To, Cc or Bcc recipients and none were given');
+    const mail = toMailOptions(options.mailOptions);
     return new Transaction({
       from: envelope.from,
       to: envelope.to,
-      source: split.source,
-      mail: toMailOptions(options.mailOptions),
+      ...this.#dkimSigned(split.source, mail, options.dkim),
+      mail,
       rcpt: toRcptOptions(options.rcptOptions),
       internationalBody: true,
       signal: options.signal,
       beforeCommit: options.beforeCommit,
     });
+  }
+
+  /**
+   * The source to send, DKIM-signed when this send or the connection asks for
+   * it: at once for bytes, or (a stream) by a `prepare` step the transaction
+   * runs when its turn comes, before its first command.
+   */
+  #dkimSigned(source: MessageSource, mail: MailOptions, dkim: SendOptions['dkim']): Pick<TransactionRequest, 'source' | 'prepare'> {
+    const signer = dkim === false ? undefined : dkim ? toDkimSigner(dkim) : this.#dkim;
+    if (!signer) return { source };
+    // The bytes hashed are the bytes sent: CRLF-normalized, or as they are under BODY=BINARYMIME.
+    const plan = planDkim(signer, source, mail.body === 'BINARYMIME' ? 'binary' : 'bdat');
+    return plan.prepare ? { source, prepare: plan.prepare } : { source: plan.source };
   }
 
   #runTransaction(transaction: Transaction): Promise<DeliveryResult> {

@@ -50,6 +50,13 @@ export interface TransactionRequest {
   signal?: AbortSignal | undefined;
   /** Awaited just before the end of data (the final dot, or BDAT LAST) is written; see SendOptions.beforeCommit. */
   beforeCommit?: (() => unknown) | undefined;
+  /**
+   * Work that must finish before the first command of this transaction is
+   * written (DKIM signing a stream: a full read of the message); returns the
+   * source to send and what to release when the transaction ends (a spool
+   * file). A failure here leaves nothing sent.
+   */
+  prepare?: () => Promise<{ source: MessageSource; release?: () => Promise<void> }>;
 }
 
 /** The outcome of a transaction in which at least one recipient got the message. */
@@ -175,6 +182,8 @@ export class Transaction {
    */
   prewrite(ctx: TransactionContext): { bytes: Buffer[]; log: string[]; flushed(): void } | undefined {
     if (this.#head || !ctx.pipelining || !ctx.capabilities.has('pipelining')) return undefined;
+    // Not prepared yet: its commands wait for its turn.
+    if (this.request.prepare) return undefined;
     if (this.request.signal?.aborted) return undefined;
     let plan: Plan;
     try {
@@ -190,11 +199,21 @@ export class Transaction {
 
   /** Runs the transaction to its end. */
   async run(ctx: TransactionContext, next: () => Transaction | undefined): Promise<DeliveryResult> {
+    let release: (() => Promise<void>) | undefined;
     try {
+      const { prepare } = this.request;
+      if (prepare) {
+        const prepared = await prepare();
+        this.request.source = prepared.source;
+        release = prepared.release;
+        delete this.request.prepare;
+      }
       return await this.#run(ctx, next);
     } catch (error) {
       if (error instanceof SMTPException && !error.deliveryStatus) error.deliveryStatus = 'not-delivered';
       throw error;
+    } finally {
+      await release?.();
     }
   }
 
