@@ -13,7 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { fileRefreshTokenStore, refreshTokenProvider, SMTP, SMTPAuthenticationError, SMTPPool, type OAuthFailure, type TokenEvent } from 'smtplib';
+import { fileRefreshTokenStore, refreshTokenProvider, SMTP, SMTPAuthenticationError, SMTPPool, type OAuthFailure, type TokenEvent, type TokenProvider } from 'smtplib';
 import { startOidcServer, CLI_CLIENT, type OidcServer } from '../oauth/oidc-server.js';
 import { revoke, signInWithDeviceCode, withdrawAccessToken } from '../oauth/helpers.js';
 
@@ -47,9 +47,17 @@ afterAll(async () => {
   } catch {
     // stopping is best effort
   }
+  // OAUTH_E2E_REPORT=docs/oauth.md: the lines replace the block between the
+  // oauth-e2e markers of that file (or make up the whole file when it has none).
   const out = process.env.OAUTH_E2E_REPORT;
   if (out && report.length) {
-    writeFileSync(out, `${report.map((l) => `- ${l}`).join('\n')}\n`);
+    const block = `${report.map((l) => `- ${l}`).join('\n')}\n`;
+    const begin = '<!-- oauth-e2e:begin -->\n';
+    const end = '<!-- oauth-e2e:end -->';
+    const current = existsSync(out) ? readFileSync(out, 'utf8') : '';
+    const from = current.indexOf(begin);
+    const to = current.indexOf(end);
+    writeFileSync(out, from >= 0 && to > from ? `${current.slice(0, from + begin.length)}${block}${current.slice(to)}` : block);
   }
 });
 
@@ -57,10 +65,10 @@ function delivered(subject: string): string[] {
   return readdirSync(MAILDIR).filter((f) => readFileSync(join(MAILDIR, f), 'utf8').includes(`Subject: ${subject}\n`));
 }
 
-async function send(provider: Parameters<SMTP['login']>[1] extends infer _ ? { getToken(): Promise<string> } : never, subject: string, mechanism?: string): Promise<string> {
+async function send(provider: TokenProvider, subject: string, mechanism?: string): Promise<string> {
   const smtp = await SMTP.connect({ host: '127.0.0.1', port: SUBMISSION, tls: { ca }, tlsPolicy: 'required', localHostname: 'client.example.test' });
   try {
-    await smtp.login('alice@example.test', { provider: provider as never, ...(mechanism ? { mechanism } : {}) });
+    await smtp.login('alice@example.test', { provider, ...(mechanism ? { mechanism } : {}) });
     await smtp.sendmail('alice@example.test', ['alice@example.test'], `From: alice@example.test\r\nTo: alice@example.test\r\nSubject: ${subject}\r\n\r\nsent with OAuth\r\n`);
     return smtp.esmtpFeatures.get('auth') ?? '';
   } finally {
@@ -123,10 +131,13 @@ describe('Postfix + Dovecot oauth2 passdb (introspection at oidc-provider)', () 
     }
     const refreshes = provider.requests - before;
     const reasons = events.slice(-refreshes).map((e) => e.reason);
+    // A refused login would have shown up as a refresh for reason "rejected".
+    const refused = reasons.filter((r) => r === 'rejected').length;
+    expect(refused).toBe(0);
     for (let i = 0; i < sent; i++) expect(await waitForDelivery(`oauth-run-${i}`)).toHaveLength(1);
     expect(refreshes).toBe(1);
     expect(reasons).toEqual(['expiring']);
-    note(`${sent} sends over ${((Date.now() - started) / 1000).toFixed(1)} s with ${ACCESS_TTL} s tokens: ${refreshes} refresh (reason "${reasons.join(', ')}"), 0 failed logins, ${sent} messages in the Maildir`);
+    note(`${sent} sends over ${((Date.now() - started) / 1000).toFixed(1)} s with ${ACCESS_TTL} s tokens: ${refreshes} refresh (reason "${reasons.join(', ')}"), ${refused} refused logins, ${sent} messages in the Maildir`);
   }, 60_000);
 
   test('a token withdrawn at the provider: Dovecot refuses it, one refresh, one retry, delivered', async () => {

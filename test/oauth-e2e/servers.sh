@@ -185,6 +185,10 @@ wait_port() {
 start() {
   setup > /dev/null
   stop
+  # Every run starts with empty Maildirs: the tests count deliveries.
+  find "$STATE/mail/oauth-postfix" -type f -path '*/new/*' -delete 2>/dev/null || true
+  find "$STATE/mail/oauth-postfix" -type f -path '*/cur/*' -delete 2>/dev/null || true
+  : > "$D/log/dovecot.log"
   /usr/sbin/dovecot -c "$D/dovecot.conf" < /dev/null > "$D/log/startup.log" 2>&1 || { cat "$D/log/startup.log" "$D/log/dovecot.log" >&2; exit 1; }
   for _ in $(seq 1 40); do [ -S "$SASL_SOCKET" ] && break; sleep 0.1; done
   [ -S "$SASL_SOCKET" ] || { echo "oauth-e2e: dovecot auth socket missing" >&2; cat "$D/log/dovecot.log" >&2; exit 1; }

@@ -119,6 +119,23 @@ describe('login(user, { provider })', () => {
     expect(provider.requests).toBe(1);
   });
 
+  test('the debug transcript shows AUTH with the token masked', async () => {
+    const { provider } = await signedInProvider('kai@example.test');
+    const lines: string[] = [];
+    const smtp = new SMTP({ host: '127.0.0.1', port: mail.port, debugLevel: 2, debugOutput: (line: string) => void lines.push(line) });
+    await smtp.connect();
+    try {
+      await smtp.login('kai@example.test', { provider });
+    } finally {
+      smtp.close();
+    }
+    const transcript = lines.join('\n');
+    expect(transcript).toMatch(/AUTH XOAUTH2 \*\*\*\*/);
+    const token = await provider.getToken();
+    expect(transcript).not.toContain(token);
+    expect(transcript).not.toContain(Buffer.from(`user=kai@example.test\x01auth=Bearer ${token}\x01\x01`).toString('base64'));
+  });
+
   test('no token is shown by util.inspect or JSON.stringify of the error', async () => {
     const { provider } = await signedInProvider('jon@example.test');
     const token = await provider.getToken();
