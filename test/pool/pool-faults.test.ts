@@ -210,7 +210,7 @@ describe('SMTPPool delivery semantics', () => {
     expect(pool.stats()).toMatchObject({ failed: 1, retried: 2 });
   });
 
-  it("connection refused: retried with backoff, then rejected; 'error' is emitted only when listened to", async () => {
+  it("connection refused: retried connectAttempts rounds with backoff, then rejected; 'error' is emitted only when listened to", async () => {
     const closed = net.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
     const port = (closed.address() as net.AddressInfo).port;
@@ -218,11 +218,12 @@ describe('SMTPPool delivery semantics', () => {
     pool = new SMTPPool(options(port)); // no 'error' listener: must not throw
     const error = await pool.sendmail('a@example.test', 'b@example.test', message(14)).catch((e) => e);
     expect(error).toBeInstanceOf(SMTPConnectError);
-    expect(error.attempts).toBe(3);
+    expect(error.attempts).toBe(0); // never reached a server
+    expect(error.connectAttempts).toBe(3);
     expect(pool.stats().connectFailures).toBe(3);
     pool.destroy();
 
-    pool = new SMTPPool({ ...options(port), retry: { attempts: 1 } });
+    pool = new SMTPPool({ ...options(port), connectAttempts: 1 });
     const seen: Error[] = [];
     pool.on('error', (e) => seen.push(e));
     await expect(pool.sendmail('a@example.test', 'b@example.test', message(15))).rejects.toBeInstanceOf(SMTPConnectError);

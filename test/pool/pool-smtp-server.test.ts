@@ -83,7 +83,8 @@ describe('SMTPPool with smtp-server', () => {
       expect(outcome.status).toBe('rejected');
       const error = (outcome as PromiseRejectedResult).reason;
       expect(error).toBeInstanceOf(SMTPAuthenticationError);
-      expect(error.attempts).toBe(1);
+      expect(error.attempts).toBe(0); // the message never reached a server
+      expect(error.connectAttempts).toBe(1);
     }
     expect(server.authAttempts - before).toBe(1);
   });

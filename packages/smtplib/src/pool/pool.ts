@@ -61,9 +61,13 @@ import type {
 import { Fifo } from './fifo.js';
 import { PoolConnection, type DisconnectReason } from './pool-connection.js';
 import { RateLimiter } from './rate-limiter.js';
+import { sendArguments } from './send-args.js';
+import type { MailOptions, RcptOptions } from '../protocol/params.js';
+import type { CallOptions } from '../client/smtp.js';
 import {
   backoffDelay,
   classify,
+  classifyConnectFailure,
   partitionRefusals,
   resolveRetryOptions,
   type ResolvedRetryOptions,
@@ -108,15 +112,21 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   readonly #ttl: number;
   readonly #maxQueued: number;
   readonly #noopAfterIdle: number;
+  readonly #connectAttempts: number;
+  /** Aborts connection opens under way when the pool is destroyed. */
+  readonly #lifetime = new AbortController();
 
   #ready = new Fifo<Job>();
   #delayed: Job[] = [];
   #running = 0;
   #connections = new Set<PoolConnection>();
   #opening = 0;
+  /** Failed connection rounds in a row (opens started together that fail together count once). */
   #connectFailures = 0;
+  #connectRound = 0;
   #connectBlockedUntil = 0;
-  #tlsSession: Buffer | undefined;
+  /** TLS session tickets not used yet; each is given to one connection only (RFC 8446 §C.4). */
+  #tlsTickets: Buffer[] = [];
   #wakeTimer: NodeJS.Timeout | undefined;
   #wakeAt = Infinity;
   #dispatching = false;
@@ -143,6 +153,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       maxQueued,
       noopAfterIdleMs,
       tlsSessionResumption,
+      connectAttempts,
       ...smtp
     } = options;
     void auth; void implicitTls; void tlsSessionResumption;
@@ -156,6 +167,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     this.#ttl = positive('connectionTTL', connectionTTL ?? Infinity);
     this.#maxQueued = nonNegative('maxQueued', maxQueued ?? Infinity);
     this.#noopAfterIdle = nonNegative('noopAfterIdleMs', noopAfterIdleMs ?? 10_000);
+    this.#connectAttempts = positiveInteger('connectAttempts', connectAttempts ?? 3);
   }
 
   // --- sending --------------------------------------------------------------
@@ -165,12 +177,28 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
    * fresh MessageInput (to make a stream retryable). Resolves once at least
    * one recipient accepted it; see PoolSendResult and the file comment.
    */
+  sendmail(from: string, to: string | readonly string[], msg: MessageInput | (() => MessageInput), options?: PoolSendOptions): Promise<PoolSendResult>;
+  /** The positional shape of SMTP.sendmail() (and Python's smtplib), with call options last. */
   sendmail(
     from: string,
     to: string | readonly string[],
     msg: MessageInput | (() => MessageInput),
-    options: PoolSendOptions = {},
+    mailOptions?: MailOptions | readonly string[],
+    rcptOptions?: RcptOptions | readonly string[],
+    options?: CallOptions,
+  ): Promise<PoolSendResult>;
+  sendmail(
+    from: string,
+    to: string | readonly string[],
+    msg: MessageInput | (() => MessageInput),
+    ...rest: (MailOptions | RcptOptions | readonly string[] | PoolSendOptions | undefined)[]
   ): Promise<PoolSendResult> {
+    let options: PoolSendOptions;
+    try {
+      options = sendArguments(rest);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const recipients = typeof to === 'string' ? [to] : [...to];
     const replayable = typeof msg === 'function' || typeof msg === 'string' || msg instanceof Uint8Array;
     let used = false;
@@ -180,14 +208,9 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       used = true;
       return msg;
     };
-    const run: Runner = (smtp, pending, signal) =>
-      smtp.deliver(from, pending, body(), {
-        ...(options.mailOptions ? { mailOptions: options.mailOptions } : {}),
-        ...(options.rcptOptions ? { rcptOptions: options.rcptOptions } : {}),
-        ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
-        ...(signal ? { signal } : {}),
-      });
-    return this.#submit(recipients, replayable, run, options.signal);
+    const { signal: callerSignal, ...sendOptions } = options;
+    const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, body(), { ...sendOptions, ...(signal ? { signal } : {}) });
+    return this.#submit(recipients, replayable, run, callerSignal);
   }
 
   /**
@@ -208,16 +231,11 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     }
     if (to.length === 0) throw new SMTPInvalidArgumentError('the message has no To, Cc or Bcc recipients and none were given');
     const sender = from;
+    const { signal: callerSignal, from: _from, to: _to, ...sendOptions } = options;
+    void _from; void _to;
     const run: Runner = (smtp, pending, signal) =>
-      smtp.deliverMessage(bytes, {
-        from: sender,
-        to: pending,
-        ...(options.mailOptions ? { mailOptions: options.mailOptions } : {}),
-        ...(options.rcptOptions ? { rcptOptions: options.rcptOptions } : {}),
-        ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
-        ...(signal ? { signal } : {}),
-      });
-    return this.#submit(to, true, run, options.signal);
+      smtp.deliverMessage(bytes, { ...sendOptions, from: sender, to: pending, ...(signal ? { signal } : {}) });
+    return this.#submit(to, true, run, callerSignal);
   }
 
   #refusal(): SMTPPoolError | undefined {
@@ -383,20 +401,25 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
 
   async #open(): Promise<void> {
     this.#opening++;
+    const round = this.#connectRound;
     let connection: PoolConnection;
     try {
       const smtp: SMTPOptions = { ...this.#smtpOptions };
-      if (this.#tlsSession && this.options.tlsSessionResumption !== false) smtp.tls = { ...smtp.tls, session: this.#tlsSession };
+      const resume = this.options.tlsSessionResumption !== false;
+      // Newest ticket first; a ticket is never handed to a second connection.
+      const ticket = resume ? this.#tlsTickets.pop() : undefined;
+      if (ticket) smtp.tls = { ...smtp.tls, session: ticket };
       connection = await PoolConnection.open({
         id: PoolConnection.newId(),
         smtp,
         implicitTls: Boolean(this.options.implicitTls),
         auth: this.options.auth,
-        onTlsSession: this.options.tlsSessionResumption === false ? undefined : (session) => { this.#tlsSession = session; },
+        onTlsSession: resume ? (session) => this.#keepTicket(session) : undefined,
+        signal: this.#lifetime.signal,
       });
     } catch (error) {
       this.#opening--;
-      this.#onConnectFailure(error);
+      this.#onConnectFailure(error, round);
       return;
     }
     this.#opening--;
@@ -407,6 +430,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       return;
     }
     this.#connectFailures = 0;
+    this.#connectRound++;
     this.#connectBlockedUntil = 0;
     this.#connections.add(connection);
     this.#stats.connectionsOpened++;
@@ -417,34 +441,52 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     this.#dispatch();
   }
 
-  #onConnectFailure(error: unknown): void {
+  /** Keeps a ticket for one later connection; the newest `2 × maxConnections` are enough. */
+  #keepTicket(session: Buffer): void {
+    if (this.#tlsTickets.some((t) => t.equals(session))) return;
+    this.#tlsTickets.push(session);
+    const keep = Math.min(64, 2 * this.#maxConnections);
+    if (this.#tlsTickets.length > keep) this.#tlsTickets.splice(0, this.#tlsTickets.length - keep);
+  }
+
+  /**
+   * A connection could not be opened. That is a fact about the destination,
+   * not about a message: no send spends an attempt on it. A dead destination
+   * (see classifyConnectFailure) fails every waiting send at once; one that
+   * may come back is tried `connectAttempts` rounds in a row (opens started
+   * together count as one round), with backoff, and then every waiting send
+   * fails with the last error, unless a connection is still open to carry them.
+   */
+  #onConnectFailure(error: unknown, round: number): void {
     this.#stats.connectFailures++;
-    this.#connectFailures++;
     this.#emitError(error);
-    const verdict = classify(error, { retryUnknown: false });
-    if (!verdict.retry) {
-      // A configuration problem (authentication, TLS verification, a
-      // refused session): every waiting send would fail the same way.
-      for (const job of [...this.#ready.drain(), ...this.#delayed.splice(0)]) {
-        if (job.state === 'ready' || job.state === 'delayed') {
-          job.attempts++;
-          this.#fail(job, error);
+    if (this.#destroyed) {
+      this.#checkClosed();
+      return;
+    }
+    if (round === this.#connectRound) {
+      // The first failure of this round; the others of the same round add nothing.
+      this.#connectRound++;
+      this.#connectFailures++;
+      const dead = classifyConnectFailure(error) === 'dead';
+      if (dead || (this.#connectFailures >= this.#connectAttempts && !this.#hasLiveConnection())) {
+        const tries = this.#connectFailures;
+        this.#connectFailures = 0;
+        this.#connectBlockedUntil = 0;
+        for (const job of [...this.#ready.drain(), ...this.#delayed.splice(0)]) {
+          if (job.state === 'ready' || job.state === 'delayed') this.#fail(job, error, { connectAttempts: tries });
         }
-      }
-    } else {
-      const now = performance.now();
-      this.#connectBlockedUntil = now + backoffDelay(this.#connectFailures, this.#retry);
-      // The failure counts as an attempt of the send that was waiting longest.
-      let job = this.#ready.shift();
-      while (job && job.state !== 'ready') job = this.#ready.shift();
-      if (job) {
-        job.attempts++;
-        if (this.#canRetry(job)) this.#delay(job, now, true);
-        else this.#fail(job, error);
+      } else {
+        this.#connectBlockedUntil = performance.now() + backoffDelay(this.#connectFailures, this.#retry);
       }
     }
     this.#dispatch();
     this.#checkClosed();
+  }
+
+  #hasLiveConnection(): boolean {
+    for (const connection of this.#connections) if (connection.alive && !connection.retiring) return true;
+    return false;
   }
 
   #onConnectionClosed(connection: PoolConnection): void {
@@ -576,9 +618,9 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     return job.attempts < this.#retry.attempts && job.replayable && !job.signal?.aborted && !this.#destroyed;
   }
 
-  #delay(job: Job, now: number, connectFailure = false): void {
+  #delay(job: Job, now: number): void {
     job.state = 'delayed';
-    job.notBefore = now + (connectFailure ? 0 : backoffDelay(job.attempts, this.#retry));
+    job.notBefore = now + backoffDelay(job.attempts, this.#retry);
     this.#delayed.push(job);
     this.#wake(job.notBefore);
   }
@@ -624,10 +666,10 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     if (this.listenerCount('message') > 0) this.emit('message', { status: 'sent', result });
   }
 
-  #fail(job: Job, error: unknown): void {
+  #fail(job: Job, error: unknown, fields?: { connectAttempts: number }): void {
     if (!this.#settle(job)) return;
     this.#stats.failed++;
-    const annotated = withAttempts(error, job.attempts);
+    const annotated = withAttempts(error, job.attempts, fields);
     const timings = this.#timings(job);
     job.reject(annotated);
     if (this.listenerCount('message') > 0) this.emit('message', { status: 'failed', error: annotated, attempts: job.attempts, timings });
@@ -687,6 +729,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     if (this.#destroyed) return;
     this.#destroyed = error ?? new SMTPPoolError('ERR_SMTP_POOL_DESTROYED', 'the pool was destroyed');
     const reason = error ?? this.#destroyed;
+    this.#lifetime.abort(reason); // connection opens under way end now, without waiting for their deadlines
     clearTimeout(this.#wakeTimer);
     this.#limiter?.cancel(reason);
     for (const job of [...this.#ready.drain(), ...this.#delayed.splice(0)]) {
@@ -739,6 +782,11 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+function positiveInteger(name: string, value: number): number {
+  if (!(Number.isInteger(value) && value > 0)) throw new SMTPInvalidArgumentError(`${name} must be an integer > 0, got ${value}`);
+  return value;
+}
+
 function nonNegative(name: string, value: number): number {
   if (!(value >= 0)) throw new RangeError(`${name} must be >= 0, got ${value}`);
   return value;
@@ -755,13 +803,14 @@ function replyOf(error: unknown): Reply {
 }
 
 /** A copy of the error (same class and fields) with `attempts`; errors can be shared between sends. */
-function withAttempts(error: unknown, attempts: number): unknown {
+function withAttempts(error: unknown, attempts: number, fields?: { connectAttempts: number }): unknown {
   if (!(error instanceof Error)) return error;
   const copy = Object.create(Object.getPrototypeOf(error)) as Error;
   for (const key of Reflect.ownKeys(error)) {
     Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(error, key)!);
   }
   Object.defineProperty(copy, 'attempts', { value: attempts, enumerable: true, writable: true, configurable: true });
+  if (fields) Object.defineProperty(copy, 'connectAttempts', { value: fields.connectAttempts, enumerable: true, writable: true, configurable: true });
   // Errors raised before a transaction started (connect, EHLO, a connection
   // found closed) carry no deliveryStatus: nothing of the message was sent.
   if (copy instanceof SMTPException && !copy.deliveryStatus) copy.deliveryStatus = 'not-delivered';

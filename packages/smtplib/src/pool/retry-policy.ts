@@ -42,6 +42,50 @@ export interface RetryOptions {
   retryUnknown?: boolean;
 }
 
+/**
+ * What a failure to open a connection says about the destination (not about
+ * any message, so it never counts as a message's attempt):
+ * - `dead`: trying again will not help (the name does not resolve, the port
+ *   speaks the other TLS mode, TLS verification or authentication failed, the
+ *   greeting refused the session with 5xx). Every waiting send fails at once.
+ * - `retry`: may pass (refused, reset, timed out, 421 at the greeting). After
+ *   `connectAttempts` such failures in a row, with no connection open, every
+ *   waiting send fails with the last one.
+ */
+export type ConnectVerdict = 'dead' | 'retry';
+
+export function classifyConnectFailure(error: unknown): ConnectVerdict {
+  if (isGreetingTimeout(error) || inChain(error, (e) => e instanceof SMTPProtocolError)) return 'dead';
+  const code = errnoCode(error);
+  if (code === 'ENOTFOUND' || code === 'ENOENT' || code === 'EACCES') return 'dead';
+  return classify(error, { retryUnknown: false }).retry ? 'retry' : 'dead';
+}
+
+/**
+ * No greeting within the deadline: a server that says nothing is almost
+ * always an implicit-TLS port (465) spoken to in plain text; waiting for it
+ * again costs the whole greeting timeout each time.
+ */
+function isGreetingTimeout(error: unknown): boolean {
+  return inChain(error, (e) => e instanceof SMTPTimeoutError && e.phase === 'greeting');
+}
+
+function inChain(error: unknown, test: (e: Error) => boolean): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (test(e)) return true;
+  }
+  return false;
+}
+
+/** The first `code` like ECONNREFUSED along the cause chain. */
+function errnoCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 export interface ResolvedRetryOptions {
   attempts: number;
   minDelayMs: number;

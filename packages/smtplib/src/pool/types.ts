@@ -2,7 +2,7 @@
 
 import type { SMTPOptions } from '../client/options.js';
 import type { RefusedRecipients } from '../protocol/refused-recipients.js';
-import type { MailOptions, RcptOptions } from '../protocol/params.js';
+import type { SendOptions } from '../client/smtp.js';
 import type { Reply } from '../protocol/reply.js';
 import type { DisconnectReason, PoolAuth } from './pool-connection.js';
 import type { RateLimit } from './rate-limiter.js';
@@ -31,17 +31,22 @@ export interface SMTPPoolOptions extends SMTPOptions {
   maxQueued?: number;
   /** A connection idle longer than this (ms) is checked with NOOP before reuse. Default 10 000. */
   noopAfterIdleMs?: number;
-  /** Resume TLS sessions across the pool's connections. Default true. */
+  /**
+   * Failed connection rounds in a row after which every waiting send fails
+   * with the last connection error (refused, reset, connect timeout, 421
+   * greeting), when no connection is open. Default 3. A destination that
+   * cannot work (the name does not resolve, no greeting because the port
+   * expects implicit TLS, TLS verification or authentication failed, a 5xx
+   * greeting) fails every waiting send at the first failure. A failed
+   * connection never counts as an attempt of any message.
+   */
+  connectAttempts?: number;
+  /** Resume TLS sessions across the pool's connections (each ticket used once). Default true. */
   tlsSessionResumption?: boolean;
 }
 
-export interface PoolSendOptions {
-  signal?: AbortSignal;
-  /** Awaited before each attempt writes its end of data (see SendOptions.beforeCommit). */
-  beforeCommit?: () => unknown;
-  mailOptions?: MailOptions | readonly string[];
-  rcptOptions?: RcptOptions | readonly string[];
-}
+/** The call options of SMTP.sendmail()/deliver(): `{ signal, mailOptions, rcptOptions }`. */
+export interface PoolSendOptions extends SendOptions {}
 
 export interface PoolSendMessageOptions extends PoolSendOptions {
   /** Envelope sender; default: the message's Sender/From (or Resent-*). */
@@ -78,7 +83,10 @@ export interface PoolSendResult {
 
 /** What a rejected send's error carries in addition to its own fields. */
 export interface PoolErrorFields {
+  /** Times the message was tried on a connection (0: it never got one). */
   attempts: number;
+  /** Set when the send failed because no connection could be opened: the failed connection rounds. */
+  connectAttempts?: number;
 }
 
 export interface PoolStats {
