@@ -51,10 +51,14 @@ describe('SMTPPool with smtp-server', () => {
     pool.on('disconnect', (event) => reasons.push(event.reason));
     await Promise.all(Array.from({ length: 20 }, (_, i) => pool!.sendmail('a@example.test', 'b@example.test', message(i))));
     expect(server.messages).toHaveLength(20);
-    expect(server.connections).toBe(4);
+    // Each connection draws its limit from 80-100 % of 5: 4 or 5 messages.
     const perConnection = new Map<number, number>();
     for (const m of server.messages) perConnection.set(m.connection, (perConnection.get(m.connection) ?? 0) + 1);
-    expect([...perConnection.values()]).toEqual([5, 5, 5, 5]);
+    const counts = [...perConnection.values()];
+    expect(counts.slice(0, -1).every((n) => n === 4 || n === 5)).toBe(true);
+    expect(counts.at(-1)).toBeLessThanOrEqual(5);
+    expect(server.connections).toBeGreaterThanOrEqual(4);
+    expect(server.connections).toBeLessThanOrEqual(5);
     await pool.close();
     expect(reasons.filter((r) => r === 'max-messages').length).toBeGreaterThanOrEqual(3);
   });
@@ -160,7 +164,7 @@ describe('SMTPPool with smtp-server', () => {
     await expect(pool.sendmail('a@example.test', 'b@example.test', message(9))).rejects.toMatchObject({ code: 'ERR_SMTP_POOL_DESTROYED' });
   });
 
-  it('closes idle connections after idleTimeout and retires old ones after connectionTTL', async () => {
+  it('closes idle connections after idleTimeout and retires old ones after maxConnectionAge', async () => {
     server = await startSmtpServer();
     pool = new SMTPPool({ ...base(server.port), idleTimeout: 100 });
     const reasons: string[] = [];
@@ -172,7 +176,7 @@ describe('SMTPPool with smtp-server', () => {
     expect(reasons).toEqual(['idle']);
     await pool.close();
 
-    pool = new SMTPPool({ ...base(server.port), connectionTTL: 100 });
+    pool = new SMTPPool({ ...base(server.port), maxConnectionAge: 100 });
     const before = server.connections;
     await pool.sendmail('a@example.test', 'b@example.test', message(2));
     await pool.sendmail('a@example.test', 'b@example.test', message(3));

@@ -51,6 +51,10 @@ export class PoolConnection {
   retiring = false;
   /** Why it is being retired. */
   retireReason: DisconnectReason | undefined;
+  /** Sends after which it retires (the pool's limit, staggered per connection). */
+  messageLimit = Infinity;
+  /** Age in ms after which it retires (staggered per connection). */
+  ageLimit = Infinity;
   /** A NOOP is checking the connection; not available meanwhile. */
   checking = false;
   #closed = false;

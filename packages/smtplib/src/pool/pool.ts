@@ -30,8 +30,16 @@
 //   - Only replayable messages are retried: strings, bytes, or a function
 //     returning a fresh MessageInput. A stream is sent at most once.
 //   - Broken connections never return to the pool; a connection idle longer
-//     than `noopAfterIdleMs` is checked with NOOP first; `connectionTTL` and
-//     `maxMessagesPerConnection` retire connections (QUIT after their last send).
+//     than `noopAfterIdleMs` is checked with NOOP first.
+//
+// Retirement (reuse bounded by time, as Postfix's
+// smtp_connection_reuse_time_limit, and optionally by count):
+// `maxConnectionAge` (default 5 minutes) and `maxMessagesPerConnection`
+// (default unlimited: Postfix calls count limits a "fatal attractor") retire a
+// connection: no new sends, QUIT after its last one. Each connection draws its
+// own limits from 80-100 % of the configured values, so connections opened
+// together do not all retire together, and a retiring connection no longer
+// counts against `maxConnections`: its replacement opens while it finishes.
 
 import { EventEmitter } from 'node:events';
 import type { SMTP } from '../client/smtp.js';
@@ -107,6 +115,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   readonly #limiter: RateLimiter | undefined;
   readonly #maxConnections: number;
   readonly #maxMessages: number;
+  readonly #random: () => number;
   readonly #maxInFlight: number;
   readonly #idleTimeout: number;
   readonly #ttl: number;
@@ -148,6 +157,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       maxInFlightPerConnection,
       idleTimeout,
       connectionTTL,
+      maxConnectionAge,
       rateLimit,
       retry,
       maxQueued,
@@ -161,10 +171,14 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     this.#retry = resolveRetryOptions(retry);
     this.#limiter = rateLimit ? new RateLimiter(rateLimit) : undefined;
     this.#maxConnections = positive('maxConnections', maxConnections ?? 5);
-    this.#maxMessages = positive('maxMessagesPerConnection', maxMessagesPerConnection ?? 100);
+    this.#maxMessages = positive('maxMessagesPerConnection', maxMessagesPerConnection ?? Infinity);
+    this.#random = Math.random;
     this.#maxInFlight = positive('maxInFlightPerConnection', maxInFlightPerConnection ?? 10);
     this.#idleTimeout = positive('idleTimeout', idleTimeout ?? 30_000);
-    this.#ttl = positive('connectionTTL', connectionTTL ?? Infinity);
+    if (connectionTTL !== undefined && maxConnectionAge !== undefined && connectionTTL !== maxConnectionAge) {
+      throw new SMTPInvalidArgumentError('connectionTTL is the old name of maxConnectionAge: give one of them');
+    }
+    this.#ttl = positive('maxConnectionAge', maxConnectionAge ?? connectionTTL ?? 300_000);
     this.#maxQueued = nonNegative('maxQueued', maxQueued ?? Infinity);
     this.#noopAfterIdle = nonNegative('noopAfterIdleMs', noopAfterIdleMs ?? 10_000);
     this.#connectAttempts = positiveInteger('connectAttempts', connectAttempts ?? 3);
@@ -364,11 +378,11 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       this.#retire(connection, 'lost');
       return false;
     }
-    if (connection.messages >= this.#maxMessages) {
+    if (connection.messages >= connection.messageLimit) {
       this.#retire(connection, 'max-messages');
       return false;
     }
-    if (now - connection.createdAt >= this.#ttl) {
+    if (now - connection.createdAt >= connection.ageLimit) {
       this.#retire(connection, 'ttl');
       return false;
     }
@@ -377,8 +391,11 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
 
   #canOpen(now: number): boolean {
     if (this.#destroyed) return false;
-    // Retiring connections still hold a socket (finishing sends, QUIT): they count.
-    if (this.#connections.size + this.#opening >= this.#maxConnections) return false;
+    // A retiring connection (finishing its last sends, then QUIT) does not
+    // count: its replacement opens meanwhile, so the pool never stalls on a
+    // retirement. Sockets (retiring ones included) stay below 2 × maxConnections.
+    if (this.#activeConnections() + this.#opening >= this.#maxConnections) return false;
+    if (this.#connections.size + this.#opening >= 2 * this.#maxConnections) return false;
     if (now < this.#connectBlockedUntil) {
       this.#wake(this.#connectBlockedUntil);
       return false;
@@ -432,6 +449,9 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     this.#connectFailures = 0;
     this.#connectRound++;
     this.#connectBlockedUntil = 0;
+    // Staggered limits: each connection retires at 80-100 % of the configured ones.
+    connection.messageLimit = jittered(this.#maxMessages, this.#random);
+    connection.ageLimit = jittered(this.#ttl, this.#random);
     this.#connections.add(connection);
     this.#stats.connectionsOpened++;
     if (connection.tlsResumed) this.#stats.tlsResumed++;
@@ -482,6 +502,12 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     }
     this.#dispatch();
     this.#checkClosed();
+  }
+
+  #activeConnections(): number {
+    let n = 0;
+    for (const connection of this.#connections) if (!connection.retiring) n++;
+    return n;
   }
 
   #hasLiveConnection(): boolean {
@@ -551,6 +577,9 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     if (job.attempts > 1) this.#stats.retried++;
     connection.inFlight++;
     connection.messages++;
+    // Its last send: retire it now (QUIT after that send), so that the
+    // dispatch below opens the replacement while this one finishes.
+    if (connection.messages >= connection.messageLimit) this.#retire(connection, 'max-messages');
     let result: DeliveryResult | undefined;
     let failure: unknown;
     try {
@@ -564,7 +593,8 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     if (result) this.#onResult(job, result);
     else this.#onError(job, failure);
     if (!connection.alive) this.#retire(connection, 'lost');
-    else if (connection.retiring || connection.messages >= this.#maxMessages) this.#retire(connection, connection.retireReason ?? 'max-messages');
+    else if (connection.retiring || connection.messages >= connection.messageLimit) this.#retire(connection, connection.retireReason ?? 'max-messages');
+    else if (performance.now() - connection.createdAt >= connection.ageLimit) this.#retire(connection, 'ttl');
     else this.#armIdle(connection);
     this.#dispatch();
     this.#checkClosed();
@@ -780,6 +810,13 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
 function positive(name: string, value: number): number {
   if (!(value > 0)) throw new RangeError(`${name} must be > 0, got ${value}`);
   return value;
+}
+
+/** A limit drawn uniformly from [80 %, 100 %] of `limit` (never above it; a count stays >= 1). */
+function jittered(limit: number, random: () => number): number {
+  if (!Number.isFinite(limit)) return limit;
+  const value = limit * (0.8 + 0.2 * random());
+  return Number.isInteger(limit) ? Math.max(1, Math.min(limit, Math.ceil(value))) : value;
 }
 
 function positiveInteger(name: string, value: number): number {

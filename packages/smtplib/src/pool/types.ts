@@ -15,13 +15,23 @@ export interface SMTPPoolOptions extends SMTPOptions {
   implicitTls?: boolean;
   /** Connections open at once. Default 5. */
   maxConnections?: number;
-  /** Messages per connection before it is retired (QUIT, then a fresh one). Default 100. */
+  /**
+   * Messages per connection before it is retired (QUIT, replaced by a fresh
+   * one). Default: unlimited (reuse is bounded by maxConnectionAge). Each
+   * connection draws its own limit from 80-100 % of this value.
+   */
   maxMessagesPerConnection?: number;
   /** Sends in flight (pipelined) on one connection. Default 10. */
   maxInFlightPerConnection?: number;
   /** Close a connection idle this long (ms). Default 30 000. */
   idleTimeout?: number;
-  /** Retire a connection this old (ms). Default: never. */
+  /**
+   * Retire a connection this old (ms), after its current sends, as Postfix's
+   * smtp_connection_reuse_time_limit. Default 300 000 (5 minutes). Each
+   * connection draws its own limit from 80-100 % of this value.
+   */
+  maxConnectionAge?: number;
+  /** The former name of maxConnectionAge. */
   connectionTTL?: number;
   /** Sends per interval across the whole pool. Default: unlimited. */
   rateLimit?: RateLimit;
