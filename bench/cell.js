@@ -42,7 +42,7 @@ async function main() {
     if (why) {
       out.skipped = why;
     } else {
-      const session = await adapter.open({ host: spec.host, port: spec.port, maxConnections: spec.maxConnections });
+      const session = await adapter.open({ host: spec.host, port: spec.port, maxConnections: spec.maxConnections, maxMessages: spec.maxMessages });
       if (spec.kind === 'small') {
         // warm-up on the same connection, bounded in count and time; its rate sizes the timed run
         // so that slow clients (emailjs: ~20 msg/s) keep the cell near spec.targetMs

@@ -70,10 +70,10 @@ const results = [];
 // BENCH_ONLY=smtplib,raw,... runs only those clients (for development; the report then goes to bench/.work/)
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 
-async function cell({ section, client, mode, n, warmup, cfg, delayMs, kind = 'small', msgFile, maxConnections, bdat, hash = 0, label }) {
+async function cell({ section, client, mode, n, warmup, cfg, delayMs, kind = 'small', msgFile, maxConnections, maxMessages, bdat, hash = 0, label }) {
   if (ONLY && !ONLY.has(client)) return undefined;
   await ctl.config({ ...cfg, delay_us: Math.round(delayMs * 1000), hash });
-  const spec = { client, kind, mode, n, warmup, warmupMs: P.warmupMs, targetMs: kind === 'small' ? P.targetMs : 0, minN: P.minN, host: HOST, port: sink.port, ctrlPort: sink.ctrlPort, msgFile, maxConnections, bdat };
+  const spec = { client, kind, mode, n, warmup, warmupMs: P.warmupMs, targetMs: kind === 'small' ? P.targetMs : 0, minN: P.minN, host: HOST, port: sink.port, ctrlPort: sink.ctrlPort, msgFile, maxConnections, maxMessages, bdat };
   let r;
   const c = byId[client];
   if (c?.runner === 'python') {
@@ -82,7 +82,7 @@ async function cell({ section, client, mode, n, warmup, cfg, delayMs, kind = 'sm
     r = await runChild(process.execPath, [join(BENCH_DIR, 'cell.js'), JSON.stringify(spec)], P.cellTimeout);
   }
   if (r.n) n = r.n; // the child may have sized the run from its warm-up rate
-  const rec = { section, client, label: label ?? c?.label ?? client, mode, n, delayMs, cfg, kind, maxConnections, ...r };
+  const rec = { section, client, label: label ?? c?.label ?? client, mode, n, delayMs, cfg, kind, maxConnections, maxMessages, ...r };
   if (r.stats && !r.error && !r.skipped) {
     const s = r.stats;
     rec.msgsPerSec = (n / r.elapsedMs) * 1000;
@@ -227,6 +227,13 @@ async function main() {
       }
     }
   }
+  // 3b. pools with retirement on: every connection retired after 100 messages (nodemailer's default)
+  for (const size of [4, 16]) {
+    for (const client of ['smtplib-pool', 'nodemailer-pool']) {
+      const label = client === 'smtplib-pool' ? 'smtplib SMTPPool (ours)' : 'nodemailer pool';
+      await cell({ section: 'pool-retire', client, label, mode: 'queued', n: P.pool1, warmup: P.w1, cfg: ALL_ON, delayMs: 1, msgFile: smallFile, maxConnections: size, maxMessages: 100 });
+    }
+  }
   // 4. the large message, lines all starting with '.', byte-identical check at the sink
   const largeRows = [
     { client: 'raw', label: 'raw pre-encoded DATA stream', kind: 'raw', bdat: false, cfg: ALL_ON },
@@ -354,7 +361,16 @@ function report(M, smallLen, largeLen, elapsed) {
       rows3.push([`${d} ms`, String(size), cellText(a, 'msgsPerSec', 0), cellText(b, 'msgsPerSec', 0), ok(a) && ok(b) ? fmt(a.msgsPerSec / b.msgsPerSec, 2) + '×' : 'n/a', cellText(a, 'rtPerMsg', 2), cellText(b, 'rtPerMsg', 2), cellText(a, 'cpuPerMsg', 3), cellText(b, 'cpuPerMsg', 3)]);
     }
   }
+  {
+    const retire = (client, size) => find((r) => r.section === 'pool-retire' && r.client === client && r.maxConnections === size);
+    for (const size of [4, 16]) {
+      const a = retire('smtplib-pool', size);
+      const b = retire('nodemailer-pool', size);
+      rows3.push(['1 ms, retiring every 100', String(size), cellText(a, 'msgsPerSec', 0), cellText(b, 'msgsPerSec', 0), ok(a) && ok(b) ? fmt(a.msgsPerSec / b.msgsPerSec, 2) + '×' : 'n/a', cellText(a, 'rtPerMsg', 2), cellText(b, 'rtPerMsg', 2), cellText(a, 'cpuPerMsg', 3), cellText(b, 'cpuPerMsg', 3)]);
+    }
+  }
   L.push(table(['delay', 'maxConnections', 'SMTPPool msg/s', 'nodemailer pool msg/s', 'ratio', 'SMTPPool RT/msg', 'nodemailer RT/msg', 'SMTPPool CPU ms/msg', 'nodemailer CPU ms/msg'], rows3), '');
+  L.push('- "retiring every 100": each connection is retired after 100 messages (`maxMessagesPerConnection: 100`, nodemailer `maxMessages: 100`, its default) and replaced; SMTPPool staggers the limits (80–100 per connection) and opens the replacement before the QUIT. The other rows never retire a connection.', '');
   const poolSkip = results.find((r) => r.client === 'smtplib-pool' && r.skipped);
   if (poolSkip) L.push(`- SMTPPool not measured: ${poolSkip.skipped}.`, '');
 

@@ -10,7 +10,7 @@ export async function unavailable() {
   return typeof nodemailer.createTransport === 'function' ? null : 'nodemailer not found';
 }
 
-export async function open({ host, port, maxConnections = 1 }) {
+export async function open({ host, port, maxConnections = 1, maxMessages }) {
   const transport = nodemailer.createTransport({
     pool: true,
     host,
@@ -19,7 +19,7 @@ export async function open({ host, port, maxConnections = 1 }) {
     ignoreTLS: true,
     name: 'bench.local',
     maxConnections,
-    maxMessages: Infinity, // default 100 would reconnect every 100 messages
+    maxMessages: maxMessages ?? Infinity, // default 100 would reconnect every 100 messages
     logger: false,
   });
   return {

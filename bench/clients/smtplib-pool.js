@@ -13,10 +13,11 @@ export async function unavailable() {
   return null;
 }
 
-export async function open({ host, port, maxConnections }) {
+export async function open({ host, port, maxConnections, maxMessages }) {
   const { SMTPPool } = await import('smtplib');
-  // maxMessagesPerConnection: no retiring after 100 messages, the same as nodemailer's maxMessages: Infinity
-  const pool = new SMTPPool({ host, port, tlsPolicy: 'none', maxConnections, localHostname: 'bench.local', maxMessagesPerConnection: Number.MAX_SAFE_INTEGER });
+  // maxMessages: retire each connection after that many messages (nodemailer's default is 100);
+  // without it, no count limit, the same as nodemailer's maxMessages: Infinity
+  const pool = new SMTPPool({ host, port, tlsPolicy: 'none', maxConnections, localHostname: 'bench.local', maxMessagesPerConnection: maxMessages ?? Number.MAX_SAFE_INTEGER });
   return {
     async send(msg) {
       const result = await pool.sendmail(FROM, [TO], msg);
