@@ -2,11 +2,16 @@
 // unless a channel has subscribers, so the cost when unused is one property
 // read per event.
 //
-//   smtplib:connect  { connectionId, host, port, path?, secure, greeting: { code, message } }
+//   smtplib:connect  { connectionId, host, port, path?, secure, greeting: { code, message },
+//                      durationMs, tls?: { protocol, cipher, resumed, authorized } }
+//                      (after the TLS policy: durationMs covers TCP, TLS, greeting, EHLO, STARTTLS)
+//   smtplib:auth     { connectionId, mechanism, code, enhancedStatus?, durationMs, error? }
 //   smtplib:command  { connectionId, command }            (masked exactly as the debug log masks it)
 //   smtplib:reply    { connectionId, command, code, enhancedStatus?, message }   (SASL challenges masked)
-//   smtplib:send     { connectionId, from?, accepted, refused, code, durationMs }
-//   smtplib:error    { connectionId?, error, scope: 'connection' | 'transaction' }
+//   smtplib:send     { connectionId, from, accepted, refused, refusedReplies, code, enhancedStatus?, durationMs }
+//   smtplib:error    { connectionId?, error, scope: 'connection' | 'transaction', durationMs?, from?, to? }
+//                      (durationMs, from and to for 'transaction')
+//   smtplib:close    { connectionId, durationMs }   (the connection is gone, whatever the reason)
 //
 // `connectionId` is a number unique within the process for each connection
 // (one Session), so command/reply/send events can be grouped per connection.
@@ -21,6 +26,8 @@ export const COMMAND_CHANNEL = 'smtplib:command';
 export const REPLY_CHANNEL = 'smtplib:reply';
 export const SEND_CHANNEL = 'smtplib:send';
 export const ERROR_CHANNEL = 'smtplib:error';
+export const AUTH_CHANNEL = 'smtplib:auth';
+export const CLOSE_CHANNEL = 'smtplib:close';
 
 export const channels = {
   connect: dc.channel(CONNECT_CHANNEL),
@@ -28,7 +35,21 @@ export const channels = {
   reply: dc.channel(REPLY_CHANNEL),
   send: dc.channel(SEND_CHANNEL),
   error: dc.channel(ERROR_CHANNEL),
+  auth: dc.channel(AUTH_CHANNEL),
+  close: dc.channel(CLOSE_CHANNEL),
 } as const;
+
+/** TLS facts of a connection (no certificate contents). */
+export interface TlsDetails {
+  /** 'TLSv1.3', ... */
+  protocol: string | null;
+  /** OpenSSL cipher name. */
+  cipher: string | undefined;
+  /** An abbreviated handshake (session resumption). */
+  resumed: boolean;
+  /** The certificate was verified (false when verification was turned off or a fingerprint pinned it). */
+  authorized: boolean;
+}
 
 export interface ConnectEvent {
   connectionId: number;
@@ -37,6 +58,26 @@ export interface ConnectEvent {
   path?: string;
   secure: boolean;
   greeting: { code: number; message: string };
+  /** From the start of connect() to a ready session (TCP, TLS, greeting, EHLO, STARTTLS). */
+  durationMs: number;
+  tls?: TlsDetails;
+}
+
+export interface AuthEvent {
+  connectionId: number;
+  mechanism: string;
+  /** The final reply's code (235 on success), -1 when none came. */
+  code: number;
+  enhancedStatus?: string;
+  durationMs: number;
+  /** Set when authentication failed. */
+  error?: Error;
+}
+
+export interface CloseEvent {
+  connectionId: number;
+  /** From the session's start (after TCP/TLS connect) to its end. */
+  durationMs: number;
 }
 
 export interface CommandEvent {
@@ -57,9 +98,14 @@ export interface ReplyEvent {
 
 export interface SendEvent {
   connectionId: number;
+  /** The envelope sender. */
+  from: string;
   accepted: string[];
   refused: string[];
+  /** Each refused recipient's reply. */
+  refusedReplies: { address: string; code: number; enhancedStatus?: string }[];
   code: number;
+  enhancedStatus?: string;
   durationMs: number;
 }
 
@@ -67,6 +113,11 @@ export interface ErrorEvent {
   connectionId?: number;
   error: Error;
   scope: 'connection' | 'transaction';
+  /** 'transaction': from the start of the transaction to the failure. */
+  durationMs?: number;
+  /** 'transaction': the envelope. */
+  from?: string;
+  to?: string[];
 }
 
 const ids = new WeakMap<object, number>();
@@ -83,9 +134,35 @@ export function connectionId(owner: object | undefined): number {
   return id;
 }
 
-export function publishConnect(owner: object, event: Omit<ConnectEvent, 'connectionId'>): void {
+export function publishConnect(owner: object, event: Omit<ConnectEvent, 'connectionId' | 'durationMs' | 'tls'>, startedAt: number, socket: unknown): void {
   if (!channels.connect.hasSubscribers) return;
-  channels.connect.publish({ connectionId: connectionId(owner), ...event } satisfies ConnectEvent);
+  const published: ConnectEvent = { connectionId: connectionId(owner), ...event, durationMs: performance.now() - startedAt };
+  const tls = tlsDetails(socket);
+  if (tls) published.tls = tls;
+  channels.connect.publish(published);
+}
+
+/** Protocol, cipher, resumption and verification of a TLS socket; undefined for a plain one. */
+function tlsDetails(socket: unknown): TlsDetails | undefined {
+  const s = socket as { encrypted?: boolean; getProtocol?(): string | null; getCipher?(): { name: string } | undefined; isSessionReused?(): boolean; authorized?: boolean } | undefined;
+  if (!s?.encrypted || typeof s.getProtocol !== 'function') return undefined;
+  return { protocol: s.getProtocol(), cipher: s.getCipher?.()?.name, resumed: s.isSessionReused?.() ?? false, authorized: Boolean(s.authorized) };
+}
+
+export function publishAuth(owner: object, mechanism: string, outcome: { reply?: Reply; error?: unknown }, startedAt: number): void {
+  if (!channels.auth.hasSubscribers) return;
+  const error = outcome.error;
+  const reply = outcome.reply ?? (error as { reply?: Reply } | undefined)?.reply;
+  const code = reply?.code ?? (typeof (error as { smtpCode?: unknown })?.smtpCode === 'number' ? (error as { smtpCode: number }).smtpCode : -1);
+  const event: AuthEvent = { connectionId: connectionId(owner), mechanism, code, durationMs: performance.now() - startedAt };
+  if (reply?.enhancedStatus) event.enhancedStatus = reply.enhancedStatus;
+  if (error !== undefined) event.error = error instanceof Error ? error : new Error(String(error));
+  channels.auth.publish(event);
+}
+
+export function publishClose(owner: object, startedAt: number): void {
+  if (!channels.close.hasSubscribers) return;
+  channels.close.publish({ connectionId: connectionId(owner), durationMs: performance.now() - startedAt } satisfies CloseEvent);
 }
 
 export function publishCommand(owner: object, command: string): void {
@@ -100,20 +177,38 @@ export function publishReply(owner: object, command: string, reply: Reply, maske
   channels.reply.publish(event);
 }
 
-export function publishSend(owner: object | undefined, result: { accepted: string[]; refused: { keys(): Iterable<string> }; reply: Reply }, startedAt: number): void {
+export function publishSend(owner: object | undefined, from: string, result: { accepted: string[]; refused: Iterable<[string, Reply]>; reply: Reply }, startedAt: number): void {
   if (!channels.send.hasSubscribers) return;
-  channels.send.publish({
+  const refusedReplies: SendEvent['refusedReplies'] = [];
+  for (const [address, reply] of result.refused) {
+    refusedReplies.push(reply.enhancedStatus ? { address, code: reply.code, enhancedStatus: reply.enhancedStatus } : { address, code: reply.code });
+  }
+  const event: SendEvent = {
     connectionId: connectionId(owner),
+    from,
     accepted: [...result.accepted],
-    refused: [...result.refused.keys()],
+    refused: refusedReplies.map((r) => r.address),
+    refusedReplies,
     code: result.reply.code,
     durationMs: performance.now() - startedAt,
-  } satisfies SendEvent);
+  };
+  if (result.reply.enhancedStatus) event.enhancedStatus = result.reply.enhancedStatus;
+  channels.send.publish(event);
 }
 
-export function publishError(owner: object | undefined, error: unknown, scope: ErrorEvent['scope']): void {
+export function publishError(
+  owner: object | undefined,
+  error: unknown,
+  scope: ErrorEvent['scope'],
+  transaction?: { from: string; to: readonly string[]; startedAt: number },
+): void {
   if (!channels.error.hasSubscribers) return;
   const event: ErrorEvent = { error: error instanceof Error ? error : new Error(String(error)), scope };
   if (owner) event.connectionId = connectionId(owner);
+  if (transaction) {
+    event.durationMs = performance.now() - transaction.startedAt;
+    event.from = transaction.from;
+    event.to = [...transaction.to];
+  }
   channels.error.publish(event);
 }

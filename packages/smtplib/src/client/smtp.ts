@@ -64,7 +64,7 @@ import {
 import type { RefusedRecipients } from '../protocol/refused-recipients.js';
 import type { SendmailCallOptions } from './call-options.js';
 import { Transaction, type DeliveryResult, type TransactionContext, type TransactionRequest } from './transaction.js';
-import { publishConnect, publishError, publishSend } from '../diagnostics.js';
+import { publishAuth, publishConnect, publishError, publishSend } from '../diagnostics.js';
 import { planDkim, toDkimSigner, type DkimOption, type DkimSigner } from '../dkim/index.js';
 import type { MessageSource } from './message-source.js';
 
@@ -261,6 +261,7 @@ export class SMTP {
    * Resolves with the greeting.
    */
   async connect(host?: string, port?: number, options: CallOptions = {}): Promise<Reply> {
+    const startedAt = performance.now();
     if (this.#session?.isOpen) this.close();
     const target = this.#resolveTarget(host, port);
     this.#target = target;
@@ -291,7 +292,7 @@ export class SMTP {
     const greeting = await this.#readGreeting(session, target, options.signal);
     this.#greeting = greeting;
     await this.#ops.run(() => this.#applyTlsPolicy(target, options.signal));
-    publishConnect(session, { host: target.host, port: target.port, ...(target.path ? { path: target.path } : {}), secure: this.isSecure, greeting: { code: greeting.code, message: greeting.message } });
+    publishConnect(session, { host: target.host, port: target.port, ...(target.path ? { path: target.path } : {}), secure: this.isSecure, greeting: { code: greeting.code, message: greeting.message } }, startedAt, this.#session?.transport.stream);
     return greeting;
   }
 
@@ -707,6 +708,7 @@ export class SMTP {
     const name = mechanism.name.toUpperCase();
     const cleartext = mechanism.sendsCleartext || CLEARTEXT_MECHANISMS.has(name);
     assertMechanismAllowed(name, cleartext, session, this.#target!.host, Boolean(this.options.allowCleartextAuth));
+    const startedAt = performance.now();
     const reply = await runExchange(mechanism, {
       session,
       host: this.#target!.host,
@@ -714,7 +716,11 @@ export class SMTP {
       timeout: this.#timeouts.command,
       initialResponseOk: options.initialResponseOk ?? true,
       signal: options.signal,
+    }).catch((error: unknown) => {
+      publishAuth(session, name, { error }, startedAt);
+      throw error;
     });
+    publishAuth(session, name, { reply }, startedAt);
     this.#authenticated = true;
     return reply;
   }
@@ -829,10 +835,10 @@ export class SMTP {
     if (this.heloResp === null && this.ehloResp === null) await this.#ehloOrHeloIfNeeded(signal);
     const started = performance.now();
     const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
-      publishError(this.#session, error, 'transaction');
+      publishError(this.#session, error, 'transaction', { from: transaction.request.from, to: transaction.request.to, startedAt: started });
       throw error;
     });
-    publishSend(this.#session, result, started);
+    publishSend(this.#session, transaction.request.from, result, started);
     this.acceptedSinceMail = 0;
     return result;
   }

@@ -69,9 +69,9 @@ import type {
 import { Fifo } from './fifo.js';
 import { PoolConnection, type DisconnectReason } from './pool-connection.js';
 import { RateLimiter } from './rate-limiter.js';
-import { sendArguments } from './send-args.js';
+import { poolSendArguments } from './send-args.js';
 import type { MailOptions, RcptOptions } from '../protocol/params.js';
-import type { CallOptions } from '../client/smtp.js';
+import type { CallOptions } from '../client/call-options.js';
 import {
   backoffDelay,
   classify,
@@ -205,11 +205,13 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     from: string,
     to: string | readonly string[],
     msg: MessageInput | (() => MessageInput),
-    ...rest: (MailOptions | RcptOptions | readonly string[] | PoolSendOptions | undefined)[]
+    mailOptions?: MailOptions | readonly string[] | PoolSendOptions,
+    rcptOptions?: RcptOptions | readonly string[] | CallOptions,
+    callOptions?: CallOptions,
   ): Promise<PoolSendResult> {
     let options: PoolSendOptions;
     try {
-      options = sendArguments(rest);
+      options = poolSendArguments(mailOptions, rcptOptions, callOptions);
     } catch (error) {
       return Promise.reject(error);
     }

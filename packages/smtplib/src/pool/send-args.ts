@@ -1,61 +1,43 @@
-// The optional arguments of SMTPPool.sendmail(), in the shapes SMTP.sendmail()
-// takes: positional `(mailOptions, rcptOptions, callOptions)` as in Python's
-// smtplib, or one call-options object `{ signal, mailOptions, rcptOptions }`,
-// wherever a caller writes it (a trailing `{ signal }` included).
+// The optional arguments of SMTPPool.sendmail(): SMTP.sendmail()'s shape
+// (`mailOptions, rcptOptions, { signal }`, a `{ signal }` wherever written;
+// see client/call-options.ts), or SMTP.deliver()'s one options object
+// `{ signal, mailOptions, rcptOptions }`. Checked before anything is queued.
 
-import { SMTPInvalidArgumentError } from '../errors.js';
+import { assertKnownKeys, checkCallOptions, sendmailArguments, type CallOptions } from '../client/call-options.js';
 import type { SendOptions } from '../client/smtp.js';
-import type { MailOptions, RcptOptions } from '../protocol/params.js';
+import { toMailOptions, toRcptOptions, type MailOptions, type RcptOptions } from '../protocol/params.js';
 
-type Positional = MailOptions | RcptOptions | readonly string[] | SendOptions | undefined;
+const SEND_OPTION_KEYS: readonly string[] = Object.freeze(['signal', 'mailOptions', 'rcptOptions']);
 
-/** Keys of a call-options object (SendOptions). */
-const CALL_KEYS = new Set(['signal', 'mailOptions', 'rcptOptions']);
-const MAIL_KEYS = new Set(['size', 'body', 'smtputf8', 'ret', 'envid', 'requireTls', 'extra']);
-const RCPT_KEYS = new Set(['notify', 'orcpt', 'extra']);
+type Mail = MailOptions | readonly string[];
+type Rcpt = RcptOptions | readonly string[];
 
-function isCallOptions(value: object): boolean {
-  const keys = Object.keys(value);
-  return keys.length > 0 && keys.every((key) => CALL_KEYS.has(key));
+/** SMTP.deliver()'s options object: it names `mailOptions` or `rcptOptions` (a `{ signal }` alone is call options). */
+function isSendOptions(value: unknown): value is SendOptions {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  return Object.hasOwn(value, 'mailOptions') || Object.hasOwn(value, 'rcptOptions');
 }
 
-function checkKeys(value: object, allowed: Set<string>, what: string): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.has(key)) {
-      throw new SMTPInvalidArgumentError(`unknown ${what} "${key}" (expected one of ${[...allowed].join(', ')}; call options are { ${[...CALL_KEYS].join(', ')} })`);
-    }
+export function poolSendArguments(
+  mailOptions: Mail | SendOptions | CallOptions | undefined,
+  rcptOptions: Rcpt | CallOptions | undefined,
+  options: CallOptions | undefined,
+): SendOptions {
+  let send: SendOptions;
+  if (rcptOptions === undefined && options === undefined && isSendOptions(mailOptions)) {
+    assertKnownKeys(mailOptions as Record<string, unknown>, SEND_OPTION_KEYS, 'SMTPPool.sendmail options');
+    const { signal, ...rest } = mailOptions;
+    send = { ...rest, ...checkCallOptions(signal === undefined ? undefined : { signal }, 'SMTPPool.sendmail') };
+  } else {
+    const args = sendmailArguments<Mail, Rcpt>(mailOptions as Mail | CallOptions | undefined, rcptOptions, options, 'SMTPPool.sendmail');
+    send = {
+      ...(args.mailOptions ? { mailOptions: args.mailOptions } : {}),
+      ...(args.rcptOptions ? { rcptOptions: args.rcptOptions } : {}),
+      ...args.call,
+    };
   }
-}
-
-/** Sorts `sendmail(from, to, msg, ...rest)`'s rest into one SendOptions; unknown keys are SMTPInvalidArgumentError. */
-export function sendArguments(rest: readonly Positional[]): SendOptions {
-  if (rest.length > 3) throw new SMTPInvalidArgumentError(`sendmail() takes at most 6 arguments, got ${rest.length + 3}`);
-  const args = [...rest];
-  while (args.length > 0 && args[args.length - 1] === undefined) args.pop();
-  let call: SendOptions = {};
-  const last = args[args.length - 1];
-  if (last !== null && typeof last === 'object' && !Array.isArray(last) && (isCallOptions(last) || args.length === 3)) {
-    call = last as SendOptions;
-    args.pop();
-    checkKeys(call, CALL_KEYS, 'call option');
-  }
-  const [mail, rcpt] = args as [MailOptions | readonly string[] | undefined, RcptOptions | readonly string[] | undefined];
-  if (mail !== undefined && mail !== null) {
-    if (typeof mail !== 'object') throw new SMTPInvalidArgumentError('mail options must be an object or a list of strings');
-    if (!Array.isArray(mail)) checkKeys(mail, MAIL_KEYS, 'mail option');
-    if (call.mailOptions) throw new SMTPInvalidArgumentError('mail options were given twice (positionally and as { mailOptions })');
-  }
-  if (rcpt !== undefined && rcpt !== null) {
-    if (typeof rcpt !== 'object') throw new SMTPInvalidArgumentError('recipient options must be an object or a list of strings');
-    if (!Array.isArray(rcpt)) checkKeys(rcpt, RCPT_KEYS, 'recipient option');
-    if (call.rcptOptions) throw new SMTPInvalidArgumentError('recipient options were given twice (positionally and as { rcptOptions })');
-  }
-  if (call.mailOptions && !Array.isArray(call.mailOptions)) checkKeys(call.mailOptions, MAIL_KEYS, 'mail option');
-  if (call.rcptOptions && !Array.isArray(call.rcptOptions)) checkKeys(call.rcptOptions, RCPT_KEYS, 'recipient option');
-  if (call.signal !== undefined && !(call.signal instanceof AbortSignal)) throw new SMTPInvalidArgumentError('signal must be an AbortSignal');
-  return {
-    ...call,
-    ...(mail ? { mailOptions: mail } : {}),
-    ...(rcpt ? { rcptOptions: rcpt } : {}),
-  };
+  // The client's own checks, now rather than when a connection takes the send.
+  toMailOptions(send.mailOptions);
+  toRcptOptions(send.rcptOptions);
+  return send;
 }

@@ -19,7 +19,7 @@ import { ReplyParser, type ReplyLimits } from '../protocol/reply-parser.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Transport } from '../wire/transport.js';
 import type { DebugLog } from './debug-log.js';
-import { publishCommand, publishError, publishReply } from '../diagnostics.js';
+import { publishClose, publishCommand, publishError, publishReply } from '../diagnostics.js';
 
 export interface ExpectOptions {
   /** The command as shown in errors and logs (secrets already masked). */
@@ -78,6 +78,8 @@ export class Session {
   /** When the armed timer fires (ms since the epoch). */
   #timerAt = 0;
   #closed: Error | undefined;
+  readonly #startedAt: number;
+  #closePublished = false;
   /** Set between a STARTTLS 220 and the handshake: any byte now is an attack. */
   #upgrading = false;
   #injected = false;
@@ -87,6 +89,7 @@ export class Session {
     this.debug = debug;
     this.#limits = limits;
     this.#parser = new ReplyParser(limits);
+    this.#startedAt = performance.now();
     transport.listen({
       data: (chunk) => this.#onData(chunk),
       end: (error) => this.#onEnd(error),
@@ -309,6 +312,10 @@ export class Session {
   }
 
   #onEnd(error: Error | undefined): void {
+    if (!this.#closePublished) {
+      this.#closePublished = true;
+      publishClose(this, this.#startedAt);
+    }
     if (this.#closed) {
       this.#failAll(this.#closed);
       return;
