@@ -1,21 +1,21 @@
 // The optional arguments of SMTPPool.sendmail(): SMTP.sendmail()'s shape
 // (`mailOptions, rcptOptions, { signal }`, a `{ signal }` wherever written;
 // see client/call-options.ts), or SMTP.deliver()'s one options object
-// `{ signal, mailOptions, rcptOptions }`. Checked before anything is queued.
+// `{ signal, mailOptions, rcptOptions, beforeCommit }`. Checked before anything is queued.
 
 import { assertKnownKeys, checkCallOptions, sendmailArguments, type CallOptions } from '../client/call-options.js';
 import type { SendOptions } from '../client/smtp.js';
 import { toMailOptions, toRcptOptions, type MailOptions, type RcptOptions } from '../protocol/params.js';
 
-const SEND_OPTION_KEYS: readonly string[] = Object.freeze(['signal', 'mailOptions', 'rcptOptions']);
+const SEND_OPTION_KEYS: readonly string[] = Object.freeze(['signal', 'mailOptions', 'rcptOptions', 'beforeCommit']);
 
 type Mail = MailOptions | readonly string[];
 type Rcpt = RcptOptions | readonly string[];
 
-/** SMTP.deliver()'s options object: it names `mailOptions` or `rcptOptions` (a `{ signal }` alone is call options). */
+/** SMTP.deliver()'s options object: it names `mailOptions`, `rcptOptions` or `beforeCommit` (a `{ signal }` alone is call options). */
 function isSendOptions(value: unknown): value is SendOptions {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  return Object.hasOwn(value, 'mailOptions') || Object.hasOwn(value, 'rcptOptions');
+  return Object.hasOwn(value, 'mailOptions') || Object.hasOwn(value, 'rcptOptions') || Object.hasOwn(value, 'beforeCommit');
 }
 
 export function poolSendArguments(
