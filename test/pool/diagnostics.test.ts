@@ -78,7 +78,31 @@ describe('diagnostics channels', () => {
     expect(recorder.events.filter((e) => e.channel === 'smtplib:send')).toHaveLength(1);
   });
 
-  it('has no subscribers (and so publishes nothing) by default', () => {
-    for (const channel of Object.values(diagnosticsChannels)) expect(channel.hasSubscribers).toBe(false);
+  it('publishes nothing when no one subscribes: a whole session calls no channel\'s publish()', async () => {
+    const server = await startSmtpServer({ users: { user: 'pw' } });
+    const calls: string[] = [];
+    const originals = Object.entries(diagnosticsChannels).map(([name, channel]) => {
+      const publish = channel.publish;
+      channel.publish = (message: unknown) => { calls.push(name); publish.call(channel, message); };
+      return () => { channel.publish = publish; };
+    });
+    try {
+      for (const channel of Object.values(diagnosticsChannels)) expect(channel.hasSubscribers).toBe(false);
+      const smtp = await SMTP.connect({ host: '127.0.0.1', port: server.port, localHostname: 'client.test' });
+      await smtp.login('user', 'pw', { mechanism: 'PLAIN' });
+      await smtp.deliver('a@example.test', ['b@example.test'], message(3));
+      await smtp.deliver('a@example.test', ['b@example.test'], message(4)).catch(() => undefined);
+      await smtp.quit();
+      expect(calls).toEqual([]);
+      // The same spies do see events once someone listens (so the check above could fail).
+      const recorder = record();
+      stop = recorder.stop;
+      const again = await SMTP.connect({ host: '127.0.0.1', port: server.port, localHostname: 'client.test' });
+      await again.quit();
+      expect(calls).toContain('connect');
+    } finally {
+      for (const restore of originals) restore();
+      await server.close();
+    }
   });
 });

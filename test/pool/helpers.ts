@@ -89,7 +89,10 @@ export type FaultDecision = undefined | { reply: string } | { drop: true | 'afte
 export interface FaultServerHandle {
   port: number;
   deliveries: Map<string, number>;
-  stats: { connections: number; commands: number; messages: number; drops: number; faults: number; maxConcurrent: number; open: number };
+  stats: {
+    connections: number; commands: number; messages: number; drops: number; faults: number; maxConcurrent: number; open: number;
+    nestedMail: number; bdatChunks: number; bdatLast: number; maxBdatLastInOneRead: number; starttls: number; auths: number;
+  };
   sayToAll(text: string): void;
   dropAll(): void;
   close(): Promise<void>;
@@ -100,6 +103,12 @@ export function startFaultServer(options: {
   rcptReply?: (rcpt: string, connection: { id: number }) => string | undefined;
   replyDelayMs?: number;
   log?: (line: string) => void;
+  /** Offer CHUNKING and take BDAT. */
+  chunking?: boolean;
+  /** Offer STARTTLS with this certificate (and require it before MAIL). */
+  tls?: { key: string; cert: string };
+  /** Offer AUTH PLAIN and require it before MAIL. */
+  auth?: { user: string; pass: string };
 } = {}): Promise<FaultServerHandle> {
   return startFault(options);
 }

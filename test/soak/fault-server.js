@@ -1,7 +1,9 @@
 // A loopback SMTP server for pool and soak tests that misbehaves on purpose.
 //
 // It speaks enough ESMTP for a pipelining client (EHLO with PIPELINING and
-// ENHANCEDSTATUSCODES, MAIL, RCPT, DATA, RSET, NOOP, QUIT), counts what it
+// ENHANCEDSTATUSCODES, MAIL, RCPT, DATA, RSET, NOOP, QUIT; with options,
+// CHUNKING/BDAT (`chunking`), STARTTLS (`tls: { key, cert }`) and AUTH PLAIN
+// required before MAIL (`auth: { user, pass }`)), counts what it
 // really delivered (by the message's X-Soak-Id header and each recipient),
 // and asks a `fault` hook, at every step, whether to misbehave:
 //   undefined            answer normally
@@ -14,6 +16,7 @@
 // { cmd: 'close' } closes), so a soak can measure the client's memory alone.
 
 import net from 'node:net';
+import tls from 'node:tls';
 
 /** A small deterministic PRNG (mulberry32), so faults can be replayed by seed. */
 export function prng(seed) {
@@ -54,7 +57,8 @@ export function startFaultServer(options = {}) {
   const fault = options.fault ?? (() => undefined);
   /** key `${id} ${rcpt}` → times delivered */
   const deliveries = new Map();
-  const stats = { connections: 0, commands: 0, messages: 0, drops: 0, faults: 0, maxConcurrent: 0, open: 0 };
+  const stats = { connections: 0, commands: 0, messages: 0, drops: 0, faults: 0, maxConcurrent: 0, open: 0, nestedMail: 0, bdatChunks: 0, bdatLast: 0, maxBdatLastInOneRead: 0, starttls: 0, auths: 0 };
+  const secureContext = options.tls ? tls.createSecureContext({ key: options.tls.key, cert: options.tls.cert }) : undefined;
   const sockets = new Set();
   const log = options.log;
 
@@ -72,11 +76,20 @@ export function startFaultServer(options = {}) {
     let rcpts = [];
     let dataLines = [];
     let dead = false;
+    let stream = socket; // the TLS socket after STARTTLS
+    let secure = false;
+    let authed = false;
+    let bdatRemaining = 0; // octets of the current BDAT chunk still to read
+    let bdatLast = false;
+    let bdatBody = '';
+    let bdatRefused; // the reply owed once a refused BDAT chunk has been read
+    let lastsThisRead = 0;
     const out = [];
     const kill = () => {
       if (dead) return;
       dead = true;
       stats.drops++;
+      stream.destroy();
       socket.destroy();
     };
     // Replies written in one batch per turn (or after replyDelayMs, to model a round trip).
@@ -87,10 +100,11 @@ export function startFaultServer(options = {}) {
     };
     const flush = () => {
       if (dead || out.length === 0) return;
-      socket.write(out.join(''));
+      stream.write(out.join(''));
       out.length = 0;
     };
     const reply = (text) => {
+      if (log) log(`${connection.id} S: ${text.split('\r\n')[0]}`);
       out.push(text.endsWith('\r\n') ? text : `${text}\r\n`);
       flushSoon();
     };
@@ -98,7 +112,7 @@ export function startFaultServer(options = {}) {
       reply(text);
       flush();
       dead = true;
-      socket.end();
+      stream.end();
     };
     const ask = (stage, verb, line) => {
       const decision = fault({ connection, step: step++, stage, verb, line, from, rcpts });
@@ -119,21 +133,79 @@ export function startFaultServer(options = {}) {
     const onCommand = (line) => {
       stats.commands++;
       const verb = line.slice(0, 4).toUpperCase();
-      if (log) log(`C: ${line}`);
+      if (log) log(`${connection.id} C: ${line}`);
       const decision = ask('command', verb, line);
       if (decision?.drop) return kill();
+      const bdat = /^BDAT (\d+)( LAST)?$/i.exec(line);
+      if (decision?.reply && bdat && options.chunking && !decision.reply.startsWith('421')) {
+        // A refused chunk is still read in full (RFC 3030 §3), then answered.
+        bdatRemaining = Number(bdat[1]);
+        bdatLast = Boolean(bdat[2]);
+        bdatRefused = decision.reply;
+        stats.bdatChunks++;
+        if (bdatRemaining === 0) return endOfChunk();
+        return undefined;
+      }
       if (decision?.reply) {
         if (decision.reply.startsWith('421')) return closeAfter(decision.reply);
         if (verb === 'MAIL') from = undefined;
         return reply(decision.reply);
       }
       switch (verb) {
-        case 'EHLO':
+        case 'EHLO': {
           from = undefined; rcpts = [];
-          return reply('250-fault.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 10485760');
+          const extensions = ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES'];
+          if (options.chunking) extensions.push('CHUNKING');
+          if (secureContext && !secure) extensions.push('STARTTLS');
+          if (options.auth && (secure || !secureContext)) extensions.push('AUTH PLAIN');
+          extensions.push('SIZE 10485760');
+          return reply(['fault.test', ...extensions].map((e, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${e}`).join('\r\n'));
+        }
+        case 'STAR': {
+          if (!secureContext || secure) return reply('502 5.5.1 not offered');
+          reply('220 2.0.0 go ahead');
+          flush();
+          // Bytes pipelined after STARTTLS are discarded (RFC 3207 §4.2, as a careful server does).
+          buffer = '';
+          socket.off('data', onData);
+          const upgraded = new tls.TLSSocket(socket, { isServer: true, secureContext });
+          upgraded.on('error', () => {});
+          upgraded.on('data', onData);
+          stream = upgraded;
+          secure = true;
+          from = undefined; rcpts = [];
+          authed = false;
+          stats.starttls++;
+          return undefined;
+        }
+        case 'AUTH': {
+          if (!options.auth) return reply('502 5.5.1 not offered');
+          const [, mechanism, initial] = line.split(' ');
+          if (mechanism?.toUpperCase() !== 'PLAIN' || !initial) return reply('504 5.5.4 PLAIN with an initial response only');
+          const [, user, pass] = Buffer.from(initial, 'base64').toString('utf8').split('\0');
+          if (user !== options.auth.user || pass !== options.auth.pass) return reply('535 5.7.8 authentication failed');
+          authed = true;
+          stats.auths++;
+          return reply('235 2.7.0 authenticated');
+        }
+        case 'BDAT': {
+          const match = /^BDAT (\d+)( LAST)?$/i.exec(line);
+          if (!options.chunking || !match) return reply('501 5.5.4 BDAT syntax');
+          bdatRemaining = Number(match[1]);
+          bdatLast = Boolean(match[2]);
+          stats.bdatChunks++;
+          // RFC 3030 §3: the chunk is read whatever the reply will be.
+          bdatRefused = from === undefined || rcpts.length === 0 ? '503 5.5.1 no valid recipients' : undefined;
+          if (bdatRemaining === 0) return endOfChunk();
+          return undefined;
+        }
         case 'HELO':
           return reply('250 fault.test');
         case 'MAIL':
+          if (options.auth && !authed) return reply('530 5.7.0 authentication required');
+          if (secureContext && !secure) return reply('530 5.7.0 STARTTLS first');
+          // A MAIL inside an open transaction is a client error (RFC 5321 §4.1.4), as real servers say.
+          if (from !== undefined) { stats.nestedMail++; return reply('503 5.5.1 nested MAIL command'); }
           from = line.slice(10);
           rcpts = [];
           return reply('250 2.1.0 ok');
@@ -191,11 +263,44 @@ export function startFaultServer(options = {}) {
       return reply(`250 2.0.0 queued as ${id}`);
     };
 
-    socket.on('data', (chunk) => {
+    // The end of one BDAT chunk: more to come, or (LAST) the end of the message.
+    const endOfChunk = () => {
+      if (bdatRefused) {
+        const refusal = bdatRefused;
+        bdatRefused = undefined;
+        bdatBody = '';
+        from = undefined; rcpts = [];
+        return reply(refusal);
+      }
+      if (!bdatLast) {
+        // A drop in the middle of a chunked message, sometimes.
+        const decision = ask('data', 'BDAT-CHUNK', '');
+        if (decision?.drop) return kill();
+        return reply(`250 2.0.0 ${bdatBody.length} octets so far`);
+      }
+      stats.bdatLast++;
+      lastsThisRead++;
+      dataLines = bdatBody.split('\r\n');
+      bdatBody = '';
+      return onEndOfData();
+    };
+
+    function onData(chunk) {
       if (dead) return;
       buffer += chunk.toString('latin1');
+      lastsThisRead = 0;
       let index;
-      while (!dead && (index = buffer.indexOf('\r\n')) >= 0) {
+      while (!dead) {
+        if (bdatRemaining > 0) {
+          if (buffer.length === 0) break;
+          const take = Math.min(bdatRemaining, buffer.length);
+          if (!bdatRefused) bdatBody += buffer.slice(0, take);
+          buffer = buffer.slice(take);
+          bdatRemaining -= take;
+          if (bdatRemaining === 0) endOfChunk();
+          continue;
+        }
+        if ((index = buffer.indexOf('\r\n')) < 0) break;
         const line = buffer.slice(0, index);
         buffer = buffer.slice(index + 2);
         if (mode === 'data') {
@@ -213,7 +318,9 @@ export function startFaultServer(options = {}) {
           onCommand(line);
         }
       }
-    });
+      stats.maxBdatLastInOneRead = Math.max(stats.maxBdatLastInOneRead, lastsThisRead);
+    }
+    socket.on('data', onData);
   });
 
   return new Promise((resolve, reject) => {
@@ -245,6 +352,9 @@ export function startFaultServer(options = {}) {
 if (process.send && process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, '/'))) {
   const env = process.env;
   const server = await startFaultServer({
+    chunking: env.SOAK_CHUNKING === '1',
+    ...(env.SOAK_TLS_KEY ? { tls: { key: env.SOAK_TLS_KEY, cert: env.SOAK_TLS_CERT } } : {}),
+    ...(env.SOAK_AUTH_USER ? { auth: { user: env.SOAK_AUTH_USER, pass: env.SOAK_AUTH_PASS } } : {}),
     fault: randomFaults({
       seed: Number(env.SOAK_SEED ?? 1),
       dropRate: Number(env.SOAK_DROP_RATE ?? 0.05),

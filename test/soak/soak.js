@@ -15,14 +15,26 @@
 //   - the heap returns to within SOAK_HEAP_BOUND_MB (default 8 MB) of where
 //     it started, after the pool is closed.
 //
+// Three modes, each a whole soak of its own (the paths where delivery status
+// is hardest to keep right):
+//   data       DATA with dot-stuffing
+//   chunking   CHUNKING: BDAT in small chunks (chunkSize 256: some messages in one
+//              BDAT LAST, some in several chunks), pipelined, so
+//              several transactions' BDAT LAST groups are chained in one write
+//   tls-auth   STARTTLS and AUTH PLAIN on every connection (CHUNKING too)
+//
 // Used by run.js (npm run soak) and test/pool/soak-short.test.ts:
-//   npm run soak                      100 000 messages
-//   SOAK_MESSAGES=2000 npm run soak   the short run (test/pool/soak-short.test.ts)
+//   npm run soak                      100 000 messages in each mode
+//   SOAK_MODES=chunking npm run soak  one mode
+//   SOAK_MESSAGES=2000 npm run soak   the size of the short run (test/pool/soak-short.test.ts)
 //
 // Prints a human summary and one line "SOAK_RESULT {json}"; exits 1 if any
 // check fails.
 
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -30,6 +42,23 @@ import vm from 'node:vm';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
+
+export const SOAK_MODES = ['data', 'chunking', 'tls-auth'];
+
+/** A throw-away CA and a server certificate for 127.0.0.1 (openssl), for the tls-auth mode. */
+function makeCertificates() {
+  const dir = mkdtempSync(join(tmpdir(), 'smtplib-soak-'));
+  try {
+    const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=soak CA');
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+    writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'server.ext');
+    return { ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /**
  * Runs the soak and returns its figures (`failures` lists every broken
@@ -44,11 +73,23 @@ export async function runSoak({
   heapBoundMB: HEAP_BOUND_MB = 8,
   dropRate = 0.05,
   replyFaultRate = 0.05,
+  mode = 'data',
   log = console.log,
 } = {}) {
+  if (!SOAK_MODES.includes(mode)) throw new Error(`soak mode must be one of ${SOAK_MODES.join(', ')}, got ${mode}`);
   const env = process.env;
+  const chunking = mode !== 'data';
+  const certificates = mode === 'tls-auth' ? makeCertificates() : undefined;
+  const credentials = { user: 'soak', pass: 'soak-password' };
   const server = fork(fileURLToPath(new URL('./fault-server.js', import.meta.url)), [], {
-    env: { ...env, SOAK_SEED: String(SEED), SOAK_DROP_RATE: String(dropRate), SOAK_REPLY_FAULT_RATE: String(replyFaultRate) },
+    env: {
+      ...env,
+      SOAK_SEED: String(SEED),
+      SOAK_DROP_RATE: String(dropRate),
+      SOAK_REPLY_FAULT_RATE: String(replyFaultRate),
+      SOAK_CHUNKING: chunking ? '1' : '0',
+      ...(certificates ? { SOAK_TLS_KEY: certificates.key, SOAK_TLS_CERT: certificates.cert, SOAK_AUTH_USER: credentials.user, SOAK_AUTH_PASS: credentials.pass } : {}),
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const [ready] = await once(server, 'message');
@@ -85,6 +126,9 @@ export async function runSoak({
     noopAfterIdleMs: 1_000,
     timeout: 10_000,
     retry: { attempts: 10, minDelayMs: 2, maxDelayMs: 50 },
+    connectAttempts: 10,
+    ...(chunking ? { chunkSize: 256 } : { chunking: false }),
+    ...(certificates ? { tlsPolicy: 'required', tls: { ca: certificates.ca }, auth: { ...credentials, mechanism: 'PLAIN' } } : {}),
   });
 
   const started = performance.now();
@@ -163,6 +207,7 @@ export async function runSoak({
   for (const key of delivered.keys()) if (!seen.has(key)) strays++;
 
   const result = {
+    mode,
     messages: N,
     seed: SEED,
     elapsedMs: Math.round(elapsedMs),
@@ -196,11 +241,20 @@ export async function runSoak({
   if (duplicates) failures.push(`${duplicates} recipients delivered more than once`);
   if (strays) failures.push(`${strays} deliveries that were never sent`);
   if (counts.other) failures.push(`${counts.other} rejections without a deliveryStatus`);
+  if (report.stats.nestedMail) failures.push(`the client wrote MAIL inside an open transaction ${report.stats.nestedMail} times`);
+  // The mode's path was really taken.
+  if (chunking && report.stats.bdatLast < report.stats.messages) failures.push(`only ${report.stats.bdatLast} of ${report.stats.messages} deliveries came by BDAT LAST`);
+  if (chunking && report.stats.maxBdatLastInOneRead < 2) failures.push('no two BDAT LAST groups were ever chained in one read');
+  if (certificates && (report.stats.starttls < poolStats.connectionsOpened || report.stats.auths < poolStats.connectionsOpened)) {
+    failures.push(`STARTTLS ${report.stats.starttls} and AUTH ${report.stats.auths} for ${poolStats.connectionsOpened} connections`);
+  }
   if (heapGrowthMB > HEAP_BOUND_MB) failures.push(`heap grew by ${heapGrowthMB.toFixed(1)} MB (bound ${HEAP_BOUND_MB} MB)`);
   result.failures = failures;
 
-  log(`soak: ${N} messages in ${(elapsedMs / 1000).toFixed(1)} s (${result.messagesPerSecond}/s), seed ${SEED}`);
+  log(`soak (${mode}): ${N} messages in ${(elapsedMs / 1000).toFixed(1)} s (${result.messagesPerSecond}/s), seed ${SEED}`);
   log(`  server: ${report.stats.connections} connections, ${report.stats.drops} dropped, ${report.stats.faults} faults injected, ${report.stats.messages} messages delivered`);
+  if (chunking) log(`  chunking: ${report.stats.bdatChunks} BDAT chunks, ${report.stats.bdatLast} BDAT LAST, up to ${report.stats.maxBdatLastInOneRead} BDAT LAST groups in one read`);
+  if (certificates) log(`  tls-auth: ${report.stats.starttls} STARTTLS, ${report.stats.auths} AUTH`);
   log(`  client: resolved ${counts.resolved}, not delivered ${counts.notDelivered}, unknown ${counts.unknown}; retried attempts ${poolStats.retried}; connections opened ${poolStats.connectionsOpened}`);
   log(`  attempts per message: ${JSON.stringify(result.attempts)}`);
   log(`  errors: ${JSON.stringify(result.errors)}`);

@@ -9,8 +9,8 @@
 //   smtplib:command  { connectionId, command }            (masked exactly as the debug log masks it)
 //   smtplib:reply    { connectionId, command, code, enhancedStatus?, message }   (SASL challenges masked)
 //   smtplib:send     { connectionId, from, accepted, refused, refusedReplies, code, enhancedStatus?, durationMs }
-//   smtplib:error    { connectionId?, error, scope: 'connection' | 'transaction', durationMs?, from?, to? }
-//                      (durationMs, from and to for 'transaction')
+//   smtplib:error    { connectionId?, error, scope: 'connect' | 'connection' | 'transaction', durationMs?, host?, port?, from?, to? }
+//                      ('connect': connect() failed, with host, port, durationMs; 'transaction': with from, to, durationMs)
 //   smtplib:close    { connectionId, durationMs }   (the connection is gone, whatever the reason)
 //
 // `connectionId` is a number unique within the process for each connection
@@ -112,9 +112,12 @@ export interface SendEvent {
 export interface ErrorEvent {
   connectionId?: number;
   error: Error;
-  scope: 'connection' | 'transaction';
-  /** 'transaction': from the start of the transaction to the failure. */
+  scope: 'connect' | 'connection' | 'transaction';
+  /** 'connect' and 'transaction': from the start of connect() or of the transaction to the failure. */
   durationMs?: number;
+  /** 'connect': the target. */
+  host?: string;
+  port?: number;
   /** 'transaction': the envelope. */
   from?: string;
   to?: string[];
@@ -201,6 +204,7 @@ export function publishError(
   error: unknown,
   scope: ErrorEvent['scope'],
   transaction?: { from: string; to: readonly string[]; startedAt: number },
+  connect?: { host: string; port: number; path?: string; startedAt: number },
 ): void {
   if (!channels.error.hasSubscribers) return;
   const event: ErrorEvent = { error: error instanceof Error ? error : new Error(String(error)), scope };
@@ -209,6 +213,11 @@ export function publishError(
     event.durationMs = performance.now() - transaction.startedAt;
     event.from = transaction.from;
     event.to = [...transaction.to];
+  }
+  if (connect) {
+    event.durationMs = performance.now() - connect.startedAt;
+    event.host = connect.path ?? connect.host;
+    event.port = connect.port;
   }
   channels.error.publish(event);
 }

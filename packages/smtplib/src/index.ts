@@ -56,7 +56,7 @@ export { SMTPPoolError, type SMTPPoolErrorCode } from './pool/errors.js';
 export { RateLimiter, type RateLimit } from './pool/rate-limiter.js';
 export { classify as classifyRetry, backoffDelay, type RetryOptions, type RetryVerdict } from './pool/retry-policy.js';
 export type { PoolAuth } from './pool/pool-connection.js';
-export { channels as diagnosticsChannels, CONNECT_CHANNEL, COMMAND_CHANNEL, REPLY_CHANNEL, SEND_CHANNEL, ERROR_CHANNEL, type ConnectEvent, type CommandEvent, type ReplyEvent, type SendEvent, type ErrorEvent } from './diagnostics.js';
+export { channels as diagnosticsChannels, CONNECT_CHANNEL, COMMAND_CHANNEL, REPLY_CHANNEL, SEND_CHANNEL, ERROR_CHANNEL, AUTH_CHANNEL, CLOSE_CHANNEL, type ConnectEvent, type CommandEvent, type ReplyEvent, type SendEvent, type ErrorEvent, type AuthEvent, type CloseEvent, type TlsDetails } from './diagnostics.js';
 export * from './oauth/index.js';
 export { DkimSigner, dkimDnsRecord, DKIM_SPOOL_THRESHOLD, DEFAULT_SIGNED_HEADERS, OVERSIGNED_HEADERS, type DkimOptions, type DkimOption, type DkimAlgorithm, type DkimCanonicalization } from './dkim/index.js';
 export type { MessageFile, SerializableMessage } from './client/message-source.js';

@@ -40,6 +40,9 @@ export class OperationQueue {
     for (const op of this.#waiting) {
       if (!op.transaction) return undefined;
       if (!op.transaction.prewritten) return op.transaction;
+      // Written ahead without its body (a DATA group, or BDAT in several
+      // chunks): only that body may follow it on the wire.
+      if (!op.transaction.prewrittenWhole) return undefined;
     }
     return undefined;
   }

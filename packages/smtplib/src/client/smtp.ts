@@ -262,6 +262,16 @@ export class SMTP {
    */
   async connect(host?: string, port?: number, options: CallOptions = {}): Promise<Reply> {
     const startedAt = performance.now();
+    const previous = this.#session;
+    try {
+      return await this.#connect(host, port, options, startedAt);
+    } catch (error) {
+      publishError(this.#session === previous ? undefined : this.#session, error, 'connect', undefined, { ...(this.#target ?? { host: host ?? this.options.host ?? 'localhost', port: 0 }), startedAt });
+      throw error;
+    }
+  }
+
+  async #connect(host: string | undefined, port: number | undefined, options: CallOptions, startedAt: number): Promise<Reply> {
     if (this.#session?.isOpen) this.close();
     const target = this.#resolveTarget(host, port);
     this.#target = target;
@@ -832,9 +842,14 @@ export class SMTP {
     // Once written ahead (pipelined), the transaction must consume its
     // replies; an abort then tears the connection down inside run().
     if (signal?.aborted && !transaction.prewritten) throw abortedBeforeStart(signal);
-    if (this.heloResp === null && this.ehloResp === null) await this.#ehloOrHeloIfNeeded(signal);
+    // Written ahead: its replies are read where it was written, even if that session has closed since.
+    let context = transaction.prewrittenContext;
+    if (!context) {
+      if (this.heloResp === null && this.ehloResp === null) await this.#ehloOrHeloIfNeeded(signal);
+      context = this.#transactionContext();
+    }
     const started = performance.now();
-    const result = await transaction.run(this.#transactionContext(), () => this.#ops.nextTransaction()).catch((error: unknown) => {
+    const result = await transaction.run(context, () => this.#ops.nextTransaction()).catch((error: unknown) => {
       publishError(this.#session, error, 'transaction', { from: transaction.request.from, to: transaction.request.to, startedAt: started });
       throw error;
     });

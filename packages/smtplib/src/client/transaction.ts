@@ -113,6 +113,7 @@ export class Transaction {
   readonly request: TransactionRequest;
   #plan: Plan | undefined;
   #head: Head | undefined;
+  #prewrittenOn: TransactionContext | undefined;
 
   constructor(request: TransactionRequest) {
     this.request = request;
@@ -194,6 +195,7 @@ export class Transaction {
     const group = this.#group(ctx, plan);
     const head = group.head;
     this.#head = head;
+    this.#prewrittenOn = ctx;
     return { bytes: group.bytes, log: group.log, flushed: () => { head.flushed = true; } };
   }
 
@@ -288,13 +290,28 @@ export class Transaction {
   }
 
   /**
+   * The context it was written ahead on. Its replies may all have arrived
+   * before the server closed the connection (a 421 to a later command): they
+   * are read from this session even when it is closed by the time this
+   * transaction's turn comes, so a delivered message is never reported failed.
+   */
+  get prewrittenContext(): TransactionContext | undefined {
+    return this.#prewrittenOn;
+  }
+
+  /** Written ahead with its whole message (MAIL, RCPT, BDAT LAST and the body): anything may follow it. */
+  get prewrittenWhole(): boolean {
+    return this.#head?.bdatLast !== undefined;
+  }
+
+  /**
    * Writes the groups of the transactions queued behind this one while each
    * is complete on its own (BDAT LAST with the body), up to a window, so a
    * queue of small messages needs less than one round trip each. A DATA
    * group ends the chain: after DATA, only its body may follow.
    */
   async #chainAhead(ctx: TransactionContext, next: () => Transaction | undefined): Promise<void> {
-    for (let written = 0; written < CHAIN_WINDOW; written++) {
+    for (let written = 0; written < CHAIN_WINDOW && ctx.session.isOpen; written++) {
       const following = next();
       const ahead = following?.prewrite(ctx);
       if (!following || !ahead) return;

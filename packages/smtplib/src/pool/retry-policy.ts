@@ -55,6 +55,9 @@ export interface RetryOptions {
 export type ConnectVerdict = 'dead' | 'retry';
 
 export function classifyConnectFailure(error: unknown): ConnectVerdict {
+  // A transient reply (421 greeting, 454 to STARTTLS, 4xx to AUTH) may pass next time.
+  const smtpCode = (error as { smtpCode?: unknown })?.smtpCode;
+  if (error instanceof SMTPException && typeof smtpCode === 'number' && smtpCode >= 400 && smtpCode < 500) return 'retry';
   if (isGreetingTimeout(error) || inChain(error, (e) => e instanceof SMTPProtocolError)) return 'dead';
   const code = errnoCode(error);
   if (code === 'ENOTFOUND' || code === 'ENOENT' || code === 'EACCES') return 'dead';
