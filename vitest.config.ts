@@ -8,10 +8,17 @@ import { SummaryLineReporter } from './test/support/summary-reporter.js';
 // Tests import 'smtplib' from source, so they never depend on (or race with)
 // a build; test/unit/loading.test.ts checks the built ESM and CJS entry points.
 const librarySource = fileURLToPath(new URL('./packages/smtplib/src/index.ts', import.meta.url));
-const queueSource = fileURLToPath(new URL('./packages/queue/src/index.ts', import.meta.url));
+const source = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
 export default defineConfig({
-  resolve: { alias: { 'smtplib-queue': queueSource, smtplib: librarySource } },
+  resolve: {
+    alias: [
+      { find: /^smtplib-queue-redis$/, replacement: source('./packages/queue-redis/src/index.ts') },
+      { find: /^smtplib-queue\/internal$/, replacement: source('./packages/queue/src/internal.ts') },
+      { find: /^smtplib-queue$/, replacement: source('./packages/queue/src/index.ts') },
+      { find: /^smtplib$/, replacement: librarySource },
+    ],
+  },
   test: {
     reporters: ['default', new SummaryLineReporter()],
     projects: [

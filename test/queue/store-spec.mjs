@@ -1,14 +1,17 @@
 // Opens a store from a spec string, so child processes can open the store a test uses.
+//   spool:<dir>
+//   redis:<url>#<prefix>#<lockDurationMs>
 export async function openStore(spec) {
-  const queue = await import('../../packages/queue/dist/index.js');
   if (spec.startsWith('spool:')) {
-    const store = new queue.SpoolStore(spec.slice(6));
+    const { SpoolStore } = await import('../../packages/queue/dist/index.js');
+    const store = new SpoolStore(spec.slice(6));
     await store.open();
     return store;
   }
   if (spec.startsWith('redis:')) {
-    const [url, prefix] = spec.slice(6).split('#');
-    const store = new queue.RedisStore({ url, prefix });
+    const { RedisStore } = await import('../../packages/queue-redis/dist/index.js');
+    const [url, prefix, lock] = spec.slice(6).split('#');
+    const store = new RedisStore({ url, prefix, lockDurationMs: Number(lock || 30000) });
     await store.open();
     return store;
   }

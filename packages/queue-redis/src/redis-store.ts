@@ -1,0 +1,639 @@
+// The distributed store: BullMQ on Redis. Any number of worker processes on
+// any number of machines share one queue; BullMQ gives the claims (a job is
+// locked by one worker's token, and a lock that stops being renewed - a dead
+// worker - is taken back by its stalled-job check), the due times (delayed
+// jobs), priorities and one global rate limit (its limiter lives in Redis).
+// This store keeps the rest next to it, in its own keys:
+//
+//   {p}:msg:{id}        hash: json (the StoredMessage), body, worker (the claimer, while active)
+//   {p}:ids             zset of every message id by creation time (list, stats)
+//   {p}:due             zset of pending, not held, not claimed message ids by next attempt time
+//   {p}:active          zset of claimed message ids by claim time
+//   {p}:held            set of held ids (a held message has no BullMQ job)
+//   {p}:idem:{sha256}   an idempotency key's message id (SET NX: one winner)
+//   {p}:commit:{id}@{n} "attempt n is about to write the end of data"
+//   {p}:worker:{id}     a live worker's heartbeat (expires)
+//   {p}:dest:{domain}   zset of claims holding a per-destination slot, by lease expiry
+//
+// The BullMQ job of a message has the message id as its job id and carries
+// nothing else. Durability is Redis's: run it with appendonly yes and
+// appendfsync always for "durable before enqueue resolves" (docs/queue.md).
+
+import { EventEmitter } from 'node:events';
+import { createHash, randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { Queue, Worker, type Job, type ConnectionOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import {
+  QueueError,
+  applyInterrupted,
+  emptyCounts,
+  isTerminal,
+  pendingRecipients,
+  resolveSchedule,
+  restingState,
+  view,
+  type Claim,
+  type EnqueueInput,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type ListFilter,
+  type QueueEvents,
+  type QueueMessage,
+  type QueueState,
+  type QueueStats,
+  type QueueStore,
+  type RetrySchedule,
+  type StoredMessage,
+  type TransitionEvent,
+} from 'smtplib-queue';
+import { checkId, newId, newRecipients, requeue, validateEnqueue } from 'smtplib-queue/internal';
+
+export interface RedisStoreOptions {
+  /** redis://host:port/db (default redis://127.0.0.1:6379). */
+  url?: string;
+  /** Key prefix and BullMQ queue name. Default 'smtplibq'. */
+  prefix?: string;
+  /** One rate limit for every worker of this queue, anywhere: at most `max` messages per `durationMs`. */
+  rateLimit?: { max: number; durationMs: number };
+  /** Claims at once per recipient domain, across all workers: { 'example.com': 2, '*': 10 }. */
+  destinationLimits?: Record<string, number>;
+  /** A claim whose worker stops renewing it for this long is given to another worker. Default 30 000 ms. */
+  lockDurationMs?: number;
+  /** How often workers look for such claims. Default lockDurationMs / 2. */
+  stalledIntervalMs?: number;
+}
+
+interface Held {
+  job: Job;
+  token: string;
+  slots: string[];
+}
+
+interface WorkerEntry {
+  bull: Worker;
+  jobs: Map<string, Held>;
+  timer: NodeJS.Timeout;
+  seq: number;
+}
+
+export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore {
+  readonly kind = 'redis';
+  readonly prefix: string;
+  readonly #url: string;
+  readonly #options: RedisStoreOptions;
+  readonly #lockMs: number;
+  #redis: Redis | undefined;
+  #queue: Queue | undefined;
+  readonly #workers = new Map<string, WorkerEntry>();
+  #marks: { key: string; resolve(): void; reject(error: unknown): void }[] = [];
+  #marksScheduled = false;
+  #lastOrphanScan = 0;
+  #closed = false;
+  /** Round trips to Redis made by markCommitting (for tests: one per batch). */
+  markRoundTrips = 0;
+
+  constructor(options: RedisStoreOptions = {}) {
+    super();
+    this.#options = options;
+    this.#url = options.url ?? 'redis://127.0.0.1:6379';
+    this.prefix = options.prefix ?? 'smtplibq';
+    if (!/^[A-Za-z0-9_.-]+$/.test(this.prefix)) throw new RangeError(`prefix must be letters, digits, _ . -; got ${JSON.stringify(this.prefix)}`);
+    this.#lockMs = options.lockDurationMs ?? 30_000;
+  }
+
+  #k(...parts: string[]): string {
+    return [this.prefix, ...parts].join(':');
+  }
+
+  get #r(): Redis {
+    if (!this.#redis || this.#closed) throw new QueueError('ERR_QUEUE_CLOSED', 'the Redis queue store is not open');
+    return this.#redis;
+  }
+
+  #connection(): ConnectionOptions {
+    const url = new URL(this.#url);
+    return {
+      host: url.hostname || '127.0.0.1',
+      port: Number(url.port || 6379),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      db: Number(url.pathname.slice(1) || 0),
+      maxRetriesPerRequest: null,
+    };
+  }
+
+  async open(): Promise<void> {
+    this.#redis = new Redis({ ...(this.#connection() as object), lazyConnect: true, maxRetriesPerRequest: 20 } as never);
+    this.#redis.on('error', (error) => this.#error(error));
+    await this.#redis.connect();
+    this.#queue = new Queue(this.prefix, { connection: this.#connection() });
+    this.#queue.on('error', (error) => this.#error(error));
+    await this.#queue.waitUntilReady();
+    await this.recover();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    for (const worker of [...this.#workers.keys()]) await this.unregisterWorker(worker);
+    this.#closed = true;
+    await this.#queue?.close();
+    await this.#redis?.quit().catch(() => undefined);
+  }
+
+  #error(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error instanceof Error ? error : new Error(String(error)));
+  }
+
+  #emit(event: Omit<TransitionEvent, 'at'>): void {
+    this.emit('transition', { ...event, at: Date.now() });
+  }
+
+  #addJob(message: StoredMessage): Promise<unknown> {
+    return this.#queue!.add('message', { id: message.id }, {
+      jobId: message.id,
+      delay: Math.max(0, message.nextAttemptAt - Date.now()),
+      // BullMQ: 1 is the highest priority; ours: 9 is.
+      priority: 10 - message.priority,
+      removeOnComplete: true,
+      removeOnFail: true,
+    });
+  }
+
+  // --- enqueue -------------------------------------------------------------------
+
+  async enqueue(input: EnqueueInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    const valid = validateEnqueue(input, options);
+    const now = Date.now();
+    const id = newId(now);
+    const stored: StoredMessage = {
+      v: 1,
+      id,
+      from: valid.from,
+      recipients: newRecipients(valid.to),
+      attempts: 0,
+      priority: valid.priority,
+      metadata: valid.metadata,
+      ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
+      ...(input.mailOptions !== undefined ? { mailOptions: input.mailOptions } : {}),
+      ...(input.rcptOptions !== undefined ? { rcptOptions: input.rcptOptions } : {}),
+      size: valid.body.length,
+      createdAt: now,
+      notBefore: valid.notBefore,
+      nextAttemptAt: Math.max(now, valid.notBefore),
+    };
+    const r = this.#r;
+    // The message first (invisible: no job, not in ids), then the key, then the job.
+    await r.hset(this.#k('msg', id), 'json', JSON.stringify(stored), 'body', valid.body);
+    if (options.idempotencyKey !== undefined) {
+      const key = this.#k('idem', createHash('sha256').update(options.idempotencyKey).digest('hex'));
+      const won = await r.set(key, id, 'NX');
+      if (won !== 'OK') {
+        await r.del(this.#k('msg', id));
+        const existing = await r.get(key);
+        if (existing) return { id: existing, created: false };
+        throw new QueueError('ERR_QUEUE_STORE', 'the idempotency key vanished while being read; try again');
+      }
+    }
+    await r.multi().zadd(this.#k('ids'), now, id).zadd(this.#k('due'), stored.nextAttemptAt, id).exec();
+    await this.#addJob(stored);
+    this.#emit({ id, from: 'new', to: 'queued' });
+    return { id, created: true };
+  }
+
+  // --- reading -------------------------------------------------------------------
+
+  async #load(id: string): Promise<{ message: StoredMessage; worker?: string } | undefined> {
+    const [json, worker] = await this.#r.hmget(this.#k('msg', id), 'json', 'worker');
+    if (!json) return undefined;
+    return { message: JSON.parse(json) as StoredMessage, ...(worker ? { worker } : {}) };
+  }
+
+  async #viewOf(message: StoredMessage, worker: string | undefined, held: boolean, alive: (w: string) => Promise<boolean>): Promise<QueueMessage> {
+    const active = worker && !held && !isTerminal(restingState(message)) && (await alive(worker)) ? worker : undefined;
+    return view(message, { ...(active ? { active } : {}), held });
+  }
+
+  #aliveCache(): (worker: string) => Promise<boolean> {
+    const cache = new Map<string, Promise<boolean>>();
+    return (worker) => {
+      let known = cache.get(worker);
+      if (!known) {
+        known = this.#r.exists(this.#k('worker', worker)).then((n) => n === 1);
+        cache.set(worker, known);
+      }
+      return known;
+    };
+  }
+
+  async get(id: string): Promise<QueueMessage | undefined> {
+    checkId(id);
+    const loaded = await this.#load(id);
+    if (!loaded) return undefined;
+    const held = (await this.#r.sismember(this.#k('held'), id)) === 1;
+    return this.#viewOf(loaded.message, loaded.worker, held, this.#aliveCache());
+  }
+
+  async body(id: string): Promise<Buffer> {
+    checkId(id);
+    const body = await this.#r.hgetBuffer(this.#k('msg', id), 'body');
+    if (!body) throw new QueueError('ERR_QUEUE_NOT_FOUND', `the body of message ${id} is not in Redis (delivered messages keep only their record)`, { messageId: id });
+    return body;
+  }
+
+  async #allViews(): Promise<QueueMessage[]> {
+    const r = this.#r;
+    const ids = await r.zrange(this.#k('ids'), '0', '-1');
+    const held = new Set(await r.smembers(this.#k('held')));
+    const alive = this.#aliveCache();
+    const out: QueueMessage[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const slice = ids.slice(i, i + 500);
+      const pipeline = r.pipeline();
+      for (const id of slice) pipeline.hmget(this.#k('msg', id), 'json', 'worker');
+      const rows = (await pipeline.exec()) ?? [];
+      for (const [error, row] of rows) {
+        if (error) throw error;
+        const [json, worker] = row as [string | null, string | null];
+        if (!json) continue;
+        const message = JSON.parse(json) as StoredMessage;
+        out.push(await this.#viewOf(message, worker ?? undefined, held.has(message.id), alive));
+      }
+    }
+    return out;
+  }
+
+  async list(filter: ListFilter = {}): Promise<QueueMessage[]> {
+    const states = filter.state === undefined ? undefined : new Set(typeof filter.state === 'string' ? [filter.state] : filter.state);
+    const search = filter.search?.toLowerCase();
+    const out = (await this.#allViews()).filter((m) => {
+      if (states && !states.has(m.state)) return false;
+      if (search && !m.from.toLowerCase().includes(search) && !m.recipients.some((r) => r.address.toLowerCase().includes(search))) return false;
+      return true;
+    });
+    out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    return filter.limit !== undefined ? out.slice(0, filter.limit) : out;
+  }
+
+  async stats(): Promise<QueueStats> {
+    const messages = emptyCounts();
+    const recipients = emptyCounts();
+    let oldest = Infinity;
+    for (const m of await this.#allViews()) {
+      messages[m.state]++;
+      for (const r of m.recipients) recipients[r.state]++;
+      if (!isTerminal(m.state)) oldest = Math.min(oldest, m.createdAt);
+    }
+    const pending = messages.queued + messages.deferred + messages.active + messages.held;
+    return { messages, recipients, pending, oldestPendingMs: oldest === Infinity ? 0 : Date.now() - oldest };
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    const first = await this.#r.zrange(this.#k('due'), '0', '0', 'WITHSCORES');
+    return first.length === 2 ? Number(first[1]) : undefined;
+  }
+
+  // --- workers -------------------------------------------------------------------
+
+  async registerWorker(): Promise<string> {
+    const host = os.hostname().toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 20) || 'host';
+    const worker = `${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const lockMs = this.#lockMs;
+    const bull = new Worker(this.prefix, null, {
+      connection: this.#connection(),
+      autorun: false,
+      lockDuration: lockMs,
+      stalledInterval: this.#options.stalledIntervalMs ?? Math.max(500, lockMs / 2),
+      // A stalled message goes back to wait however often its workers died: the store decides what that means.
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
+      ...(this.#options.rateLimit ? { limiter: { max: this.#options.rateLimit.max, duration: this.#options.rateLimit.durationMs } } : {}),
+    });
+    bull.on('error', (error) => this.#error(error));
+    await bull.waitUntilReady();
+    void bull.startStalledCheckTimer().catch((error: unknown) => this.#error(error));
+    const entry: WorkerEntry = { bull, jobs: new Map(), seq: 0, timer: setInterval(() => void this.#renew(worker, entry), Math.max(200, lockMs / 3)) };
+    entry.timer.unref();
+    this.#workers.set(worker, entry);
+    await this.#r.set(this.#k('worker', worker), String(process.pid), 'PX', lockMs);
+    return worker;
+  }
+
+  /** Renews the worker's heartbeat, its claims' locks and their destination slots. */
+  async #renew(worker: string, entry: WorkerEntry): Promise<void> {
+    try {
+      const r = this.#r;
+      await r.set(this.#k('worker', worker), String(process.pid), 'PX', this.#lockMs);
+      const until = Date.now() + this.#lockMs;
+      for (const [id, held] of entry.jobs) {
+        await held.job.extendLock(held.token, this.#lockMs);
+        for (const slot of held.slots) await r.zadd(this.#k('dest', slot), until, `${worker}:${id}`);
+      }
+    } catch (error) {
+      this.#error(error);
+    }
+  }
+
+  async unregisterWorker(worker: string): Promise<void> {
+    const entry = this.#workers.get(worker);
+    if (!entry) return;
+    clearInterval(entry.timer);
+    for (const id of [...entry.jobs.keys()]) await this.unclaim(worker, id).catch((error) => this.#error(error));
+    this.#workers.delete(worker);
+    await entry.bull.close();
+    await this.#r.del(this.#k('worker', worker)).catch(() => undefined);
+  }
+
+  #entry(worker: string): WorkerEntry {
+    const entry = this.#workers.get(worker);
+    if (!entry) throw new QueueError('ERR_QUEUE_INVALID', `worker ${worker} is not registered with this store`);
+    return entry;
+  }
+
+  /** The per-destination slots a message needs: its recipient domains with a limit. */
+  #destinations(message: StoredMessage): { domain: string; limit: number }[] {
+    const limits = this.#options.destinationLimits;
+    if (!limits) return [];
+    const domains = new Set(pendingRecipients(message).map((a) => a.slice(a.lastIndexOf('@') + 1).toLowerCase()));
+    const out: { domain: string; limit: number }[] = [];
+    for (const domain of domains) {
+      const limit = limits[domain] ?? limits['*'];
+      if (limit !== undefined) out.push({ domain, limit });
+    }
+    return out;
+  }
+
+  /** Takes a slot for each destination, all or none (a Lua script: atomic across workers). */
+  async #takeSlots(worker: string, message: StoredMessage): Promise<string[] | undefined> {
+    const wanted = this.#destinations(message);
+    if (wanted.length === 0) return [];
+    const now = Date.now();
+    const keys = wanted.map((w) => this.#k('dest', w.domain));
+    const ok = (await this.#r.eval(TAKE_SLOTS, keys.length, ...keys, now, now + this.#lockMs, `${worker}:${message.id}`, ...wanted.map((w) => w.limit))) as number;
+    return ok === 1 ? wanted.map((w) => w.domain) : undefined;
+  }
+
+  async #freeSlots(worker: string, id: string, slots: string[]): Promise<void> {
+    for (const slot of slots) await this.#r.zrem(this.#k('dest', slot), `${worker}:${id}`);
+  }
+
+  async claim(worker: string, limit: number): Promise<Claim[]> {
+    const entry = this.#entry(worker);
+    const r = this.#r;
+    const claims: Claim[] = [];
+    const now = Date.now();
+    let tries = 0;
+    while (claims.length < limit && tries++ < limit * 2) {
+      const token = `${worker}:${entry.seq++}`;
+      const job = await entry.bull.getNextJob(token, { block: false });
+      if (!job) break;
+      const id = job.id!;
+      const loaded = await this.#load(id);
+      if (!loaded || isTerminal(restingState(loaded.message)) || (await r.sismember(this.#k('held'), id)) === 1) {
+        // Deleted, finished or held meanwhile: the job has nothing left to do.
+        await job.moveToCompleted('gone', token, false).catch(() => undefined);
+        continue;
+      }
+      const message = loaded.message;
+      if (message.nextAttemptAt > now + 1000) {
+        await job.moveToDelayed(message.nextAttemptAt, token);
+        continue;
+      }
+      const slots = await this.#takeSlots(worker, message);
+      if (!slots) {
+        // Its destination is at its limit: try again shortly (not an attempt).
+        await job.moveToDelayed(Date.now() + 200, token);
+        continue;
+      }
+      const interrupted = (await r.exists(this.#k('commit', `${id}@${message.attempts + 1}`))) === 1;
+      await r.multi().hset(this.#k('msg', id), 'worker', worker).zrem(this.#k('due'), id).zadd(this.#k('active'), Date.now(), id).exec();
+      entry.jobs.set(id, { job, token, slots });
+      claims.push({ message, interrupted });
+      this.#emit({ id, from: restingState(message), to: 'active' });
+    }
+    return claims;
+  }
+
+  markCommitting(_worker: string, id: string, attempt: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#marks.push({ key: this.#k('commit', `${checkId(id)}@${attempt}`), resolve, reject });
+      if (!this.#marksScheduled) {
+        this.#marksScheduled = true;
+        setImmediate(() => void this.#flushMarks());
+      }
+    });
+  }
+
+  /** One MULTI for every mark asked for in this turn. */
+  async #flushMarks(): Promise<void> {
+    const batch = this.#marks;
+    this.#marks = [];
+    this.#marksScheduled = false;
+    try {
+      const multi = this.#r.multi();
+      for (const mark of batch) multi.set(mark.key, '1', 'EX', 30 * 86400);
+      this.markRoundTrips++;
+      const results = await multi.exec();
+      for (const [error] of results ?? []) if (error) throw error;
+      for (const mark of batch) mark.resolve();
+    } catch (error) {
+      for (const mark of batch) mark.reject(error);
+    }
+  }
+
+  /** Writes the message (and its indexes) in one MULTI. */
+  async #write(message: StoredMessage, extra: { clearWorker?: boolean; marks?: boolean } = {}): Promise<QueueState> {
+    const state: QueueState = message.held ? 'held' : restingState(message);
+    const key = this.#k('msg', message.id);
+    const multi = this.#r.multi().hset(key, 'json', JSON.stringify(message));
+    if (extra.clearWorker) multi.hdel(key, 'worker').zrem(this.#k('active'), message.id);
+    if (state === 'delivered') multi.hdel(key, 'body');
+    if (isTerminal(state) || message.held) multi.zrem(this.#k('due'), message.id);
+    else multi.zadd(this.#k('due'), message.nextAttemptAt, message.id);
+    if (message.held) multi.sadd(this.#k('held'), message.id);
+    else multi.srem(this.#k('held'), message.id);
+    if (extra.marks) for (let n = message.attempts; n >= 1 && n >= message.attempts - 1; n--) multi.del(this.#k('commit', `${message.id}@${n}`));
+    const results = await multi.exec();
+    for (const [error] of results ?? []) if (error) throw error;
+    return state;
+  }
+
+  async finish(worker: string, message: StoredMessage): Promise<void> {
+    const entry = this.#entry(worker);
+    const held = entry.jobs.get(message.id);
+    const to = await this.#write(message, { clearWorker: true, marks: true });
+    if (held) {
+      entry.jobs.delete(message.id);
+      if (isTerminal(to)) await held.job.moveToCompleted(to, held.token, false);
+      else await held.job.moveToDelayed(Math.max(Date.now() + 1, message.nextAttemptAt), held.token);
+      await this.#freeSlots(worker, message.id, held.slots);
+    }
+    this.#emit({ id: message.id, from: 'active', to, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
+  }
+
+  async unclaim(worker: string, id: string): Promise<void> {
+    const entry = this.#entry(worker);
+    const held = entry.jobs.get(id);
+    if (!held) return;
+    entry.jobs.delete(id);
+    const loadedBefore = await this.#load(id);
+    const multi = this.#r.multi().hdel(this.#k('msg', id), 'worker').zrem(this.#k('active'), id);
+    if (loadedBefore) multi.zadd(this.#k('due'), loadedBefore.message.nextAttemptAt, id);
+    await multi.exec();
+    await held.job.moveToDelayed(Date.now() + 1, held.token);
+    await this.#freeSlots(worker, id, held.slots);
+    const loaded = await this.#load(id);
+    if (loaded) this.#emit({ id, from: 'active', to: restingState(loaded.message) });
+  }
+
+  // --- operators -----------------------------------------------------------------
+
+  async #require(id: string): Promise<{ message: StoredMessage; held: boolean; worker?: string }> {
+    checkId(id);
+    const loaded = await this.#load(id);
+    if (!loaded) throw new QueueError('ERR_QUEUE_NOT_FOUND', `no message ${id} in the queue (\`smtplib queue list\` shows what is there)`, { messageId: id });
+    const held = (await this.#r.sismember(this.#k('held'), id)) === 1;
+    return { message: loaded.message, held, ...(loaded.worker ? { worker: loaded.worker } : {}) };
+  }
+
+  /** Removes the message's BullMQ job; a job locked by a worker cannot be removed (ERR_QUEUE_ACTIVE). */
+  async #removeJob(id: string, worker: string | undefined): Promise<void> {
+    const active = (): QueueError => new QueueError('ERR_QUEUE_ACTIVE', `message ${id} is being delivered${worker ? ` by worker ${worker}` : ''}; try again when the attempt ends`, { messageId: id });
+    if (worker && (await this.#r.exists(this.#k('worker', worker))) === 1) throw active();
+    const job = await this.#queue!.getJob(id);
+    if (!job) return;
+    if ((await job.getState()) === 'active') throw active();
+    try {
+      await job.remove();
+    } catch (error) {
+      throw new QueueError('ERR_QUEUE_ACTIVE', `message ${id} could not be taken from the queue (${(error as Error).message}); try again`, { messageId: id, cause: error });
+    }
+  }
+
+  async hold(id: string): Promise<boolean> {
+    const { message, held, worker } = await this.#require(id);
+    if (held) return true;
+    const before = restingState(message);
+    if (isTerminal(before)) return false;
+    await this.#removeJob(id, worker);
+    await this.#write({ ...message, held: true }, { clearWorker: true });
+    this.#emit({ id, from: before, to: 'held' });
+    return true;
+  }
+
+  async release(id: string): Promise<boolean> {
+    const { message, held } = await this.#require(id);
+    if (!held) return false;
+    const { held: _held, ...rest } = message;
+    void _held;
+    const next: StoredMessage = { ...rest, nextAttemptAt: Date.now() };
+    const to = await this.#write(next);
+    await this.#addJob(next);
+    this.#emit({ id, from: 'held', to });
+    return true;
+  }
+
+  async retry(id: string): Promise<boolean> {
+    const { message, held, worker } = await this.#require(id);
+    if (held) return false;
+    const before = restingState(message);
+    if (before === 'delivered') return false;
+    if (isTerminal(before)) {
+      if (!(await this.#r.hexists(this.#k('msg', id), 'body'))) return false;
+      const next = requeue(message, Date.now(), true);
+      const to = await this.#write(next);
+      await this.#addJob(next);
+      this.#emit({ id, from: before, to });
+      return true;
+    }
+    const job = await this.#queue!.getJob(id);
+    if (worker && (await this.#r.exists(this.#k('worker', worker))) === 1) throw new QueueError('ERR_QUEUE_ACTIVE', `message ${id} is being delivered by worker ${worker}`, { messageId: id });
+    const next = requeue(message, Date.now(), false);
+    await this.#write(next);
+    if (!job) await this.#addJob(next);
+    else if (await job.isDelayed()) await job.promote().catch(() => undefined);
+    this.#emit({ id, from: before, to: before });
+    return true;
+  }
+
+  async retryAll(): Promise<string[]> {
+    const ids = await this.#r.zrange(this.#k('due'), '0', '-1');
+    const now = Date.now();
+    const out: string[] = [];
+    for (const id of ids) {
+      const loaded = await this.#load(id);
+      if (!loaded) continue;
+      if (loaded.message.nextAttemptAt <= now) {
+        out.push(id);
+        continue;
+      }
+      try {
+        if (await this.retry(id)) out.push(id);
+      } catch (error) {
+        if (!(error instanceof QueueError)) throw error;
+      }
+    }
+    return out;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const { message, held, worker } = await this.#require(id);
+    const before = held ? 'held' : restingState(message);
+    if (!held && !isTerminal(before)) await this.#removeJob(id, worker);
+    const multi = this.#r.multi().del(this.#k('msg', id)).zrem(this.#k('ids'), id).zrem(this.#k('due'), id).zrem(this.#k('active'), id).srem(this.#k('held'), id);
+    for (let n = message.attempts + 1; n >= 1 && n >= message.attempts - 1; n--) multi.del(this.#k('commit', `${id}@${n}`));
+    await multi.exec();
+    this.#emit({ id, from: before, to: 'deleted' });
+    return true;
+  }
+
+  // --- recovery ------------------------------------------------------------------
+
+  /**
+   * Dead workers' claims come back through BullMQ's stalled-job check (their
+   * locks expire); claim() then sees an unresolved end-of-data mark. Here:
+   * pending messages that have no job (an enqueue or release that stopped
+   * between writing the message and adding its job) get one. At most once a minute.
+   */
+  async recover(options: { retryUnknown?: boolean; schedule?: RetrySchedule } = {}): Promise<number> {
+    void options;
+    if (Date.now() - this.#lastOrphanScan < 60_000) return 0;
+    this.#lastOrphanScan = Date.now();
+    let fixed = 0;
+    const ids = [...(await this.#r.zrange(this.#k('due'), '0', '-1')), ...(await this.#r.zrange(this.#k('active'), '0', '-1'))];
+    for (let i = 0; i < ids.length; i += 200) {
+      const slice = ids.slice(i, i + 200);
+      const jobs = await Promise.all(slice.map((id) => this.#queue!.getJob(id)));
+      for (let j = 0; j < slice.length; j++) {
+        if (jobs[j]) continue;
+        const loaded = await this.#load(slice[j]!);
+        if (!loaded || loaded.message.held || isTerminal(restingState(loaded.message))) continue;
+        await this.#addJob(loaded.message);
+        fixed++;
+      }
+    }
+    return fixed;
+  }
+
+  /** For a claim found interrupted while recovering outside a worker (tests, tools). */
+  static settleInterrupted(message: StoredMessage, retryUnknown: boolean, schedule?: RetrySchedule): StoredMessage {
+    return applyInterrupted(message, Date.now(), resolveSchedule(schedule), retryUnknown);
+  }
+}
+
+/**
+ * KEYS: one sorted set per destination. ARGV: now, lease expiry, member, then one limit per key.
+ * Drops expired leases, then takes a slot in every set or in none.
+ */
+const TAKE_SLOTS = `
+local n = #KEYS
+for i = 1, n do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1])
+  if redis.call('ZSCORE', KEYS[i], ARGV[3]) == false and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[3 + i]) then
+    return 0
+  end
+end
+for i = 1, n do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
+end
+return 1
+`;

@@ -1,0 +1,8 @@
+// Building blocks for stores that live in other packages (smtplib-queue-redis):
+// the same ids, validation and record rules as the spool, so every store
+// stores the same thing. Not part of the user-facing API.
+
+export { checkId } from './errors.js';
+export { newId } from './ids.js';
+export { validateEnqueue, type ValidEnqueue } from './validate.js';
+export { newRecipients, requeue, toStoredReply } from './record.js';

@@ -1,0 +1,111 @@
+// The Redis store (BullMQ): the shared conformance suite against a real
+// redis-server started here, then what only Redis has (one global rate
+// limit, per-destination limits, a Redis restart with AOF on).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { MailQueue } from 'smtplib-queue';
+import { RedisStore } from 'smtplib-queue-redis';
+import { storeConformance } from './conformance.js';
+import { redisAvailable, startRedis, type RedisHandle } from './redis-server.js';
+import { FAST, startServer, taggedMessage } from './helpers.js';
+
+const missing = redisAvailable();
+if (missing && process.env.CI === 'true') throw new Error(`CI: the Redis store suite cannot run: ${missing}`);
+if (missing) console.warn(`SKIPPED test/queue/redis.test.ts: ${missing}`);
+
+let redis: RedisHandle;
+const LOCK_MS = 1500;
+
+async function makeStore(options: Partial<ConstructorParameters<typeof RedisStore>[0]> = {}): Promise<{ store: RedisStore; spec: string; cleanup(): Promise<void> }> {
+  const prefix = `t${randomBytes(4).toString('hex')}`;
+  const store = new RedisStore({ url: redis.url, prefix, lockDurationMs: LOCK_MS, stalledIntervalMs: 300, ...options });
+  await store.open();
+  return { store, spec: `redis:${redis.url}#${prefix}#${LOCK_MS}`, cleanup: async () => undefined };
+}
+
+describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  storeConformance('redis (BullMQ)', () => makeStore());
+
+  it('marks asked for in one turn cost one round trip to Redis', async () => {
+    const { store } = await makeStore();
+    const before = store.markRoundTrips;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.markCommitting('w', `abcdefgh${String(i).padStart(4, '0')}`, 1)));
+    expect(store.markRoundTrips - before).toBe(1);
+    await store.close();
+  });
+
+  it('one rate limit holds across workers of different stores (processes share nothing but Redis)', async () => {
+    const server = await startServer();
+    const rate = { max: 10, durationMs: 500 };
+    const a = await makeStore({ rateLimit: rate });
+    const prefix = a.store.prefix;
+    const b = new RedisStore({ url: redis.url, prefix, lockDurationMs: LOCK_MS, rateLimit: rate });
+    await b.open();
+    const queue = new MailQueue(a.store);
+    for (let i = 0; i < 40; i++) await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const times: number[] = [];
+    for (const store of [a.store, b]) store.on('transition', (e) => { if (e.to === 'active') times.push(Date.now()); });
+    const smtp = { host: '127.0.0.1', port: server.port, tlsPolicy: 'none' as const };
+    const workers = [new MailQueue(a.store).worker({ smtp, schedule: FAST, pollIntervalMs: 20 }), new MailQueue(b).worker({ smtp, schedule: FAST, pollIntervalMs: 20 })];
+    let done = 0;
+    for (const w of workers) w.on('attempt', () => done++);
+    const started = Date.now();
+    await Promise.all(workers.map((w) => w.start()));
+    while (done < 40 && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50));
+    await Promise.all(workers.map((w) => w.stop()));
+    expect(done).toBe(40);
+    expect(times.length).toBe(40);
+    // BullMQ's limiter is a fixed window: 40 claims at 10 per 500 ms need at least 3 more windows,
+    // and no 500 ms span (which meets at most two windows) holds more than 20.
+    times.sort((x, y) => x - y);
+    expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(1400);
+    let worst = 0;
+    for (let i = 0; i < times.length; i++) {
+      let j = i;
+      while (j < times.length && times[j]! - times[i]! < 500) j++;
+      worst = Math.max(worst, j - i);
+    }
+    expect(worst).toBeLessThanOrEqual(20);
+    // Without the limit the same 40 go in a few hundred ms (the limit is what slows them).
+    expect(server.stats.messages).toBe(40);
+    await b.close();
+    await a.store.close();
+    await server.close();
+  });
+
+  it('per-destination limits: at most N claims at once for a domain, across workers', async () => {
+    const { store } = await makeStore({ destinationLimits: { 'slow.test': 2 } });
+    const queue = new MailQueue(store);
+    for (let i = 0; i < 6; i++) await queue.enqueue({ from: 'a@example.test', to: `u${i}@slow.test`, message: taggedMessage().message });
+    for (let i = 0; i < 3; i++) await queue.enqueue({ from: 'a@example.test', to: `u${i}@fast.test`, message: taggedMessage().message });
+    const w1 = await store.registerWorker();
+    const w2 = await store.registerWorker();
+    const c1 = await store.claim(w1, 5);
+    const c2 = await store.claim(w2, 5);
+    const domains = [...c1, ...c2].map((c) => c.message.recipients[0]!.address.split('@')[1]);
+    expect(domains.filter((d) => d === 'slow.test').length).toBe(2);
+    expect(domains.filter((d) => d === 'fast.test').length).toBe(3);
+    await store.close();
+  });
+
+  it('a Redis restart (SIGKILL, AOF with fsync always) loses no enqueued message', async () => {
+    const { store } = await makeStore();
+    const queue = new MailQueue(store);
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message })).id);
+    await redis.restart('SIGKILL');
+    const reopened = new RedisStore({ url: redis.url, prefix: store.prefix, lockDurationMs: LOCK_MS });
+    await reopened.open();
+    const listed = (await reopened.list()).map((m) => m.id);
+    expect(listed.sort()).toEqual([...ids].sort());
+    await reopened.close();
+    await store.close().catch(() => undefined);
+  });
+});
