@@ -462,9 +462,17 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     const held = entry.jobs.get(message.id);
     const to = await this.#write(message, { clearWorker: true, marks: true });
     if (held) {
+      try {
+        if (isTerminal(to)) await held.job.moveToCompleted(to, held.token, false);
+        else await held.job.moveToDelayed(Math.max(Date.now() + 1, message.nextAttemptAt), held.token);
+      } catch (error) {
+        // The record is written. A job whose lock was lost (Redis was away
+        // longer than the lock) is taken back by the stalled check, and the
+        // next claim reads the record: a finished message is completed, a
+        // deferred one waits its turn. Nothing is sent twice.
+        this.#error(error);
+      }
       entry.jobs.delete(message.id);
-      if (isTerminal(to)) await held.job.moveToCompleted(to, held.token, false);
-      else await held.job.moveToDelayed(Math.max(Date.now() + 1, message.nextAttemptAt), held.token);
       await this.#freeSlots(worker, message.id, held.slots);
     }
     this.#emit({ id: message.id, from: 'active', to, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });

@@ -18,6 +18,9 @@ import { resolveSchedule, type ResolvedSchedule, type RetrySchedule } from './sc
 import type { Claim, QueueStore } from './store.js';
 import type { StoredMessage } from './types.js';
 
+/** Tries to record an attempt's outcome before giving up (about a minute of backoff). */
+const FINISH_TRIES = 40;
+
 export interface QueueWorkerOptions {
   /** Where to deliver (a relay / smarthost): SMTPPool options. The worker makes and closes its own pool. */
   smtp?: SMTPPoolOptions;
@@ -212,7 +215,7 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     }
     const pending = pendingRecipients(message);
     if (pending.length === 0) {
-      await this.store.finish(worker, message);
+      await this.#finish(worker, message);
       return;
     }
     const attempt = message.attempts + 1;
@@ -234,11 +237,29 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
   }
 
   async #record(worker: string, message: StoredMessage, startedAt: number): Promise<void> {
-    await this.store.finish(worker, message);
+    await this.#finish(worker, message);
     this.#stats.attempts++;
     const state = restingState(message);
     if (state === 'delivered' || state === 'bounced' || state === 'unknown' || state === 'deferred') this.#stats[state]++;
     this.emit('attempt', { id: message.id, attempt: message.attempts, message, durationMs: Date.now() - startedAt });
+  }
+
+  /**
+   * Records an attempt, trying again while the store is unreachable (a Redis
+   * restart): the outcome must not be lost, and giving the claim back
+   * instead could resend a message that was accepted.
+   */
+  async #finish(worker: string, message: StoredMessage): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.store.finish(worker, message);
+        return;
+      } catch (error) {
+        if (tries >= FINISH_TRIES) throw error;
+        this.#error(error);
+        await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** tries)));
+      }
+    }
   }
 
   #error(error: unknown): void {
