@@ -27,6 +27,9 @@ const N = Number(arg('messages', 2000));
 const WORKERS = Number(arg('workers', 4));
 const SEED = Number(arg('seed', 7));
 const REPORT = arg('report', undefined);
+// A SIGKILL every KILL_MIN..KILL_MIN+KILL_SPREAD ms (0: no chaos).
+const KILL_MIN = Number(arg('kill-min', 150));
+const KILL_SPREAD = Number(arg('kill-spread', 600));
 const log = (...a) => console.error(`[soak ${STORE}]`, ...a);
 
 async function freePort() {
@@ -130,8 +133,8 @@ const terminal = async () => {
 
 let chaos = true;
 const chaosLoop = (async () => {
-  while (chaos) {
-    await new Promise((r) => setTimeout(r, 150 + random() * 600));
+  while (chaos && KILL_MIN > 0) {
+    await new Promise((r) => setTimeout(r, KILL_MIN + random() * KILL_SPREAD));
     if (!chaos) break;
     const slots = [...workers.keys()];
     if (slots.length === 0) continue;
