@@ -274,11 +274,17 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async get(id: string): Promise<QueueMessage | undefined> {
     checkId(id);
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 50; round++) {
       const located = await this.#locate(id);
-      if (!located) return undefined;
-      const message = await this.#viewAt(located);
-      if (message) return message;
+      if (located) {
+        const message = await this.#viewAt(located);
+        if (message) return message;
+      } else if (!(await this.#exists(this.#p('data', id)))) {
+        return undefined;
+      }
+      // A message that still has its body exists: it moved while being looked
+      // for (a claim and a retry racing the lookup). Look again.
+      await new Promise((r) => setTimeout(r, 2));
     }
     return undefined;
   }
