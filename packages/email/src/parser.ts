@@ -1,0 +1,253 @@
+// parseMessage: bytes in, an EmailMessage tree out, following Python's
+// email.feedparser on damaged input: what does not fit is recorded as a
+// defect on the part and parsing goes on; nothing is thrown. Parts are views
+// of the input (no copies); bodies are decoded only when asked for.
+
+import type { Readable } from 'node:stream';
+import { type Defect, defect } from './defects.js';
+import { EmailError } from './errors.js';
+import { type Body, EmailMessage } from './message.js';
+import { decodeValue, type HeaderField } from './headers/fields.js';
+import { unfold } from './headers/fold.js';
+import { parseParams } from './headers/params.js';
+import { type Policy, policy as policies } from './policy.js';
+
+export interface ParseOptions {
+  policy?: Policy;
+  /** Multipart nesting deeper than this is kept as an opaque body (default 40). */
+  maxDepth?: number;
+  /** Header blocks larger than this end early with a defect (default 1 MiB). */
+  maxHeaderBytes?: number;
+  /** Streams larger than this are refused with ParseLimitError (default 1 GiB). */
+  maxBytes?: number;
+}
+
+/** A parse input was larger than ParseOptions.maxBytes. */
+export class ParseLimitError extends EmailError {
+  override readonly code = 'ERR_EMAIL_PARSE_LIMIT';
+}
+
+/** A defect under a policy with raiseOnDefect. */
+export class MessageDefectError extends EmailError {
+  override readonly code = 'ERR_EMAIL_DEFECT';
+  readonly defect: Defect;
+  constructor(d: Defect) {
+    super(`${d.kind}: ${d.message}`);
+    this.defect = d;
+  }
+}
+
+/** Parses a message from bytes or a string (sync), or from a stream (a Promise). */
+export function parseMessage(input: string | Uint8Array, options?: ParseOptions): EmailMessage;
+export function parseMessage(input: Readable | AsyncIterable<Uint8Array | string>, options?: ParseOptions): Promise<EmailMessage>;
+export function parseMessage(input: string | Uint8Array | Readable | AsyncIterable<Uint8Array | string>, options: ParseOptions = {}): EmailMessage | Promise<EmailMessage> {
+  if (typeof input === 'string') return parseBytes(Buffer.from(input, 'utf8'), options);
+  if (input instanceof Uint8Array) return parseBytes(Buffer.from(input.buffer, input.byteOffset, input.byteLength), options);
+  return collect(input, options.maxBytes ?? 1024 ** 3).then((bytes) => parseBytes(bytes, options));
+}
+
+async function collect(input: AsyncIterable<Uint8Array | string>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of input) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    size += buffer.length;
+    if (size > limit) throw new ParseLimitError(`the message is larger than ${limit} bytes; raise ParseOptions.maxBytes to parse it`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+interface Context {
+  buf: Buffer;
+  policy: Policy;
+  maxDepth: number;
+  maxHeaderBytes: number;
+}
+
+function parseBytes(buf: Buffer, options: ParseOptions): EmailMessage {
+  const ctx: Context = {
+    buf,
+    policy: options.policy ?? policies.default,
+    maxDepth: options.maxDepth ?? 40,
+    maxHeaderBytes: options.maxHeaderBytes ?? 1024 * 1024,
+  };
+  return parsePart(ctx, 0, buf.length, 0, null);
+}
+
+const LF = 0x0a;
+
+/** End of the line starting at `pos` (index just past its LF, or `end`). */
+function lineEnd(buf: Buffer, pos: number, end: number): number {
+  const lf = buf.indexOf(LF, pos);
+  return lf === -1 || lf >= end ? end : lf + 1;
+}
+
+// Python's headerRE: a field name (possibly empty) and a colon, or a continuation.
+const FIELD_START = /^[\x21-\x39\x3b-\x7e]*:/;
+
+function parsePart(ctx: Context, start: number, end: number, depth: number, parentType: string | null): EmailMessage {
+  const { buf } = ctx;
+  const defects: Defect[] = [];
+  const note = (d: Defect): void => {
+    if (ctx.policy.raiseOnDefect) throw new MessageDefectError(d);
+    defects.push(d);
+  };
+  const headers: HeaderField[] = [];
+  let pos = start;
+  let bodyStart = end;
+  let current: { name: string; start: number } | undefined;
+  const finishField = (fieldEnd: number): void => {
+    if (!current) return;
+    const raw = buf.subarray(current.start, fieldEnd);
+    const text = raw.toString('utf8');
+    const colon = text.indexOf(':');
+    const { value, problems } = decodeValue(current.name, unfold(text.slice(colon + 1)));
+    for (const problem of problems) note(defect('InvalidHeaderDefect', `${current.name}: ${problem}`));
+    headers.push({ name: current.name, value, raw });
+    current = undefined;
+  };
+  let first = true;
+  for (;;) {
+    if (pos >= end) { bodyStart = end; break; }
+    const next = lineEnd(buf, pos, end);
+    if (pos - start > ctx.maxHeaderBytes) {
+      finishField(pos);
+      note(defect('HeaderTooLargeDefect', `the header block is larger than ${ctx.maxHeaderBytes} bytes; the rest is read as body`));
+      bodyStart = pos;
+      break;
+    }
+    const first2 = buf[pos];
+    if (first2 === LF || (first2 === 0x0d && (buf[pos + 1] === LF || pos + 1 === end))) {
+      finishField(pos);
+      bodyStart = next;
+      break;
+    }
+    if (first2 === 0x20 || first2 === 0x09) {
+      if (current === undefined) {
+        note(defect(first ? 'FirstHeaderLineIsContinuationDefect' : 'InvalidHeaderDefect', 'a continuation line with no field before it was dropped'));
+      }
+      pos = next;
+      first = false;
+      continue;
+    }
+    const line = buf.subarray(pos, Math.min(next, pos + 1000)).toString('latin1');
+    if (line.startsWith('From ') && !FIELD_START.test(line)) {
+      if (!first) note(defect('MisplacedEnvelopeHeaderDefect', 'a "From " envelope line inside the header was skipped'));
+      finishField(pos);
+      pos = next;
+      first = false;
+      continue;
+    }
+    const match = FIELD_START.exec(line);
+    if (!match) {
+      finishField(pos);
+      note(defect('MissingHeaderBodySeparatorDefect', 'a line that is not a header field ends the header; it starts the body'));
+      bodyStart = pos;
+      break;
+    }
+    finishField(pos);
+    current = { name: line.slice(0, match[0].length - 1).trimEnd(), start: pos };
+    pos = next;
+    first = false;
+  }
+  if (current) finishField(Math.min(pos, end));
+
+  const raw = buf.subarray(start, end);
+  const probe = EmailMessage.fromParsed({ policy: ctx.policy, headers, body: { kind: 'empty' }, raw, defects: [] });
+  const contentTypeHeader = headers.find((f) => f.name.toLowerCase() === 'content-type')?.value;
+  const type = contentTypeHeader === undefined
+    ? (parentType === 'multipart/digest' ? 'message/rfc822' : 'text/plain')
+    : probe.getContentType();
+  let body: Body = { kind: 'raw', data: buf.subarray(bodyStart, end) };
+  const cte = (headers.find((f) => f.name.toLowerCase() === 'content-transfer-encoding')?.value ?? '7bit').trim().toLowerCase();
+
+  if (type.startsWith('multipart/')) {
+    const boundary = contentTypeHeader === undefined ? undefined : parseParams(contentTypeHeader).params.get('boundary');
+    if (!['7bit', '8bit', 'binary'].includes(cte)) note(defect('InvalidMultipartContentTransferEncodingDefect', `a multipart with Content-Transfer-Encoding ${cte}`));
+    if (!boundary) {
+      note(defect('NoBoundaryInMultipartDefect', 'a multipart without a boundary parameter is kept as one body'));
+    } else if (depth >= ctx.maxDepth) {
+      note(defect('NestingTooDeepDefect', `multiparts nested deeper than ${ctx.maxDepth} are kept as one body`));
+    } else {
+      body = parseMultipart(ctx, boundary, bodyStart, end, depth, type, note) ?? body;
+    }
+  } else if (type.startsWith('message/') && type !== 'message/delivery-status' && ['7bit', '8bit', 'binary'].includes(cte)) {
+    if (depth >= ctx.maxDepth) note(defect('NestingTooDeepDefect', `messages nested deeper than ${ctx.maxDepth} are kept as one body`));
+    else body = { kind: 'message', message: parsePart(ctx, bodyStart, end, depth + 1, type) };
+  }
+  return EmailMessage.fromParsed({ policy: ctx.policy, headers, body, raw, defects });
+}
+
+/** The length of the line end just before `pos` (CRLF 2, LF 1, none 0). */
+function eolBefore(buf: Buffer, pos: number, floor: number): number {
+  if (pos - 1 >= floor && buf[pos - 1] === LF) return pos - 2 >= floor && buf[pos - 2] === 0x0d ? 2 : 1;
+  return 0;
+}
+
+interface Delimiter {
+  /** Start of the `--boundary` text. */
+  at: number;
+  /** Just past `--boundary` (and `--` for the close delimiter). */
+  after: number;
+  /** Just past the delimiter line's end. */
+  next: number;
+  close: boolean;
+}
+
+/** The next delimiter line of `boundary` at or after `from`: at a line start, followed only by white space. */
+function findDelimiter(buf: Buffer, marker: Buffer, from: number, floor: number, end: number): Delimiter | undefined {
+  let pos = from;
+  for (;;) {
+    const at = buf.indexOf(marker, pos);
+    if (at === -1 || at + marker.length > end) return undefined;
+    pos = at + 1;
+    if (at !== floor && buf[at - 1] !== LF) continue;
+    let after = at + marker.length;
+    const close = buf[after] === 0x2d && buf[after + 1] === 0x2d && after + 2 <= end;
+    if (close) after += 2;
+    let i = after;
+    while (i < end && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+    if (i < end && buf[i] !== 0x0d && buf[i] !== LF) continue;
+    if (buf[i] === 0x0d && i + 1 < end && buf[i + 1] !== LF) continue;
+    return { at, after, next: lineEnd(buf, i, end), close };
+  }
+}
+
+function parseMultipart(
+  ctx: Context,
+  boundary: string,
+  bodyStart: number,
+  end: number,
+  depth: number,
+  type: string,
+  note: (d: Defect) => void,
+): Body | undefined {
+  const { buf } = ctx;
+  const marker = Buffer.from(`--${boundary}`, 'latin1');
+  const firstDelimiter = findDelimiter(buf, marker, bodyStart, bodyStart, end);
+  if (!firstDelimiter) {
+    note(defect('StartBoundaryNotFoundDefect', `the boundary ${JSON.stringify(boundary)} never appears; the body is kept whole`));
+    return undefined;
+  }
+  const preamble = firstDelimiter.at === bodyStart ? null : buf.subarray(bodyStart, firstDelimiter.at - eolBefore(buf, firstDelimiter.at, bodyStart));
+  const parts: EmailMessage[] = [];
+  let delimiter = firstDelimiter;
+  let epilogue: Buffer | null = null;
+  let closed = false;
+  while (!delimiter.close) {
+    const partStart = delimiter.next;
+    const next = findDelimiter(buf, marker, partStart, partStart, end);
+    const partEnd = next ? next.at - eolBefore(buf, next.at, partStart) : end;
+    parts.push(parsePart(ctx, partStart, Math.max(partStart, partEnd), depth + 1, type));
+    if (!next) break;
+    delimiter = next;
+  }
+  if (delimiter.close) {
+    closed = true;
+    epilogue = buf.subarray(delimiter.after, end);
+  }
+  if (!closed) note(defect('CloseBoundaryNotFoundDefect', `the closing boundary "--${boundary}--" is missing`));
+  if (parts.length === 0 && firstDelimiter.close) note(defect('MultipartInvariantViolationDefect', 'a multipart with no parts'));
+  return { kind: 'multipart', parts, preamble, epilogue };
+}
