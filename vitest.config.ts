@@ -8,6 +8,7 @@ import { SummaryLineReporter } from './test/support/summary-reporter.js';
 // Tests import 'smtplib' from source, so they never depend on (or race with)
 // a build; test/unit/loading.test.ts checks the built ESM and CJS entry points.
 const librarySource = fileURLToPath(new URL('./packages/smtplib/src/index.ts', import.meta.url));
+const emailSource = fileURLToPath(new URL('./packages/email/src/index.ts', import.meta.url));
 const source = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
 export default defineConfig({
@@ -26,7 +27,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth,queue,dkim}/**/*.test.ts'],
+          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth,queue,dkim,email}/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

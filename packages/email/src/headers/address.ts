@@ -99,7 +99,8 @@ function quoteString(text: string): string {
 
 /** A display name as it appears in a header: atoms, a quoted string, or (policy without UTF-8) encoded words. */
 function formatPhrase(name: string, policy: Policy | null): string {
-  if (policy && !policy.utf8 && !isAscii(name)) return encodeWords(name).join(' ');
+  // A name that looks like an encoded word is encoded itself, or a reader would decode it.
+  if ((policy && !policy.utf8 && !isAscii(name)) || /=\?.*\?=/.test(name)) return encodeWords(name).join(' ');
   if (PLAIN_PHRASE.test(name) && !/^ | $|  /.test(name) && !/=\?/.test(name)) return name;
   return quoteString(name);
 }

@@ -17,6 +17,8 @@ export interface ParamValue {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Written unquoted only when no reader could take it for RFC 2231 (' * %).
+const SAFE_TOKEN = /^[!#$&+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Splits at ';' outside quoted strings. */
 function splitParams(text: string): string[] {
@@ -103,7 +105,7 @@ export function parseParams(text: string): ParamValue {
 }
 
 function quoteIfNeeded(value: string): string {
-  return TOKEN.test(value) ? value : `"${value.replace(/(["\\])/g, '\\$1')}"`;
+  return SAFE_TOKEN.test(value) ? value : `"${value.replace(/(["\\])/g, '\\$1')}"`;
 }
 
 // A continuation section's text stays under this many characters so each
@@ -115,7 +117,8 @@ export function formatParams(value: string, params: ReadonlyMap<string, string>,
   let out = value;
   for (const [name, v] of params) {
     // eslint-disable-next-line no-control-regex
-    const needs2231 = !isAscii(v) && !policy.utf8 || /[\x00-\x1f\x7f]/.test(v);
+    // Control characters, and text a reader would decode as RFC 2047 words, go as RFC 2231 too.
+    const needs2231 = (!isAscii(v) && !policy.utf8) || /[\x00-\x1f\x7f]/.test(v) || /=\?.*\?=/.test(v);
     if (!needs2231) {
       const quoted = quoteIfNeeded(v);
       if (name.length + quoted.length + 3 <= policy.maxLineLength - 1) {
