@@ -110,6 +110,10 @@ export interface PartView {
   cid: string | null;
   text?: string;
   bytes?: string;
+  /** getContent() threw (Python: an exception class name). */
+  error?: string;
+  /** Defect kinds, after the content was read (decoding records some). */
+  defects?: string[];
 }
 
 export interface TreeView {
@@ -131,10 +135,15 @@ export function ourTree(bytes: Buffer): TreeView {
       cid: part.get('content-id') ?? null,
     };
     if (!part.isMultipart()) {
-      const content = part.getContent();
-      if (typeof content === 'string') view.text = content;
-      else if (Buffer.isBuffer(content)) view.bytes = content.toString('base64');
+      try {
+        const content = part.getContent();
+        if (typeof content === 'string') view.text = content;
+        else if (Buffer.isBuffer(content)) view.bytes = content.toString('base64');
+      } catch (error) {
+        view.error = (error as Error).name;
+      }
     }
+    view.defects = part.defects.map((d) => d.kind).sort();
     parts.push(view);
   }
   const headers = msg.items().map(([name, value]) => (ADDRESS_HEADERS.has(name.toLowerCase())

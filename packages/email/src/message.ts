@@ -12,7 +12,7 @@ import { Address, Group, parseAddressList } from './headers/address.js';
 import { decodeCharset, isAscii } from './headers/charset.js';
 import { formatDate } from './headers/date.js';
 import { checkName, type HeaderField, type HeaderValue, renderField, toField } from './headers/fields.js';
-import { formatParams, parseParams } from './headers/params.js';
+import { paramsText, parseParams } from './headers/params.js';
 import { guessType } from './content/mime-types.js';
 import { type BinarySource, type BinarySourceInput, isBinarySourceInput, readSource, sourceBytesSync, toBinarySource } from './content/sources.js';
 import {
@@ -153,7 +153,7 @@ export class EmailMessage {
   /** Appends a field even if one of that name exists (Python: msg[name] = value / add_header). */
   add(name: string, value: HeaderValue, params?: Record<string, string>): this {
     const field = toField(name, value, (d) => formatDate(d, { localtime: true }));
-    if (params) field.value = formatParams(field.value, new Map(Object.entries(params)), policies.SMTPUTF8);
+    if (params) field.value = paramsText(field.value, new Map(Object.entries(params)));
     this.#headers.push(field);
     this.#touch();
     return this;
@@ -213,7 +213,7 @@ export class EmailMessage {
     const current = this.get(header) ?? 'text/plain';
     const parsed = parseParams(current);
     parsed.params.set(param.toLowerCase(), value);
-    this.set(header, formatParams(parsed.value, parsed.params, policies.SMTPUTF8));
+    this.set(header, paramsText(parsed.value, parsed.params));
   }
 
   getBoundary(): string | undefined {
@@ -346,7 +346,7 @@ export class EmailMessage {
     if (options.disposition || options.filename !== undefined) {
       const params = new Map<string, string>();
       if (options.filename !== undefined) params.set('filename', options.filename);
-      this.#pushField('Content-Disposition', formatParams(options.disposition ?? 'attachment', params, policies.SMTPUTF8));
+      this.#pushField('Content-Disposition', paramsText(options.disposition ?? 'attachment', params));
     }
     if (options.cid !== undefined) {
       this.#pushField('Content-ID', options.cid.startsWith('<') ? options.cid : `<${options.cid}>`);
@@ -367,7 +367,7 @@ export class EmailMessage {
     const cte = options.cte ?? chooseTextEncoding(lines, this.policy);
     const charset = (options.charset ?? 'utf-8').toLowerCase() === 'us-ascii' && isAscii(text) ? 'us-ascii' : 'utf-8';
     const params = new Map<string, string>([['charset', charset], ...Object.entries(options.params ?? {})]);
-    this.#pushField('Content-Type', formatParams(`text/${subtype}`, params, policies.SMTPUTF8));
+    this.#pushField('Content-Type', paramsText(`text/${subtype}`, params));
     this.#pushField('Content-Transfer-Encoding', cte);
     let data: Buffer;
     if (cte === 'quoted-printable') data = Buffer.from(encodeQuotedPrintableLines(lines, '\r\n'), 'latin1');
@@ -388,7 +388,7 @@ export class EmailMessage {
     const subtype = (options.subtype ?? (options.maintype ? 'octet-stream' : guessedSub)).toLowerCase();
     if (maintype === 'multipart') throw new MessageStructureError('multipart content is built with makeMixed/addAttachment, not setContent');
     const params = new Map(Object.entries(options.params ?? {}));
-    this.#pushField('Content-Type', formatParams(`${maintype}/${subtype}`, params, policies.SMTPUTF8));
+    this.#pushField('Content-Type', paramsText(`${maintype}/${subtype}`, params));
     const cte = options.cte ?? 'base64';
     this.#pushField('Content-Transfer-Encoding', cte);
     if (cte === 'base64') this.#body = { kind: 'base64', source };
@@ -489,6 +489,7 @@ export class EmailMessage {
     const body = this.#body;
     if (body.kind === 'multipart') throw new MessageStructureError('a multipart has no content of its own; use iterParts(), getBody() or iterAttachments()');
     if (body.kind === 'message') return body.message;
+    if (this.getContentMaintype() === 'multipart') throw new MessageStructureError(`this ${this.getContentType()} part could not be split into parts (see its defects); read its bytes with getDecodedPayload()`);
     const bytes = this.getDecodedPayload();
     if (this.getContentMaintype() !== 'text') return bytes;
     const decoded = decodeCharset(bytes, this.getContentCharset('us-ascii')!);
@@ -595,7 +596,7 @@ export class EmailMessage {
       const parsed = parseParams(this.get('content-type') ?? 'multipart/mixed');
       parsed.params.set('boundary', boundary);
       const index = this.#headers.findIndex((f) => f.name.toLowerCase() === 'content-type');
-      const field = { name: 'Content-Type', value: formatParams(parsed.value, parsed.params, policies.SMTPUTF8) };
+      const field = { name: 'Content-Type', value: paramsText(parsed.value, parsed.params) };
       if (index === -1) this.#headers.push(field);
       else this.#headers[index] = field;
     }

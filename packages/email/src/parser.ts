@@ -102,8 +102,9 @@ function parsePart(ctx: Context, start: number, end: number, depth: number, pare
     const raw = buf.subarray(current.start, fieldEnd);
     const text = raw.toString('utf8');
     const colon = text.indexOf(':');
-    const { value, problems } = decodeValue(current.name, unfold(text.slice(colon + 1)));
-    for (const problem of problems) note(defect('InvalidHeaderDefect', `${current.name}: ${problem}`));
+    // Problems inside a value (unknown charset in an encoded word) stay with the
+    // value, as Python keeps them on the header object rather than msg.defects.
+    const { value } = decodeValue(current.name, unfold(text.slice(colon + 1)));
     headers.push({ name: current.name, value, raw });
     current = undefined;
   };
@@ -167,10 +168,13 @@ function parsePart(ctx: Context, start: number, end: number, depth: number, pare
     if (!['7bit', '8bit', 'binary'].includes(cte)) note(defect('InvalidMultipartContentTransferEncodingDefect', `a multipart with Content-Transfer-Encoding ${cte}`));
     if (!boundary) {
       note(defect('NoBoundaryInMultipartDefect', 'a multipart without a boundary parameter is kept as one body'));
+      note(defect('MultipartInvariantViolationDefect', 'a multipart content type with a body that is not parts'));
     } else if (depth >= ctx.maxDepth) {
       note(defect('NestingTooDeepDefect', `multiparts nested deeper than ${ctx.maxDepth} are kept as one body`));
     } else {
-      body = parseMultipart(ctx, boundary, bodyStart, end, depth, type, note) ?? body;
+      const parsed = parseMultipart(ctx, boundary, bodyStart, end, depth, type, note);
+      if (parsed) body = parsed;
+      else note(defect('MultipartInvariantViolationDefect', 'a multipart content type with a body that is not parts'));
     }
   } else if (type.startsWith('message/') && type !== 'message/delivery-status' && ['7bit', '8bit', 'binary'].includes(cte)) {
     if (depth >= ctx.maxDepth) note(defect('NestingTooDeepDefect', `messages nested deeper than ${ctx.maxDepth} are kept as one body`));

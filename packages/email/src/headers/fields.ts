@@ -8,7 +8,7 @@ import { Address, formatAddressList, formatMailbox, Group, parseAddressList } fr
 import { isAscii } from './charset.js';
 import { decodeEncodedWords, encodeWords } from './encoded-words.js';
 import { foldField, splitAtWhitespace } from './fold.js';
-import { formatParams, parseParams } from './params.js';
+import { formatParams, paramsText, parseParams } from './params.js';
 
 export interface HeaderField {
   name: string;
@@ -128,7 +128,10 @@ export function decodeValue(name: string, unfolded: string): { value: string; pr
       if (items.length === 0) return { value: decodeEncodedWords(trimmed).text, problems: [] };
       return { value: items.map((item) => (item instanceof Address ? formatMailbox(item, null) : String(item))).join(', '), problems: [] };
     }
-    case 'params':
+    case 'params': {
+      const parsed = parseParams(trimmed);
+      return { value: paramsText(parsed.value, parsed.params), problems: [] };
+    }
     case 'identifier':
       return { value: trimmed, problems: [] };
     default: {

@@ -16,7 +16,6 @@ export interface ParamValue {
   params: Map<string, string>;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Written unquoted only when no reader could take it for RFC 2231 (' * %).
 const SAFE_TOKEN = /^[!#$&+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -165,4 +164,11 @@ function percentEncode(text: string): string[] {
     else pieces.push([...Buffer.from(ch, 'utf8')].map((b) => '%' + b.toString(16).toUpperCase().padStart(2, '0')).join(''));
   }
   return pieces;
+}
+
+const VALUE_POLICY = { utf8: true, maxLineLength: Number.POSITIVE_INFINITY } as Policy;
+
+/** The text form of a parameterized value (what get() returns): Unicode, quoted where needed, never split. */
+export function paramsText(value: string, params: ReadonlyMap<string, string>): string {
+  return formatParams(value, params, VALUE_POLICY);
 }
