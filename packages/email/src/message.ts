@@ -183,12 +183,17 @@ export class EmailMessage {
 
   /** "maintype/subtype", lower case; text/plain when absent or invalid (message/rfc822 inside multipart/digest). */
   getContentType(): string {
-    const header = this.get('content-type');
-    const fallback = this.getDefaultType();
-    if (header === undefined) return fallback;
-    const value = parseParams(header).value.toLowerCase();
-    return /^[!#$%&'*+\-.^_`|~0-9a-z]+\/[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(value) ? value : 'text/plain';
+    const field = this.#headers.find((f) => f.name.toLowerCase() === 'content-type');
+    if (field === undefined) return this.getDefaultType();
+    // Fields are replaced, never edited, once stored: the field object is the cache key.
+    if (this.#typeCache?.field !== field) {
+      const value = parseParams(field.value).value.toLowerCase();
+      this.#typeCache = { field, type: /^[!#$%&'*+\-.^_`|~0-9a-z]+\/[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(value) ? value : 'text/plain' };
+    }
+    return this.#typeCache.type;
   }
+
+  #typeCache: { field: HeaderField; type: string } | undefined;
 
   getContentMaintype(): string {
     return this.getContentType().split('/')[0]!;

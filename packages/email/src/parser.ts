@@ -18,6 +18,8 @@ export interface ParseOptions {
   maxDepth?: number;
   /** Header blocks larger than this end early with a defect (default 1 MiB). */
   maxHeaderBytes?: number;
+  /** Header blocks with more fields than this end early with a defect (default 10,000). */
+  maxHeaderFields?: number;
   /** Streams larger than this are refused with ParseLimitError (default 1 GiB). */
   maxBytes?: number;
 }
@@ -63,6 +65,7 @@ interface Context {
   policy: Policy;
   maxDepth: number;
   maxHeaderBytes: number;
+  maxHeaderFields: number;
 }
 
 function parseBytes(buf: Buffer, options: ParseOptions): EmailMessage {
@@ -71,6 +74,7 @@ function parseBytes(buf: Buffer, options: ParseOptions): EmailMessage {
     policy: options.policy ?? policies.default,
     maxDepth: options.maxDepth ?? 40,
     maxHeaderBytes: options.maxHeaderBytes ?? 1024 * 1024,
+    maxHeaderFields: options.maxHeaderFields ?? 10_000,
   };
   return parsePart(ctx, 0, buf.length, 0, null);
 }
@@ -112,9 +116,9 @@ function parsePart(ctx: Context, start: number, end: number, depth: number, pare
   for (;;) {
     if (pos >= end) { bodyStart = end; break; }
     const next = lineEnd(buf, pos, end);
-    if (pos - start > ctx.maxHeaderBytes) {
+    if (pos - start > ctx.maxHeaderBytes || headers.length >= ctx.maxHeaderFields) {
       finishField(pos);
-      note(defect('HeaderTooLargeDefect', `the header block is larger than ${ctx.maxHeaderBytes} bytes; the rest is read as body`));
+      note(defect('HeaderTooLargeDefect', `the header block is larger than ${ctx.maxHeaderBytes} bytes or ${ctx.maxHeaderFields} fields; the rest is read as body`));
       bodyStart = pos;
       break;
     }

@@ -150,10 +150,16 @@ export function decodeQuotedPrintable(data: Buffer): Buffer {
       }
     }
     // Trailing white space before a line end was added in transport (RFC 2045 §6.7 (3)).
+    // The run is scanned once: dropped before a line end, copied whole otherwise.
     if (b === 0x20 || b === 0x09) {
       let j = i;
       while (data[j] === 0x20 || data[j] === 0x09) j++;
-      if (data[j] === 0x0d || data[j] === 0x0a) { i = j - 1; continue; }
+      if (!(data[j] === 0x0d || data[j] === 0x0a)) {
+        data.copy(out, n, i, j);
+        n += j - i;
+      }
+      i = j - 1;
+      continue;
     }
     out[n++] = b;
   }
