@@ -67,6 +67,8 @@ export function buildProgram(): Command {
     .option('--subject <text>', 'build a message with this subject')
     .option('--body <text>', 'text of the built message (default: stdin when it is not a terminal)')
     .option('-a, --attach <file>', 'attach a file to the built message (repeatable)', collect, [])
+    .option('--html <file>', 'HTML body of the built message, from this file (with --body: sent as alternatives)')
+    .option('--inline <cid=file>', 'an image the HTML shows as <img src="cid:CID"> (repeatable; cid defaults to the file name)', collect, [])
     .option('-H, --header <"Name: value">', 'add a header to the built message (repeatable)', collect, [])
     .option('--notify <list>', 'DSN: when to report, comma list of success,failure,delay or never')
     .option('--ret <full|hdrs>', 'DSN: return the full message or only headers in a bounce')

@@ -1,12 +1,16 @@
 // Message handling shared by `send`, `sendmail` and the batch mode: reading
 // header fields, taking recipients from them, removing Bcc, adding missing
-// From/Date/Message-ID, and building MIME messages with nodemailer's MailComposer.
+// From/Date/Message-ID, and building MIME messages with smtplib-email.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
-import addressparser from 'nodemailer/lib/addressparser';
-import MailComposer from 'nodemailer/lib/mail-composer';
+import { EmailError, EmailMessage, formatDate, makeMsgid, parseAddresses, SMTP, SMTPUTF8 } from 'smtplib-email';
 import { CliError, EX } from './exit-codes.js';
+
+/** Mailboxes of an address list ("Name <a@b>, c@d", groups flattened), as { name, address }. */
+function mailboxes(value: string): { name: string; address: string }[] {
+  return parseAddresses(value).map((a) => ({ name: a.displayName, address: a.addrSpec }));
+}
 
 /** Converts bare LF / CR line ends to CRLF. */
 export function toCRLF(text: string): string {
@@ -81,7 +85,7 @@ export function getHeader(fields: HeaderField[], name: string): string[] {
 export function addressesFrom(values: string[]): string[] {
   const out: string[] = [];
   for (const v of values) {
-    for (const a of addressparser(v, { flatten: true })) {
+    for (const a of mailboxes(v)) {
       if (a.address) out.push(a.address);
     }
   }
@@ -90,7 +94,7 @@ export function addressesFrom(values: string[]): string[] {
 
 /** Parses a command-line address ("Name <a@b>" or "a@b", comma lists allowed). */
 export function parseAddressArg(value: string, what: string): string[] {
-  const list = addressparser(value, { flatten: true }).map((a) => a.address).filter(Boolean);
+  const list = mailboxes(value).map((a) => a.address).filter(Boolean);
   if (list.length === 0) throw new CliError(`${what}: "${value}" is not an e-mail address`, EX.USAGE);
   for (const a of list) {
     if (!/^[^@\s]+@[^@\s]+$/.test(a) && !/^[^@\s]+$/.test(a)) {
@@ -177,6 +181,18 @@ export function rfc2822Date(d: Date): string {
   return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`;
 }
 
+/** `--inline CID=FILE` (or `--inline FILE`, whose cid is its file name). */
+export function parseInlineArg(value: string): { path: string; cid: string } {
+  const eq = value.indexOf('=');
+  const cid = eq > 0 ? value.slice(0, eq) : basename(value);
+  const path = eq > 0 ? value.slice(eq + 1) : value;
+  if (!/^[^\s<>"]+$/.test(cid) || path === '') throw new CliError(`--inline: "${value}" should look like CID=FILE`, EX.USAGE);
+  return { path, cid };
+}
+
+/** An attachment: a file path, or a path with the name and type to give it. */
+export type AttachmentInput = string | { path: string; filename?: string | undefined; contentType?: string | undefined };
+
 export interface ComposeInput {
   from: string;
   to?: string[] | undefined;
@@ -184,38 +200,68 @@ export interface ComposeInput {
   bcc?: string[] | undefined;
   subject?: string | undefined;
   text?: string | Buffer | undefined;
+  /** An HTML body: the alternative to `text` when both are given. */
   html?: string | undefined;
-  attachments?: string[] | undefined;
+  /** Images shown inside the HTML (`<img src="cid:NAME">`): files, each with the cid the HTML uses. */
+  inline?: { path: string; cid: string }[] | undefined;
+  attachments?: AttachmentInput[] | undefined;
   headers?: string[] | undefined;
   replyTo?: string | undefined;
 }
 
-/** Builds a MIME message with nodemailer's MailComposer. Bcc is left out of the header. */
+/**
+ * Builds a MIME message with smtplib-email: text, or text and HTML as
+ * alternatives, inline images related to the HTML, files attached (read
+ * while the message is written). Bcc is left out of the header. Non-ASCII
+ * addresses make it an SMTPUTF8 message; everything else is 7-bit.
+ */
 export async function composeMessage(input: ComposeInput): Promise<Buffer> {
-  const headers: Record<string, string[]> = {};
-  for (const h of input.headers ?? []) {
-    const colon = h.indexOf(':');
-    if (colon <= 0 || !/^[!-9;-~]+$/.test(h.slice(0, colon))) {
-      throw new CliError(`--header: "${h}" should look like "Name: value"`, EX.USAGE);
-    }
-    const name = h.slice(0, colon);
-    (headers[name] ??= []).push(h.slice(colon + 1).trim());
-  }
-  const composer = new MailComposer({
-    from: input.from,
-    ...(input.to?.length ? { to: input.to } : {}),
-    ...(input.cc?.length ? { cc: input.cc } : {}),
-    ...(input.bcc?.length ? { bcc: input.bcc } : {}),
-    ...(input.replyTo ? { replyTo: input.replyTo } : {}),
-    subject: input.subject ?? '',
-    ...(input.text !== undefined ? { text: input.text } : {}),
-    ...(input.html !== undefined ? { html: input.html } : {}),
-    attachments: (input.attachments ?? []).map((path) => ({ path, filename: basename(path) })),
-    headers,
-  });
+  const addresses = [input.from, ...(input.to ?? []), ...(input.cc ?? []), ...(input.replyTo ? [input.replyTo] : [])];
+  const international = addresses.some((a) => parseAddresses(a).some((m) => /[^\x00-\x7f]/.test(m.username)));
+  const msg = new EmailMessage({ policy: international ? SMTPUTF8 : SMTP });
   try {
-    return await composer.compile().build();
+    msg.set('From', input.from);
+    if (input.to?.length) msg.set('To', input.to.join(', '));
+    if (input.cc?.length) msg.set('Cc', input.cc.join(', '));
+    if (input.replyTo) msg.set('Reply-To', input.replyTo);
+    msg.set('Subject', input.subject ?? '');
+    msg.set('Date', formatDate(new Date(), { localtime: true }));
+    const domain = parseAddresses(input.from)[0]?.domain;
+    msg.set('Message-ID', makeMsgid(undefined, domain || hostname() || 'localhost'));
+    for (const h of input.headers ?? []) {
+      const colon = h.indexOf(':');
+      if (colon <= 0 || !/^[!-9;-~]+$/.test(h.slice(0, colon))) {
+        throw new CliError(`--header: "${h}" should look like "Name: value"`, EX.USAGE);
+      }
+      msg.add(h.slice(0, colon), h.slice(colon + 1).trim());
+    }
+    let text = input.text === undefined ? undefined : Buffer.isBuffer(input.text) ? input.text.toString('utf8') : input.text;
+    if (text === '' && input.html !== undefined) text = undefined; // an empty stdin beside --html is no text part
+    if (input.html !== undefined) {
+      if (text !== undefined) {
+        msg.setContent(text);
+        msg.addAlternative(input.html, { subtype: 'html' });
+      } else {
+        msg.setContent(input.html, { subtype: 'html' });
+      }
+      const htmlPart = msg.getBody(['html'])!;
+      for (const image of input.inline ?? []) htmlPart.addRelated({ path: image.path }, { cid: image.cid, filename: basename(image.path) });
+    } else {
+      if (input.inline?.length) throw new CliError('--inline images need an HTML body (--html)', EX.USAGE);
+      msg.setContent(text ?? '');
+    }
+    for (const a of input.attachments ?? []) {
+      const spec = typeof a === 'string' ? { path: a } : a;
+      const [maintype, subtype] = spec.contentType?.split('/') ?? [];
+      msg.addAttachment({ path: spec.path }, {
+        filename: spec.filename ?? basename(spec.path),
+        ...(maintype && subtype ? { maintype, subtype } : {}),
+      });
+    }
+    return await msg.asBytes();
   } catch (err) {
+    if (err instanceof CliError) throw err;
+    if (err instanceof EmailError) throw new CliError(err.message, EX.USAGE);
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'EISDIR') {
       throw new CliError(`cannot read attachment: ${e.message}`, EX.NOINPUT);

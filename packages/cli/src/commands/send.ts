@@ -5,7 +5,7 @@ import { parseServerArg, parseTlsMode, defaultPort, type ServerSpec } from '../c
 import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, type DsnOptions } from '../deliver.js';
 import { CliError, EX } from '../exit-codes.js';
 import { oauthFor } from '../oauth-account.js';
-import { composeMessage, parseAddressArg, prepareRawMessage, toCRLF } from '../message.js';
+import { composeMessage, parseAddressArg, parseInlineArg, prepareRawMessage, toCRLF } from '../message.js';
 import { promptMessage, promptPassword } from '../prompt.js';
 
 export interface SendCliOptions {
@@ -28,6 +28,8 @@ export interface SendCliOptions {
   subject?: string;
   body?: string;
   attach: string[];
+  html?: string;
+  inline?: string[];
   header: string[];
   notify?: string;
   ret?: string;
@@ -137,7 +139,7 @@ export async function runSend(o: SendCliOptions): Promise<number> {
   let from = o.from ? parseAddressArg(o.from, '--from')[0] : undefined;
   const dsn = dsnFrom(o);
 
-  const building = o.subject !== undefined || o.body !== undefined || o.attach.length > 0 || o.header.length > 0;
+  const building = o.subject !== undefined || o.body !== undefined || o.attach.length > 0 || o.header.length > 0 || o.html !== undefined || (o.inline?.length ?? 0) > 0;
   if (building && o.message) throw new CliError('--message takes a whole message; do not combine it with --subject, --body, --attach or --header', EX.USAGE);
 
   let data: Buffer;
@@ -157,7 +159,9 @@ export async function runSend(o: SendCliOptions): Promise<number> {
       cc,
       bcc,
       subject: o.subject,
-      text: text === undefined ? '' : text,
+      text: text === undefined ? (o.html === undefined ? '' : undefined) : text,
+      html: o.html === undefined ? undefined : readInputFile(o.html, '--html').toString('utf8'),
+      inline: (o.inline ?? []).map(parseInlineArg),
       attachments: o.attach,
       headers: o.header,
     });
