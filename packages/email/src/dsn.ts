@@ -99,7 +99,8 @@ export function parseDeliveryStatus(message: EmailMessage): DeliveryStatusReport
     const remote = typed(fields['remote-mta']).value;
     if (remote) recipient.remoteMta = remote;
     const diagnostic = typed(fields['diagnostic-code']);
-    if (diagnostic.value !== undefined) recipient.diagnosticCode = diagnostic.value;
+    // Folded diagnostics are indented by the MTA; the indentation is not part of the text.
+    if (diagnostic.value !== undefined) recipient.diagnosticCode = diagnostic.value.replace(/[ \t]+/g, ' ');
     if (diagnostic.type !== undefined) recipient.diagnosticType = diagnostic.type;
     const last = fields['last-attempt-date'] && parseDate(fields['last-attempt-date']);
     if (last) recipient.lastAttemptDate = last;
