@@ -59,4 +59,4 @@ export type { PoolAuth } from './pool/pool-connection.js';
 export { channels as diagnosticsChannels, CONNECT_CHANNEL, COMMAND_CHANNEL, REPLY_CHANNEL, SEND_CHANNEL, ERROR_CHANNEL, AUTH_CHANNEL, CLOSE_CHANNEL, type ConnectEvent, type CommandEvent, type ReplyEvent, type SendEvent, type ErrorEvent, type AuthEvent, type CloseEvent, type TlsDetails } from './diagnostics.js';
 export * from './oauth/index.js';
 export { DkimSigner, dkimDnsRecord, DKIM_SPOOL_THRESHOLD, DEFAULT_SIGNED_HEADERS, OVERSIGNED_HEADERS, type DkimOptions, type DkimOption, type DkimAlgorithm, type DkimCanonicalization } from './dkim/index.js';
-export type { MessageFile, SerializableMessage } from './client/message-source.js';
+export type { MessageFile, SerializableMessage, SmtpRequirements } from './client/message-source.js';

@@ -212,5 +212,5 @@ export async function splitMessage(source: MessageSource): Promise<SplitMessage>
     const split = await splitMessage({ kind: 'stream', chunks: reopen() });
     if (split.source.kind === 'stream') yield* split.source.chunks;
   } : undefined;
-  return { fields, source: { kind: 'stream', chunks: rest(), ...(again ? { reopen: again } : {}) } };
+  return { fields, source: { kind: 'stream', chunks: rest(), ...(again ? { reopen: again } : {}), ...(source.requirements ? { requirements: source.requirements } : {}) } };
 }

@@ -22,6 +22,14 @@ export interface MessageFile {
  */
 export interface SerializableMessage {
   stream(): AsyncIterable<Uint8Array | string>;
+  /** What the written bytes need from the server (smtplib-email's EmailMessage says); sendMessage declares it. */
+  smtpRequirements?(): SmtpRequirements;
+}
+
+/** SMTPUTF8 for raw UTF-8 header fields (RFC 6531), BODY=8BITMIME for 8-bit content (RFC 6152). */
+export interface SmtpRequirements {
+  smtputf8: boolean;
+  eightBitMime: boolean;
 }
 
 export type MessageSource =
@@ -31,6 +39,8 @@ export type MessageSource =
       chunks: AsyncIterable<Buffer>;
       /** Re-readable sources: a fresh reading of the same bytes (chunks is the first). */
       reopen?: () => AsyncIterable<Buffer>;
+      /** Declared by a SerializableMessage: what its bytes need (a stream cannot be scanned ahead). */
+      requirements?: SmtpRequirements;
     };
 
 export function toMessageSource(message: MessageInput): MessageSource {
@@ -58,7 +68,8 @@ export function toMessageSource(message: MessageInput): MessageSource {
     const read = async function* (): AsyncIterable<Buffer> {
       yield* asBuffers(serializable.stream());
     };
-    return { kind: 'stream', chunks: read(), reopen: read };
+    const requirements = serializable.smtpRequirements?.();
+    return { kind: 'stream', chunks: read(), reopen: read, ...(requirements ? { requirements } : {}) };
   }
   throw new SMTPInvalidArgumentError('the message must be a string, a Uint8Array, a Readable, an AsyncIterable of bytes, { path } of a file, or an object with stream()');
 }

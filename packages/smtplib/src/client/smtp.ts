@@ -809,6 +809,7 @@ export class SMTP {
       from: envelope.from,
       to: envelope.to,
       ...this.#dkimSigned(split.source, mail, options.dkim),
+      ...(split.source.kind === 'stream' && split.source.requirements ? { requirements: split.source.requirements } : {}),
       mail,
       rcpt: toRcptOptions(options.rcptOptions),
       internationalBody: true,

@@ -35,7 +35,7 @@ import {
 import { Reply, syntheticReply } from '../protocol/reply.js';
 import type { Session } from '../session/session.js';
 import { coalesce } from '../wire/transport.js';
-import type { MessageSource } from './message-source.js';
+import type { MessageSource, SmtpRequirements } from './message-source.js';
 import type { Timeouts } from './options.js';
 import { RefusedRecipients } from '../protocol/refused-recipients.js';
 
@@ -48,6 +48,8 @@ export interface TransactionRequest {
   /** sendMessage(): non-ASCII addresses also ask for BODY=8BITMIME, as smtplib does. */
   internationalBody?: boolean;
   signal?: AbortSignal | undefined;
+  /** sendMessage() of a SerializableMessage: what it says its bytes need (SMTPUTF8, BODY=8BITMIME). */
+  requirements?: SmtpRequirements | undefined;
   /** Awaited just before the end of data (the final dot, or BDAT LAST) is written; see SendOptions.beforeCommit. */
   beforeCommit?: (() => unknown) | undefined;
   /**
@@ -148,7 +150,16 @@ export class Transaction {
         );
       }
     }
-    const useBdat = ctx.chunking && caps.has('chunking');
+    const needs = request.requirements;
+    if (needs?.smtputf8 && mail.smtputf8 === undefined) {
+      if (!caps.has('smtputf8')) throw new SMTPNotSupportedError('the message has UTF-8 header fields (the SMTPUTF8 policy) and the server does not offer SMTPUTF8; write it with the SMTP policy');
+      mail.smtputf8 = true;
+    }
+    if (needs?.eightBitMime && !mail.body) {
+      if (!caps.has('8bitmime')) throw new SMTPNotSupportedError('the message has 8-bit content and the server does not offer 8BITMIME; write it with the SMTP policy (quoted-printable or base64)');
+      mail.body = '8BITMIME';
+    }
+        const useBdat = ctx.chunking && caps.has('chunking');
     if (mail.body === 'BINARYMIME' && !useBdat) {
       throw new SMTPNotSupportedError('BODY=BINARYMIME needs CHUNKING (RFC 3030), which the server does not offer or is disabled');
     }
