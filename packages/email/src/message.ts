@@ -3,7 +3,7 @@
 // or a list of parts (multipart). Parts made by parseMessage keep the bytes
 // they came from and are written back unchanged until they are modified.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Defect } from './defects.js';
@@ -646,7 +646,8 @@ export class EmailMessage {
 
   #newBoundary(path: number[]): string {
     const ids = this.#root().#ids;
-    if (ids.seed === undefined) return `===============${BigInt('0x' + randomBytes(8).toString('hex')).toString().padStart(19, '0')}==`;
+    // randomUUID draws from a cached pool: far cheaper per message than randomBytes.
+    if (ids.seed === undefined) return `===============${randomUUID().replace(/-/g, '')}==`;
     const digest = createHash('sha256').update(`${ids.seed}/${path.join('.')}/${ids.next++}`).digest('hex').slice(0, 24);
     return `=_${digest}`;
   }
