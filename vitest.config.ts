@@ -45,6 +45,26 @@ export default defineConfig({
         },
       },
       {
+        // Postfix + the OpenDKIM milter; run by .ci/suites/55-dkim.sh.
+        extends: true,
+        test: {
+          name: 'dkim-e2e',
+          include: ['test/dkim-e2e/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        // A 1 GB DKIM message in bounded memory; run by .ci/suites/55-dkim.sh.
+        extends: true,
+        test: {
+          name: 'dkim-slow',
+          include: ['test/dkim-slow/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
         extends: true,
         test: {
           name: 'interop',

@@ -24,8 +24,8 @@ export interface DkimOptions {
   /**
    * Header field names to sign (h=). Default: RFC 6376 §5.4.1's list plus the
    * MIME fields and Message-ID. Every instance present is signed, and From,
-   * To, Subject and Date get one entry more than they have (oversigning), so
-   * none can be added after signing.
+   * To, Subject and Date, when present, get one entry more than they have
+   * (oversigning), so a second one cannot be added after signing.
    */
   headers?: readonly string[];
   /** Seconds the signature stays valid (x= = t= + expireAfter). Default: no expiry. */
@@ -44,7 +44,7 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = Object.freeze([
   'sender', 'message-id', 'mime-version', 'content-type', 'content-transfer-encoding',
 ]);
 
-/** Signed once more than present, so a second instance cannot be added. */
+/** Signed once more than present (when present), so a second instance cannot be added. */
 export const OVERSIGNED_HEADERS: readonly string[] = Object.freeze(['from', 'to', 'subject', 'date']);
 
 /** A checked signature specification; the key lives in a private field only. */

@@ -107,8 +107,9 @@ function signatureField(signature: ResolvedSignature, block: Buffer, fields: rea
 
 /**
  * The h= list and the fields it covers, bottom-up per name (§5.4.2). A name
- * signs every instance present; From/To/Subject/Date get one entry more,
- * which covers a field that does not exist, so adding one breaks the signature.
+ * signs every instance present; From/To/Subject/Date, when present, get one
+ * entry more, which covers a field that does not exist, so adding a second
+ * one breaks the signature.
  */
 function selectHeaders(wanted: readonly string[], fields: readonly HeaderField[]): { names: string[]; selected: HeaderField[] } {
   const names: string[] = [];
@@ -119,7 +120,9 @@ function selectHeaders(wanted: readonly string[], fields: readonly HeaderField[]
       names.push(name);
       selected.push(instances[i]!);
     }
-    if (OVERSIGNED_HEADERS.includes(name)) names.push(name);
+    // Only over fields present: MTAs add a missing Date (Postfix does for
+    // local clients), which a null-signed Date would turn into a failure.
+    if (instances.length > 0 && OVERSIGNED_HEADERS.includes(name)) names.push(name);
   }
   return { names, selected };
 }
