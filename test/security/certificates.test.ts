@@ -237,7 +237,8 @@ describe('C11 escape hatches are scoped to one connection', () => {
   });
 
   it('C11 rejectUnauthorized:false on one instance does not affect another instance or the process default', async () => {
-    const loose = await tryLogin('STARTTLS', testPki().selfSigned, { tls: { rejectUnauthorized: false } });
+    // Unverified TLS counts as cleartext for credentials: the opt-in is needed too (test/hardening/security.test.ts).
+    const loose = await tryLogin('STARTTLS', testPki().selfSigned, { tls: { rejectUnauthorized: false }, allowCleartextAuth: true });
     expect(loose.error).toBeNull();
     const strict = await tryLogin('STARTTLS', testPki().selfSigned);
     expectError(strict.error, SMTPTLSError, 'ERR_SMTP_TLS', 'self-signed');

@@ -2,7 +2,7 @@
 // unless a channel has subscribers, so the cost when unused is one property
 // read per event.
 //
-//   smtplib:connect  { connectionId, host, port, path?, secure, greeting: { code, message },
+//   smtplib:connect  { connectionId, host, port, path?, secure, verified, tlsWeakenedBy?, greeting: { code, message },
 //                      durationMs, tls?: { protocol, cipher, resumed, authorized } }
 //                      (after the TLS policy: durationMs covers TCP, TLS, greeting, EHLO, STARTTLS)
 //   smtplib:auth     { connectionId, mechanism, code, enhancedStatus?, durationMs, error? }
@@ -57,6 +57,10 @@ export interface ConnectEvent {
   port: number;
   path?: string;
   secure: boolean;
+  /** TLS is up and the certificate was verified (chain and name, or the pin). */
+  verified: boolean;
+  /** The caller's TLS options that weaken verification, when TLS is up ("rejectUnauthorized: false", "checkServerIdentity", ...). */
+  tlsWeakenedBy?: string[];
   greeting: { code: number; message: string };
   /** From the start of connect() to a ready session (TCP, TLS, greeting, EHLO, STARTTLS). */
   durationMs: number;

@@ -69,7 +69,9 @@ export type Diagnosis =
   /** The server does not offer AUTH at all. */
   | 'auth-not-offered'
   /** No mechanism both sides support (and the connection allows). */
-  | 'no-suitable-mechanism';
+  | 'no-suitable-mechanism'
+  /** Cleartext SASL or REQUIRETLS refused on TLS whose certificate was not verified. */
+  | 'unverified-tls';
 
 export interface SMTPExceptionOptions {
   cause?: unknown;

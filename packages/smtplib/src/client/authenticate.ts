@@ -1,9 +1,11 @@
 // The AUTH exchange (RFC 4954 §4) around a SASL mechanism: the client owns
 // the wire, the mechanism owns the bytes. Rules that make a hostile server
 // harmless:
-// - cleartext mechanisms are refused, before anything is written, on an
-//   unencrypted connection to a peer that is not on this machine, unless the
-//   caller opted in (Go net/smtp's rule, checked on the real peer address);
+// - cleartext mechanisms are refused, before anything is written, on a
+//   connection that is not TLS with a verified certificate, to a peer that is
+//   not on this machine, unless the caller opted in (Go net/smtp's rule; "on
+//   this machine" is decided by the name the caller connected to, never by a
+//   socket that may be a proxy's or a tunnel's: see Transport.peerIsLocal);
 // - at most MAX_CHALLENGES 334 rounds; a mechanism error or bad base64
 //   cancels the exchange with "*" (RFC 4954 §4);
 // - only 235 is success (smtplib also accepts 503; we do not);
@@ -39,12 +41,25 @@ export interface AuthRun {
 export function assertMechanismAllowed(name: string, sendsCleartext: boolean, session: Session, host: string, allowCleartext: boolean): void {
   if (!sendsCleartext) return;
   const transport = session.transport;
-  if (transport.secure || transport.peerIsLocal || allowCleartext) return;
+  if (cleartextAllowed(session, allowCleartext)) return;
+  if (transport.secure) {
+    const hint = 'verify the certificate (tls.ca or fingerprint instead of tls.rejectUnauthorized: false), or set allowCleartextAuth if this link is otherwise protected';
+    throw new SMTPNotSupportedError(
+      `refusing to send credentials with ${name} to ${host}: the TLS certificate was not verified, so the session may be with anyone; ${hint}`,
+      { diagnosis: 'unverified-tls', hint },
+    );
+  }
   const hint = `use TLS (tlsPolicy 'required', STARTTLS, or SMTP_SSL on port 465), or set allowCleartextAuth if this link is otherwise protected`;
   throw new SMTPNotSupportedError(`refusing to send credentials with ${name} over an unencrypted connection to ${host}: ${hint}`, {
     diagnosis: 'cleartext-auth-refused',
     hint,
   });
+}
+
+/** Whether a mechanism that reveals the secret may run: verified TLS, a peer on this machine, or the caller's opt-in. */
+export function cleartextAllowed(session: Session, allowCleartext: boolean): boolean {
+  const transport = session.transport;
+  return transport.verified || transport.peerIsLocal || allowCleartext;
 }
 
 export function saslContext(session: Session, host: string, port: number | undefined): SaslContext {

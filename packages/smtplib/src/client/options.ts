@@ -8,6 +8,7 @@ import type { ConnectHook } from '../wire/connect.js';
 import type { DkimOption, DkimSigner } from '../dkim/index.js';
 import { SMTPInvalidArgumentError } from '../errors.js';
 import { assertKnownKeys } from './call-options.js';
+import { assertModernTls } from '../wire/tls-options.js';
 
 export const SMTP_PORT = 25;
 export const SMTP_SSL_PORT = 465;
@@ -98,6 +99,8 @@ export interface SMTPOptions {
   longLines?: 'allow' | 'reject';
   /** DKIM-sign every message sent on this connection (one signature or several); see docs "DKIM". */
   dkim?: DkimOption | DkimSigner;
+  /** Allow `tls.minVersion`/`maxVersion`/`secureProtocol` below TLS 1.2 (RFC 8996). Off: such options are an error. */
+  allowLegacyTls?: boolean;
 }
 
 export function resolveTimeouts(options: SMTPOptions): Timeouts {
@@ -113,7 +116,7 @@ export function resolveTimeouts(options: SMTPOptions): Timeouts {
 export const SMTP_OPTION_KEYS: readonly string[] = Object.freeze([
   'host', 'port', 'localHostname', 'timeout', 'timeouts', 'sourceAddress', 'tls', 'tlsPolicy', 'fingerprint',
   'debugLevel', 'debugOutput', 'lookup', 'family', 'autoSelectFamily', 'connect', 'allowCleartextAuth',
-  'pipelining', 'chunking', 'chunkSize', 'replyLimits', 'longLines', 'dkim',
+  'pipelining', 'chunking', 'chunkSize', 'replyLimits', 'longLines', 'dkim', 'allowLegacyTls',
 ]);
 
 /** Below this a timeout was almost certainly meant in seconds (smtplib's unit). */
@@ -157,6 +160,7 @@ export function validateOptions(options: SMTPOptions): void {
   if (o.lookup !== undefined && typeof o.lookup !== 'function') throw new SMTPInvalidArgumentError('lookup must be a function, as in net.connect');
   if (o.debugOutput !== undefined && typeof o.debugOutput !== 'function') throw new SMTPInvalidArgumentError('debugOutput must be a function (line) => void');
   if (o.tls !== undefined && (typeof o.tls !== 'object' || o.tls === null)) throw new SMTPInvalidArgumentError('tls must be an object of Node TLS options');
+  if (o.tls) assertModernTls(o.tls, Boolean(o.allowLegacyTls));
   if (o.fingerprint !== undefined) {
     const pins = typeof o.fingerprint === 'string' ? [o.fingerprint] : Array.isArray(o.fingerprint) ? o.fingerprint : undefined;
     if (!pins || pins.length === 0 || !pins.every((p) => typeof p === 'string' && /^[0-9a-f]{64}$/i.test(p.replace(/:/g, '')))) {

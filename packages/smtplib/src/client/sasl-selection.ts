@@ -6,7 +6,7 @@ import type { Credentials, SaslMechanism, SaslMechanismFactory } from '../auth/m
 import { SMTPInvalidArgumentError, SMTPNotSupportedError } from '../errors.js';
 import { assertSafeArgument } from '../protocol/commands.js';
 import type { Session } from '../session/session.js';
-import { assertMechanismAllowed, CLEARTEXT_MECHANISMS } from './authenticate.js';
+import { assertMechanismAllowed, cleartextAllowed, CLEARTEXT_MECHANISMS } from './authenticate.js';
 
 /** smtplib's authobject: called with the decoded challenge (null first, for the initial response). */
 export type AuthObject = (
@@ -30,7 +30,7 @@ export interface LoginSelection {
 export function selectLoginMechanism(selection: LoginSelection): SaslMechanism {
   const { advertised, credentials, options, session } = selection;
   const transport = session.transport;
-  const cleartextAllowed = transport.secure || transport.peerIsLocal || selection.allowCleartextAuth;
+  const cleartextOk = cleartextAllowed(session, selection.allowCleartextAuth);
   let name: string | undefined;
   if (options.mechanism) {
     name = options.mechanism.toUpperCase();
@@ -42,13 +42,13 @@ export function selectLoginMechanism(selection: LoginSelection): SaslMechanism {
       credentials,
       ...(options.mechanisms ? { preference: options.mechanisms } : {}),
       channelBindingAvailable: transport.secure,
-      cleartextAllowed,
+      cleartextAllowed: cleartextOk,
     });
   }
   if (!name) {
     const cleartext = advertised.find((m) => CLEARTEXT_MECHANISMS.has(m));
     // The usual reason there is none: only cleartext mechanisms, on a link that must not carry them.
-    if (cleartext && !cleartextAllowed) assertMechanismAllowed(cleartext, true, session, selection.host, false);
+    if (cleartext && !cleartextOk) assertMechanismAllowed(cleartext, true, session, selection.host, false);
     throw new SMTPNotSupportedError(`no suitable authentication method found (the server offers: ${advertised.join(' ') || 'nothing'})`, {
       diagnosis: 'no-suitable-mechanism',
     });

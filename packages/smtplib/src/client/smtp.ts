@@ -37,7 +37,7 @@ import type { Reply } from '../protocol/reply.js';
 import { DebugLog, type DebugOutput } from '../session/debug-log.js';
 import { Session } from '../session/session.js';
 import { openSocket, startTls } from '../wire/connect.js';
-import type { TlsSettings } from '../wire/tls-options.js';
+import { assertModernTls, weakenedTlsOptions, type TlsSettings } from '../wire/tls-options.js';
 import { Transport } from '../wire/transport.js';
 import { assertMechanismAllowed, CLEARTEXT_MECHANISMS, runExchange } from './authenticate.js';
 import { readGreeting } from './greeting.js';
@@ -230,6 +230,33 @@ export class SMTP {
     return this.#session?.transport.secure ?? false;
   }
 
+  /**
+   * TLS is up and the certificate was verified (chain and host name, or the
+   * pinned fingerprint). False without TLS, and false on TLS that
+   * `tls.rejectUnauthorized: false` let through with a certificate that
+   * failed: such a session is encrypted but not authenticated, and the
+   * client treats it as cleartext for credentials and REQUIRETLS.
+   */
+  get isVerified(): boolean {
+    return this.#session?.transport.verified ?? false;
+  }
+
+  /** The caller's TLS options that weaken verification (reported, never silent). */
+  get #weakened(): string[] {
+    return weakenedTlsOptions(this.options.tls ?? {});
+  }
+
+  /** A debug line when TLS is up without verification, or with the caller's weakening options. */
+  #reportTls(transport: Transport): void {
+    if (!transport.secure) return;
+    const weakened = this.#weakened;
+    if (!transport.verified) {
+      this.#debug.print(`tls: the server certificate was NOT verified (${weakened.join(', ') || 'no check'}); credentials and REQUIRETLS are treated as over cleartext`);
+    } else if (weakened.length) {
+      this.#debug.print(`tls: verification weakened by the caller's options: ${weakened.join(', ')}`);
+    }
+  }
+
   /** A successful AUTH happened on this connection (reset by STARTTLS). */
   get isAuthenticated(): boolean {
     return this.#authenticated;
@@ -295,14 +322,28 @@ export class SMTP {
     if (this.#implicitTls) {
       stream = await startTls(stream, target.host, target.port, this.#tlsSettings(), this.#timeouts.tls, options.signal);
     }
-    const transport = new Transport(stream, { secure: this.#implicitTls, unix: target.path !== undefined });
+    const transport = new Transport(stream, {
+      secure: this.#implicitTls,
+      unix: target.path !== undefined,
+      namedLoopback: isLoopbackHost(target.host),
+      viaHook: this.options.connect !== undefined,
+    });
+    this.#reportTls(transport);
     const session = new Session(transport, this.#debug, this.options.replyLimits);
     this.#session = session;
     if (this.#localHostname === undefined) this.#localHostname = defaultLocalHostname(target.path ? undefined : (stream as net.Socket).localAddress);
     const greeting = await this.#readGreeting(session, target, options.signal);
     this.#greeting = greeting;
     await this.#ops.run(() => this.#applyTlsPolicy(target, options.signal));
-    publishConnect(session, { host: target.host, port: target.port, ...(target.path ? { path: target.path } : {}), secure: this.isSecure, greeting: { code: greeting.code, message: greeting.message } }, startedAt, this.#session?.transport.stream);
+    publishConnect(session, {
+      host: target.host,
+      port: target.port,
+      ...(target.path ? { path: target.path } : {}),
+      secure: this.isSecure,
+      verified: this.isVerified,
+      ...(this.isSecure && this.#weakened.length ? { tlsWeakenedBy: [...this.#weakened] } : {}),
+      greeting: { code: greeting.code, message: greeting.message },
+    }, startedAt, this.#session?.transport.stream);
     return greeting;
   }
 
@@ -538,7 +579,7 @@ export class SMTP {
     return this.#ops.run(async () => {
       await this.#ehloOrHeloIfNeeded(call.signal);
       if (!isAscii(sender) && this.#capabilities.has('smtputf8') && mail.smtputf8 === undefined) mail.smtputf8 = true;
-      const params = this.doesEsmtp ? renderMailParameters(mail, { capabilities: this.#capabilities, secure: this.isSecure }) : '';
+      const params = this.doesEsmtp ? renderMailParameters(mail, { capabilities: this.#capabilities, secure: this.isSecure, verified: this.isVerified }) : '';
       const line = commandLine(`MAIL FROM:${toPath(sender, { smtputf8: Boolean(mail.smtputf8), role: 'sender' })}${params}`);
       this.acceptedSinceMail = 0;
       return this.#command(line, call.signal);
@@ -550,7 +591,7 @@ export class SMTP {
     if (isCallOptions(options)) [options, call] = [undefined, options];
     const rcpt = toRcptOptions(options as RcptOptions | readonly string[] | undefined);
     return this.#ops.run(async () => {
-      const params = this.doesEsmtp ? renderRcptParameters(rcpt, { capabilities: this.#capabilities, secure: this.isSecure }) : '';
+      const params = this.doesEsmtp ? renderRcptParameters(rcpt, { capabilities: this.#capabilities, secure: this.isSecure, verified: this.isVerified }) : '';
       const utf8 = !isAscii(recipient) && this.#capabilities.has('smtputf8');
       const line = commandLine(`RCPT TO:${toPath(recipient, { smtputf8: utf8, role: 'recipient' })}${params}`);
       const reply = await this.#command(line, call.signal);
@@ -638,8 +679,12 @@ export class SMTP {
     }
     const target = this.#target!;
     const settings = this.#tlsSettings();
-    if (tlsOptions) settings.options = { ...settings.options, ...tlsOptions };
+    if (tlsOptions) {
+      assertModernTls(tlsOptions, Boolean(this.options.allowLegacyTls));
+      settings.options = { ...settings.options, ...tlsOptions };
+    }
     await session.upgrade((stream) => startTls(stream, target.host, target.port || undefined, settings, this.#timeouts.tls, signal, true));
+    this.#reportTls(session.transport);
     this.#resetEhlo();
     this.#authenticated = false;
     return reply;
@@ -865,6 +910,7 @@ export class SMTP {
       session,
       capabilities: this.doesEsmtp ? this.#capabilities : new Capabilities(),
       secure: session.transport.secure,
+      verified: session.transport.verified,
       lmtp: this.isLmtp(),
       pipelining: this.options.pipelining ?? true,
       chunking: this.options.chunking ?? true,

@@ -78,6 +78,8 @@ export interface TransactionContext {
   session: Session;
   capabilities: Capabilities;
   secure: boolean;
+  /** TLS with a verified certificate (REQUIRETLS needs it). */
+  verified: boolean;
   lmtp: boolean;
   pipelining: boolean;
   chunking: boolean;
@@ -166,7 +168,7 @@ export class Transaction {
     const mode: EncoderMode = mail.body === 'BINARYMIME' ? 'binary' : useBdat ? 'bdat' : 'data';
     const utf8 = Boolean(mail.smtputf8);
     const fromPath = toPath(request.from, { smtputf8: utf8, role: 'sender' });
-    const rcptParams = renderRcptParameters(request.rcpt, { capabilities: caps, secure: ctx.secure });
+    const rcptParams = renderRcptParameters(request.rcpt, { capabilities: caps, secure: ctx.secure, verified: ctx.verified });
     const rcptLines = request.to.map((to) => commandLine(`RCPT TO:${toPath(to, { smtputf8: utf8, role: 'recipient' })}${rcptParams}`));
     let encoded: Plan['encoded'];
     if (source.kind === 'bytes') {
@@ -182,7 +184,7 @@ export class Transaction {
         });
       }
     }
-    const mailLine = commandLine(`MAIL FROM:${fromPath}${renderMailParameters(mail, { capabilities: caps, secure: ctx.secure })}`);
+    const mailLine = commandLine(`MAIL FROM:${fromPath}${renderMailParameters(mail, { capabilities: caps, secure: ctx.secure, verified: ctx.verified })}`);
     this.#plan = { mailLine, rcptLines, recipients: [...request.to], mode, useBdat, ...(encoded ? { encoded } : {}) };
     return this.#plan;
   }

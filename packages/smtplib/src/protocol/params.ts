@@ -175,6 +175,8 @@ export interface RenderContext {
   capabilities: Capabilities;
   /** The session is protected by TLS. */
   secure: boolean;
+  /** ...and its certificate was verified (default: as `secure`). */
+  verified?: boolean;
 }
 
 /** The MAIL FROM parameter string (leading space included when non-empty). */
@@ -223,6 +225,12 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
   if (options.requireTls) {
     if (!context.secure) {
       throw new SMTPNotSupportedError('REQUIRETLS needs a TLS-protected session (RFC 8689 §4.1); this one is not');
+    }
+    if (context.verified === false) {
+      throw new SMTPNotSupportedError(
+        'REQUIRETLS needs a TLS session with a verified certificate (RFC 8689 §4.1); this one was not verified (tls.rejectUnauthorized: false)',
+        { diagnosis: 'unverified-tls' },
+      );
     }
     if (!caps.has('requiretls')) {
       throw new SMTPNotSupportedError('REQUIRETLS was asked for but the server does not offer it (RFC 8689)');

@@ -37,10 +37,15 @@ export async function openSocket(options: OpenOptions): Promise<Duplex> {
   const { target } = options;
   const where = target.path ?? `${target.host}:${target.port}`;
   return withDeadline(
-    async (register) => {
+    async (register, settled) => {
       let stream: Duplex;
       if (options.connect) {
         stream = await options.connect({ ...target });
+        // The hook's stream arrived after the deadline or the abort: nobody will use it.
+        if (settled()) {
+          stream.destroy();
+          throw new SMTPAbortError('the connect hook returned after the connection attempt had ended');
+        }
         register(() => stream.destroy());
         if (stream instanceof net.Socket && stream.connecting) await once(stream, 'connect');
       } else {
@@ -146,7 +151,7 @@ interface DeadlineOptions {
  * `work` registered are destroyed and a typed error is thrown.
  */
 export async function withDeadline<T>(
-  work: (register: (cleanup: () => void) => void) => Promise<T>,
+  work: (register: (cleanup: () => void) => void, settled: () => boolean) => Promise<T>,
   options: DeadlineOptions,
 ): Promise<T> {
   if (options.signal?.aborted) throw new SMTPAbortError(`aborted before ${options.what}`, { cause: options.signal.reason });
@@ -164,12 +169,17 @@ export async function withDeadline<T>(
       options.signal.addEventListener('abort', onAbort, { once: true });
     }
   });
+  let over = false;
+  const running = work((cleanup) => (over ? cleanup() : cleanups.push(cleanup)), () => over);
+  running.catch(() => {}); // a late failure after the deadline is nobody's to handle
   try {
-    return await Promise.race([work((cleanup) => cleanups.push(cleanup)), failure]);
+    return await Promise.race([running, failure]);
   } catch (error) {
+    over = true;
     for (const cleanup of cleanups) cleanup();
     throw error;
   } finally {
+    over = true;
     clearTimeout(timer);
     if (onAbort) options.signal?.removeEventListener('abort', onAbort);
   }

@@ -10,7 +10,7 @@
 
 import { isIP } from 'node:net';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { SMTPTLSError } from '../errors.js';
+import { SMTPInvalidArgumentError, SMTPTLSError } from '../errors.js';
 
 export interface TlsSettings {
   /** Node TLS options from the caller (ca, cert, key, pfx, servername, minVersion, ...). */
@@ -23,6 +23,7 @@ export interface TlsSettings {
 export function tlsConnectOptions(host: string, settings: TlsSettings): ConnectionOptions {
   const user = settings.options;
   const name = user.servername ?? host;
+  // minVersion below 1.2 only reaches here with allowLegacyTls (see assertModernTls).
   const options: ConnectionOptions = {
     minVersion: 'TLSv1.2',
     ...user,
@@ -30,10 +31,19 @@ export function tlsConnectOptions(host: string, settings: TlsSettings): Connecti
     // address the socket happens to be connected to.
     host: name,
   };
+  if (!options.minVersion) options.minVersion = 'TLSv1.2';
   if (isIP(name) === 0) options.servername = name;
   else delete options.servername;
   if (settings.fingerprints.length > 0) options.rejectUnauthorized = false;
   return options;
+}
+
+/** TLS sockets whose certificate was verified (chain and name, or the pin). */
+const verifiedSockets = new WeakSet<object>();
+
+/** Whether `stream` is a TLS socket this library verified; false after rejectUnauthorized: false let a bad certificate through. */
+export function isVerifiedTls(stream: object): boolean {
+  return verifiedSockets.has(stream);
 }
 
 /** After the handshake: enforce pins, or make sure verification really happened. */
@@ -48,10 +58,43 @@ export function checkPeer(socket: TLSSocket, host: string, settings: TlsSettings
         { diagnosis: 'fingerprint-mismatch' },
       );
     }
+    verifiedSockets.add(socket);
     return;
   }
   if (!socket.authorized && settings.options.rejectUnauthorized !== false) {
     throw describeTlsFailure(socket.authorizationError ?? new Error('certificate not verified'), host);
+  }
+  if (socket.authorized) verifiedSockets.add(socket);
+}
+
+/**
+ * The caller's TLS options that weaken the secure defaults. They are honoured
+ * (people depend on them) but never silently: the client reports them
+ * (debug line, `smtplib:connect` event, `isVerified`). Node's checkServerIdentity
+ * replaces the name check; rejectUnauthorized: false lets any certificate in.
+ */
+export function weakenedTlsOptions(options: ConnectionOptions): string[] {
+  const weakened: string[] = [];
+  if (options.rejectUnauthorized === false) weakened.push('rejectUnauthorized: false');
+  if (options.checkServerIdentity) weakened.push('checkServerIdentity');
+  if (options.minVersion && LEGACY.has(options.minVersion)) weakened.push(`minVersion: '${options.minVersion}'`);
+  if (options.secureProtocol) weakened.push(`secureProtocol: '${options.secureProtocol}'`);
+  return weakened;
+}
+
+const LEGACY = new Set(['TLSv1', 'TLSv1.1', 'SSLv3']);
+
+/** TLS versions below 1.2 (or a fixed legacy protocol) are refused unless `allowLegacyTls` is set. */
+export function assertModernTls(options: ConnectionOptions, allowLegacyTls: boolean): void {
+  if (allowLegacyTls) return;
+  const legacy =
+    (options.minVersion && LEGACY.has(options.minVersion) && `tls.minVersion '${options.minVersion}'`) ||
+    (options.maxVersion && LEGACY.has(options.maxVersion) && `tls.maxVersion '${options.maxVersion}'`) ||
+    (options.secureProtocol && /^(SSLv|TLSv1_method|TLSv1_1_method|TLSv1_client|TLSv1_1_client)/.test(options.secureProtocol) && `tls.secureProtocol '${options.secureProtocol}'`);
+  if (legacy) {
+    throw new SMTPInvalidArgumentError(
+      `${legacy} would allow TLS older than 1.2 (RFC 8996 deprecates it); set allowLegacyTls: true to allow it on purpose`,
+    );
   }
 }
 

@@ -7,6 +7,24 @@ import type tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { SMTPAbortError, SMTPException, SMTPServerDisconnected, SMTPTimeoutError } from '../errors.js';
 import { isLoopbackAddress } from './connect.js';
+import { isVerifiedTls } from './tls-options.js';
+
+export interface TransportOptions {
+  /** TLS from the first byte (implicit TLS). */
+  secure: boolean;
+  /** A Unix socket: always this machine. */
+  unix: boolean;
+  /**
+   * The named target is a loopback name or literal ("localhost",
+   * "127.0.0.1", "::1"). Whether the peer is on this machine is decided by
+   * the name the caller gave, never by the socket alone: through a proxy or
+   * tunnel (a connect hook, an ssh -L to a name in /etc/hosts) the socket's
+   * peer is local while the server is not.
+   */
+  namedLoopback?: boolean;
+  /** The stream came from the caller's connect hook (its socket says nothing about the server). */
+  viaHook?: boolean;
+}
 
 export interface TransportEvents {
   data(chunk: Buffer): void;
@@ -21,6 +39,8 @@ export class Transport {
   #error: Error | undefined;
   #secure: boolean;
   #unix: boolean;
+  #namedLoopback: boolean;
+  #viaHook: boolean;
   #drainWaiters = new Set<() => void>();
   readonly #onData = (chunk: Buffer) => this.#events?.data(chunk);
   readonly #onError = (error: Error) => this.#finish(error);
@@ -30,10 +50,12 @@ export class Transport {
     this.#drainWaiters.clear();
   };
 
-  constructor(stream: Duplex, options: { secure: boolean; unix: boolean }) {
+  constructor(stream: Duplex, options: TransportOptions) {
     this.#stream = stream;
     this.#secure = options.secure;
     this.#unix = options.unix;
+    this.#namedLoopback = options.namedLoopback ?? false;
+    this.#viaHook = options.viaHook ?? false;
     (stream as net.Socket).setNoDelay?.(true);
     this.#attach();
   }
@@ -48,11 +70,21 @@ export class Transport {
   get ended(): boolean {
     return this.#ended;
   }
-  /** The peer is on this machine: a Unix socket or a loopback address. */
+  /** TLS is up and its certificate was verified (chain and name, or the pin); false without TLS. */
+  get verified(): boolean {
+    return this.#secure && isVerifiedTls(this.#stream);
+  }
+  /**
+   * The peer is on this machine: a Unix socket, or a loopback name or literal
+   * the caller named. Through a connect hook that is all we know (a tunnel
+   * addressed as 127.0.0.1 cannot be told from a local server); without one
+   * the socket must also really be connected to a loopback address.
+   */
   get peerIsLocal(): boolean {
     if (this.#unix) return true;
-    const socket = this.#stream as net.Socket;
-    return isLoopbackAddress(socket.remoteAddress);
+    if (!this.#namedLoopback) return false;
+    if (this.#viaHook) return true;
+    return isLoopbackAddress((this.#stream as net.Socket).remoteAddress);
   }
 
   listen(events: TransportEvents): void {
