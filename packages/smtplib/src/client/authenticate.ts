@@ -15,9 +15,10 @@
 
 import type { TLSSocket } from 'node:tls';
 import { createHash } from 'node:crypto';
+import { endPointHashOf } from '../wire/cert-signature-hash.js';
 import type { SaslContext, SaslMechanism } from '../auth/mechanism.js';
 import { SMTPAuthenticationError, SMTPException, SMTPInvalidArgumentError, SMTPNotSupportedError } from '../errors.js';
-import { commandLine, MAX_AUTH_LINE } from '../protocol/commands.js';
+import { commandLine, MAX_AUTH_COMMAND, MAX_SASL_RESPONSE_LINE } from '../protocol/commands.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from '../session/session.js';
 
@@ -86,8 +87,9 @@ export function saslContext(session: Session, host: string, port: number | undef
         }
         const cert = stream.getPeerCertificate(false);
         if (!cert?.raw) return undefined;
-        // RFC 5929 §4.1: hash of the server certificate (SHA-256 for MD5/SHA-1 signatures).
-        return createHash('sha256').update(cert.raw).digest();
+        // RFC 5929 §4.1: the certificate hashed with its own signature's hash (SHA-256 for MD5/SHA-1).
+        const hash = endPointHashOf(cert.raw);
+        return hash === undefined ? undefined : createHash(hash).update(cert.raw).digest();
       } catch {
         return undefined;
       }
@@ -113,8 +115,8 @@ export async function runExchange(mechanism: SaslMechanism, run: AuthRun): Promi
   let line = commandLine(`AUTH ${name}`);
   if (initial !== undefined && run.initialResponseOk) {
     const encoded = initial.length === 0 ? '=' : Buffer.from(initial).toString('base64');
-    if (line.length + 1 + encoded.length + 2 <= MAX_AUTH_LINE) line = `${line} ${encoded}`;
-    else pendingInitial = initial; // RFC 4954 §4: too long for the line: send it after an empty 334.
+    if (line.length + 1 + encoded.length + 2 <= MAX_AUTH_COMMAND) line = `${line} ${encoded}`;
+    else pendingInitial = initial; // RFC 4954 §4: too long for the command line: send it after an empty 334.
   } else if (initial !== undefined) {
     pendingInitial = initial;
   }
@@ -142,6 +144,10 @@ export async function runExchange(mechanism: SaslMechanism, run: AuthRun): Promi
       throw new SMTPAuthenticationError(-1, `AUTH ${name} cancelled: ${(error as Error).message}`, name, { cause: error, command: shown });
     }
     const encoded = response.length === 0 ? '' : Buffer.from(response).toString('base64');
+    if (encoded.length + 2 > MAX_SASL_RESPONSE_LINE) {
+      await cancel(run, name);
+      throw new SMTPAuthenticationError(-1, `AUTH ${name} cancelled: the response would be ${encoded.length + 2} octets, over the ${MAX_SASL_RESPONSE_LINE}-octet limit of RFC 4954 §4`, name, { command: shown });
+    }
     reply = await session.command(encoded, { phase: 'command', timeout, logAs: '****', maskReply: true, signal, midExchange: true });
   }
   if (reply.code !== 235) {

@@ -4,7 +4,7 @@
 // block is read into memory (bounded); the body streams through untouched.
 
 import { SMTPInvalidArgumentError } from '../errors.js';
-import { getaddresses } from '../protocol/address.js';
+import { envelopeAddresses } from '../protocol/address.js';
 import type { MessageSource } from './message-source.js';
 
 /** Header blocks larger than this are refused rather than buffered. */
@@ -114,11 +114,14 @@ export function envelopeFromHeaders(message: string | Uint8Array | readonly Head
   }
   const prefix = resent ? 'resent-' : '';
   const get = (name: string) => fields.filter((f) => f.name.toLowerCase() === prefix + name).map((f) => f.value);
-  const senderField = get('sender')[0] ?? get('from')[0];
-  const from = options.from ?? (senderField === undefined ? '' : (getaddresses(senderField)[0]?.address ?? ''));
-  const to = givenTo ?? getaddresses([...get('to'), ...get('bcc'), ...get('cc')])
-    .map((a) => a.address)
-    .filter((a) => a !== '');
+  const senderName = get('sender').length ? 'sender' : 'from';
+  const senderField = get(senderName)[0];
+  const from = options.from ?? (senderField === undefined ? '' : (envelopeAddresses([senderField], `${prefix}${senderName}`)[0] ?? ''));
+  const to = givenTo ?? [
+    ...envelopeAddresses(get('to'), `${prefix}to`),
+    ...envelopeAddresses(get('bcc'), `${prefix}bcc`),
+    ...envelopeAddresses(get('cc'), `${prefix}cc`),
+  ];
   return { from, to, resent };
 }
 

@@ -665,6 +665,7 @@ export class SMTP {
   }
 
   async #starttls(tlsOptions?: ConnectionOptions, signal?: AbortSignal): Promise<Reply> {
+    if (tlsOptions) assertModernTls(tlsOptions, Boolean(this.options.allowLegacyTls));
     await this.#ehloOrHeloIfNeeded(signal);
     const session = this.#requireSession();
     if (session.transport.secure) {
@@ -679,10 +680,7 @@ export class SMTP {
     }
     const target = this.#target!;
     const settings = this.#tlsSettings();
-    if (tlsOptions) {
-      assertModernTls(tlsOptions, Boolean(this.options.allowLegacyTls));
-      settings.options = { ...settings.options, ...tlsOptions };
-    }
+    if (tlsOptions) settings.options = { ...settings.options, ...tlsOptions };
     await session.upgrade((stream) => startTls(stream, target.host, target.port || undefined, settings, this.#timeouts.tls, signal, true));
     this.#reportTls(session.transport);
     this.#resetEhlo();

@@ -17,6 +17,17 @@ export interface ParsedAddress {
 /** Characters that make an address more than a bare addr-spec. */
 const SPECIALS = /[\s"(),:;<>\\]/;
 
+// RFC 5321 §4.1.2 Mailbox, with RFC 6531's UTF-8 where atext and labels are
+// allowed. A local part alone (RCPT TO:<postmaster>) is accepted.
+const ATEXT = "[A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~\\u0080-\\u{10FFFF}]";
+const DOT_STRING = `${ATEXT}+(?:\\.${ATEXT}+)*`;
+const QUOTED_STRING = '"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e\\u0080-\\u{10FFFF}]|\\\\[\\x20-\\x7e])*"';
+const LABEL_CHAR = '[A-Za-z0-9_\\u0080-\\u{10FFFF}]';
+const LABEL = `${LABEL_CHAR}(?:(?:${LABEL_CHAR}|-)*${LABEL_CHAR})?`;
+const DOMAIN = `${LABEL}(?:\\.${LABEL})*`;
+const ADDRESS_LITERAL = '\\[[\\x21-\\x5a\\x5e-\\x7e]+\\]';
+const MAILBOX = new RegExp(`^(?:${DOT_STRING}|${QUOTED_STRING})(?:@(?:${DOMAIN}|${ADDRESS_LITERAL}))?$`, 'u');
+
 /** RFC 5321 §4.5.3.1.3 sets 256; we allow twice that before refusing. */
 export const MAX_PATH_LENGTH = 512;
 
@@ -36,7 +47,12 @@ export function getaddresses(values: string | readonly string[]): ParsedAddress[
   return out;
 }
 
-/** Parses one address ("Name <a@b>", "a@b (Name)", "<a@b>"), like email.utils.parseaddr. */
+/**
+ * Parses one address ("Name <a@b>", "a@b (Name)", "<a@b>"), like
+ * email.utils.parseaddr in its strict form: a comment counts as white space
+ * (RFC 5322 CFWS), so "user@good.example(x)evil.example" is not an address
+ * ({ name: '', address: '' }), never "user@good.exampleevil.example".
+ */
 export function parseaddr(text: string): ParsedAddress {
   const trimmed = text.trim();
   if (trimmed === '') return { name: '', address: '' };
@@ -45,11 +61,34 @@ export function parseaddr(text: string): ParsedAddress {
   const angle = findAngle(trimmed);
   if (angle) {
     const name = unquote(stripComments(trimmed.slice(0, angle.start)).trim());
-    return { name, address: stripComments(trimmed.slice(angle.start + 1, angle.end)).trim() };
+    const address = stripComments(trimmed.slice(angle.start + 1, angle.end)).trim();
+    if (/\s/.test(outsideQuotes(address))) return { name: '', address: '' };
+    return { name, address };
   }
   const comments: string[] = [];
   const address = stripComments(trimmed, comments).trim();
-  return { name: comments.join(' ').trim(), address: address.includes(' ') && !address.startsWith('"') ? '' : address };
+  if (/\s/.test(outsideQuotes(address))) return { name: '', address: '' };
+  return { name: comments.join(' ').trim(), address };
+}
+
+/**
+ * The addresses of header values for an envelope: like getaddresses, but a
+ * piece that has text and yields no address is SMTPInvalidArgumentError
+ * instead of being dropped, so a malformed recipient is never silently lost
+ * (or sent as a domain the sender did not write).
+ */
+export function envelopeAddresses(values: readonly string[], what: string): string[] {
+  const out: string[] = [];
+  for (const value of values) {
+    for (const piece of splitTopLevel(value)) {
+      const parsed = parseaddr(piece);
+      if (parsed.address !== '') out.push(parsed.address);
+      else if (stripComments(piece).trim() !== '') {
+        throw new SMTPInvalidArgumentError(`the ${what} header holds ${JSON.stringify(piece.trim())}, which is not an address; nothing was sent`);
+      }
+    }
+  }
+  return out;
 }
 
 /** smtplib.quoteaddr: the address of `text` in angle brackets ("<>" for an empty one). */
@@ -95,6 +134,12 @@ export function toPath(text: string, options: PathOptions): string {
   if (/[<>]/.test(address) || /\s/.test(outsideQuotes(address))) {
     throw new SMTPInvalidArgumentError(
       `${options.role} address ${JSON.stringify(text)} is not a single mailbox (brackets or spaces outside quotes)`,
+    );
+  }
+  if (!MAILBOX.test(address)) {
+    throw new SMTPInvalidArgumentError(
+      `${options.role} address ${JSON.stringify(text)} is not an RFC 5321 mailbox (local-part@domain: a dot-string or quoted local part, ` +
+        `a domain of letters, digits and hyphens or an [address literal]); refused rather than sent as something else`,
     );
   }
   if (!isAscii(address) && !options.smtputf8) {
@@ -197,6 +242,13 @@ function stripComments(text: string, comments?: string[]): string {
   let comment = '';
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
+    if (c === '\\' && (quoted || depth > 0) && i + 1 < text.length) {
+      // A quoted-pair: the next character is literal (an escaped quote or parenthesis ends nothing).
+      const pair = c + text[++i]!;
+      if (depth > 0) comment += pair.slice(1);
+      else out += pair;
+      continue;
+    }
     if (depth === 0 && c === '"') quoted = !quoted;
     if (!quoted && c === '(') {
       if (depth > 0) comment += c;
@@ -205,7 +257,12 @@ function stripComments(text: string, comments?: string[]): string {
     }
     if (!quoted && depth > 0 && c === ')') {
       depth--;
-      if (depth === 0) { comments?.push(comment); comment = ''; } else comment += c;
+      if (depth === 0) {
+        comments?.push(comment);
+        comment = '';
+        // A comment separates what is around it, as white space does (RFC 5322 §3.2.2).
+        out += ' ';
+      } else comment += c;
       continue;
     }
     if (depth > 0) comment += c;

@@ -11,8 +11,14 @@ const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 
 /** RFC 5321 §4.5.3.1.4 allows 512; extensions add to it (RFC 1869 §4.1.2). */
 export const MAX_COMMAND_LINE = 2048;
-/** RFC 4954 §4: AUTH lines may reach 12288 octets with an initial response. */
-export const MAX_AUTH_LINE = 12288;
+/**
+ * RFC 4954 §4: the AUTH command, initial response included, stays within
+ * SMTP's command-line limit (RFC 5321 §4.5.3.1.4: 512 octets with CRLF);
+ * a longer initial response is sent after the server's empty 334 instead.
+ */
+export const MAX_AUTH_COMMAND = 512;
+/** RFC 4954 §4: a SASL response line (after a 334) may be up to 12288 octets with CRLF. */
+export const MAX_SASL_RESPONSE_LINE = 12288;
 
 /** Throws unless `value` is safe to put in a command line. */
 export function assertSafeArgument(value: string, what = 'command argument'): void {
