@@ -8,7 +8,6 @@ import { SummaryLineReporter } from './test/support/summary-reporter.js';
 // Tests import 'smtplib' from source, so they never depend on (or race with)
 // a build; test/unit/loading.test.ts checks the built ESM and CJS entry points.
 const librarySource = fileURLToPath(new URL('./packages/smtplib/src/index.ts', import.meta.url));
-const emailSource = fileURLToPath(new URL('./packages/email/src/index.ts', import.meta.url));
 const source = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
 export default defineConfig({
@@ -17,6 +16,7 @@ export default defineConfig({
       { find: /^smtplib-queue-redis$/, replacement: source('./packages/queue-redis/src/index.ts') },
       { find: /^smtplib-queue\/internal$/, replacement: source('./packages/queue/src/internal.ts') },
       { find: /^smtplib-queue$/, replacement: source('./packages/queue/src/index.ts') },
+      { find: /^smtplib-email$/, replacement: source('./packages/email/src/index.ts') },
       { find: /^smtplib$/, replacement: librarySource },
     ],
   },
@@ -62,6 +62,15 @@ export default defineConfig({
           include: ['test/dkim-slow/**/*.test.ts'],
           testTimeout: 600_000,
           hookTimeout: 300_000,
+        },
+      },
+      {
+        // A 1 GiB attachment through sendMessage with the RSS bound asserted (.ci/suites/55-email-stream.sh).
+        extends: true,
+        test: {
+          name: 'email-stream',
+          include: ['test/email-stream/**/*.test.ts'],
+          testTimeout: 600_000,
         },
       },
       {

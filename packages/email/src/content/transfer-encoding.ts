@@ -93,15 +93,43 @@ export class Base64LineEncoder extends Transform {
     const tail = this.encode(Buffer.alloc(0), true);
     callback(null, tail.length > 0 ? tail : undefined);
   }
-  /** Encodes whole lines of `chunk` (and, at the end, the rest). */
+  /**
+   * Encodes whole lines of `chunk` (and, at the end, the rest). The chunk is
+   * never copied: a partial group left from the last chunk is completed from
+   * its first bytes, the rest is encoded in place, and the text is copied
+   * once into the output with the line ends.
+   */
   encode(chunk: Uint8Array, end: boolean): Buffer {
-    const input = this.#rest.length > 0 ? Buffer.concat([this.#rest, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const whole = end ? input.length : input.length - (input.length % B64_GROUP);
-    this.#rest = Buffer.from(input.subarray(whole));
-    if (whole === 0) return Buffer.alloc(0);
-    return Buffer.from(encodeBase64Lines(input.subarray(0, whole), this.#linesep), 'latin1');
+    const view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let text = '';
+    let offset = 0;
+    if (this.#rest.length > 0) {
+      const need = B64_GROUP - this.#rest.length;
+      if (view.length < need && !end) {
+        this.#rest = Buffer.concat([this.#rest, view]);
+        return EMPTY;
+      }
+      offset = Math.min(need, view.length);
+      text = Buffer.concat([this.#rest, view.subarray(0, offset)]).toString('base64');
+      this.#rest = EMPTY;
+    }
+    const available = view.length - offset;
+    const whole = end ? available : available - (available % B64_GROUP);
+    if (whole > 0) text += view.toString('base64', offset, offset + whole);
+    if (whole < available) this.#rest = Buffer.from(view.subarray(offset + whole));
+    if (text.length === 0) return EMPTY;
+    const sep = this.#linesep;
+    const out = Buffer.allocUnsafe(text.length + Math.ceil(text.length / B64_LINE) * sep.length);
+    let pos = 0;
+    for (let i = 0; i < text.length; i += B64_LINE) {
+      pos += out.write(text.slice(i, i + B64_LINE), pos, 'latin1');
+      pos += out.write(sep, pos, 'latin1');
+    }
+    return out;
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export interface DecodeOutcome {
   bytes: Buffer;
