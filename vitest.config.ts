@@ -45,27 +45,7 @@ export default defineConfig({
         },
       },
       {
-        // Postfix + the OpenDKIM milter; run by .ci/suites/55-dkim.sh.
-        extends: true,
-        test: {
-          name: 'dkim-e2e',
-          include: ['test/dkim-e2e/**/*.test.ts'],
-          testTimeout: 120_000,
-          hookTimeout: 300_000,
-        },
-      },
-      {
-        // A 1 GB DKIM message in bounded memory; run by .ci/suites/55-dkim.sh.
-        extends: true,
-        test: {
-          name: 'dkim-slow',
-          include: ['test/dkim-slow/**/*.test.ts'],
-          testTimeout: 600_000,
-          hookTimeout: 300_000,
-        },
-      },
-      {
-        // A 1 GiB attachment through sendMessage with the RSS bound asserted (.ci/suites/55-email-stream.sh).
+        // A 1 GiB attachment through sendMessage with the RSS bound asserted (.ci/suites/57-email-stream.sh).
         extends: true,
         test: {
           name: 'email-stream',

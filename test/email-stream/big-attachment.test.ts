@@ -3,7 +3,7 @@
 // sendMessage() to smtp-server (in a child process, sink.mjs, counting and
 // hashing what it receives, so the RSS measured is the sender's), and the process's RSS grows by less than 64 MB. The hash of what
 // arrived equals the hash of a second serialization (deterministic output).
-// Run by .ci/suites/55-email-stream.sh (project email-stream): about a minute.
+// Run by .ci/suites/57-email-stream.sh (project email-stream): about a minute.
 
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
