@@ -8,6 +8,7 @@ import { SummaryLineReporter } from './test/support/summary-reporter.js';
 // Tests import 'smtplib' from source, so they never depend on (or race with)
 // a build; test/unit/loading.test.ts checks the built ESM and CJS entry points.
 const librarySource = fileURLToPath(new URL('./packages/smtplib/src/index.ts', import.meta.url));
+const emailSource = fileURLToPath(new URL('./packages/email/src/index.ts', import.meta.url));
 const source = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
 export default defineConfig({
@@ -42,6 +43,26 @@ export default defineConfig({
           hookTimeout: 180_000,
           fileParallelism: false,
           sequence: { concurrent: false },
+        },
+      },
+      {
+        // Postfix + the OpenDKIM milter; run by .ci/suites/55-dkim.sh.
+        extends: true,
+        test: {
+          name: 'dkim-e2e',
+          include: ['test/dkim-e2e/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        // A 1 GB DKIM message in bounded memory; run by .ci/suites/55-dkim.sh.
+        extends: true,
+        test: {
+          name: 'dkim-slow',
+          include: ['test/dkim-slow/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 300_000,
         },
       },
       {
