@@ -19,6 +19,7 @@ import {
 } from 'smtplib';
 import { APP_CLIENT, BASIC_CLIENT, CERT_CLIENT, CLI_CLIENT, startOidcServer, type OidcServer } from './oidc-server.js';
 import { introspect, signInWithBrowser, signInWithDeviceCode, startConnectProxy } from './helpers.js';
+import { proxyFromEnvironment } from '../../packages/smtplib/src/oauth/http.js';
 
 let server: OidcServer;
 beforeAll(async () => {
@@ -151,6 +152,31 @@ describe('transport rules', () => {
     });
     expect(await introspect(server, await provider.getToken())).toMatchObject({ active: true });
     expect(targets).toEqual(['oauth.internal.test:80']);
+  });
+
+  test('HTTPS_PROXY from the environment is used for remote hosts (the proxy resolves the name, not us)', async () => {
+    const proxy = await startConnectProxy();
+    const saved = process.env.HTTPS_PROXY;
+    process.env.HTTPS_PROXY = proxy.url;
+    try {
+      const error = await clientCredentialsProvider({ tokenUrl: 'https://login.example.invalid/token', clientId: 'a', clientSecret: 'b' }).getToken().catch((e: unknown) => e);
+      // The test proxy only tunnels to 127.0.0.1: it refused, which shows the request went through it.
+      expect(proxy.tunnels).toEqual(['login.example.invalid:443']);
+      expect((error as Error).message).toMatch(/the proxy 127\.0\.0\.1:\d+ refused the tunnel to login\.example\.invalid:443: HTTP 403/);
+    } finally {
+      if (saved === undefined) delete process.env.HTTPS_PROXY;
+      else process.env.HTTPS_PROXY = saved;
+      await proxy.close();
+    }
+  });
+
+  test('NO_PROXY and loopback bypass the environment proxy', () => {
+    const env = { HTTPS_PROXY: 'http://proxy.corp:3128', NO_PROXY: 'internal.corp,.example.org' };
+    expect(proxyFromEnvironment(new URL('https://login.microsoftonline.com/x'), env)).toBe('http://proxy.corp:3128');
+    expect(proxyFromEnvironment(new URL('https://id.internal.corp/token'), env)).toBeUndefined();
+    expect(proxyFromEnvironment(new URL('https://a.example.org/token'), env)).toBeUndefined();
+    expect(proxyFromEnvironment(new URL('https://127.0.0.1:8443/token'), env)).toBeUndefined();
+    expect(proxyFromEnvironment(new URL('https://x.test/'), { https_proxy: 'http://p:1', NO_PROXY: '*' })).toBeUndefined();
   });
 
   test('an HTTPS proxy gets a CONNECT tunnel; TLS is still verified end to end', async () => {

@@ -5,8 +5,10 @@
 // refresh exactly once where that helps and explain itself where it does not.
 
 import { inspect } from 'node:util';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { clientCredentialsProvider, refreshTokenProvider, SMTP, SMTPAuthenticationError, SMTPPool, type OAuthFailure, type TokenProvider } from 'smtplib';
+import { clientCredentialsProvider, refreshTokenProvider, SMTP, SMTPAuthenticationError, SMTPNotSupportedError, SMTPPool, type OAuthFailure, type TokenProvider } from 'smtplib';
 import { APP_CLIENT, CLI_CLIENT, startOidcServer, type OidcServer } from './oidc-server.js';
 import { introspect, revoke, signInWithBrowser, startMailServer, withdrawAccessToken, type MailServer } from './helpers.js';
 
@@ -117,6 +119,21 @@ describe('login(user, { provider })', () => {
     expect((error as Error).message).toMatch(/lacks the scope the mail server needs \(the server asks for scope "smtp"\)/);
     expect(mail.authAttempts - attempts).toBe(1);
     expect(provider.requests).toBe(1);
+  });
+
+  test('a server without XOAUTH2/OAUTHBEARER: SMTPNotSupportedError, and no token is requested', async () => {
+    const plainOnly = new SMTPServer({ disabledCommands: ['STARTTLS'], authMethods: ['PLAIN'], allowInsecureAuth: true, logger: false });
+    await new Promise<void>((resolve) => plainOnly.listen(0, '127.0.0.1', () => resolve()));
+    const provider = refreshTokenProvider({ tokenUrl: oidc.tokenUrl, ca: oidc.ca, clientId: CLI_CLIENT, refreshToken: 'never-used' }) as TokenProvider & { requests: number };
+    const smtp = new SMTP({ host: '127.0.0.1', port: (plainOnly.server.address() as AddressInfo).port });
+    try {
+      await smtp.connect();
+      await expect(smtp.login('x@example.test', { provider })).rejects.toBeInstanceOf(SMTPNotSupportedError);
+    } finally {
+      smtp.close();
+      await new Promise<void>((resolve) => plainOnly.close(() => resolve()));
+    }
+    expect(provider.requests).toBe(0);
   });
 
   test('the debug transcript shows AUTH with the token masked', async () => {

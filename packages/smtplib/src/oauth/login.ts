@@ -136,6 +136,9 @@ export async function loginWithProvider(
   run: (mechanism: SaslMechanism) => Promise<Reply>,
   signal?: AbortSignal,
 ): Promise<Reply> {
+  // No token request when the server offers neither XOAUTH2 nor OAUTHBEARER:
+  // choosing is pure, so choose once with a stand-in first (throws SMTPNotSupportedError).
+  select('placeholder');
   // A provider that cannot produce a first token throws its OAuthError: nothing was sent.
   let token = await provider.getToken(signal ? { signal } : {});
   for (let attempt = 1; ; attempt++) {
