@@ -2,8 +2,9 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { SummaryLineReporter } from './test/support/summary-reporter.js';
 
-// Two projects: `unit` is everything that runs without outside services
+// Projects: `unit` is everything that runs without outside services
 // (unit, transcript, hostile, property and in-process server tests);
+// `browser` drives the capture server's web inbox in headless Chromium;
 // `interop` needs the real MTAs that test/interop/servers starts.
 // Tests import 'smtplib' from source, so they never depend on (or race with)
 // a build; test/unit/loading.test.ts checks the built ESM and CJS entry points.
@@ -28,7 +29,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth,queue,dkim,email}/**/*.test.ts'],
+          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth,queue,dkim,email,capture}/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },
@@ -72,6 +73,18 @@ export default defineConfig({
           name: 'email-stream',
           include: ['test/email-stream/**/*.test.ts'],
           testTimeout: 600_000,
+        },
+      },
+      {
+        // The web inbox in headless Chromium: run by .ci/suites/70-browser.sh
+        // (and `npm run test:browser`), not by `npm test`, as it starts a browser.
+        extends: true,
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 90_000,
+          fileParallelism: false,
         },
       },
       {

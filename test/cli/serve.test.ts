@@ -119,7 +119,10 @@ describe('startDebugServer', () => {
       await transport(s.port).sendMail({ envelope: { from: 'a@example.test', to: ['b@example.test'] }, raw: 'Subject: saved\r\n\r\nkeep me\r\n' });
       await s.waitForMessage(1);
     }
-    const files = readdirSync(eml.dir);
+    // Each .eml has a JSON sidecar with the envelope and transcript (read back on restart).
+    const all = readdirSync(eml.dir);
+    const files = all.filter((f) => f.endsWith('.eml'));
+    expect(all.filter((f) => f.endsWith('.json'))).toEqual([files[0]!.replace(/\.eml$/, '.json')]);
     expect(files).toHaveLength(1);
     expect(files[0]).toMatch(/\.eml$/);
     expect(readFileSync(join(eml.dir, files[0]!), 'utf8')).toBe('Subject: saved\r\n\r\nkeep me\r\n');
@@ -152,8 +155,8 @@ describe('smtplib serve (command)', () => {
     expect(await srv.stop()).toBe(0);
   });
 
-  it('prints JSON lines with --json and stops after --max-messages', async () => {
-    const srv = await spawnServe(['--json', '--max-messages', '1', '--refuse-rcpt', 'no@example.test=550 5.1.1 Unknown']);
+  it('prints JSON lines with --json and stops after --exit-after', async () => {
+    const srv = await spawnServe(['--json', '--exit-after', '1', '--refuse-rcpt', 'no@example.test=550 5.1.1 Unknown']);
     const info = await transport(srv.port).sendMail({ envelope: { from: 'a@example.test', to: ['no@example.test', 'yes@example.test'] }, raw: 'Subject: j\r\n\r\nx\r\n' });
     expect(info.rejected).toEqual(['no@example.test']);
     const code = await srv.stop();

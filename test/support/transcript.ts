@@ -20,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import * as smtplib from 'smtplib';
 import { parseTranscript, startScriptedServer, type SplitMode } from './scripted-server.js';
 import { testPki } from './certs.js';
+import { debugLogToScript } from '../../packages/capture/src/transcript.js';
 
 export interface Call {
   method: string;
@@ -42,7 +43,8 @@ export interface Transcript {
 }
 
 export function loadTranscript(path: string): Transcript {
-  const text = readFileSync(path, 'utf8');
+  // A pasted `debugLevel: 1` log (send: '...' / reply: '...') reads as S:/C: lines.
+  const text = debugLogToScript(readFileSync(path, 'utf8'));
   const t: Transcript = { name: path.split('/').pop()!, className: 'SMTP', options: {}, calls: [], script: '', tls: false };
   const script: string[] = [];
   for (const line of text.split('\n')) {

@@ -38,8 +38,15 @@ export function buildProgram(): Command {
     .option('--refuse-mail <reply>', 'answer every MAIL FROM with this reply, e.g. "451 Try later"')
     .option('--refuse-rcpt <addr=reply>', 'refuse a recipient, e.g. "bob@example.test=550 No such user"; * for all (repeatable)', collect, [])
     .option('--refuse-data <reply>', 'refuse every message after DATA with this reply, e.g. "554 Rejected"')
-    .option('--max-messages <n>', 'exit after receiving N messages')
-    .addHelpText('after', '\nExamples:\n  smtplib serve\n  smtplib serve --port 0 --starttls --auth alice:secret\n  smtplib serve --maildir ~/Maildir-test --quiet\n  smtplib serve --refuse-rcpt "*=451 4.3.0 Try again later"')
+    .option('--max-messages <n>', 'messages kept in memory; the oldest is dropped beyond N (default 1000)')
+    .option('--exit-after <n>', 'exit after receiving N messages (with --replay: N sessions)')
+    .option('--http <addr:port>', 'web inbox and JSON API address (default 127.0.0.1:8025; a free port with --port 0)')
+    .option('--no-http', 'no web inbox or API')
+    .option('--fail <rule>', "scripted failure, e.g. 'RCPT to=~@blocked\\.test -> 550 5.1.1 no such user' (repeatable; grammar in docs/capture.md)", collect, [])
+    .option('--require-tls', 'refuse MAIL before STARTTLS (530 5.7.0)')
+    .option('--record <dir>', "store each session's transcript (both directions, AUTH redacted) as DIR/*.smtp")
+    .option('--replay <file>', 'answer every client exactly as this recorded transcript says')
+    .addHelpText('after', '\nExamples:\n  smtplib serve                      (web inbox at http://127.0.0.1:8025)\n  smtplib serve --port 0 --starttls --auth alice:secret\n  smtplib serve --maildir ~/Maildir-test --quiet\n  smtplib serve --fail "RCPT to=~@blocked\\.test -> 550 5.1.1 no such user" --fail "DATA p=0.1 -> 451 4.3.0 try later"\n  smtplib serve --record recordings/ ; smtplib serve --replay recordings/SESSION.smtp')
     .action(async (opts) => {
       const { runServe } = await import('./commands/serve.js');
       process.exitCode = await runServe(opts);

@@ -51,10 +51,19 @@ async function main(): Promise<number> {
     const received = await server.waitForMessage(1, 5_000);
     console.log('\nThe server received:');
     console.log(formatMessage(received, { raw: true }));
+    printInboxHint();
     return refusedList.length === 0 ? 0 : 1;
   } finally {
     await server.close();
   }
+}
+
+/** The demo's last lines: how to watch mail in the web inbox. */
+function printInboxHint(): void {
+  console.log('\nTo test your own app\'s mail in a web inbox, run:');
+  console.log('  npx smtplib serve');
+  console.log('then send to 127.0.0.1:1025 and open');
+  console.log('  http://127.0.0.1:8025');
 }
 
 main().then(

@@ -1,18 +1,9 @@
-// `smtplib serve`: a debugging SMTP/LMTP server on the loopback interface,
-// built on the `smtp-server` package. It prints every message it receives
-// (or files it as .eml / into a Maildir) and never relays anything.
+// `smtplib serve`: the capture server of the smtplib-capture package on the
+// loopback interface, and the small programmatic API the CLI's tests and the
+// demo use (startDebugServer). It accepts mail, shows it in a web inbox and
+// the terminal (or files it as .eml / into a Maildir) and never relays it.
 import { EventEmitter } from 'node:events';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { SMTPServer } from 'smtp-server';
-import type {
-  SMTPServerAddress,
-  SMTPServerDataStream,
-  SMTPServerOptions,
-  SMTPServerSession,
-} from 'smtp-server';
+import { startCapture, type CaptureServer, type StoredMessage } from 'smtplib-capture';
 import { generateSelfSigned, fingerprintOf } from './certs.js';
 
 export interface DebugServerAccount {
@@ -48,9 +39,9 @@ export interface DebugServerOptions {
   lmtp?: boolean;
   /** Largest message accepted, in bytes (advertised as SIZE). */
   size?: number;
-  /** Save every message as DIR/<name>.eml. */
+  /** Save every message as DIR/<name>.eml (and read them back on start). */
   emlDir?: string;
-  /** Deliver every message into a Maildir (DIR/{tmp,new,cur}). */
+  /** Deliver every message into a Maildir (DIR/{tmp,new,cur}, read back on start). */
   maildir?: string;
   /** Name used in the greeting and EHLO reply. */
   name?: string;
@@ -60,6 +51,14 @@ export interface DebugServerOptions {
   refuseRcpt?: Record<string, ScriptedReply>;
   /** Refuse the message after DATA with this reply. */
   refuseData?: ScriptedReply;
+  /** Scripted failures, "PHASE [CONDITION ...] -> ACTION" (see smtplib-capture). */
+  failures?: string[];
+  /** Messages kept in memory, oldest dropped first (default 1000). */
+  maxMessages?: number;
+  /** The web inbox and API: "ADDR:PORT", or false for none (default: none here; the CLI turns it on). */
+  http?: { host?: string; port?: number } | false;
+  /** Store each session's transcript in DIR. */
+  recordDir?: string;
   /** Milliseconds of inactivity before a client is dropped (default 60 s). */
   socketTimeout?: number;
 }
@@ -73,6 +72,8 @@ export interface ReceivedAddress {
 export interface ReceivedMessage {
   /** 1-based sequence number within this server's life. */
   seq: number;
+  /** The capture server's id of the message (the web inbox and API use it). */
+  id: string;
   sessionId: string;
   receivedAt: Date;
   remoteAddress: string;
@@ -100,10 +101,14 @@ export interface ReceivedMessage {
 export interface DebugServer extends EventEmitter {
   readonly host: string;
   readonly port: number;
+  /** The web inbox's URL, when it runs. */
+  readonly url?: string | undefined;
   /** PEM certificate served with STARTTLS / implicit TLS, if any. */
   readonly cert?: string | undefined;
   readonly fingerprint256?: string | undefined;
   readonly messages: ReceivedMessage[];
+  /** The capture server underneath (store, failures, HTTP). */
+  readonly capture: CaptureServer;
   close(): Promise<void>;
   on(event: 'message', listener: (message: ReceivedMessage) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
@@ -115,16 +120,14 @@ export interface DebugServer extends EventEmitter {
 class DebugServerImpl extends EventEmitter implements DebugServer {
   host = '127.0.0.1';
   port = 0;
+  url?: string | undefined;
   cert?: string | undefined;
   fingerprint256?: string | undefined;
   readonly messages: ReceivedMessage[] = [];
-  server!: SMTPServer;
-  private closed = false;
+  capture!: CaptureServer;
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.capture.close();
   }
 
   waitForMessage(seq?: number, timeoutMs = 10_000): Promise<ReceivedMessage> {
@@ -148,15 +151,22 @@ class DebugServerImpl extends EventEmitter implements DebugServer {
   }
 }
 
-function smtpError(reply: ScriptedReply, fallback: string): Error & { responseCode: number } {
-  const err = new Error(reply.message ?? fallback) as Error & { responseCode: number };
-  err.responseCode = reply.code;
-  return err;
+/** A ScriptedReply as the reply part of a failure rule. */
+function replyText(r: ScriptedReply, fallback: string): string {
+  return `${r.code} ${(r.message ?? fallback).replace(/[\r\n]+/g, ' ')}`;
 }
 
-function toReceived(a: SMTPServerAddress | false): ReceivedAddress {
-  if (!a) return { address: '', args: {} };
-  return { address: a.address, args: a.args ? { ...a.args } : {} };
+/** The older --refuse-* options as failure rules (one grammar underneath). */
+export function refusalsAsRules(o: Pick<DebugServerOptions, 'refuseMail' | 'refuseRcpt' | 'refuseData'>): string[] {
+  const rules: string[] = [];
+  if (o.refuseMail) rules.push(`MAIL -> ${replyText(o.refuseMail, 'Sender refused')}`);
+  for (const [address, reply] of Object.entries(o.refuseRcpt ?? {})) {
+    if (address !== '*') rules.push(`RCPT to=${address.toLowerCase()} -> ${replyText(reply, `Recipient <${address}> refused`)}`);
+  }
+  const all = o.refuseRcpt?.['*'];
+  if (all) rules.push(`RCPT -> ${replyText(all, 'Recipient refused')}`);
+  if (o.refuseData) rules.push(`DATA -> ${replyText(o.refuseData, 'Message refused')}`);
+  return rules;
 }
 
 /** Splits the header section of a raw message into unfolded [name, value] pairs. */
@@ -183,28 +193,30 @@ export function bodyOf(raw: Buffer): string {
   return m ? text.slice(m.index + m[0].length) : '';
 }
 
-let maildirCounter = 0;
-function deliverMaildir(dir: string, raw: Buffer): string {
-  for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(dir, sub), { recursive: true });
-  const now = Date.now();
-  const name = `${Math.floor(now / 1000)}.M${(now % 1000) * 1000}P${process.pid}Q${++maildirCounter}.${hostname().replace(/[/:]/g, '_')}`;
-  const tmp = join(dir, 'tmp', name);
-  writeFileSync(tmp, raw, { flag: 'wx' });
-  const dest = join(dir, 'new', name);
-  renameSync(tmp, dest);
-  return dest;
+function toReceived(m: StoredMessage, seq: number): ReceivedMessage {
+  return {
+    seq,
+    id: m.id,
+    sessionId: m.sessionId,
+    receivedAt: new Date(m.receivedAt),
+    remoteAddress: m.remoteAddress,
+    clientName: m.clientName,
+    transmissionType: m.transmissionType,
+    secure: Boolean(m.tls),
+    tlsProtocol: m.tls?.protocol,
+    tlsCipher: m.tls?.cipher,
+    user: m.user ?? undefined,
+    mailFrom: m.mailFrom,
+    rcptTo: m.rcptTo,
+    raw: m.raw,
+    size: m.size,
+    headers: parseHeaders(m.raw),
+    accepted: m.accepted,
+    file: m.file,
+  };
 }
 
-let emlCounter = 0;
-function saveEml(dir: string, raw: Buffer, seq: number): string {
-  mkdirSync(dir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const file = join(dir, `${stamp}-${process.pid}-${seq}-${++emlCounter}.eml`);
-  writeFileSync(file, raw, { flag: 'wx' });
-  return file;
-}
-
-/** Starts the debugging server; resolves once it listens. */
+/** Starts the server; resolves once it listens. */
 export async function startDebugServer(options: DebugServerOptions = {}): Promise<DebugServer> {
   const impl = new DebugServerImpl();
   const host = options.host ?? '127.0.0.1';
@@ -220,116 +232,39 @@ export async function startDebugServer(options: DebugServerOptions = {}): Promis
     impl.cert = cert;
     impl.fingerprint256 = fingerprintOf(cert);
   }
-  const accounts = options.auth ?? [];
-  const disabledCommands: string[] = [];
-  if (!options.starttls) disabledCommands.push('STARTTLS');
-  if (accounts.length === 0) disabledCommands.push('AUTH');
-  const refuseRcpt = new Map(Object.entries(options.refuseRcpt ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-
-  const serverOptions: SMTPServerOptions = {
-    secure: Boolean(options.implicitTls),
-    name: options.name ?? 'smtplib-debug.localhost',
-    banner: 'smtplib debugging server, nothing is relayed',
-    logger: false,
+  const capture = await startCapture({
+    host,
+    port: options.port ?? 1025,
+    starttls: Boolean(options.starttls),
+    implicitTls: Boolean(options.implicitTls),
+    ...(tlsWanted && cert && key ? { cert, key } : {}),
+    auth: options.auth ?? [],
+    authOptional: Boolean(options.authOptional),
+    ...(options.allowInsecureAuth !== undefined ? { allowInsecureAuth: options.allowInsecureAuth } : {}),
     lmtp: Boolean(options.lmtp),
-    disabledCommands,
-    disableReverseLookup: true,
-    hideDSN: false,
-    hideENHANCEDSTATUSCODES: false,
-    hideREQUIRETLS: !tlsWanted,
-    authMethods: ['PLAIN', 'LOGIN', 'CRAM-MD5'],
-    authOptional: accounts.length === 0 || Boolean(options.authOptional),
-    allowInsecureAuth: options.allowInsecureAuth ?? !tlsWanted,
-    maxAllowedUnauthenticatedCommands: false,
-    socketTimeout: options.socketTimeout ?? 60_000,
-    closeTimeout: 1_000,
-    ...(options.size ? { size: options.size, rejectOversized: true } : {}),
-    ...(cert && key ? { cert, key } : {}),
-    onAuth(auth, _session, callback) {
-      const account = accounts.find((a) => a.user === auth.username);
-      let ok = false;
-      if (account) {
-        ok = auth.method === 'CRAM-MD5' ? auth.validatePassword(account.pass) : auth.password === account.pass;
-      }
-      if (!ok) {
-        callback(null, { message: 'Authentication credentials invalid', responseCode: 535 });
-        return;
-      }
-      callback(null, { user: auth.username });
-    },
-    onMailFrom(_address, _session, callback) {
-      if (options.refuseMail) return callback(smtpError(options.refuseMail, 'Sender refused'));
-      callback();
-    },
-    onRcptTo(address, _session, callback) {
-      const reply = refuseRcpt.get(address.address.toLowerCase()) ?? refuseRcpt.get('*');
-      if (reply) return callback(smtpError(reply, `Recipient <${address.address}> refused`));
-      callback();
-    },
-    onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('error', (err) => callback(err));
-      stream.on('end', () => {
-        if (stream.sizeExceeded) {
-          const err = smtpError({ code: 552, message: 'Message exceeds fixed maximum message size' }, '');
-          return callback(err);
-        }
-        if (options.refuseData) return callback(smtpError(options.refuseData, 'Message refused'));
-        const raw = Buffer.concat(chunks);
-        const seq = impl.messages.length + 1;
-        const tlsInfo = session.tlsOptions || undefined;
-        const message: ReceivedMessage = {
-          seq,
-          sessionId: session.id,
-          receivedAt: new Date(),
-          remoteAddress: session.remoteAddress,
-          clientName: session.hostNameAppearsAs || '',
-          transmissionType: session.transmissionType,
-          secure: session.secure,
-          tlsProtocol: tlsInfo?.version,
-          tlsCipher: tlsInfo?.name,
-          user: typeof session.user === 'string' ? session.user : undefined,
-          mailFrom: toReceived(session.envelope.mailFrom),
-          rcptTo: session.envelope.rcptTo.map(toReceived),
-          raw,
-          size: raw.length,
-          headers: parseHeaders(raw),
-          accepted: session.envelope.rcptTo.map((r) => r.address),
-        };
-        try {
-          if (options.maildir) message.file = deliverMaildir(options.maildir, raw);
-          if (options.emlDir) message.file = saveEml(options.emlDir, raw, seq);
-        } catch (err) {
-          const e = smtpError({ code: 451, message: `Could not save the message: ${(err as Error).message}` }, '');
-          return callback(e);
-        }
-        impl.messages.push(message);
-        impl.emit('message', message);
-        if (options.lmtp) {
-          callback(null, session.envelope.rcptTo.map(() => `<${message.seq}> delivered`));
-        } else {
-          callback(null, `Message #${seq} received (${raw.length} bytes), not relayed`);
-        }
-      });
-    },
-  };
-  const server = new SMTPServer(serverOptions);
-  impl.server = server;
-  server.on('error', (err) => {
-    if (impl.listenerCount('error') > 0) impl.emit('error', err);
+    ...(options.size ? { size: options.size } : {}),
+    ...(options.name ? { name: options.name } : {}),
+    ...(options.emlDir ? { emlDir: options.emlDir } : {}),
+    ...(options.maildir ? { maildir: options.maildir } : {}),
+    ...(options.maxMessages ? { maxMessages: options.maxMessages } : {}),
+    ...(options.recordDir ? { recordDir: options.recordDir } : {}),
+    ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
+    failures: [...refusalsAsRules(options), ...(options.failures ?? [])],
+    http: options.http ?? false,
   });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.server.once('error', onError);
-    server.listen(options.port ?? 1025, host, () => {
-      server.server.off('error', onError);
-      resolve();
-    });
+  impl.capture = capture;
+  impl.host = capture.smtp.host;
+  impl.port = capture.smtp.port;
+  impl.url = capture.http?.url;
+  let seq = 0;
+  for (const m of capture.store.all()) impl.messages.push(toReceived(m, ++seq));
+  capture.store.on('message', (m: StoredMessage) => {
+    const received = toReceived(m, ++seq);
+    impl.messages.push(received);
+    // The in-memory list of this API follows the store's bound.
+    if (impl.messages.length > capture.store.maxMessages) impl.messages.shift();
+    impl.emit('message', received);
   });
-  const addr = server.server.address() as AddressInfo;
-  impl.host = addr.address;
-  impl.port = addr.port;
   return impl;
 }
 
@@ -340,9 +275,7 @@ const PREVIEW_LINES = 8;
 /** A human-readable report of one received message. */
 export function formatMessage(m: ReceivedMessage, opts: { raw?: boolean } = {}): string {
   const out: string[] = [];
-  const via = [m.transmissionType, m.tlsProtocol, m.tlsCipher, m.user ? `user ${m.user}` : undefined]
-    .filter(Boolean)
-    .join(', ');
+  const via = [m.transmissionType, m.tlsProtocol, m.tlsCipher, m.user ? `user ${m.user}` : undefined].filter(Boolean).join(', ');
   out.push(`---------- message #${m.seq} from ${m.remoteAddress} (${m.clientName || 'no HELO'}) via ${via} ----------`);
   out.push(`MAIL FROM:<${m.mailFrom.address}>${formatArgs(m.mailFrom.args)}`);
   for (const r of m.rcptTo) out.push(`RCPT TO:<${r.address}>${formatArgs(r.args)}`);
@@ -374,6 +307,7 @@ function formatArgs(args: Record<string, string | true>): string {
 export function messageToJson(m: ReceivedMessage): Record<string, unknown> {
   return {
     seq: m.seq,
+    id: m.id,
     receivedAt: m.receivedAt.toISOString(),
     remoteAddress: m.remoteAddress,
     clientName: m.clientName,

@@ -1,6 +1,7 @@
 // The `smtplib serve` command line.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CliError, EX } from '../exit-codes.js';
+import { FailureSyntaxError, parseFailureRule } from 'smtplib-capture';
 import { formatMessage, messageToJson, startDebugServer, type ScriptedReply } from '../serve.js';
 
 export interface ServeCliOptions {
@@ -24,6 +25,30 @@ export interface ServeCliOptions {
   refuseRcpt: string[];
   refuseData?: string;
   maxMessages?: string;
+  exitAfter?: string;
+  /** "ADDR:PORT" of the web inbox, or false (--no-http). */
+  http?: string | boolean;
+  fail: string[];
+  requireTls?: boolean;
+  record?: string;
+  replay?: string;
+}
+
+const DEFAULT_HTTP = '127.0.0.1:8025';
+
+function parseHttp(value: string, anyPort: boolean): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value.trim()) ?? /^()()(\d+)$/.exec(value.trim());
+  if (!m) throw new CliError(`--http: "${value}" should be ADDR:PORT, e.g. 127.0.0.1:8025`, EX.USAGE);
+  const port = Number(m[3]);
+  if (!Number.isInteger(port) || port > 65535) throw new CliError(`--http: "${value}" has no valid port`, EX.USAGE);
+  // With --port 0 (any free SMTP port) and no --http, the inbox takes a free port too.
+  return { host: m[1] || m[2] || '127.0.0.1', port: anyPort ? 0 : port };
+}
+
+function parsePositive(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new CliError(`${what}: "${value}" is not a positive whole number`, EX.USAGE);
+  return n;
 }
 
 export function parseReply(spec: string, what: string): ScriptedReply {
@@ -50,7 +75,46 @@ function readPem(file: string, what: string): string {
   }
 }
 
+/** `serve --replay FILE`: answers every client exactly as the recording says, until stopped. */
+async function runReplay(o: ServeCliOptions): Promise<number> {
+  const { startReplay } = await import('smtplib-capture');
+  const { generateSelfSigned } = await import('../certs.js');
+  let tlsFiles: { cert: string; key: string } | undefined;
+  if (o.cert && o.key) tlsFiles = { cert: readPem(o.cert, '--cert'), key: readPem(o.key, '--key') };
+  else tlsFiles = await generateSelfSigned(['localhost', o.host]);
+  let replay;
+  try {
+    replay = await startReplay({ file: o.replay! }, { host: o.host, port: parsePort(o.port), ...tlsFiles });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') throw new CliError(`--replay: cannot read ${o.replay}`, EX.NOINPUT);
+    if (e.code === 'EADDRINUSE') throw new CliError(`port ${o.port} on ${o.host} is already in use`, EX.UNAVAILABLE, 'choose another with --port N, or --port 0 for any free port');
+    throw new CliError(`--replay: ${(err as Error).message}`, EX.DATAERR);
+  }
+  if (o.certOut) writeFileSync(o.certOut, tlsFiles.cert);
+  const steps = replay.transcript.steps.length;
+  if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', host: replay.host, port: replay.port, replay: o.replay, steps }) + '\n');
+  else process.stdout.write(`smtplib serve: listening on ${replay.host}:${replay.port}, replaying ${o.replay} (${steps} steps) to every client. Stop with Ctrl-C.\n`);
+  return await new Promise<number>((resolve) => {
+    let failed = false;
+    const stop = (): void => void replay.close().then(() => resolve(failed ? EX.DATAERR : EX.OK));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    const next = (): void =>
+      void replay.nextSession().then((s) => {
+        if (s.mismatch || s.cutShort) failed = true;
+        if (o.json) process.stdout.write(JSON.stringify({ event: 'session', ...s }) + '\n');
+        else if (s.mismatch) process.stdout.write(`replay mismatch at step ${s.mismatch.step}: expected ${JSON.stringify(s.mismatch.expected)}, client sent ${JSON.stringify(s.mismatch.actual)}\n`);
+        else process.stdout.write(`replayed ${s.completed} of ${s.steps} steps${s.cutShort ? ' (the client stopped early)' : ''}\n`);
+        if (o.exitAfter && replay.sessions.length >= Number(o.exitAfter)) stop();
+        else next();
+      });
+    next();
+  });
+}
+
 export async function runServe(o: ServeCliOptions): Promise<number> {
+  if (o.replay) return runReplay(o);
   const auth = o.auth.map((spec) => {
     const colon = spec.indexOf(':');
     if (colon <= 0) throw new CliError(`--auth: "${spec}" should be user:password`, EX.USAGE);
@@ -66,13 +130,26 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
   if (o.starttls && o.tls) throw new CliError('choose one of --starttls and --tls (implicit TLS)', EX.USAGE);
   const size = o.size === undefined ? undefined : Number(o.size);
   if (size !== undefined && (!Number.isInteger(size) || size <= 0)) throw new CliError(`--size: "${o.size}" is not a positive number of bytes`, EX.USAGE);
-  const maxMessages = o.maxMessages === undefined ? undefined : Number(o.maxMessages);
+  const maxMessages = o.maxMessages === undefined ? undefined : parsePositive(o.maxMessages, '--max-messages');
+  const exitAfter = o.exitAfter === undefined ? undefined : parsePositive(o.exitAfter, '--exit-after');
+  const failures = [...(o.requireTls ? ['MAIL tls=no -> 530 5.7.0 Must issue a STARTTLS command first'] : []), ...(o.fail ?? [])];
+  for (const rule of failures) {
+    try {
+      parseFailureRule(rule);
+    } catch (err) {
+      if (err instanceof FailureSyntaxError) throw new CliError(err.message, EX.USAGE);
+      throw err;
+    }
+  }
+  if (o.requireTls && !o.starttls && !o.tls) throw new CliError('--require-tls needs --starttls (or --tls): otherwise no client could ever send', EX.USAGE);
+  const smtpPort = parsePort(o.port);
+  const http = o.http === false ? false : parseHttp(typeof o.http === 'string' ? o.http : DEFAULT_HTTP, typeof o.http !== 'string' && smtpPort === 0);
 
   let server;
   try {
     server = await startDebugServer({
       host: o.host,
-      port: parsePort(o.port),
+      port: smtpPort,
       starttls: Boolean(o.starttls),
       implicitTls: Boolean(o.tls),
       ...(o.cert && o.key ? { cert: readPem(o.cert, '--cert'), key: readPem(o.key, '--key') } : {}),
@@ -85,10 +162,16 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
       ...(o.refuseMail ? { refuseMail: parseReply(o.refuseMail, '--refuse-mail') } : {}),
       ...(o.refuseData ? { refuseData: parseReply(o.refuseData, '--refuse-data') } : {}),
       refuseRcpt,
+      failures,
+      http,
+      ...(maxMessages ? { maxMessages } : {}),
+      ...(o.record ? { recordDir: o.record } : {}),
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') {
+      const web = http && (e as NodeJS.ErrnoException & { port?: number }).port === http.port;
+      if (web) throw new CliError(`the web inbox's port ${http.port} on ${http.host} is already in use`, EX.UNAVAILABLE, 'choose another with --http ADDR:PORT, or --no-http');
       throw new CliError(`port ${o.port} on ${o.host} is already in use`, EX.UNAVAILABLE, 'choose another with --port N, or --port 0 for any free port');
     }
     if (e.code === 'EACCES') {
@@ -105,14 +188,22 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
     o.starttls ? 'STARTTLS' : undefined,
     auth.length ? `AUTH PLAIN LOGIN CRAM-MD5 ${o.authOptional ? 'optional' : 'required'}` : undefined,
     size ? `SIZE ${size}` : undefined,
+    o.requireTls ? 'TLS required' : undefined,
   ].filter(Boolean);
   if (o.json) {
-    process.stdout.write(JSON.stringify({ event: 'listening', host: server.host, port: server.port, features, fingerprint256: server.fingerprint256 }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ event: 'listening', host: server.host, port: server.port, features, fingerprint256: server.fingerprint256, inbox: server.url }) + '\n',
+    );
   } else {
     process.stdout.write(`smtplib serve: listening on ${server.host}:${server.port} (${features.join('; ')})\n`);
     if (server.fingerprint256) process.stdout.write(`TLS certificate (self-signed unless --cert) SHA-256 fingerprint: ${server.fingerprint256}\n`);
     if (o.eml) process.stdout.write(`Saving messages as .eml files in ${o.eml}\n`);
     if (o.maildir) process.stdout.write(`Delivering messages into the Maildir ${o.maildir}\n`);
+    const reloaded = server.capture.reloaded;
+    if (reloaded) process.stdout.write(`Read back ${reloaded} saved message${reloaded === 1 ? '' : 's'}\n`);
+    for (const rule of server.capture.failures.list()) process.stdout.write(`Scripted failure: ${rule.rule}\n`);
+    if (o.record) process.stdout.write(`Recording each session's transcript in ${o.record}\n`);
+    if (server.url) process.stdout.write(`Web inbox and API: ${server.url}\n`);
     process.stdout.write('Nothing is relayed. Stop with Ctrl-C.\n');
   }
 
@@ -126,7 +217,7 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
       if (o.json) process.stdout.write(JSON.stringify(messageToJson(m)) + '\n');
       else if (!o.quiet) process.stdout.write(formatMessage(m, { raw: Boolean(o.raw) }) + '\n');
       else if (m.file) process.stdout.write(`${m.file}\n`);
-      if (maxMessages && m.seq >= maxMessages) stop();
+      if (exitAfter && m.seq >= exitAfter) stop();
     });
   });
 }
