@@ -7,6 +7,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SMTP, SMTPNotSupportedError, SMTPPool } from 'smtplib';
 import { Address, EmailMessage, parseMessage, SMTPUTF8 } from 'smtplib-email';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MailQueue } from 'smtplib-queue';
 import { startServer, type TestServer } from '../integration/helpers.js';
 
 const servers: TestServer[] = [];
@@ -75,6 +79,27 @@ describe('sendMessage(EmailMessage)', () => {
       expect(parseMessage(s.received[0]!.data).getBody(['plain'])!.getContent()).toBe('Hello, wörld\n');
     } finally {
       await pool.close();
+    }
+  });
+
+  it('MailQueue.enqueueMessage stores it without Bcc, the envelope from its headers, and a worker delivers it', async () => {
+    const s = await server();
+    const dir = mkdtempSync(join(tmpdir(), 'email-queue-'));
+    const queue = await MailQueue.open({ dir });
+    try {
+      const msg = message();
+      const { id } = await queue.enqueueMessage(msg);
+      const stored = await queue.store.body(id);
+      expect(stored.toString()).not.toContain('hidden@example.com');
+      await queue.flush({ smtp: { host: '127.0.0.1', port: s.port } });
+      expect((await queue.wait(id, { timeoutMs: 10_000 })).state).toBe('delivered');
+      const got = s.received[0]!;
+      expect(got.to.sort()).toEqual(['bob@example.com', 'carol@example.com', 'hidden@example.com']);
+      expect(got.data.equals(stored)).toBe(true);
+      expect(parseMessage(got.data).getBody(['plain'])!.getContent()).toBe('Hello, wörld\n');
+    } finally {
+      await queue.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

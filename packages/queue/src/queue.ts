@@ -7,6 +7,7 @@
 //   const done = await queue.wait(id, { timeoutMs: 60_000 });
 
 import { EventEmitter } from 'node:events';
+import { envelopeFromHeaders, removeBccHeaders, type SerializableMessage } from 'smtplib';
 import { QueueError, checkId } from './errors.js';
 import { SpoolStore, type SpoolStoreOptions } from './spool/spool-store.js';
 import type { QueueStore } from './store.js';
@@ -62,6 +63,20 @@ export class MailQueue extends EventEmitter<QueueEvents> {
   /** Resolves with the id once the message is durable. */
   enqueue(input: EnqueueInput, options?: EnqueueOptions): Promise<EnqueueResult> {
     return this.store.enqueue(input, options);
+  }
+
+  /**
+   * Enqueues a message object (smtplib-email's EmailMessage, or anything with
+   * stream()), as sendMessage() would send it: the envelope from its headers
+   * unless `from`/`to` are given, Bcc and Resent-Bcc removed from what is stored.
+   */
+  async enqueueMessage(message: SerializableMessage, options: EnqueueOptions & { from?: string; to?: string | readonly string[] } = {}): Promise<EnqueueResult> {
+    const { from, to, ...rest } = options;
+    const chunks: Buffer[] = [];
+    for await (const chunk of message.stream()) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk));
+    const bytes = Buffer.concat(chunks);
+    const envelope = envelopeFromHeaders(bytes, { from, to });
+    return this.enqueue({ from: envelope.from, to: envelope.to, message: removeBccHeaders(bytes) }, rest);
   }
 
   get(id: string): Promise<QueueMessage | undefined> {
