@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Crash soak of the durable queue (issue 13), CI size: 4 worker processes deliver
-# 1,200 messages through the fault-injecting server while a chaos loop SIGKILLs and
+# 1,200 (spool) and 500 (Redis) messages through the fault-injecting server while a chaos loop SIGKILLs and
 # restarts them; once on the spool, once on Redis (with a redis-server SIGKILL and
 # restart in the middle, AOF on). Fails on any lost, twice-delivered, unfinished or
 # unexplained-unknown message, and when redis-server cannot start.
@@ -9,5 +9,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v redis-server >/dev/null || { echo "60-queue-soak: redis-server is not installed (.ci/apt-packages lists it)" >&2; exit 1; }
 npm run build --silent
-node test/queue/soak/crash-soak.mjs --store spool --messages 1200 --workers 4 --timeout 240
-node test/queue/soak/crash-soak.mjs --store redis --messages 1200 --workers 4 --timeout 240
+node test/queue/soak/crash-soak.mjs --store spool --messages 1200 --workers 4 --timeout 300
+node test/queue/soak/crash-soak.mjs --store redis --messages 500 --workers 4 --timeout 300 --kill-min 600 --kill-spread 1500

@@ -33,11 +33,28 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
 
   storeConformance('redis (BullMQ)', () => makeStore());
 
-  it('marks asked for in one turn cost one round trip to Redis', async () => {
+  it('marks asked for in one turn cost one round trip, and only a worker holding the lock gets one', async () => {
     const { store } = await makeStore();
+    const queue = new MailQueue(store);
+    for (let i = 0; i < 5; i++) await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const w = await store.registerWorker();
+    const claims = await store.claim(w, 5);
+    expect(claims).toHaveLength(5);
     const before = store.markRoundTrips;
-    await Promise.all(Array.from({ length: 20 }, (_, i) => store.markCommitting('w', `abcdefgh${String(i).padStart(4, '0')}`, 1)));
+    await Promise.all(claims.map((c) => store.markCommitting(w, c.message.id, c.message.attempts + 1)));
     expect(store.markRoundTrips - before).toBe(1);
+    // A lock that expired while Redis was away (here: removed) means another worker may be sending it.
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.url);
+    const lost = claims[0]!.message.id;
+    await raw.del(`bull:${store.prefix}:${lost}:lock`);
+    await expect(store.markCommitting(w, lost, 2)).rejects.toMatchObject({ code: 'ERR_QUEUE_CLAIM_LOST' });
+    // Another worker took it and recorded attempt 1 (here: by hand): this worker's record must not overwrite it.
+    await raw.set(`bull:${store.prefix}:${lost}:lock`, 'someone-else');
+    await raw.hset(`${store.prefix}:msg:${lost}`, 'json', JSON.stringify({ ...claims[0]!.message, attempts: 1, unknownReason: 'theirs' }));
+    await expect(store.finish(w, { ...claims[0]!.message, attempts: 1 })).rejects.toMatchObject({ code: 'ERR_QUEUE_CLAIM_LOST' });
+    expect((await store.get(lost))!.unknownReason).toBe('theirs');
+    await raw.quit();
     await store.close();
   });
 

@@ -46,6 +46,22 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it('a worker whose claim was taken from it (taken for dead) may neither mark nor record', async () => {
+    const { store, dir, cleanup } = await spool();
+    const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const w = await store.registerWorker();
+    const [claim] = await store.claim(w, 1);
+    await store.markCommitting(w, id, 1);
+    expect(await readdir(join(dir, 'commit'))).toEqual([`${id}@1`]);
+    const { rename } = await import('node:fs/promises');
+    await rename(join(dir, 'active', w, `${id}.json`), join(dir, 'tmp', 'stolen.json'));
+    await expect(store.markCommitting(w, id, 2)).rejects.toMatchObject({ code: 'ERR_QUEUE_CLAIM_LOST' });
+    await expect(store.finish(w, { ...claim!.message, attempts: 1 })).rejects.toMatchObject({ code: 'ERR_QUEUE_CLAIM_LOST' });
+    expect(await readdir(join(dir, 'commit'))).toEqual([`${id}@1`]);
+    await store.close();
+    await cleanup();
+  });
+
   it('refuses a directory that is not a spool of this version', async () => {
     const dir = await (await import('node:fs/promises')).mkdtemp(join(tmpdir(), 'smtplib-spool-'));
     await writeFile(join(dir, 'spool.json'), '{"format":"something else","version":9}');

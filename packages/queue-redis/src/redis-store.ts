@@ -86,7 +86,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   #redis: Redis | undefined;
   #queue: Queue | undefined;
   readonly #workers = new Map<string, WorkerEntry>();
-  #marks: { key: string; resolve(): void; reject(error: unknown): void }[] = [];
+  #marks: { key: string; lock: string; token: string; resolve(): void; reject(error: unknown): void }[] = [];
   #marksScheduled = false;
   #lastOrphanScan = 0;
   #closed = false;
@@ -413,9 +413,10 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     return claims;
   }
 
-  markCommitting(_worker: string, id: string, attempt: number): Promise<void> {
+  markCommitting(worker: string, id: string, attempt: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#marks.push({ key: this.#k('commit', `${checkId(id)}@${attempt}`), resolve, reject });
+      const token = this.#workers.get(worker)?.jobs.get(checkId(id))?.token ?? '';
+      this.#marks.push({ key: this.#k('commit', `${id}@${attempt}`), lock: this.#lockKey(id), token, resolve, reject });
       if (!this.#marksScheduled) {
         this.#marksScheduled = true;
         setImmediate(() => void this.#flushMarks());
@@ -423,21 +424,28 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     });
   }
 
-  /** One MULTI for every mark asked for in this turn. */
+  /**
+   * One script for every mark asked for in this turn. A mark is set only
+   * while its worker still holds the job's lock (and the lock is extended):
+   * a worker that lost its claim while Redis was away must not go on to the
+   * end of data, since another worker may be sending the same message.
+   */
   async #flushMarks(): Promise<void> {
     const batch = this.#marks;
     this.#marks = [];
     this.#marksScheduled = false;
     try {
-      const multi = this.#r.multi();
-      for (const mark of batch) multi.set(mark.key, '1', 'EX', 30 * 86400);
+      const keys = batch.flatMap((m) => [m.lock, m.key]);
       this.markRoundTrips++;
-      const results = await multi.exec();
-      for (const [error] of results ?? []) if (error) throw error;
-      for (const mark of batch) mark.resolve();
+      const owned = (await this.#r.eval(MARK_IF_OWNED, keys.length, ...keys, this.#lockMs, ...batch.map((m) => m.token))) as number[];
+      batch.forEach((m, i) => (owned[i] === 1 ? m.resolve() : m.reject(new QueueError('ERR_QUEUE_CLAIM_LOST', `the lock on ${m.lock} is no longer this worker's (it was taken for dead while Redis was away); the end of data was not written`))));
     } catch (error) {
       for (const mark of batch) mark.reject(error);
     }
+  }
+
+  #lockKey(id: string): string {
+    return `${this.#queue!.toKey(id)}:lock`;
   }
 
   /** Writes the message (and its indexes) in one MULTI. */
@@ -460,7 +468,21 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   async finish(worker: string, message: StoredMessage): Promise<void> {
     const entry = this.#entry(worker);
     const held = entry.jobs.get(message.id);
-    const to = await this.#write(message, { clearWorker: true, marks: true });
+    const to: QueueState = restingState(message);
+    // Recorded only while this worker holds the lock, or when nobody has recorded this attempt yet.
+    const id = message.id;
+    const written = (await this.#r.eval(
+      FINISH_IF_OWNED,
+      7,
+      this.#k('msg', id), this.#lockKey(id), this.#k('due'), this.#k('active'), this.#k('held'),
+      this.#k('commit', `${id}@${message.attempts}`), this.#k('commit', `${id}@${Math.max(0, message.attempts - 1)}`),
+      held?.token ?? '', message.attempts, JSON.stringify(message), to === 'delivered' ? 'delivered' : isTerminal(to) ? 'terminal' : 'pending', message.nextAttemptAt, id,
+    )) as number;
+    if (written !== 1) {
+      entry.jobs.delete(id);
+      if (held) await this.#freeSlots(worker, id, held.slots).catch(() => undefined);
+      throw new QueueError('ERR_QUEUE_CLAIM_LOST', `message ${id} was recovered by another worker while this one was cut off; its record stands`, { messageId: id });
+    }
     if (held) {
       try {
         if (isTerminal(to)) await held.job.moveToCompleted(to, held.token, false);
@@ -632,6 +654,42 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
  * KEYS: one sorted set per destination. ARGV: now, lease expiry, member, then one limit per key.
  * Drops expired leases, then takes a slot in every set or in none.
  */
+const MARK_IF_OWNED = `
+local out = {}
+for i = 1, #KEYS, 2 do
+  local token = ARGV[1 + (i + 1) / 2]
+  if token ~= '' and redis.call('GET', KEYS[i]) == token then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    redis.call('SET', KEYS[i + 1], '1', 'EX', 2592000)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+`;
+
+/**
+ * KEYS: msg hash, job lock, due, active, held, commit mark n, commit mark n-1.
+ * ARGV: token, attempts, json, delivered|terminal|pending, next attempt time, id.
+ */
+const FINISH_IF_OWNED = `
+local owned = ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1]
+if not owned then
+  local current = redis.call('HGET', KEYS[1], 'json')
+  if not current then return 0 end
+  if cjson.decode(current).attempts >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('HSET', KEYS[1], 'json', ARGV[3])
+redis.call('HDEL', KEYS[1], 'worker')
+redis.call('ZREM', KEYS[4], ARGV[6])
+if ARGV[4] == 'delivered' then redis.call('HDEL', KEYS[1], 'body') end
+if ARGV[4] == 'pending' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6]) else redis.call('ZREM', KEYS[3], ARGV[6]) end
+redis.call('SREM', KEYS[5], ARGV[6])
+redis.call('DEL', KEYS[6], KEYS[7])
+return 1
+`;
+
 const TAKE_SLOTS = `
 local n = #KEYS
 for i = 1, n do

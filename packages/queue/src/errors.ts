@@ -3,6 +3,7 @@
 export type QueueErrorCode =
   | 'ERR_QUEUE_NOT_FOUND'
   | 'ERR_QUEUE_ACTIVE'
+  | 'ERR_QUEUE_CLAIM_LOST'
   | 'ERR_QUEUE_INVALID'
   | 'ERR_QUEUE_WAIT_TIMEOUT'
   | 'ERR_QUEUE_CLOSED'

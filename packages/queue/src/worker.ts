@@ -16,6 +16,7 @@ import { applyAttempt, applyInterrupted, pendingRecipients, restingState, type A
 import { fromError, fromResult } from './outcome.js';
 import { resolveSchedule, type ResolvedSchedule, type RetrySchedule } from './schedule.js';
 import type { Claim, QueueStore } from './store.js';
+import { QueueError } from './errors.js';
 import type { StoredMessage } from './types.js';
 
 /** Tries to record an attempt's outcome before giving up (about a minute of backoff). */
@@ -255,6 +256,11 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
         await this.store.finish(worker, message);
         return;
       } catch (error) {
+        // Another worker owns the message now (this one was taken for dead): its record wins.
+        if (error instanceof QueueError && error.code === 'ERR_QUEUE_CLAIM_LOST') {
+          this.#error(error);
+          return;
+        }
         if (tries >= FINISH_TRIES) throw error;
         this.#error(error);
         await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** tries)));

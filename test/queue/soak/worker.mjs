@@ -9,7 +9,7 @@ const store = await openStore(spec);
 store.on('error', () => undefined); // reconnects are expected while Redis restarts
 const queue = new MailQueue(store);
 const worker = queue.worker({
-  smtp: { host: '127.0.0.1', port: Number(port), tlsPolicy: 'none', maxConnections: 3, retry: { minDelayMs: 10, maxDelayMs: 50 }, timeout: 5000 },
+  smtp: { host: '127.0.0.1', port: Number(port), tlsPolicy: 'none', maxConnections: 3, retry: { minDelayMs: 10, maxDelayMs: 50 }, timeout: 60_000 },
   schedule: { minBackoffMs: 50, maxBackoffMs: 400, greylistDelayMs: 50 },
   concurrency: Number(process.env.SOAK_CONCURRENCY ?? 20),
   pollIntervalMs: 50,

@@ -77,7 +77,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #syncer = new DirSyncer();
   readonly #workers = new Map<string, NodeJS.Timeout>();
   #control: Promise<string> | undefined;
-  #marks: { path: string; worker: string; resolve(): void; reject(error: unknown): void }[] = [];
+  #marks: { path: string; claim: string; worker: string; resolve(): void; reject(error: unknown): void }[] = [];
   #marksScheduled = false;
   #closed = false;
 
@@ -426,7 +426,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   markCommitting(worker: string, id: string, attempt: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#marks.push({ path: this.#p('commit', `${checkId(id)}@${attempt}`), worker, resolve, reject });
+      this.#marks.push({ path: this.#p('commit', `${checkId(id)}@${attempt}`), claim: this.#p('active', worker, `${id}.json`), worker, resolve, reject });
       if (!this.#marksScheduled) {
         this.#marksScheduled = true;
         setImmediate(() => void this.#flushMarks());
@@ -441,9 +441,11 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#marksScheduled = false;
     try {
       await Promise.all([...new Set(batch.map((m) => m.worker))].map((w) => this.#syncer.sync(this.#p('active', w))));
-      await Promise.all(batch.map((m) => createMarker(m.path)));
+      // Only a worker that still holds its claim may go on to the end of data.
+      const owned = await Promise.all(batch.map((m) => this.#exists(m.claim)));
+      await Promise.all(batch.filter((_, i) => owned[i]).map((m) => createMarker(m.path)));
       await this.#syncer.sync(this.#p('commit'));
-      for (const m of batch) m.resolve();
+      batch.forEach((m, i) => (owned[i] ? m.resolve() : m.reject(claimLost(m.claim))));
     } catch (error) {
       for (const m of batch) m.reject(error);
     }
@@ -451,6 +453,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async finish(worker: string, message: StoredMessage): Promise<void> {
     const from = this.#p('active', worker, `${checkId(message.id)}.json`);
+    if (!(await this.#exists(from))) throw claimLost(from);
     const to = await this.#place(from, message);
     for (let n = message.attempts; n >= 1 && n >= message.attempts - 1; n--) await unlinkIfPresent(this.#p('commit', `${message.id}@${n}`));
     if (to === 'delivered') await unlinkIfPresent(this.#p('data', message.id));
@@ -670,6 +673,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   #assertOpen(): void {
     if (this.#closed) throw new QueueError('ERR_QUEUE_CLOSED', 'the queue store is closed');
   }
+}
+
+function claimLost(path: string): QueueError {
+  return new QueueError('ERR_QUEUE_CLAIM_LOST', `the claim ${path} is gone: this worker was taken for dead and its message recovered; its outcome is not recorded`);
 }
 
 function queueName(message: StoredMessage): string {
