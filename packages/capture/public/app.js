@@ -121,7 +121,8 @@ function renderTranscript(text) {
   const pre = $('transcript');
   pre.replaceChildren();
   for (const line of text.split('\n')) {
-    if (!line) continue;
+    // The timing line is for replay tools; the download keeps it.
+    if (!line || line.startsWith('# timing:')) continue;
     pre.append(el('span', { class: line.startsWith('S:') ? 's' : line.startsWith('C:') ? 'c' : 'muted', text: `${line}\n` }));
   }
 }
