@@ -49,7 +49,7 @@ export interface CapturedMessage {
 
 export interface StoredMessage extends CapturedMessage {
   raw: Buffer;
-  /** The decoded start of the text part (its first 4 KiB), searched by `q`. */
+  /** The decoded text (its first 32 KiB), searched by `q`. */
   searchText: string;
 }
 
