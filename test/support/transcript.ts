@@ -12,6 +12,9 @@
 //   C: EHLO client.test
 //   ...
 //
+// A pasted `debugLevel: 1` log (send: '...' / reply: '...' lines) or a
+// `smtplib serve --record` recording reads the same way.
+//
 // Server lines (S:) are replayed; client lines (C:) are asserted byte for
 // byte. Every transcript runs whole, one byte per write, line by line, and
 // in seeded random splits.

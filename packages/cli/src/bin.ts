@@ -39,7 +39,7 @@ export function buildProgram(): Command {
     .option('--refuse-rcpt <addr=reply>', 'refuse a recipient, e.g. "bob@example.test=550 No such user"; * for all (repeatable)', collect, [])
     .option('--refuse-data <reply>', 'refuse every message after DATA with this reply, e.g. "554 Rejected"')
     .option('--max-messages <n>', 'messages kept in memory; the oldest is dropped beyond N (default 1000)')
-    .option('--exit-after <n>', 'exit after receiving N messages (with --replay: N sessions)')
+    .option('--exit-after <n>', 'exit after receiving N messages')
     .option('--http <addr:port>', 'web inbox and JSON API address (default 127.0.0.1:8025; a free port with --port 0)')
     .option('--no-http', 'no web inbox or API')
     .option('--fail <rule>', "scripted failure, e.g. 'RCPT to=~@blocked\\.test -> 550 5.1.1 no such user' (repeatable; grammar in docs/capture.md)", collect, [])
