@@ -29,7 +29,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth,queue,dkim,email,capture}/**/*.test.ts'],
+          include: ['test/{unit,transcript,hostile,property,integration,cli,pool,security,differential,hardening,oauth,queue,dkim,email,capture,otel}/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

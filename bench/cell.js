@@ -71,6 +71,7 @@ async function main() {
     }
   }
   out.maxRssKB = process.resourceUsage().maxRSS;
+  { const whole = process.cpuUsage(); out.processCpuMs = (whole.user + whole.system) / 1000; } // since the process started
   ctl.close();
   process.stdout.write('RESULT ' + JSON.stringify(out) + '\n');
 }

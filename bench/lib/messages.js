@@ -52,6 +52,20 @@ export function largeMessage(bytes = 20 * 1024 * 1024) {
   return buf.subarray(0, off);
 }
 
+/** A large message (default 20 MB) of ordinary text lines: none starts with '.', nothing to stuff. */
+export function largeTextMessage(bytes = 20 * 1024 * 1024) {
+  const head =
+    `From: Bench <${FROM}>\r\nTo: Sink <${TO}>\r\nSubject: bench large text message\r\n` +
+    `Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <bench-large-text@bench.local>\r\n` +
+    `MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n`;
+  const buf = Buffer.allocUnsafe(bytes);
+  let off = buf.write(head, 0, 'latin1');
+  const line = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\r\n';
+  while (off + line.length <= bytes - 2) off += buf.write(line, off, 'latin1');
+  off += buf.write('x'.repeat(Math.max(0, bytes - off - 2)) + '\r\n'.slice(0, bytes - off), off, 'latin1');
+  return buf.subarray(0, off);
+}
+
 /** SMTP dot-stuffing for the raw client (pre-encoded outside the timed section). */
 export function dotStuff(buf) {
   const s = buf.toString('latin1');
