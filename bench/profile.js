@@ -47,7 +47,8 @@ for (let i = 0; i < profile.samples.length; i++) {
   const dt = (deltas[i + 1] ?? deltas[i] ?? 0) / 1000; // ms
   total += dt;
   const f = node.callFrame;
-  const where = f.url ? `${relative(ROOT, fileURLToPath(f.url.startsWith('file:') ? f.url : 'file://' + f.url)).replace(/^packages\/smtplib\/dist\/esm\//, 'smtplib/')}:${f.lineNumber + 1}` : '';
+  const path = f.url.startsWith('file:') ? relative(ROOT, fileURLToPath(f.url)) : f.url;
+  const where = f.url ? `${path.replace(/^packages\/smtplib\/dist\/esm\//, 'smtplib/')}:${f.lineNumber + 1}` : '';
   const key = `${f.functionName || '(anonymous)'}\t${where}`;
   self.set(key, (self.get(key) ?? 0) + dt);
 }
