@@ -5,7 +5,7 @@
 // Run by .ci/suites/55-dkim.sh: npx vitest run --project dkim-e2e
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,6 +97,8 @@ describe.skipIf(reason !== undefined)('Postfix + OpenDKIM milter: stored with Au
       if (found.size < cases.length) await new Promise((r) => setTimeout(r, 250));
     }
     for (const c of cases) c.results = found.has(c.messageId) ? authenticationResults(found.get(c.messageId)!) : undefined;
+    // `DKIM_E2E=1 node test/dkim/report.mjs` puts this in docs/dkim.md.
+    if (process.env.DKIM_E2E_REPORT) writeFileSync(process.env.DKIM_E2E_REPORT, JSON.stringify(cases, null, 1));
   }, 240_000);
 
   afterAll(() => {

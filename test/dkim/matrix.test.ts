@@ -4,7 +4,7 @@
 // OpenDKIM and mailauth. A tampered copy of a signed message must fail with
 // each of them, so a verifier that passes everything would be caught.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,11 @@ const gate = verifierGate();
 
 interface Sent {
   label: string;
+  group: 'input' | 'hard' | 'control';
+  algorithm: string;
+  canonicalization: string;
+  /** The input shape, or the hard case. */
+  subject: string;
   signatures: number;
   /** A verifier documented to fail on this message (see messages.ts). */
   knownFailure?: string;
@@ -63,7 +68,7 @@ describe.skipIf(gate.skip)('DKIM signatures verified by dkimpy, OpenDKIM and mai
         for (const [kind, bytes] of kinds) {
           const input = toInput(kind === 'stream (spooled past 1 MiB)' ? 'stream' : kind, bytes, dir, kind);
           const received = await send(smtp, input, false);
-          sent.push({ label: `${algorithm} ${canonicalization} ${kind}`, signatures: algorithm === 'dual' ? 2 : 1, received });
+          sent.push({ label: `${algorithm} ${canonicalization} ${kind}`, group: 'input', algorithm, canonicalization, subject: kind, signatures: algorithm === 'dual' ? 2 : 1, received });
         }
         await smtp.quit();
       }
@@ -76,7 +81,7 @@ describe.skipIf(gate.skip)('DKIM signatures verified by dkimpy, OpenDKIM and mai
         for (const canonicalization of CANONICALIZATIONS) {
           const received = await send(smtp, c.bytes, Boolean(c.utf8), options(algorithm, canonicalization) as DkimOptions);
           const knownFailure = c.simpleHeaderLimitation && canonicalization.startsWith('simple/') ? c.simpleHeaderLimitation.verifier : undefined;
-          sent.push({ label: `${c.name}: ${algorithm} ${canonicalization}`, signatures: 1, received, ...(knownFailure ? { knownFailure } : {}) });
+          sent.push({ label: `${c.name}: ${algorithm} ${canonicalization}`, group: 'hard', algorithm, canonicalization, subject: c.name, signatures: 1, received, ...(knownFailure ? { knownFailure } : {}) });
         }
       }
     }
@@ -89,6 +94,14 @@ describe.skipIf(gate.skip)('DKIM signatures verified by dkimpy, OpenDKIM and mai
     const bodyTampered = Buffer.from(signed.toString('latin1').replace('..\r\n', '.x\r\n'), 'latin1');
     const headerTampered = Buffer.from(signed.toString('latin1').replace('Subject: DKIM test', 'Subject: DKIM tesT'), 'latin1');
     tampered = await verifyAll(keys, [bodyTampered, headerTampered]);
+    // `node test/dkim/report.mjs` turns this into the matrix in docs/dkim.md.
+    if (process.env.DKIM_MATRIX_REPORT) {
+      const rows = [
+        ...sent.map(({ received, ...row }) => row),
+        ...tampered.map((verdicts, i) => ({ label: i ? 'header tampered' : 'body tampered', group: 'control', algorithm: 'rsa-sha256', canonicalization: 'relaxed/relaxed', subject: '', signatures: 1, verdicts })),
+      ];
+      writeFileSync(process.env.DKIM_MATRIX_REPORT, JSON.stringify(rows, null, 1));
+    }
   }, 120_000);
 
   afterAll(async () => {

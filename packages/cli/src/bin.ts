@@ -88,6 +88,9 @@ export function buildProgram(): Command {
     .option('--batch <file>', 'send many messages: JSON lines of {from,to,cc,bcc,subject,text,...} or {from,to,raw}')
     .option('--concurrency <n>', 'with --batch: connections used in parallel (default 4)')
     .option('--attempts <n>', 'with --batch: tries per message for temporary failures (default: the pool\'s, 3)')
+    .option('--dkim-key <file>', 'DKIM-sign the message with this private key (PEM, RSA or Ed25519); with --dkim-selector and --dkim-domain (account keys dkim_key, dkim_selector, dkim_domain)')
+    .option('--dkim-selector <name>', 'DKIM selector: the key is published at <name>._domainkey.<domain>')
+    .option('--dkim-domain <domain>', 'DKIM signing domain (d=)')
     .option('--queue-dir <dir>', 'accept the message into this queue (smtplib-queue spool) and exit once it is on disk; `smtplib queue run` delivers it (also $SMTPLIB_QUEUE_DIR, account key queue_dir)')
     .addHelpText('after', `
 Exit codes (sysexits.h): 0 sent, 64 usage, 65 message refused, 66 input missing,

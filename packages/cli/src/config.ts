@@ -43,6 +43,8 @@ export interface Account {
   lmtp?: boolean | undefined;
   /** Spool directory: `send`/`sendmail` queue instead of sending (smtplib-queue). */
   queueDir?: string | undefined;
+  /** dkim_key, dkim_selector, dkim_domain: sign what this account sends. */
+  dkim?: { keyFile?: string; selector?: string; domain?: string } | undefined;
   /** `auth oauth` and the oauth_* settings (see oauth-account.ts). */
   oauth?: Partial<OAuthSettings> | undefined;
   /** file:line where the account starts, for messages. */
@@ -74,6 +76,7 @@ function expandHome(p: string): string {
 const KEYS = new Set([
   'host', 'port', 'tls', 'tls_starttls', 'user', 'password', 'passwordeval', 'password-file', 'password_file',
   'from', 'ca', 'tls_trust_file', 'timeout', 'domain', 'localhostname', 'protocol', 'auth', 'queue_dir',
+  'dkim_key', 'dkim_selector', 'dkim_domain',
   ...OAUTH_KEYS,
 ]);
 
@@ -178,6 +181,15 @@ export function parseConfig(text: string, file: string): Config {
         break;
       case 'queue_dir':
         current.queueDir = expandHome(value);
+        break;
+      case 'dkim_key':
+        current.dkim = { ...current.dkim, keyFile: expandHome(value) };
+        break;
+      case 'dkim_selector':
+        current.dkim = { ...current.dkim, selector: value };
+        break;
+      case 'dkim_domain':
+        current.dkim = { ...current.dkim, domain: value };
         break;
       case 'protocol':
         if (!/^(smtp|lmtp)$/i.test(value)) throw new CliError(`${where}: protocol should be smtp or lmtp`, EX.CONFIG);

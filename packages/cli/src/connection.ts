@@ -23,6 +23,37 @@ export interface ServerSpec {
   /** 0 none, 1 transcript, 2 transcript with timings. */
   debug: 0 | 1 | 2;
   allowCleartextAuth?: boolean | undefined;
+  /** DKIM-sign what is sent (--dkim-key/--dkim-selector/--dkim-domain, or account dkim_* keys). */
+  dkim?: DkimSettings | undefined;
+}
+
+/** A DKIM signature as the CLI takes it: a key file, a selector, a domain. */
+export interface DkimSettings {
+  keyFile: string;
+  selector: string;
+  domain: string;
+}
+
+/** The library's `dkim` option for a spec (the key read from its file), or nothing. */
+export function dkimOption(spec: Pick<ServerSpec, 'dkim'>): { dkim?: { domain: string; selector: string; privateKey: Buffer } } {
+  if (!spec.dkim) return {};
+  let privateKey: Buffer;
+  try {
+    privateKey = readFileSync(spec.dkim.keyFile);
+  } catch (err) {
+    throw new CliError(`--dkim-key: cannot read ${spec.dkim.keyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EX.NOINPUT);
+  }
+  return { dkim: { domain: spec.dkim.domain, selector: spec.dkim.selector, privateKey } };
+}
+
+/** --dkim-key, --dkim-selector and --dkim-domain (or the account's dkim_* keys) go together. */
+export function dkimSettings(given: { keyFile?: string | undefined; selector?: string | undefined; domain?: string | undefined }): DkimSettings | undefined {
+  const { keyFile, selector, domain } = given;
+  if (keyFile === undefined && selector === undefined && domain === undefined) return undefined;
+  if (!keyFile || !selector || !domain) {
+    throw new CliError('DKIM needs a key, a selector and a domain', EX.USAGE, 'give all of --dkim-key FILE, --dkim-selector NAME and --dkim-domain DOMAIN (account keys dkim_key, dkim_selector, dkim_domain)');
+  }
+  return { keyFile, selector, domain };
 }
 
 export function defaultPort(spec: Pick<ServerSpec, 'tls' | 'lmtp' | 'user'>): number {
@@ -101,6 +132,7 @@ export async function openSession(spec: ServerSpec): Promise<Session> {
     debugLevel: spec.debug,
     debugOutput,
     ...(spec.allowCleartextAuth ? { allowCleartextAuth: true } : {}),
+    ...dkimOption(spec),
   };
   const { SMTP, SMTP_SSL, LMTP } = await loadSmtplib();
   let smtp: SMTPClient;

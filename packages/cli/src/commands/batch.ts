@@ -4,7 +4,7 @@
 // and a summary line.
 import { readFileSync } from 'node:fs';
 import { chooseAccount, loadConfig } from '../config.js';
-import { makeDebugOutput, openSession, type Session } from '../connection.js';
+import { dkimOption, makeDebugOutput, openSession, type Session } from '../connection.js';
 import { entriesOf, formatReply, mailOptionsOf, type DsnOptions, type ReplyLike } from '../deliver.js';
 import { describeError } from '../errors.js';
 import { CliError, EX } from '../exit-codes.js';
@@ -176,6 +176,7 @@ export async function runBatch(o: SendCliOptions): Promise<number> {
       ...(spec.timeout ? { timeout: spec.timeout * 1000 } : {}),
       ...(spec.debug ? { debugLevel: spec.debug, debugOutput: makeDebugOutput(() => (password ? [password] : [])) } : {}),
       ...(spec.allowCleartextAuth ? { allowCleartextAuth: true } : {}),
+      ...dkimOption(spec),
     });
     try {
       await runWithLimit(items, concurrency * 2, async (item) => {

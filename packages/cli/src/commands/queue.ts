@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { chooseAccount, loadConfig, type Account } from '../config.js';
-import type { ServerSpec } from '../connection.js';
+import { dkimOption, type ServerSpec } from '../connection.js';
 import { formatReply } from '../deliver.js';
 import { CliError, EX } from '../exit-codes.js';
 import { resolveServer, type SendCliOptions } from './send.js';
@@ -177,6 +177,7 @@ export async function poolOptionsFrom(spec: ServerSpec): Promise<Record<string, 
     ...(spec.timeout ? { timeout: spec.timeout * 1000 } : {}),
     ...(spec.user ? { auth: { user: spec.user, pass: password ?? '' } } : {}),
     ...(spec.allowCleartextAuth ? { allowCleartextAuth: true } : {}),
+    ...dkimOption(spec),
   };
 }
 

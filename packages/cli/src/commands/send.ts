@@ -1,7 +1,7 @@
 // `smtplib send`: send one message (or a batch) through an SMTP server.
 import { readFileSync } from 'node:fs';
 import { accountPassword, chooseAccount, loadConfig, readPasswordFile, type Account, type TlsMode } from '../config.js';
-import { parseServerArg, parseTlsMode, defaultPort, type ServerSpec } from '../connection.js';
+import { parseServerArg, parseTlsMode, defaultPort, dkimSettings, type ServerSpec } from '../connection.js';
 import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, type DsnOptions } from '../deliver.js';
 import { CliError, EX } from '../exit-codes.js';
 import { oauthFor } from '../oauth-account.js';
@@ -43,6 +43,9 @@ export interface SendCliOptions {
   concurrency?: string;
   attempts?: string;
   queueDir?: string;
+  dkimKey?: string;
+  dkimSelector?: string;
+  dkimDomain?: string;
 }
 
 export async function readStdin(): Promise<Buffer> {
@@ -102,6 +105,7 @@ export function resolveServer(o: SendCliOptions, account: Account | undefined): 
     lmtp,
     debug: o.debug ? 2 : o.verbose ? 1 : 0,
     allowCleartextAuth: Boolean(o.insecureAuth),
+    dkim: dkimSettings({ keyFile: o.dkimKey ?? account?.dkim?.keyFile, selector: o.dkimSelector ?? account?.dkim?.selector, domain: o.dkimDomain ?? account?.dkim?.domain }),
   };
 }
 

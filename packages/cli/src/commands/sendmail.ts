@@ -4,7 +4,7 @@
 // --account, by the envelope sender, or as the default.
 import { hostname, userInfo } from 'node:os';
 import { accountPassword, chooseAccount, configPath, loadConfig, type Account, type TlsMode } from '../config.js';
-import { defaultPort, parseServerArg, parseTlsMode, type ServerSpec } from '../connection.js';
+import { defaultPort, dkimSettings, parseServerArg, parseTlsMode, type ServerSpec } from '../connection.js';
 import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, type DsnOptions } from '../deliver.js';
 import { enqueueFromCli, queueDirFrom } from './queue.js';
 import { describeError } from '../errors.js';
@@ -260,6 +260,7 @@ function specFromAccount(account: Account, args: SendmailArgs): ServerSpec {
     localHostname: account.localHostname,
     lmtp: account.lmtp,
     debug: args.verbose >= 2 ? 2 : args.verbose === 1 ? 1 : 0,
+    dkim: dkimSettings(account.dkim ?? {}),
   };
 }
 

@@ -44,6 +44,7 @@
 import { EventEmitter } from 'node:events';
 import type { SMTP } from '../client/smtp.js';
 import type { SMTPOptions } from '../client/options.js';
+import { toDkimSigner } from '../dkim/index.js';
 import { readAll, toMessageSource, type MessageInput } from '../client/message-source.js';
 import { envelopeFromHeaders, splitMessage } from '../client/message-headers.js';
 import { RefusedRecipients } from '../protocol/refused-recipients.js';
@@ -167,7 +168,10 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       ...smtp
     } = options;
     void auth; void implicitTls; void tlsSessionResumption;
-    this.#smtpOptions = smtp;
+    // DKIM keys are checked here, once; the connections share the signer (which hides them).
+    const dkim = smtp.dkim ? toDkimSigner(smtp.dkim) : undefined;
+    this.#smtpOptions = dkim ? { ...smtp, dkim } : smtp;
+    if (dkim) (this.options as SMTPPoolOptions).dkim = dkim;
     this.#retry = resolveRetryOptions(retry);
     this.#limiter = rateLimit ? new RateLimiter(rateLimit) : undefined;
     this.#maxConnections = positive('maxConnections', maxConnections ?? 5);
@@ -211,7 +215,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   ): Promise<PoolSendResult> {
     let options: PoolSendOptions;
     try {
-      options = poolSendArguments(mailOptions, rcptOptions, callOptions);
+      options = withDkimSigner(poolSendArguments(mailOptions, rcptOptions, callOptions));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -237,6 +241,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   async sendMessage(message: MessageInput, options: PoolSendMessageOptions = {}): Promise<PoolSendResult> {
     const refusal = this.#refusal();
     if (refusal) throw refusal;
+    options = withDkimSigner(options);
     const bytes = await readAll(toMessageSource(message));
     let from = options.from;
     let to = options.to === undefined ? undefined : typeof options.to === 'string' ? [options.to] : [...options.to];
@@ -854,4 +859,9 @@ function withAttempts(error: unknown, attempts: number, fields?: { connectAttemp
   // found closed) carry no deliveryStatus: nothing of the message was sent.
   if (copy instanceof SMTPException && !copy.deliveryStatus) copy.deliveryStatus = 'not-delivered';
   return copy;
+}
+
+/** A send's own dkim option checked once, at the call, rather than parsed again by every attempt. */
+function withDkimSigner<T extends PoolSendOptions>(options: T): T {
+  return options.dkim ? { ...options, dkim: toDkimSigner(options.dkim) } : options;
 }

@@ -7,7 +7,7 @@ import { assertKnownKeys, checkCallOptions, sendmailArguments, type CallOptions 
 import type { SendOptions } from '../client/smtp.js';
 import { toMailOptions, toRcptOptions, type MailOptions, type RcptOptions } from '../protocol/params.js';
 
-const SEND_OPTION_KEYS: readonly string[] = Object.freeze(['signal', 'mailOptions', 'rcptOptions', 'beforeCommit']);
+const SEND_OPTION_KEYS: readonly string[] = Object.freeze(['signal', 'mailOptions', 'rcptOptions', 'beforeCommit', 'dkim']);
 
 type Mail = MailOptions | readonly string[];
 type Rcpt = RcptOptions | readonly string[];
@@ -15,7 +15,7 @@ type Rcpt = RcptOptions | readonly string[];
 /** SMTP.deliver()'s options object: it names `mailOptions`, `rcptOptions` or `beforeCommit` (a `{ signal }` alone is call options). */
 function isSendOptions(value: unknown): value is SendOptions {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  return Object.hasOwn(value, 'mailOptions') || Object.hasOwn(value, 'rcptOptions') || Object.hasOwn(value, 'beforeCommit');
+  return Object.hasOwn(value, 'mailOptions') || Object.hasOwn(value, 'rcptOptions') || Object.hasOwn(value, 'beforeCommit') || Object.hasOwn(value, 'dkim');
 }
 
 export function poolSendArguments(
