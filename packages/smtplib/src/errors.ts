@@ -90,6 +90,12 @@ export class SMTPException extends Error {
   diagnosis?: Diagnosis;
   /** What to do about it, in the library's terms (options and classes), when there is a usual fix. */
   hint?: string;
+  /**
+   * LMTP: the recipients whose own reply after the data never came (a
+   * timeout or a lost connection): their delivery is unknown. Recipients
+   * answered before the failure are not listed.
+   */
+  pendingRecipients?: string[];
 
   constructor(message: string, options: SMTPExceptionOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

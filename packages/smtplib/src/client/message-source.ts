@@ -2,7 +2,7 @@
 // an async sequence of byte chunks read on demand (with back-pressure: the
 // next chunk is pulled only after the previous one was written).
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, ReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SMTPInvalidArgumentError } from '../errors.js';
 import { isAscii } from '../protocol/address.js';
@@ -41,6 +41,8 @@ export type MessageSource =
       reopen?: () => AsyncIterable<Buffer>;
       /** Declared by a SerializableMessage: what its bytes need (a stream cannot be scanned ahead). */
       requirements?: SmtpRequirements;
+      /** The length in bytes when it is known before reading (a whole file), for SIZE= (RFC 1870). */
+      size?: number;
     };
 
 export function toMessageSource(message: MessageInput): MessageSource {
@@ -52,7 +54,8 @@ export function toMessageSource(message: MessageInput): MessageSource {
     return { kind: 'bytes', bytes, eightBit: hasEightBit(bytes), fromString: false };
   }
   if (message && typeof (message as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-    return { kind: 'stream', chunks: asBuffers(message as AsyncIterable<Uint8Array | string>) };
+    const size = message instanceof ReadStream ? readStreamSize(message) : undefined;
+    return { kind: 'stream', chunks: asBuffers(message as AsyncIterable<Uint8Array | string>), ...(size !== undefined ? { size } : {}) };
   }
   if (message && typeof (message as MessageFile).path === 'string') {
     const { path } = message as MessageFile;
@@ -60,7 +63,8 @@ export function toMessageSource(message: MessageInput): MessageSource {
     const read = async function* (): AsyncIterable<Buffer> {
       yield* asBuffers(createReadStream(path, { highWaterMark: 64 * 1024 }));
     };
-    return { kind: 'stream', chunks: read(), reopen: read };
+    const size = fileSize(path);
+    return { kind: 'stream', chunks: read(), reopen: read, ...(size !== undefined ? { size } : {}) };
   }
   if (message && typeof (message as SerializableMessage).stream === 'function') {
     const serializable = message as SerializableMessage;
@@ -72,6 +76,24 @@ export function toMessageSource(message: MessageInput): MessageSource {
     return { kind: 'stream', chunks: read(), reopen: read, ...(requirements ? { requirements } : {}) };
   }
   throw new SMTPInvalidArgumentError('the message must be a string, a Uint8Array, a Readable, an AsyncIterable of bytes, { path } of a file, or an object with stream()');
+}
+
+/** The size of a regular file, or undefined. */
+function fileSize(path: string): number | undefined {
+  try {
+    const stat = statSync(path);
+    return stat.isFile() ? stat.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The size of an fs.ReadStream over a whole file not read yet (no start/end), else undefined. */
+function readStreamSize(stream: ReadStream): number | undefined {
+  const range = stream as ReadStream & { start?: number; end?: number };
+  if (typeof stream.path !== 'string' || stream.bytesRead !== 0 || range.start !== undefined) return undefined;
+  if (range.end !== undefined && range.end !== Infinity) return undefined;
+  return fileSize(stream.path);
 }
 
 async function* asBuffers(source: AsyncIterable<Uint8Array | string>): AsyncIterable<Buffer> {

@@ -928,6 +928,8 @@ export class SMTP {
   /** QUIT, then close; forgets the EHLO/HELO state (esmtpFeatures, doesEsmtp, ehloResp, heloResp), as smtplib's quit() does. */
   async quit(options: CallOptions = {}): Promise<Reply> {
     return this.#ops.run(async () => {
+      // Already aborted: nothing is written and the connection is left as it is.
+      assertNotAborted(options.signal, 'quit');
       try {
         return await this.#command('QUIT', options.signal, 'quit');
       } finally {
@@ -946,12 +948,23 @@ export class SMTP {
   }
 
   /** `await using smtp = await SMTP.connect(...)`: QUIT (if still connected) at the end of the block. */
+  /**
+   * `await using`: QUIT after everything queued before it, then close.
+   * Unlike smtplib's `with`, a failed QUIT is not thrown: JavaScript cannot
+   * tell a disposer whether the block itself threw, and throwing here would
+   * turn the block's own error into a SuppressedError. It is not silent
+   * either: the debug log shows it and `smtplib:error` publishes it
+   * (scope 'connection').
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.isConnected) {
+      const session = this.#session;
       try {
-        await this.quit();
-      } catch {
-        // The block's own outcome matters more than a failed QUIT.
+        const reply = await this.quit();
+        if (reply.code !== 221) this.#debug.print(`dispose: QUIT answered ${reply.code} ${reply.message} (not thrown)`);
+      } catch (error) {
+        this.#debug.print(`dispose: QUIT failed: ${(error as Error).message} (not thrown)`);
+        publishError(session, error, 'connection');
       }
     }
     this.close();

@@ -117,6 +117,8 @@ export class Transaction {
   readonly request: TransactionRequest;
   #plan: Plan | undefined;
   #head: Head | undefined;
+  /** End-of-data replies read so far (LMTP: one per recipient). */
+  #endRepliesRead = 0;
   #prewrittenOn: TransactionContext | undefined;
 
   constructor(request: TransactionRequest) {
@@ -180,6 +182,17 @@ export class Transaction {
       if (limit !== undefined && encoded.size > limit) {
         throw new SMTPDataError(552, `5.3.4 message size ${encoded.size} exceeds the server's SIZE limit of ${limit} octets; nothing was sent`, undefined, {
           reply: syntheticReply(552, `5.3.4 message size ${encoded.size} exceeds the server's limit of ${limit}`),
+          deliveryStatus: 'not-delivered',
+        });
+      }
+    }
+    if (source.kind === 'stream' && source.size !== undefined && mail.size === undefined && caps.has('size')) {
+      // A whole file: its length is known before reading (normalized line ends may add a little).
+      mail.size = source.size;
+      const limit = caps.maxSize;
+      if (limit !== undefined && source.size > limit) {
+        throw new SMTPDataError(552, `5.3.4 message size ${source.size} exceeds the server's SIZE limit of ${limit} octets; nothing was sent`, undefined, {
+          reply: syntheticReply(552, `5.3.4 message size ${source.size} exceeds the server's limit of ${limit}`),
           deliveryStatus: 'not-delivered',
         });
       }
@@ -290,9 +303,19 @@ export class Transaction {
     }
 
     // --- message --------------------------------------------------------
-    const endReplies = plan.useBdat
-      ? await this.#sendBdat(ctx, plan, head, accepted.length, next)
-      : await this.#sendData(ctx, plan, head, accepted.length, next);
+    let endReplies: Reply[];
+    try {
+      endReplies = plan.useBdat
+        ? await this.#sendBdat(ctx, plan, head, accepted.length, next)
+        : await this.#sendData(ctx, plan, head, accepted.length, next);
+    } catch (error) {
+      // LMTP: name every recipient whose own reply after the data never came
+      // (their delivery is unknown); the ones before them were answered.
+      if (ctx.lmtp && error instanceof SMTPException && error.deliveryStatus === 'unknown') {
+        error.pendingRecipients = accepted.slice(this.#endRepliesRead);
+      }
+      throw error;
+    }
     return this.#result(ctx, plan, accepted, refused, endReplies);
   }
 
@@ -409,7 +432,10 @@ export class Transaction {
     if (head?.bdatLast) {
       // The whole message already went with the envelope.
       const replies: Reply[] = [];
-      for (const waiter of head.bdatLast) replies.push(await session.await(waiter, signal));
+      for (const waiter of head.bdatLast) {
+        replies.push(await session.await(waiter, signal));
+        this.#endRepliesRead++;
+      }
       return replies;
     }
     const pipelined = ctx.pipelining && ctx.capabilities.has('pipelining');
@@ -429,7 +455,11 @@ export class Transaction {
         lastReplies = replies;
         return;
       }
-      chunkReplies.push(session.expect({ command: line, phase: 'command', timeout: timeouts.command }));
+      const reply = session.expect({ command: line, phase: 'command', timeout: timeouts.command });
+      // Pipelined chunks are not awaited one by one, but a refusal is noted as
+      // soon as it arrives, so no further chunk of this body is written (RFC 3030 §2).
+      reply.then((r) => { if (!r.isPositive) failed ??= r; }, () => undefined);
+      chunkReplies.push(reply);
       session.write([Buffer.from(`${line}\r\n`), ...pieces], [line]);
       if (session.debug.enabled) session.debug.data(pieces);
       await session.transport.drain(timeouts.dataWrite, signal);
@@ -446,6 +476,7 @@ export class Transaction {
       let pendingSize = 0;
       const limit = ctx.capabilities.maxSize;
       await this.#streamBody(ctx, encoder, async (pieces) => {
+        if (failed !== undefined) return false; // refused: read no more of the body
         for (const piece of pieces) {
           pending.push(piece);
           pendingSize += piece.length;
@@ -498,7 +529,7 @@ export class Transaction {
   }
 
   /** Pulls the stream through the encoder, handing encoded pieces to `write` (which applies back-pressure). */
-  async #streamBody(ctx: TransactionContext, encoder: DataEncoder, write: (pieces: Buffer[]) => Promise<void>): Promise<void> {
+  async #streamBody(ctx: TransactionContext, encoder: DataEncoder, write: (pieces: Buffer[]) => Promise<void | false>): Promise<void> {
     const source = this.request.source;
     if (source.kind !== 'stream') return;
     const limit = ctx.capabilities.maxSize;
@@ -519,7 +550,7 @@ export class Transaction {
           ctx.session.destroy(error);
           throw error;
         }
-        if (pieces.length) await write(pieces);
+        if (pieces.length && (await write(pieces)) === false) break; // the server refused: stop reading
       }
     } catch (error) {
       if (error instanceof SMTPException) throw error;
@@ -571,7 +602,10 @@ export class Transaction {
     flushed = true;
     following?.flushed();
     const out: Reply[] = [];
-    for (const waiter of waiters) out.push(await session.await(waiter, this.request.signal));
+    for (const waiter of waiters) {
+      out.push(await session.await(waiter, this.request.signal));
+      this.#endRepliesRead++;
+    }
     return out;
   }
 

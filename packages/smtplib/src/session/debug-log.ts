@@ -63,10 +63,12 @@ export class DebugLog {
   }
 }
 
-function timestamp(): string {
-  const now = new Date();
+/** Local time as smtplib prints it at level 2: HH:MM:SS.ffffff (microseconds). */
+export function timestamp(epochMs = performance.timeOrigin + performance.now()): string {
+  const now = new Date(Math.floor(epochMs));
+  const micros = Math.floor((epochMs - Math.floor(epochMs / 1000) * 1000) * 1000);
   const pad = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
+  return `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(Math.min(micros, 999_999), 6)}`;
 }
 
 /** A Python-like single-quoted repr with CR/LF and controls escaped. */
