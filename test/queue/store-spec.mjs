@@ -1,6 +1,6 @@
 // Opens a store from a spec string, so child processes can open the store a test uses.
 //   spool:<dir>
-//   redis:<url>#<prefix>#<lockDurationMs>
+//   redis:<url>#<prefix>#<lockDurationMs>[#<max>/<durationMs> rate limit]
 export async function openStore(spec) {
   if (spec.startsWith('spool:')) {
     const { SpoolStore } = await import('../../packages/queue/dist/index.js');
@@ -10,8 +10,9 @@ export async function openStore(spec) {
   }
   if (spec.startsWith('redis:')) {
     const { RedisStore } = await import('../../packages/queue-redis/dist/index.js');
-    const [url, prefix, lock] = spec.slice(6).split('#');
-    const store = new RedisStore({ url, prefix, lockDurationMs: Number(lock || 30000) });
+    const [url, prefix, lock, rate] = spec.slice(6).split('#');
+    const [max, durationMs] = (rate ?? '').split('/').map(Number);
+    const store = new RedisStore({ url, prefix, lockDurationMs: Number(lock || 30000), ...(max ? { rateLimit: { max, durationMs } } : {}) });
     await store.open();
     return store;
   }
