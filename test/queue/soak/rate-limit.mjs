@@ -56,8 +56,8 @@ const average = delivered / ((samples.at(-1)[0] - first) / 1000);
 const result = { workers: WORKERS, limitPerSecond: MAX, seconds: SECONDS, delivered, averagePerSecond: Number(average.toFixed(1)), busiestOneSecond: busiest, duplicates: [...server.deliveries.values()].filter((n) => n > 1).length };
 console.log(JSON.stringify(result, null, 2));
 if (DOC && existsSync(DOC)) {
-  const begin = '<!-- rate:begin -->';
-  const end = '<!-- rate:end -->';
+  const begin = `<!-- rate:${MAX}:begin -->`;
+  const end = `<!-- rate:${MAX}:end -->`;
   const text = readFileSync(DOC, 'utf8');
   const block = `${begin}\nCommand: \`node test/queue/soak/rate-limit.mjs --workers ${WORKERS} --max ${MAX} --seconds ${SECONDS}\` (${new Date().toISOString().slice(0, 10)})\n\n| worker processes | limit | run | delivered | average msgs/s | busiest 1 s window | duplicates |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n| ${WORKERS} | ${MAX}/s | ${SECONDS} s | ${delivered} | ${result.averagePerSecond} | ${busiest} | ${result.duplicates} |\n${end}`;
   const a = text.indexOf(begin);
