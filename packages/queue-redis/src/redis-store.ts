@@ -387,8 +387,11 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
       const job = await entry.bull.getNextJob(token, { block: false });
       if (!job) break;
       const id = job.id!;
-      const loaded = await this.#load(id);
-      if (!loaded || isTerminal(restingState(loaded.message)) || (await r.sismember(this.#k('held'), id)) === 1) {
+      // One round trip for the record and the held flag.
+      const [[, row], [, isHeld]] = ((await r.pipeline().hmget(this.#k('msg', id), 'json', 'worker').sismember(this.#k('held'), id).exec()) ?? []) as [unknown, unknown][];
+      const json = (row as (string | null)[] | undefined)?.[0];
+      const loaded = json ? { message: JSON.parse(json) as StoredMessage } : undefined;
+      if (!loaded || isTerminal(restingState(loaded.message)) || isHeld === 1) {
         // Deleted, finished or held meanwhile: the job has nothing left to do.
         await job.moveToCompleted('gone', token, false).catch(() => undefined);
         continue;
@@ -404,8 +407,10 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
         await job.moveToDelayed(Date.now() + 200, token);
         continue;
       }
-      const interrupted = (await r.exists(this.#k('commit', `${id}@${message.attempts + 1}`))) === 1;
-      await r.multi().hset(this.#k('msg', id), 'worker', worker).zrem(this.#k('due'), id).zadd(this.#k('active'), Date.now(), id).exec();
+      // One round trip: is there an unresolved end-of-data mark, and the claim recorded.
+      const results = (await r.multi().exists(this.#k('commit', `${id}@${message.attempts + 1}`)).hset(this.#k('msg', id), 'worker', worker).zrem(this.#k('due'), id).zadd(this.#k('active'), Date.now(), id).exec()) ?? [];
+      for (const [error] of results) if (error) throw error;
+      const interrupted = results[0]?.[1] === 1;
       entry.jobs.set(id, { job, token, slots });
       claims.push({ message, interrupted });
       this.#emit({ id, from: restingState(message), to: 'active' });
