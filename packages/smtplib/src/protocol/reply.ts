@@ -39,6 +39,19 @@ export class Reply {
     return this.code >= 500;
   }
 
+  // Index getters on the prototype (not own properties, so a reply still
+  // deep-equals a plain { code, message, lines, enhancedStatus? }) make
+  // TypeScript type `const [code, message] = reply` as [number, string]:
+  // destructuring uses the "0"/"1" properties of a tuple-like type.
+  /** The code, as `reply[0]` (smtplib's tuple). */
+  get 0(): number {
+    return this.code;
+  }
+  /** The message, as `reply[1]` (smtplib's tuple). */
+  get 1(): string {
+    return this.message;
+  }
+
   *[Symbol.iterator](): IterableIterator<number | string> {
     yield this.code;
     yield this.message;
