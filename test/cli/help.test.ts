@@ -45,4 +45,17 @@ describe('smtplib --help', () => {
       expect(r.stderr.length, args.join(' ')).toBeGreaterThan(0);
     }
   });
+
+  it('bare `smtplib` prints the help on stderr and exits 64', async () => {
+    const r = await run([]);
+    expect(r.code).toBe(64);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^Usage: smtplib \[options\] \[command\]/);
+    for (const cmd of ['serve', 'send', 'sendmail', 'probe']) expect(r.stderr).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'));
+  });
+
+  it('documents exit code 79 (partial delivery) in send and sendmail help', async () => {
+    expect((await run(['send', '--help'])).stdout).toMatch(/79 partial delivery/);
+    expect((await run(['sendmail', '--help'])).stdout).toMatch(/79 partial delivery/);
+  });
 });

@@ -1,7 +1,9 @@
 // `smtplib probe` against `smtplib serve` (plaintext + STARTTLS, implicit TLS),
 // a certificate for another name, and a closed port.
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../../packages/cli/src/certs.js';
 import { startDebugServer } from '../../packages/cli/src/serve.js';
@@ -89,5 +91,97 @@ describe('smtplib probe', () => {
     const r = await run(['probe', `127.0.0.1:${closed}`]);
     expect(r.code).toBe(69);
     expect(r.stdout).toMatch(/nothing listens on 127\.0\.0\.1:\d+/);
+  });
+
+  /** A loopback server that answers with the given lines (greeting, then one reply per command). */
+  async function scripted(greeting: string, replies: (line: string) => string): Promise<number> {
+    const sockets = new Set<net.Socket>();
+    const srv = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => {});
+      sock.write(greeting);
+      let buf = '';
+      sock.on('data', (d) => {
+        buf += d.toString('latin1');
+        for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 2);
+          if (/^QUIT/i.test(line)) sock.end('221 bye\r\n');
+          else sock.write(replies(line));
+        }
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    cleanups.push(() => {
+      for (const x of sockets) x.destroy();
+      return new Promise<void>((r) => srv.close(() => r()));
+    });
+    return (srv.address() as net.AddressInfo).port;
+  }
+
+  it('reads legacy AUTH= lines (merged into AUTH by the library\'s Capabilities)', async () => {
+    const p = await scripted('220 legacy.test ESMTP\r\n', (l) => (/^EHLO/i.test(l) ? '250-legacy.test\r\n250-AUTH=LOGIN PLAIN\r\n250 SIZE 1000\r\n' : '250 ok\r\n'));
+    const r = await run(['probe', `127.0.0.1:${p}`, '--json']);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.authMechanisms.beforeTls).toEqual(['LOGIN', 'PLAIN']);
+    expect(rep.size).toBe(1000);
+  });
+
+  it('bounds what it reads: an endless reply line is reported as not SMTP, not buffered', async () => {
+    const sockets = new Set<net.Socket>();
+    let sent = 0;
+    const srv = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => {});
+      const chunk = Buffer.alloc(64 * 1024, 'A');
+      const pump = (): void => {
+        while (!sock.destroyed && sent < 64 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!sock.write(chunk)) return void sock.once('drain', pump);
+        }
+      };
+      sock.write('220');
+      pump();
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    cleanups.push(() => {
+      for (const x of sockets) x.destroy();
+      return new Promise<void>((r) => srv.close(() => r()));
+    });
+    const r = await run(['probe', `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, '--json', '--timeout', '3']);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.mode).toBe('not-smtp');
+    expect(r.code).toBe(76);
+    expect(rep.findings.map((f: { message: string }) => f.message).join('\n')).toMatch(/longer than the limit/);
+    // It stopped reading long before the server ran out of data.
+    expect(sent).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('reaches an LMTP server on a Unix socket (LHLO)', async () => {
+    const path = join(tmp.dir, 'lmtp.sock');
+    const lmtp = new SMTPServer({ lmtp: true, authOptional: true, disabledCommands: ['STARTTLS'], banner: 'unix lmtp', logger: false });
+    await new Promise<void>((r) => lmtp.listen(path, r));
+    cleanups.push(() => new Promise<void>((r) => lmtp.close(() => r())));
+    const r = await run(['probe', path, '--lmtp', '--json']);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.host).toBe(path);
+    expect(rep.port).toBeUndefined();
+    expect(rep.mode).toBe('plaintext');
+    expect(rep.greeting).toMatch(/^220 .*unix lmtp/);
+    expect(rep.ehloBeforeTls.lines.length).toBeGreaterThan(0);
+    const text = await run(['probe', path, '--lmtp']);
+    expect(text.stdout).toMatch(new RegExp(`^Probe of ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: plaintext SMTP`, 'm'));
+  });
+
+  it('--fingerprint: a matching certificate is trusted, another one is an error', async () => {
+    const { X509Certificate } = await import('node:crypto');
+    const { readFileSync } = await import('node:fs');
+    const fp = new X509Certificate(readFileSync(certFile)).fingerprint256;
+    const ok = await run(['probe', `127.0.0.1:${port}`, '--fingerprint', fp.replace(/:/g, '').toLowerCase()]);
+    expect(ok.stdout).toMatch(/matches --fingerprint/);
+    expect(ok.code, ok.stdout).toBe(0);
+    const bad = await run(['probe', `127.0.0.1:${port}`, '--fingerprint', 'AA'.repeat(32)]);
+    expect(bad.code).toBe(76);
+    expect(bad.stdout).toMatch(/is not the one given with --fingerprint/);
   });
 });

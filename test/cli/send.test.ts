@@ -2,6 +2,8 @@
 // codes for accepted, temporary (4xx) and permanent (5xx) outcomes.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { SMTPServer } from 'smtp-server';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDebugServer, type DebugServerOptions } from '../../packages/cli/src/serve.js';
 import { assertBuilt, freePort, run, tempDir } from './helpers.js';
@@ -65,7 +67,22 @@ describe('smtplib send', () => {
     expect(m.mailFrom.address).toBe('alice@example.test');
     expect(m.rcptTo.map((x) => x.address).sort()).toEqual(['bob@example.test', 'carol@example.test', 'secret@example.test']);
     expect(m.raw.toString()).not.toMatch(/^Bcc:/im);
-    expect(m.raw.toString()).toBe('From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nCc: Carol <carol@example.test>\r\nSubject: raw\r\n\r\nHello.\r\n');
+    // Date and Message-ID were missing: added (as sendmail does); the rest is as given.
+    const sent = m.raw.toString();
+    expect(sent).toMatch(/^Date: [A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\nMessage-ID: <[^@>\s]+@example\.test>\r\n/);
+    expect(sent.replace(/^Date: .*\r\nMessage-ID: .*\r\n/, '')).toBe('From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nCc: Carol <carol@example.test>\r\nSubject: raw\r\n\r\nHello.\r\n');
+  });
+
+  it('send -m FILE keeps the Date and Message-ID a message already has', async () => {
+    const s = await server();
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const file = join(t.dir, 'note.eml');
+    const msg = 'From: alice@example.test\r\nTo: bob@example.test\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <fixed@example.test>\r\nSubject: kept\r\n\r\nHello.\r\n';
+    writeFileSync(file, msg);
+    const r = await run(['send', '--server', `127.0.0.1:${s.port}`, '--tls', 'none', '-m', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(s.messages[0]!.raw.toString()).toBe(msg);
   });
 
   it('exits 75 when every recipient gets a 451', async () => {
@@ -84,12 +101,21 @@ describe('smtplib send', () => {
     expect(r.stderr).toMatch(/nobody@example\.test: 550 .*No such user/);
   });
 
-  it('exits non-zero and names the refused recipient when only some are refused', async () => {
+  it('a partial refusal exits 79 (its own code) and says who got the message', async () => {
     const s = await server({ refuseRcpt: { 'gone@example.test': { code: 550, message: 'Gone' } } });
     const r = await run([...base(s.port), '--to', 'bob@example.test', '--to', 'gone@example.test', '--subject', 's', '--body', 'b']);
-    expect(r.code).toBe(69);
+    expect(r.code).toBe(79);
     expect(r.stdout).toMatch(/for 1 recipient\(s\).*bob@example\.test/);
     expect(r.stderr).toMatch(/gone@example\.test: 550/);
+    expect(r.stderr).toMatch(/partial delivery \(exit 79\): only bob@example\.test got the message/);
+    const json = await run([...base(s.port), '--json', '--to', 'bob@example.test', '--to', 'gone@example.test', '--subject', 's', '--body', 'b']);
+    expect(json.code).toBe(79);
+    const out = JSON.parse(json.stdout) as { exitCode: number; recipients: { recipient: string; status: string; reply: { code: number } }[] };
+    expect(out.exitCode).toBe(79);
+    expect(out.recipients.map((x) => [x.recipient, x.status, x.reply.code])).toEqual([
+      ['bob@example.test', 'delivered', 250],
+      ['gone@example.test', 'refused', 550],
+    ]);
     expect(s.messages[0]!.rcptTo.map((x) => x.address)).toEqual(['bob@example.test']);
   });
 
@@ -166,5 +192,77 @@ describe('smtplib send', () => {
     const r = await run(['send', '--server', `localhost:${s.port}`, '--tls', 'required', '--ca', ca, '--from', 'a@example.test', '--to', 'b@example.test', '--subject', 's', '--body', 'b']);
     expect(r.code, r.stderr).toBe(0);
     expect(s.messages[0]!.secure).toBe(true);
+  });
+
+  it('uses the library\'s TLS default when --tls is not given: plaintext to loopback, no --ca needed', async () => {
+    const s = await server({ starttls: true });
+    const r = await run(['send', '--server', `127.0.0.1:${s.port}`, '--from', 'a@example.test', '--to', 'b@example.test', '--subject', 's', '--body', 'b']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(s.messages[0]!.secure).toBe(false);
+  });
+
+  it('--fingerprint trusts a self-signed certificate by its SHA-256; a wrong one fails with exit 76', async () => {
+    const s = await server({ starttls: true });
+    const fp = new X509Certificate(s.cert!).fingerprint256;
+    const args = ['send', '--server', `localhost:${s.port}`, '--tls', 'required', '--from', 'a@example.test', '--to', 'b@example.test', '--subject', 's', '--body', 'b'];
+    const ok = await run([...args, '--fingerprint', fp]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(s.messages[0]!.secure).toBe(true);
+    const bad = await run([...args, '--fingerprint', 'AB'.repeat(32)]);
+    expect(bad.code).toBe(76);
+    expect(bad.stderr).toMatch(/--fingerprint|--ca/);
+    expect(s.messages).toHaveLength(1);
+  });
+
+  it('sends over LMTP to a Unix socket (--lmtp --server /path), each recipient\'s own reply', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const path = join(t.dir, 'lmtp.sock');
+    const got: string[] = [];
+    const lmtp = new SMTPServer({
+      lmtp: true,
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          got.push(...session.envelope.rcptTo.map((r) => r.address));
+          callback(null, session.envelope.rcptTo.map((r) => (r.address === 'full@example.test' ? new Error('Mailbox full') : `2.0.0 delivered to ${r.address}`)) as unknown as string);
+        });
+      },
+    });
+    await new Promise<void>((r) => lmtp.listen(path, r));
+    cleanups.push(() => new Promise<void>((r) => lmtp.close(() => r())));
+    const r = await run(['send', '--lmtp', '--server', path, '--json', '--from', 'a@example.test', '--to', 'ok@example.test', '--to', 'full@example.test', '--subject', 's', '--body', 'b']);
+    expect(r.code, r.stderr).toBe(79);
+    const out = JSON.parse(r.stdout) as { server: string; recipients: { recipient: string; status: string; reply: { code: number; message: string } }[] };
+    expect(out.server).toBe(path);
+    expect(out.recipients[0]).toMatchObject({ recipient: 'ok@example.test', status: 'delivered', reply: { code: 250 } });
+    expect(out.recipients[0]!.reply.message).toMatch(/delivered to ok@example\.test/);
+    expect(out.recipients[1]).toMatchObject({ recipient: 'full@example.test', status: 'refused' });
+    expect(out.recipients[1]!.reply.code).toBeGreaterThanOrEqual(400);
+    expect(got).toEqual(['ok@example.test', 'full@example.test']);
+  });
+
+  it('names CLI flags in hints: AUTH only after STARTTLS on loopback, and an implicit-TLS port', async () => {
+    const s = await server({ starttls: true, auth: [{ user: 'alice', pass: 'pw' }] });
+    const r = await run(['send', '--server', `127.0.0.1:${s.port}`, '--user', 'alice', '--password-env', 'P', '--from', 'a@example.test', '--to', 'b@example.test', '--subject', 's', '--body', 'b'], { env: { P: 'pw' } });
+    expect(r.code).toBe(77);
+    // smtp-server advertises AUTH before TLS and answers 538 (RFC 4954: encryption required).
+    expect(r.stderr).toMatch(/538/);
+    expect(r.stderr).toMatch(/hint: add --tls required/);
+    expect(r.stderr).not.toMatch(/tlsPolicy|SMTP_SSL/);
+    const tlsOnly = await server({ implicitTls: true });
+    const r2 = await run(['send', '--server', `127.0.0.1:${tlsOnly.port}`, '--timeout', '2', '--from', 'a@example.test', '--to', 'b@example.test', '--subject', 's', '--body', 'b']);
+    expect(r2.stderr).toMatch(/hint: use --tls implicit/);
+    expect(r2.stderr).not.toMatch(/tlsPolicy|SMTP_SSL/);
+    expect(s.messages).toHaveLength(0);
+  });
+
+  it('refuses a bad port as a usage error (the library\'s splitHostPort)', async () => {
+    const r = await run(['send', '--server', 'localhost:smtp', '--from', 'a@example.test', '--to', 'b@example.test', '--subject', 's', '--body', 'b']);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(/--server/);
   });
 });

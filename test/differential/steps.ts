@@ -101,8 +101,8 @@ function replyValue(reply: Reply): ReplyValue {
   return { code: reply.code, message: reply.message };
 }
 
-function refusedValue(map: Map<string, Reply> | Record<string, Reply>): Record<string, ReplyValue> {
-  const entries = map instanceof Map ? [...map.entries()] : Object.entries(map);
+function refusedValue(map: Iterable<[string, Reply]>): Record<string, ReplyValue> {
+  const entries = [...map];
   return Object.fromEntries(entries.map(([addr, reply]) => [addr, replyValue(reply)]));
 }
 
@@ -117,7 +117,7 @@ function errorValue(error: unknown): StepResult {
     out.message = e['smtpError'] as string;
   }
   if (typeof e['sender'] === 'string') out.sender = e['sender'] as string;
-  if (e['recipients']) out.recipients = refusedValue(e['recipients'] as Record<string, Reply>);
+  if (e['recipients']) out.recipients = refusedValue(e['recipients'] as Iterable<[string, Reply]>);
   return out;
 }
 

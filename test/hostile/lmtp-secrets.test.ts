@@ -123,7 +123,7 @@ describe('J. secrets and logs', () => {
         const clientLines: string[] = [];
         server = await hostileServer(async (peer) => {
           await peer.send('220 mx.test\r\n');
-          let steps = 0;
+          const steps = 0;
           for (;;) {
             const line = await peer.readLine();
             if (line === undefined) return;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  LMTP, SMTP, SMTP_SSL, SMTPAuthenticationError, SMTPConnectError, SMTPDataError, SMTPNotSupportedError,
+  LMTP, SMTP, SMTP_SSL, SMTPAuthenticationError, SMTPDataError, SMTPNotSupportedError,
   SMTPRecipientsRefused, SMTPServerDisconnected, SMTPTLSError, SMTPTimeoutError,
 } from 'smtplib';
 import { testPki } from '../support/certs.js';

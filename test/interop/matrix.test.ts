@@ -581,7 +581,7 @@ feature(
         (x) => x instanceof SMTPRecipientsRefused,
         'SMTPRecipientsRefused',
       );
-      const r = (err as SMTPRecipientsRefused).recipients['someone@elsewhere.invalid']!;
+      const r = (err as SMTPRecipientsRefused).recipients.get('someone@elsewhere.invalid')!;
       expect(r.code >= 500 && r.code < 600).toBe(true);
       // the connection is still usable afterwards
       expect((await c.noop()).code).toBe(250);

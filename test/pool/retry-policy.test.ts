@@ -38,7 +38,7 @@ describe('retry policy: classify', () => {
   });
 
   it('never retries a permanent reply', () => {
-    expect(classify(new SMTPSenderRefused(550, '5.7.1 no'), ctx)).toEqual({ retry: false, reason: 'permanent-reply' });
+    expect(classify(new SMTPSenderRefused(550, '5.7.1 no', 'a@x.test'), ctx)).toEqual({ retry: false, reason: 'permanent-reply' });
     expect(classify(new SMTPDataError(554, '5.6.0 rejected', undefined, { deliveryStatus: 'not-delivered' }), ctx)).toEqual({ retry: false, reason: 'permanent-reply' });
     expect(classify(new SMTPAuthenticationError(535, '5.7.8 bad credentials', 'PLAIN'), ctx)).toEqual({ retry: false, reason: 'permanent-reply' });
     expect(classify(new SMTPConnectError(554, 'go away'), ctx)).toEqual({ retry: false, reason: 'permanent-reply' });

@@ -22,7 +22,6 @@ import { Reply } from '../../packages/smtplib/src/protocol/reply.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 400);
 const TYPED = new Set(['SMTPInvalidArgumentError', 'SMTPNotSupportedError']);
-// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\x00-\x1f\x7f]/;
 
 /** Strings biased towards the characters injection is made of. */

@@ -130,9 +130,9 @@ describe('J2 failed AUTH error text', () => {
       { cls: smtplib.SMTP_SSL, server: { tls: serverTls(), implicitTls: true } },
     );
     expectError(out.error, SMTPAuthenticationError, 'ERR_SMTP_AUTH', 'AUTH PLAIN failed: 535 5.7.8 bad credentials for');
-    expect(out.error!.smtpCode).toBe(535);
+    expect((out.error as InstanceType<typeof SMTPAuthenticationError>).smtpCode).toBe(535);
     expect((out.error as InstanceType<typeof SMTPAuthenticationError>).smtpError).toContain('bad credentials for');
-    expect(out.error!.command).toBe('AUTH PLAIN ****');
+    expect((out.error as InstanceType<typeof SMTPAuthenticationError>).command).toBe('AUTH PLAIN ****');
     // Our own AUTH line appears at most as often as the server itself echoed it (once), never added by us.
     expect(out.error!.message.split(echoed).length - 1).toBeLessThanOrEqual(1);
     expect(out.error!.message).not.toContain(`AUTH PLAIN ${echoed}`);

@@ -4,7 +4,7 @@
 // could not be had.
 
 import { describe, expect, it } from 'vitest';
-import { expectError, expectNoCommand, lookupTo, run, serverTls, smtplib, tunnel, directTo, testPki } from './helpers.js';
+import { expectError, expectNoCommand, lookupTo, run, serverTls, smtplib, tunnel, directTo, } from './helpers.js';
 
 const { SMTP, SMTP_SSL, LMTP, SMTPTLSError, SMTPNotSupportedError } = smtplib;
 

@@ -42,7 +42,7 @@ describe('errors', () => {
     const map = new smtplib.RefusedRecipients();
     map.set('x@y', new smtplib.Reply(550, ['no']));
     const e = new smtplib.SMTPRecipientsRefused(map as never);
-    expect(e.recipients['x@y']!.code).toBe(550);
+    expect(e.recipients.get('x@y')!.code).toBe(550);
     expect(JSON.parse(JSON.stringify(map))).toEqual({ 'x@y': { code: 550, message: 'no' } });
     expect(map.size).toBe(1);
     expect(inspect(e)).toContain('all recipients were refused');

@@ -3,6 +3,7 @@
 // only when it runs, so `smtplib serve` starts fast and works on its own.
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, EX } from './exit-codes.js';
+import { LMTP_PORT, SMTP_PORT } from 'smtplib';
 import { describeError } from './errors.js';
 import { registerQueueCommands } from './commands/queue.js';
 
@@ -56,11 +57,12 @@ export function buildProgram(): Command {
     .command('send')
     .description('Send a message: a file (--message), stdin, or one built from --subject/--body/--attach. In a terminal with no message, asks for From, To and the text.')
     .option('-s, --server <host[:port]>', 'SMTP server (default port: 465 with --tls implicit, 587 with --user, else 25)')
-    .option('--tls <mode>', 'required (STARTTLS, fail without it), opportunistic, none, or implicit (SMTPS); default required with --user, else opportunistic')
+    .option('--tls <mode>', 'required (STARTTLS, fail without it), opportunistic (strippable), none, or implicit (SMTPS); default: the library\'s (none to loopback and Unix sockets, implicit on 465, else required)')
     .option('--ca <file>', 'trust the CA certificate(s) in this PEM file too (a private CA, or `serve --cert-out`)')
+    .option('--fingerprint <sha256>', 'trust the server\'s certificate by its SHA-256 fingerprint instead of a CA (hex, colons optional; repeatable)', collect, [])
     .option('--timeout <seconds>', 'give up on a silent server after this long')
     .option('--helo <name>', 'name to give in EHLO (default: this host name)')
-    .option('--lmtp', 'speak LMTP (LHLO, per-recipient replies)')
+    .option('--lmtp', `speak LMTP (LHLO, per-recipient replies; default port ${LMTP_PORT}; --server /path for a Unix socket)`)
     .option('--account <name>', 'take server, TLS, user and password from this account of the config file')
     .option('-u, --user <name>', 'log in with AUTH as this user')
     .option('--password-env <var>', 'read the password from this environment variable')
@@ -85,7 +87,8 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'print the SMTP transcript (debug level 1)')
     .option('-d, --debug', 'print the SMTP transcript with timings, secrets masked (debug level 2)')
     .option('-q, --quiet', 'print nothing on success')
-    .option('--batch <file>', 'send many messages: JSON lines of {from,to,cc,bcc,subject,text,...} or {from,to,raw}')
+    .option('--json', 'print the outcome as JSON (with --batch: one object per recipient, then a summary)')
+    .option('--batch <file>', 'send many messages: JSON lines of {from,to,cc,bcc,subject,text,html,headers,attachments} or {from,to,raw}; attachments are paths or {path,filename,contentType}')
     .option('--concurrency <n>', 'with --batch: connections used in parallel (default 4)')
     .option('--attempts <n>', 'with --batch: tries per message for temporary failures (default: the pool\'s, 3)')
     .option('--dkim-key <file>', 'DKIM-sign the message with this private key (PEM, RSA or Ed25519); with --dkim-selector and --dkim-domain (account keys dkim_key, dkim_selector, dkim_domain)')
@@ -95,7 +98,8 @@ export function buildProgram(): Command {
     .addHelpText('after', `
 Exit codes (sysexits.h): 0 sent, 64 usage, 65 message refused, 66 input missing,
 69 refused permanently / server unavailable, 75 temporary failure (4xx, timeout,
-disconnect: try again later), 76 protocol/TLS error, 77 authentication failed, 78 configuration.
+disconnect: try again later), 76 protocol/TLS error, 77 authentication failed, 78 configuration,
+79 partial delivery (some recipients got it: the output says who; do not resend to all).
 
 Examples:
   smtplib send -s smtp.example.com -u alice --password-env SMTP_PASS -f alice@example.com -t bob@example.com --subject Hi --body 'Hello'
@@ -110,13 +114,14 @@ Examples:
   program
     .command('probe')
     .description('Inspect an SMTP server: greeting, EHLO before/after STARTTLS, TLS version and cipher, certificate chain, AUTH, SIZE, and a diagnosis of common mistakes.')
-    .argument('<host[:port]>', 'server to probe (default port 25)')
+    .argument('<host[:port]>', `server to probe (default port ${SMTP_PORT}; a path starting with "/" is a Unix socket, e.g. an LMTP one)`)
     .option('--json', 'print the report as JSON')
     .option('--ca <file>', 'trust the CA certificate(s) in this PEM file too')
+    .option('--fingerprint <sha256>', 'the certificate to expect, by SHA-256 fingerprint (as `send --fingerprint`; repeatable)', collect, [])
     .option('--servername <name>', 'name the certificate must match (default: the host given)')
     .option('--timeout <seconds>', 'per step (default 10; the plaintext greeting is awaited at most 5 s before trying implicit TLS)')
     .option('--helo <name>', 'name to give in EHLO')
-    .option('--lmtp', 'say LHLO instead of EHLO (default port 24)')
+    .option('--lmtp', `say LHLO instead of EHLO (default port ${LMTP_PORT})`)
     .addHelpText('after', '\nExit codes: 0 no problems found, 76 a problem (TLS not trusted, wrong name, not SMTP), 69 unreachable, 75 timed out.\n\nExamples:\n  smtplib probe smtp.example.com:587\n  smtplib probe mail.example.com:465 --json\n  smtplib probe 127.0.0.1:1025 --ca server.pem --servername localhost')
     .action(async (target: string, opts) => {
       const { runProbe } = await import('./commands/probe.js');
@@ -168,6 +173,11 @@ export async function main(argv: string[]): Promise<number> {
     return runSendmail(argv.slice(1));
   }
   const program = buildProgram();
+  if (argv.length === 0) {
+    // Bare `smtplib`: the help, on stderr, and a usage exit code (nothing was done).
+    process.stderr.write(program.helpInformation());
+    return EX.USAGE;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -1,14 +1,29 @@
-// Opening an authenticated, (optionally) encrypted session with smtplib,
-// shared by `send`, `sendmail` and the batch mode.
+// Opening a session with smtplib from command-line settings, shared by
+// `send`, `sendmail` and the batch mode. Everything about TLS, ports,
+// masking secrets in the transcript and the order of EHLO/STARTTLS/AUTH is
+// the library's: this module only turns flags into SMTPOptions.
 import { readFileSync } from 'node:fs';
-import { loadSmtplib, type SMTPClient } from './lib.js';
+import {
+  LMTP,
+  LMTP_PORT,
+  SMTP,
+  SMTP_PORT,
+  SMTP_SSL,
+  SMTP_SSL_PORT,
+  SUBMISSION_PORT,
+  type SMTPOptions,
+  type SMTPPoolOptions,
+} from 'smtplib';
 import type { TlsMode } from './config.js';
 import { CliError, EX } from './exit-codes.js';
+import { parseHostPort } from './host-port.js';
 
 export interface ServerSpec {
+  /** Host name, address, or (LMTP) a Unix socket path starting with "/". */
   host: string;
   port?: number | undefined;
-  tls: TlsMode;
+  /** undefined: the library's default for this host and port. */
+  tls?: TlsMode | undefined;
   user?: string | undefined;
   /** OAuth 2 instead of a password: returns the token provider (accounts with `auth oauth`). */
   oauth?: (() => Promise<unknown>) | undefined;
@@ -16,6 +31,19 @@ export interface ServerSpec {
   password?: (() => Promise<string>) | undefined;
   /** PEM file with CA certificates to trust besides the system ones. */
   caFile?: string | undefined;
+  /** SHA-256 certificate fingerprints to trust instead of a CA (--fingerprint, msmtp's tls_fingerprint). */
+  fingerprints?: string[] | undefined;
+  /** Skip certificate verification (msmtp's tls_certcheck off); reported on stderr. */
+  insecure?: boolean | undefined;
+  /** Client certificate and key files (msmtp's tls_cert_file / tls_key_file). */
+  clientCert?: string | undefined;
+  clientKey?: string | undefined;
+  /** SASL mechanism to use (msmtp's `auth METHOD`); default: the library's choice. */
+  mechanism?: string | undefined;
+  /** Lowest TLS version accepted (msmtp's tls_min_proto), e.g. 'TLSv1.3'. */
+  minTls?: 'TLSv1.2' | 'TLSv1.3' | undefined;
+  /** Local address to connect from (msmtp's source_ip). */
+  sourceAddress?: string | undefined;
   /** Seconds. */
   timeout?: number | undefined;
   localHostname?: string | undefined;
@@ -56,30 +84,20 @@ export function dkimSettings(given: { keyFile?: string | undefined; selector?: s
   return { keyFile, selector, domain };
 }
 
-export function defaultPort(spec: Pick<ServerSpec, 'tls' | 'lmtp' | 'user'>): number {
-  if (spec.tls === 'implicit') return 465;
-  if (spec.lmtp) return 24;
-  return spec.user ? 587 : 25;
+export function isUnixSocket(host: string): boolean {
+  return host.startsWith('/');
 }
 
-/** "host", "host:port", "[::1]:port", "::1". */
-export function parseServerArg(value: string): { host: string; port?: number | undefined } {
-  let host = value.trim();
-  let port: string | undefined;
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(host);
-  if (bracket) {
-    host = bracket[1]!;
-    port = bracket[2];
-  } else if ((host.match(/:/g) ?? []).length === 1) {
-    [host, port] = host.split(':') as [string, string];
-  }
-  if (!host) throw new CliError(`"${value}" has no host name`, EX.USAGE);
-  if (port !== undefined) {
-    const n = Number(port);
-    if (!/^\d+$/.test(port) || n <= 0 || n > 65535) throw new CliError(`"${value}": "${port}" is not a port number`, EX.USAGE);
-    return { host, port: n };
-  }
-  return { host };
+/** The port used when none is given: the library's constants, 587 when logging in. */
+export function defaultPort(spec: Pick<ServerSpec, 'tls' | 'lmtp' | 'user'>): number {
+  if (spec.tls === 'implicit') return SMTP_SSL_PORT;
+  if (spec.lmtp) return LMTP_PORT;
+  return spec.user ? SUBMISSION_PORT : SMTP_PORT;
+}
+
+/** "host", "host:port", "[::1]:port", "::1", or a Unix socket path; the port is checked. */
+export function parseServerArg(value: string, flag = '--server'): { host: string; port?: number | undefined } {
+  return parseHostPort(value, flag);
 }
 
 export function parseTlsMode(value: string): TlsMode {
@@ -88,75 +106,76 @@ export function parseTlsMode(value: string): TlsMode {
   throw new CliError(`--tls: "${value}" should be required, opportunistic, none or implicit`, EX.USAGE);
 }
 
-/** Writes the protocol transcript to stderr, with anything that looks like a secret masked. */
-export function makeDebugOutput(secrets: () => string[]): (line: string) => void {
-  return (line: string) => {
-    let out = line;
-    for (const s of secrets()) {
-      if (s.length >= 3) out = out.split(s).join('********');
-    }
-    process.stderr.write(out.endsWith('\n') ? out : out + '\n');
-  };
+/** "host:port" for messages, or the socket path. */
+export function describeTarget(spec: Pick<ServerSpec, 'host' | 'port'>): string {
+  return isUnixSocket(spec.host) ? spec.host : `${spec.host}:${spec.port}`;
 }
 
-function secretForms(user: string | undefined, password: string | undefined): string[] {
-  if (!password) return [];
-  const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-  const forms = [password, b64(password)];
-  if (user) forms.push(b64(`\0${user}\0${password}`), b64(`${user}\0${user}\0${password}`));
-  return forms;
+function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EX.NOINPUT);
+  }
 }
 
-export type Session = SMTPClient;
+let warnedInsecure = false;
 
-/** Connects, says EHLO, upgrades with STARTTLS per the TLS mode, and logs in. */
-export async function openSession(spec: ServerSpec): Promise<Session> {
-  const port = spec.port ?? defaultPort(spec);
-  let ca: string | undefined;
-  if (spec.caFile) {
-    try {
-      ca = readFileSync(spec.caFile, 'utf8');
-    } catch (err) {
-      throw new CliError(`--ca: cannot read ${spec.caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EX.NOINPUT);
+/** The library options for this spec (connection only; no password). */
+export function smtpOptions(spec: ServerSpec): SMTPOptions {
+  const tls: NonNullable<SMTPOptions['tls']> = {};
+  if (spec.caFile) tls.ca = readPem(spec.caFile, '--ca');
+  if (spec.clientCert) tls.cert = readPem(spec.clientCert, 'tls_cert_file');
+  if (spec.clientKey) tls.key = readPem(spec.clientKey, 'tls_key_file');
+  if (spec.minTls) tls.minVersion = spec.minTls;
+  if (spec.insecure) {
+    tls.rejectUnauthorized = false;
+    if (!warnedInsecure) {
+      warnedInsecure = true;
+      process.stderr.write('smtplib: warning: certificate verification is OFF (tls_certcheck off): anyone on the path can read and change this session\n');
     }
   }
-  let password: string | undefined;
-  const debugOutput = makeDebugOutput(() => secretForms(spec.user, password));
-  const tlsOptions = { servername: spec.host, ...(ca ? { ca } : {}) };
-  const common = {
+  return {
     host: spec.host,
-    port,
+    ...(isUnixSocket(spec.host) ? {} : { port: spec.port ?? defaultPort(spec) }),
     ...(spec.localHostname ? { localHostname: spec.localHostname } : {}),
     ...(spec.timeout ? { timeout: spec.timeout * 1000 } : {}),
-    tls: tlsOptions,
-    debugLevel: spec.debug,
-    debugOutput,
+    ...(Object.keys(tls).length ? { tls } : {}),
+    ...(spec.tls && spec.tls !== 'implicit' ? { tlsPolicy: spec.tls } : {}),
+    ...(spec.fingerprints?.length ? { fingerprint: spec.fingerprints } : {}),
+    ...(spec.sourceAddress ? { sourceAddress: spec.sourceAddress } : {}),
+    ...(spec.debug ? { debugLevel: spec.debug } : {}),
     ...(spec.allowCleartextAuth ? { allowCleartextAuth: true } : {}),
     ...dkimOption(spec),
   };
-  const { SMTP, SMTP_SSL, LMTP } = await loadSmtplib();
-  let smtp: SMTPClient;
-  if (spec.tls === 'implicit') {
-    smtp = await SMTP_SSL.connect({ ...common });
-  } else if (spec.lmtp) {
-    smtp = await LMTP.connect({ ...common, tlsPolicy: spec.tls });
-  } else {
-    smtp = await SMTP.connect({ ...common, tlsPolicy: spec.tls });
-  }
+}
+
+/** The pool's options for this spec (SMTP only: the pool does not speak LMTP). */
+export async function poolOptions(spec: ServerSpec, extra: Partial<SMTPPoolOptions>): Promise<SMTPPoolOptions> {
+  const password = spec.user && spec.password ? await spec.password() : undefined;
+  return {
+    ...smtpOptions(spec),
+    ...(spec.tls === 'implicit' ? { implicitTls: true } : {}),
+    ...(spec.user ? { auth: { user: spec.user, pass: password ?? '' } } : {}),
+    ...extra,
+  };
+}
+
+export type Session = SMTP;
+
+/** Connects (the library says EHLO and applies the TLS policy) and logs in. */
+export async function openSession(spec: ServerSpec): Promise<Session> {
+  const options = smtpOptions(spec);
+  const smtp = spec.tls === 'implicit' ? await SMTP_SSL.connect(options) : spec.lmtp ? await LMTP.connect(options) : await SMTP.connect(options);
   try {
-    // connect() has already said EHLO and upgraded with STARTTLS as the policy demands.
-    if (!smtp.ehloResp) await smtp.ehlo();
-    if (spec.tls === 'required' && !smtp.isSecure) {
-      throw new CliError(`${spec.host}:${port} did not switch to TLS`, EX.PROTOCOL, 'use --tls implicit for an SMTPS port');
-    }
     if (spec.user && spec.oauth) {
       // login(user, { provider }): XOAUTH2 or OAUTHBEARER, one retry with a fresh token.
       const login = smtp.login as unknown as (user: string, options: { provider: unknown }) => Promise<unknown>;
       await login.call(smtp, spec.user, { provider: await spec.oauth() });
     } else if (spec.user) {
-      password = spec.password ? await spec.password() : undefined;
+      const password = spec.password ? await spec.password() : undefined;
       if (password === undefined) throw new CliError(`a password is needed for ${spec.user}`, EX.CONFIG);
-      await smtp.login(spec.user, password);
+      await smtp.login(spec.user, password, spec.mechanism ? { mechanism: spec.mechanism } : {});
     }
     return smtp;
   } catch (err) {

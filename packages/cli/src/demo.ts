@@ -6,7 +6,7 @@
 // fixed. As in the original, the From and To headers are put in front of the
 // text by hand: sendmail() sends the message as given.
 import { startDebugServer, formatMessage } from './serve.js';
-import { loadSmtplib } from './lib.js';
+import { SMTP } from 'smtplib';
 
 const fromaddr = 'alice@example.test';
 const toaddrs = 'bob@example.test carol@example.test'.split(/\s+/);
@@ -32,14 +32,13 @@ async function main(): Promise<number> {
     for (const line of lines) msg += line + '\r\n';
     console.log(`Message length is ${msg.length}`);
 
-    const { SMTP } = await loadSmtplib();
     // server = smtplib.SMTP('localhost'); server.set_debuglevel(1)
     const hasSetDebugLevel = typeof (SMTP as unknown as { prototype?: { setDebugLevel?: unknown } }).prototype?.setDebugLevel === 'function';
     const smtp = await SMTP.connect({
       host: server.host,
       port: server.port,
       ...(hasSetDebugLevel ? {} : { debugLevel: 1 as const }),
-      debugOutput: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n'),
+      debugOutput: (line: string) => process.stderr.write(line.endsWith('\n') ? line : line + '\n'),
     });
     if (hasSetDebugLevel) smtp.setDebugLevel!(1);
     const refused = await smtp.sendmail(fromaddr, toaddrs, msg);

@@ -1,4 +1,5 @@
-// Exit codes from sysexits.h, as sendmail and MTAs use them.
+// Exit codes from sysexits.h, as sendmail and MTAs use them, and one of our own
+// (PARTIAL) for a message that reached only some of its recipients.
 export const EX = {
   OK: 0,
   USAGE: 64,
@@ -13,6 +14,8 @@ export const EX = {
   PROTOCOL: 76,
   NOPERM: 77,
   CONFIG: 78,
+  /** Not in sysexits.h: some recipients got the message and some did not (the output says who). */
+  PARTIAL: 79,
 } as const;
 
 /** An error that ends the command with a message for the user and an exit code. */

@@ -1,15 +1,27 @@
-// `smtplib send --batch FILE`: many messages from JSON lines, through
-// smtplib's SMTPPool when the library has it (else one connection, reopened
-// when it breaks), with a progress bar on a terminal, a per-recipient report
-// and a summary line.
+// `smtplib send --batch FILE`: many messages from JSON lines, through the
+// library's SMTPPool (LMTP: one LMTP connection, since the pool speaks SMTP),
+// with a progress bar on a terminal, one line per recipient saying what
+// happened to it (delivered, refused, not-delivered, unknown) with the
+// server's reply, and a summary; `--json` prints the same as JSON lines.
 import { readFileSync } from 'node:fs';
+import { SMTPPool } from 'smtplib';
 import { chooseAccount, loadConfig } from '../config.js';
-import { dkimOption, makeDebugOutput, openSession, type Session } from '../connection.js';
-import { entriesOf, formatReply, mailOptionsOf, type DsnOptions, type ReplyLike } from '../deliver.js';
+import { openSession, poolOptions, type ServerSpec, type Session } from '../connection.js';
+import {
+  exitCodeFor,
+  formatReply,
+  mailOptionsOf,
+  outcomeJson,
+  outcomesOf,
+  outcomesOfError,
+  rcptOptionsOf,
+  type DsnOptions,
+  type RecipientOutcome,
+} from '../deliver.js';
 import { describeError } from '../errors.js';
 import { CliError, EX } from '../exit-codes.js';
-import { loadSmtplib } from '../lib.js';
-import { composeMessage, parseAddressArg, prepareRawMessage } from '../message.js';
+import { composeMessage, parseAddressArg } from '../message.js';
+import { headerEnvelope, prepareRawMessage } from '../raw-message.js';
 import { dsnFrom, readStdin, resolveServer, type SendCliOptions } from './send.js';
 
 export interface BatchItem {
@@ -19,12 +31,9 @@ export interface BatchItem {
   data: Buffer;
 }
 
-interface ItemOutcome {
+interface ItemReport {
   item: BatchItem;
-  accepted: string[];
-  refused: [string, ReplyLike][];
-  /** Set when the whole message failed. */
-  error?: { message: string; exitCode: number } | undefined;
+  outcomes: RecipientOutcome[];
 }
 
 function list(v: unknown, what: string, line: number): string[] {
@@ -34,6 +43,43 @@ function list(v: unknown, what: string, line: number): string[] {
     if (typeof x !== 'string') throw new CliError(`line ${line}: "${what}" should be a string or a list of strings`, EX.DATAERR);
     return parseAddressArg(x, `line ${line}: ${what}`);
   });
+}
+
+/** An attachment: a path, or { path, filename?, contentType? }. */
+export interface BatchAttachment {
+  path: string;
+  filename?: string | undefined;
+  contentType?: string | undefined;
+}
+
+function attachmentsOf(v: unknown, line: number): BatchAttachment[] {
+  if (v === undefined || v === null) return [];
+  const arr = Array.isArray(v) ? v : [v];
+  return arr.map((a, i) => {
+    const where = `line ${line}: attachments[${i}]`;
+    if (typeof a === 'string') return { path: a };
+    if (!a || typeof a !== 'object' || Array.isArray(a)) throw new CliError(`${where} should be a path or { "path", "filename", "contentType" }`, EX.DATAERR);
+    const { path, filename, contentType, ...rest } = a as Record<string, unknown>;
+    const unknownKeys = Object.keys(rest);
+    if (unknownKeys.length) throw new CliError(`${where}: unknown key(s) ${unknownKeys.map((k) => `"${k}"`).join(', ')} (known: path, filename, contentType)`, EX.DATAERR);
+    if (typeof path !== 'string' || !path) throw new CliError(`${where}: "path" is missing`, EX.DATAERR);
+    if (filename !== undefined && typeof filename !== 'string') throw new CliError(`${where}: "filename" should be a string`, EX.DATAERR);
+    if (contentType !== undefined && (typeof contentType !== 'string' || !/^[\w.+-]+\/[\w.+-]+$/.test(contentType))) {
+      throw new CliError(`${where}: "contentType" should look like "application/pdf"`, EX.DATAERR);
+    }
+    return { path, filename, contentType };
+  });
+}
+
+/** Runs `fn`, putting "line N: " in front of the message of any CliError it throws. */
+async function atLine<T>(line: number, fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof CliError && !err.message.startsWith(`line ${line}:`)) throw new CliError(`line ${line}: ${err.message}`, err.exitCode, err.hint);
+    if (!(err instanceof CliError)) throw new CliError(`line ${line}: ${(err as Error).message}`, EX.DATAERR);
+    throw err;
+  }
 }
 
 /** Parses and builds every message first, so a bad line stops the batch before anything is sent. */
@@ -60,9 +106,9 @@ export async function parseBatch(text: string): Promise<BatchItem[]> {
     let recipients = [...to, ...cc, ...bcc];
     if (obj.raw !== undefined) {
       if (typeof obj.raw !== 'string') throw new CliError(`line ${lineNo}: "raw" should be the message as a string`, EX.DATAERR);
-      const prepared = prepareRawMessage(Buffer.from(obj.raw, 'utf8'), { addMissing: false });
-      if (recipients.length === 0) recipients = prepared.headerRecipients;
-      data = prepared.data;
+      const raw = Buffer.from(obj.raw, 'utf8');
+      if (recipients.length === 0) recipients = await atLine(lineNo, () => headerEnvelope(raw).to);
+      data = prepareRawMessage(raw, { addMissing: false });
     } else {
       const headers = obj.headers;
       const headerLines: string[] = Array.isArray(headers)
@@ -70,18 +116,20 @@ export async function parseBatch(text: string): Promise<BatchItem[]> {
         : headers && typeof headers === 'object'
           ? Object.entries(headers as Record<string, unknown>).map(([k, v]) => `${k}: ${String(v)}`)
           : [];
-      const attachments = obj.attachments === undefined ? [] : Array.isArray(obj.attachments) ? obj.attachments.map(String) : [String(obj.attachments)];
-      data = await composeMessage({
-        from: obj.from,
-        to: typeof obj.to === 'string' || Array.isArray(obj.to) ? ([] as string[]).concat(obj.to as string | string[]) : undefined,
-        cc: typeof obj.cc === 'string' || Array.isArray(obj.cc) ? ([] as string[]).concat(obj.cc as string | string[]) : undefined,
-        bcc,
-        subject: typeof obj.subject === 'string' ? obj.subject : undefined,
-        text: typeof obj.text === 'string' ? obj.text : undefined,
-        html: typeof obj.html === 'string' ? obj.html : undefined,
-        attachments,
-        headers: headerLines,
-      });
+      const attachments = attachmentsOf(obj.attachments, lineNo);
+      data = await atLine(lineNo, () =>
+        composeMessage({
+          from: obj.from as string,
+          to: typeof obj.to === 'string' || Array.isArray(obj.to) ? ([] as string[]).concat(obj.to as string | string[]) : undefined,
+          cc: typeof obj.cc === 'string' || Array.isArray(obj.cc) ? ([] as string[]).concat(obj.cc as string | string[]) : undefined,
+          bcc,
+          subject: typeof obj.subject === 'string' ? obj.subject : undefined,
+          text: typeof obj.text === 'string' ? obj.text : undefined,
+          html: typeof obj.html === 'string' ? obj.html : undefined,
+          attachments,
+          headers: headerLines,
+        }),
+      );
     }
     if (recipients.length === 0) throw new CliError(`line ${lineNo}: no recipients ("to", "cc" or "bcc")`, EX.DATAERR);
     items.push({ line: lineNo, from, recipients, data });
@@ -119,11 +167,54 @@ async function runWithLimit<T>(items: T[], limit: number, fn: (item: T) => Promi
   await Promise.all(workers);
 }
 
-/** Connection errors after which the session cannot be reused. */
-function sessionBroken(err: unknown): boolean {
-  const code = (err as { code?: string }).code ?? '';
-  return !/^ERR_SMTP_(RECIPIENTS_REFUSED|SENDER_REFUSED|DATA|INVALID_ARGUMENT)$/.test(code);
+async function sendThroughPool(spec: ServerSpec, items: BatchItem[], dsn: DsnOptions, concurrency: number, attempts: number | undefined, record: (r: ItemReport) => void): Promise<void> {
+  const pool = new SMTPPool(await poolOptions(spec, { maxConnections: concurrency, ...(attempts ? { retry: { attempts } } : {}) }));
+  const rcptOptions = rcptOptionsOf(dsn);
+  try {
+    await runWithLimit(items, concurrency * 2, async (item) => {
+      try {
+        const result = await pool.sendmail(item.from, item.recipients, item.data, { mailOptions: mailOptionsOf(dsn), ...(rcptOptions ? { rcptOptions } : {}) });
+        record({ item, outcomes: outcomesOf(item.recipients, result, result.unknown) });
+      } catch (err) {
+        record({ item, outcomes: outcomesOfError(item.recipients, err, describeError(err).message.split('\n')[0]!) });
+      }
+    });
+  } finally {
+    await pool.close();
+  }
 }
+
+/** LMTP: one connection, one message at a time, each recipient's own reply after the data. */
+async function sendOverLmtp(spec: ServerSpec, items: BatchItem[], dsn: DsnOptions, record: (r: ItemReport) => void): Promise<void> {
+  let session: Session | undefined;
+  const rcptOptions = rcptOptionsOf(dsn);
+  try {
+    for (const item of items) {
+      try {
+        session ??= await openSession(spec);
+        const result = await session.deliver(item.from, item.recipients, item.data, { mailOptions: mailOptionsOf(dsn), ...(rcptOptions ? { rcptOptions } : {}) });
+        record({ item, outcomes: outcomesOf(item.recipients, result) });
+      } catch (err) {
+        record({ item, outcomes: outcomesOfError(item.recipients, err, describeError(err).message.split('\n')[0]!) });
+        // After a refusal the library leaves the connection usable; after anything else, start again.
+        const code = (err as { code?: string }).code ?? '';
+        if (session && !/^ERR_SMTP_(RECIPIENTS_REFUSED|SENDER_REFUSED|DATA|INVALID_ARGUMENT)$/.test(code)) {
+          session.close();
+          session = undefined;
+        }
+      }
+    }
+  } finally {
+    if (session) await session.quit().catch(() => session?.close());
+  }
+}
+
+const LABEL: Record<RecipientOutcome['status'], string> = {
+  delivered: 'delivered',
+  refused: 'refused',
+  'not-delivered': 'not-delivered',
+  unknown: 'unknown',
+};
 
 export async function runBatch(o: SendCliOptions): Promise<number> {
   const file = o.batch!;
@@ -144,128 +235,64 @@ export async function runBatch(o: SendCliOptions): Promise<number> {
   const dsn = dsnFrom(o);
   const concurrency = o.concurrency === undefined ? 4 : Number(o.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new CliError(`--concurrency: "${o.concurrency}" should be a positive whole number`, EX.USAGE);
-
   const attempts = o.attempts === undefined ? undefined : Number(o.attempts);
   if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 1)) throw new CliError(`--attempts: "${o.attempts}" should be a positive whole number`, EX.USAGE);
-  const lib = await loadSmtplib();
+
   const started = Date.now();
-  const outcomes: ItemOutcome[] = [];
+  const reports: ItemReport[] = [];
   const progress = new Progress(items.length);
-  let failed = 0;
-  const record = (outcome: ItemOutcome): void => {
-    outcomes.push(outcome);
-    if (outcome.error || outcome.accepted.length === 0) failed++;
-    progress.update(outcomes.length, failed);
+  let failedMessages = 0;
+  const record = (report: ItemReport): void => {
+    reports.push(report);
+    if (report.outcomes.some((x) => x.status !== 'delivered')) failedMessages++;
+    progress.update(reports.length, failedMessages);
   };
   let mode: string;
-
-  if (lib.SMTPPool && !spec.lmtp) {
-    mode = `SMTPPool, up to ${concurrency} connections`;
-    const password = spec.user && spec.password ? await spec.password() : undefined;
-    let ca: string | undefined;
-    if (spec.caFile) ca = readFileSync(spec.caFile, 'utf8');
-    const pool = new lib.SMTPPool({
-      host: spec.host,
-      port: spec.port,
-      ...(spec.tls === 'implicit' ? { implicitTls: true } : { tlsPolicy: spec.tls }),
-      tls: { servername: spec.host, ...(ca ? { ca } : {}) },
-      ...(spec.user ? { auth: { user: spec.user, pass: password } } : {}),
-      maxConnections: concurrency,
-      ...(o.attempts ? { retry: { attempts } } : {}),
-      ...(spec.localHostname ? { localHostname: spec.localHostname } : {}),
-      ...(spec.timeout ? { timeout: spec.timeout * 1000 } : {}),
-      ...(spec.debug ? { debugLevel: spec.debug, debugOutput: makeDebugOutput(() => (password ? [password] : [])) } : {}),
-      ...(spec.allowCleartextAuth ? { allowCleartextAuth: true } : {}),
-      ...dkimOption(spec),
-    });
-    try {
-      await runWithLimit(items, concurrency * 2, async (item) => {
-        try {
-          const r = await pool.sendmail(item.from, item.recipients, item.data, {
-            mailOptions: mailOptionsOf(dsn),
-            ...(dsn.notify ? { rcptOptions: { notify: dsn.notify } } : {}),
-          });
-          const refused = entriesOf(r.refused);
-          const refusedSet = new Set(refused.map(([a]) => a.toLowerCase()));
-          record({ item, accepted: item.recipients.filter((a) => !refusedSet.has(a.toLowerCase())), refused });
-        } catch (err) {
-          record(failureOutcome(item, err));
-        }
-      });
-    } finally {
-      await pool.close();
-    }
+  if (spec.lmtp) {
+    mode = 'one LMTP connection (SMTPPool speaks SMTP)';
+    await sendOverLmtp(spec, items, dsn, record);
   } else {
-    mode = spec.lmtp ? 'one LMTP connection (SMTPPool speaks SMTP)' : 'one connection (this smtplib build has no SMTPPool)';
-    let session: Session | undefined;
-    try {
-      for (const item of items) {
-        try {
-          session ??= await openSession(spec);
-          const refusedMap = await session.sendmail(item.from, item.recipients, item.data, mailOptionsOf(dsn), dsn.notify ? { notify: dsn.notify } : undefined);
-          const refused = entriesOf(refusedMap);
-          const refusedSet = new Set(refused.map(([a]) => a.toLowerCase()));
-          record({ item, accepted: item.recipients.filter((a) => !refusedSet.has(a.toLowerCase())), refused });
-        } catch (err) {
-          record(failureOutcome(item, err));
-          if (session && sessionBroken(err)) {
-            session.close();
-            session = undefined;
-          }
-        }
-      }
-    } finally {
-      if (session) {
-        try {
-          await session.quit();
-        } catch {
-          session.close();
-        }
-      }
-    }
+    mode = `SMTPPool, up to ${concurrency} connections`;
+    await sendThroughPool(spec, items, dsn, concurrency, attempts, record);
   }
   progress.end();
 
   // Per-recipient report, in input order.
-  outcomes.sort((a, b) => a.item.line - b.item.line);
-  let acceptedCount = 0;
-  let refusedCount = 0;
-  let worst = 0;
-  for (const out of outcomes) {
-    for (const a of out.accepted) {
-      acceptedCount++;
-      if (!o.quiet) process.stdout.write(`ok      line ${out.item.line}  ${a}\n`);
-    }
-    for (const [a, r] of out.refused) {
-      refusedCount++;
-      const temp = r.code >= 400 && r.code < 500;
-      worst = Math.max(worst, temp ? 1 : 2);
-      process.stdout.write(`${temp ? 'defer ' : 'refused'} line ${out.item.line}  ${a}  ${formatReply(r)}\n`);
-    }
-    if (out.error) {
-      const temp = out.error.exitCode === EX.TEMPFAIL;
-      worst = Math.max(worst, temp ? 1 : 2);
-      const reported = new Set(out.refused.map(([a]) => a));
-      for (const a of out.item.recipients.filter((r) => !reported.has(r))) {
-        refusedCount++;
-        process.stdout.write(`${temp ? 'defer ' : 'failed '} line ${out.item.line}  ${a}  ${out.error.message.split('\n')[0]}\n`);
+  reports.sort((a, b) => a.item.line - b.item.line);
+  const all = reports.flatMap((r) => r.outcomes);
+  const count = (s: RecipientOutcome['status']): number => all.filter((x) => x.status === s).length;
+  const code = exitCodeFor(all);
+  const sent = reports.filter((r) => r.outcomes.every((x) => x.status === 'delivered')).length;
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  for (const r of reports) {
+    for (const x of r.outcomes) {
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify({ line: r.item.line, ...outcomeJson(x) })}\n`);
+      } else if (x.status !== 'delivered' || !o.quiet) {
+        const why = x.reply ? formatReply(x.reply) : (x.detail ?? '');
+        process.stdout.write(`${LABEL[x.status].padEnd(13)} line ${r.item.line}  ${x.recipient}  ${why}`.trimEnd() + '\n');
       }
     }
   }
-  const sent = outcomes.filter((x) => !x.error && x.accepted.length > 0).length;
-  const secs = ((Date.now() - started) / 1000).toFixed(1);
-  process.stdout.write(
-    `Summary: ${items.length} message(s), ${sent} sent, ${items.length - sent} failed; ${acceptedCount} recipient(s) accepted, ${refusedCount} not; ${secs} s via ${mode}\n`,
-  );
-  return worst === 0 ? EX.OK : worst === 1 ? EX.TEMPFAIL : EX.UNAVAILABLE;
-}
-
-function failureOutcome(item: BatchItem, err: unknown): ItemOutcome {
-  const code = (err as { code?: string }).code;
-  if (code === 'ERR_SMTP_RECIPIENTS_REFUSED') {
-    return { item, accepted: [], refused: entriesOf((err as { recipients?: unknown }).recipients) };
+  const summary = {
+    messages: items.length,
+    sent,
+    failed: items.length - sent,
+    delivered: count('delivered'),
+    refused: count('refused'),
+    notDelivered: count('not-delivered'),
+    unknown: count('unknown'),
+    seconds: Number(secs),
+    via: mode,
+    exitCode: code,
+  };
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ summary })}\n`);
+  } else {
+    process.stdout.write(
+      `Summary: ${summary.messages} message(s), ${sent} sent in full, ${summary.failed} not; recipients: ${summary.delivered} delivered, ${summary.refused} refused, ${summary.notDelivered} not delivered, ${summary.unknown} unknown; ${secs} s via ${mode}\n`,
+    );
+    if (code === EX.PARTIAL) process.stdout.write(`Exit ${EX.PARTIAL}: partial delivery; the lines above say who got each message.\n`);
   }
-  const d = describeError(err);
-  return { item, accepted: [], refused: [], error: { message: d.message, exitCode: d.exitCode } };
+  return code;
 }
-

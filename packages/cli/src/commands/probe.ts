@@ -1,15 +1,17 @@
 // `smtplib probe host[:port]`: what does this server say, which TLS does it
 // speak, which certificate does it show, and what is wrong with the setup.
 //
-// The probe speaks the few commands it needs itself (greeting, EHLO,
-// STARTTLS, QUIT) over node:net / node:tls rather than through the library:
-// it has to look at servers the library would rightly refuse to talk to
-// (wrong TLS mode, untrusted or mismatched certificates) and report on them.
+// The probe drives the few commands it needs (greeting, EHLO, STARTTLS, QUIT)
+// over node:net / node:tls itself rather than through SMTP.connect(): it has
+// to look at servers the client would rightly refuse to talk to (wrong TLS
+// mode, untrusted or mismatched certificates) and report on them. Replies and
+// EHLO are read with the library's own ReplyParser (bounded) and Capabilities.
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { hostname as localHostname } from 'node:os';
-import { parseServerArg } from '../connection.js';
+import { Capabilities, LMTP_PORT, ReplyParser, SMTP_PORT, SMTP_SSL_PORT, SMTPProtocolError, type Reply } from 'smtplib';
+import { isUnixSocket, parseServerArg } from '../connection.js';
 import { CliError, EX } from '../exit-codes.js';
 
 export interface ProbeOptions {
@@ -19,6 +21,7 @@ export interface ProbeOptions {
   servername?: string;
   helo?: string;
   lmtp?: boolean;
+  fingerprint?: string[];
 }
 
 export interface CertInfo {
@@ -44,7 +47,11 @@ export interface TlsInfo {
 
 export interface EhloInfo {
   lines: string[];
+  /** Keyword (upper case) → parameters, from the library's Capabilities (legacy AUTH= merged into AUTH). */
   features: Record<string, string>;
+  authMechanisms: string[];
+  /** SIZE: the limit, null when advertised without one; absent when not advertised. */
+  size?: number | null;
 }
 
 export interface Finding {
@@ -54,7 +61,8 @@ export interface Finding {
 
 export interface ProbeReport {
   host: string;
-  port: number;
+  /** Absent for a Unix socket. */
+  port?: number;
   mode: 'plaintext' | 'implicit-tls' | 'unreachable' | 'not-smtp';
   connectError?: string | undefined;
   greeting?: string | undefined;
@@ -67,10 +75,16 @@ export interface ProbeReport {
   findings: Finding[];
 }
 
-/** Reads SMTP replies off a socket. */
+/** Limits for what a probed server may send: a probe never buffers more than this. */
+const PROBE_REPLY_LIMITS = { maxLineLength: 4096, maxReplyLength: 64 * 1024, maxReplyLines: 500 };
+
+/** Reads SMTP replies off a socket with the library's bounded ReplyParser. */
 class ReplyReader {
-  private buf = '';
+  private parser = new ReplyParser(PROBE_REPLY_LIMITS);
+  private replies: Reply[] = [];
   private waiters: (() => void)[] = [];
+  /** The first bytes received (at most 16), to recognise a TLS record. */
+  firstBytes = Buffer.alloc(0);
   ended = false;
   error?: Error;
   constructor(public socket: net.Socket) {
@@ -78,9 +92,15 @@ class ReplyReader {
   }
   attach(socket: net.Socket): void {
     this.socket = socket;
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => {
-      this.buf += d;
+    socket.on('data', (d: Buffer) => {
+      if (this.firstBytes.length < 16) this.firstBytes = Buffer.concat([this.firstBytes, d.subarray(0, 16 - this.firstBytes.length)]);
+      try {
+        this.replies.push(...this.parser.push(d));
+      } catch (err) {
+        this.error = err as Error;
+        this.ended = true;
+        socket.destroy();
+      }
       this.wake();
     });
     socket.on('end', () => {
@@ -92,7 +112,7 @@ class ReplyReader {
       this.wake();
     });
     socket.on('error', (e) => {
-      this.error = e;
+      this.error ??= e;
       this.ended = true;
       this.wake();
     });
@@ -109,16 +129,13 @@ class ReplyReader {
     this.waiters = [];
     for (const f of w) f();
   }
-  get pending(): string {
-    return this.buf;
-  }
-  /** One complete reply: { code, lines }; throws on timeout or close. */
-  async reply(timeoutMs: number): Promise<{ code: number; lines: string[] }> {
+  /** One complete reply; throws on timeout, close, or what is not an SMTP reply. */
+  async reply(timeoutMs: number): Promise<Reply> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const parsed = this.tryParse();
-      if (parsed) return parsed;
-      if (this.ended) throw this.error ?? new Error(this.buf ? `connection closed after "${this.buf.slice(0, 60).trim()}"` : 'connection closed by the server');
+      const next = this.replies.shift();
+      if (next) return next;
+      if (this.ended) throw this.error ?? new Error(this.firstBytes.length ? 'connection closed in the middle of a reply' : 'connection closed by the server');
       const left = deadline - Date.now();
       if (left <= 0) throw Object.assign(new Error(`no reply within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
       await new Promise<void>((resolve) => {
@@ -130,49 +147,29 @@ class ReplyReader {
       });
     }
   }
-  private tryParse(): { code: number; lines: string[] } | undefined {
-    const lines: string[] = [];
-    let pos = 0;
-    for (;;) {
-      const nl = this.buf.indexOf('\n', pos);
-      if (nl < 0) return undefined;
-      const line = this.buf.slice(pos, nl).replace(/\r$/, '');
-      pos = nl + 1;
-      const m = /^(\d{3})([ -]?)(.*)$/.exec(line);
-      if (!m) throw Object.assign(new Error(`not an SMTP reply: ${JSON.stringify(line.slice(0, 80))}`), { code: 'ENOTSMTP' });
-      lines.push(m[3]!);
-      if (m[2] !== '-') {
-        this.buf = this.buf.slice(pos);
-        return { code: Number(m[1]), lines };
-      }
-    }
-  }
   send(line: string): void {
     this.socket.write(line + '\r\n');
   }
 }
 
-function parseEhlo(lines: string[]): EhloInfo {
-  const features: Record<string, string> = {};
-  for (const l of lines.slice(1)) {
-    const [k, ...rest] = l.trim().split(/\s+/);
-    if (k) features[k.toUpperCase()] = rest.join(' ');
-  }
-  return { lines, features };
+function parseEhlo(reply: Reply): EhloInfo {
+  const caps = Capabilities.fromReply(reply);
+  return {
+    lines: [...reply.lines],
+    features: Object.fromEntries([...caps.features].map(([k, v]) => [k.toUpperCase(), v])),
+    authMechanisms: caps.authMechanisms,
+    ...(caps.has('size') ? { size: caps.maxSize ?? null } : {}),
+  };
 }
 
-function authOf(e?: EhloInfo): string[] {
-  if (!e) return [];
-  const v = e.features.AUTH ?? e.features['AUTH='] ?? '';
-  return v.split(/\s+/).filter(Boolean).map((m) => m.toUpperCase());
-}
+const replyText = (r: Reply): string => `${r.code} ${r.lines.join(' ')}`;
 
-function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+function connectTo(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
+    const s = isUnixSocket(host) ? net.connect({ path: host }) : net.connect({ host, port });
     const t = setTimeout(() => {
       s.destroy();
-      reject(Object.assign(new Error(`no TCP connection within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      reject(Object.assign(new Error(`no connection within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
     }, timeoutMs);
     s.once('connect', () => {
       clearTimeout(t);
@@ -255,12 +252,15 @@ function tlsInfo(s: tls.TLSSocket, checkName: string): TlsInfo {
 }
 
 export async function probe(target: string, o: ProbeOptions = {}): Promise<ProbeReport> {
-  const { host, port: givenPort } = parseServerArg(target);
-  const port = givenPort ?? (o.lmtp ? 24 : 25);
+  const { host, port: givenPort } = parseServerArg(target, 'probe');
+  const unix = isUnixSocket(host);
+  const port = unix ? 0 : (givenPort ?? (o.lmtp ? LMTP_PORT : SMTP_PORT));
+  const where = unix ? host : `${host}:${port}`;
   const timeoutMs = (o.timeout ? Number(o.timeout) : 10) * 1000;
   if (!(timeoutMs > 0)) throw new CliError(`--timeout: "${o.timeout}" should be seconds`, EX.USAGE);
   const greetWait = Math.min(timeoutMs, 5000);
-  const checkName = o.servername ?? host;
+  const checkName = o.servername ?? (unix ? 'localhost' : host);
+  const fingerprints = (o.fingerprint ?? []).map(normalizeFingerprint);
   const servername = net.isIP(checkName) ? undefined : checkName;
   let ca: string[] | undefined;
   if (o.ca) {
@@ -274,7 +274,7 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
   }
   const helo = o.helo ?? (localHostname() || 'localhost');
   const hello = o.lmtp ? 'LHLO' : 'EHLO';
-  const report: ProbeReport = { host, port, mode: 'unreachable', authMechanisms: { beforeTls: [], afterTls: [] }, findings: [] };
+  const report: ProbeReport = { host, ...(unix ? {} : { port }), mode: 'unreachable', authMechanisms: { beforeTls: [], afterTls: [] }, findings: [] };
   const find = (level: Finding['level'], message: string): void => {
     report.findings.push({ level, message });
   };
@@ -282,17 +282,18 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
   // 1. Plain TCP, wait for a greeting.
   let sock: net.Socket;
   try {
-    sock = await connectTcp(host, port, timeoutMs);
+    sock = await connectTo(host, port, timeoutMs);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     report.connectError = e.message;
-    if (e.code === 'ECONNREFUSED') find('error', `nothing listens on ${host}:${port} (connection refused)`);
+    if (e.code === 'ECONNREFUSED') find('error', `nothing listens on ${where} (connection refused)`);
+    else if (e.code === 'ENOENT') find('error', `there is no socket at ${host}`);
     else if (e.code === 'ENOTFOUND') find('error', `the host name ${host} does not resolve`);
-    else find('error', `cannot connect to ${host}:${port}: ${e.message}`);
+    else find('error', `cannot connect to ${where}: ${e.message}`);
     return report;
   }
   let reader = new ReplyReader(sock);
-  let greeting: { code: number; lines: string[] } | undefined;
+  let greeting: Reply | undefined;
   let plainError: Error | undefined;
   try {
     greeting = await reader.reply(greetWait);
@@ -302,10 +303,20 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
 
   if (!greeting) {
     // 2. No plaintext greeting: try implicit TLS.
-    const sawBytes = reader.pending;
+    const sawBytes = reader.firstBytes;
     sock.destroy();
-    if (sawBytes && /^\x15\x03|^\x16\x03/.test(sawBytes)) {
-      find('info', 'the server sent TLS data first');
+    const tlsRecord = sawBytes.length >= 2 && (sawBytes[0] === 0x15 || sawBytes[0] === 0x16) && sawBytes[1] === 0x03;
+    if (plainError instanceof SMTPProtocolError && !tlsRecord) {
+      report.mode = 'not-smtp';
+      find('error', `${where} does not speak SMTP: ${plainError.message}`);
+      return report;
+    }
+    if (tlsRecord) find('info', 'the server sent TLS data first');
+    if (unix) {
+      report.mode = 'not-smtp';
+      report.connectError = plainError?.message;
+      find('error', `${where} accepts connections but sent no greeting (${plainError?.message})`);
+      return report;
     }
     let tsock: tls.TLSSocket;
     try {
@@ -313,20 +324,20 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
     } catch (err) {
       report.mode = 'not-smtp';
       report.connectError = plainError?.message;
-      find('error', `${host}:${port} accepts connections but sent no SMTP greeting (${plainError?.message}) and a TLS handshake failed too (${(err as Error).message})`);
+      find('error', `${where} accepts connections but sent no SMTP greeting (${plainError?.message}) and a TLS handshake failed too (${(err as Error).message})`);
       return report;
     }
     report.mode = 'implicit-tls';
     report.tls = tlsInfo(tsock, checkName);
-    find('info', `${host}:${port} speaks implicit TLS (SMTPS): use --tls implicit; a client that expects plaintext or STARTTLS here waits for a greeting that never comes`);
+    find('info', `${where} speaks implicit TLS (SMTPS): use --tls implicit; a client that expects plaintext or STARTTLS here waits for a greeting that never comes`);
     reader = new ReplyReader(tsock);
     try {
       greeting = await reader.reply(timeoutMs);
       report.greeting = `${greeting.code} ${greeting.lines.join('\n')}`;
       reader.send(`${hello} ${helo}`);
       const e = await reader.reply(timeoutMs);
-      if (e.code === 250) report.ehloAfterTls = parseEhlo(e.lines);
-      else find('warning', `${hello} was refused: ${e.code} ${e.lines.join(' ')}`);
+      if (e.code === 250) report.ehloAfterTls = parseEhlo(e);
+      else find('warning', `${hello} was refused: ${replyText(e)}`);
       reader.send('QUIT');
       await reader.reply(2000).catch(() => undefined);
     } catch (err) {
@@ -339,14 +350,14 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
     if (greeting.code !== 220) {
       find('error', `the server greets with ${greeting.code}, not 220: it does not want mail from here now`);
     }
-    if (port === 465) find('warning', 'port 465 is normally implicit TLS (SMTPS), but this one speaks plaintext first: use STARTTLS (--tls required), not --tls implicit');
+    if (port === SMTP_SSL_PORT) find('warning', 'port 465 is normally implicit TLS (SMTPS), but this one speaks plaintext first: use STARTTLS (--tls required), not --tls implicit');
     try {
       reader.send(`${hello} ${helo}`);
       const e = await reader.reply(timeoutMs);
       if (e.code !== 250) {
-        find('warning', `${hello} refused: ${e.code} ${e.lines.join(' ')}`);
+        find('warning', `${hello} refused: ${replyText(e)}`);
       } else {
-        report.ehloBeforeTls = parseEhlo(e.lines);
+        report.ehloBeforeTls = parseEhlo(e);
       }
       const offered = Boolean(report.ehloBeforeTls && 'STARTTLS' in report.ehloBeforeTls.features);
       report.starttls = { offered, ok: false };
@@ -354,7 +365,7 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
         reader.send('STARTTLS');
         const r = await reader.reply(timeoutMs);
         if (r.code !== 220) {
-          report.starttls.error = `${r.code} ${r.lines.join(' ')}`;
+          report.starttls.error = replyText(r);
           find('error', `STARTTLS is offered but refused: ${report.starttls.error}`);
         } else {
           reader.detach();
@@ -371,7 +382,7 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
             reader = new ReplyReader(tsock);
             reader.send(`${hello} ${helo}`);
             const e2 = await reader.reply(timeoutMs);
-            if (e2.code === 250) report.ehloAfterTls = parseEhlo(e2.lines);
+            if (e2.code === 250) report.ehloAfterTls = parseEhlo(e2);
             reader.send('QUIT');
             await reader.reply(2000).catch(() => undefined);
             tsock.destroy();
@@ -383,20 +394,25 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
         await reader.reply(2000).catch(() => undefined);
       }
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ENOTSMTP') report.mode = 'not-smtp';
+      const e = err as Error;
+      if (e instanceof SMTPProtocolError) report.mode = 'not-smtp';
       find('error', e.message);
     }
     sock.destroy();
   }
 
   // Findings about TLS and capabilities.
-  report.authMechanisms.beforeTls = authOf(report.ehloBeforeTls);
-  report.authMechanisms.afterTls = authOf(report.ehloAfterTls);
-  const features = report.ehloAfterTls?.features ?? report.ehloBeforeTls?.features;
-  if (features && 'SIZE' in features) report.size = features.SIZE ? Number(features.SIZE) : null;
+  report.authMechanisms.beforeTls = report.ehloBeforeTls?.authMechanisms ?? [];
+  report.authMechanisms.afterTls = report.ehloAfterTls?.authMechanisms ?? [];
+  const last = report.ehloAfterTls ?? report.ehloBeforeTls;
+  if (last && last.size !== undefined) report.size = last.size;
   const t = report.tls;
-  if (t) {
+  const pinned = Boolean(t?.chain[0] && fingerprints.includes(normalizeFingerprint(t.chain[0].fingerprint256)));
+  if (t && fingerprints.length) {
+    if (pinned) find('ok', 'the certificate matches --fingerprint (trusted by its fingerprint, as `send --fingerprint` would)');
+    else find('error', `the certificate's SHA-256 fingerprint ${t.chain[0]?.fingerprint256 ?? '(none)'} is not the one given with --fingerprint`);
+  }
+  if (t && !pinned) {
     const leaf = t.chain[0];
     if (t.authorized && t.hostnameOk) find('ok', `the certificate is trusted and valid for ${checkName}`);
     if (!t.hostnameOk) {
@@ -429,9 +445,14 @@ export async function probe(target: string, o: ProbeOptions = {}): Promise<Probe
   return report;
 }
 
+/** Hex without colons, upper case: how fingerprints are compared. */
+function normalizeFingerprint(value: string): string {
+  return value.replace(/[^0-9a-f]/gi, '').toUpperCase();
+}
+
 export function formatReport(r: ProbeReport): string {
   const out: string[] = [];
-  out.push(`Probe of ${r.host}:${r.port}: ${r.mode === 'plaintext' ? 'plaintext SMTP' : r.mode === 'implicit-tls' ? 'implicit TLS (SMTPS)' : r.mode}`);
+  out.push(`Probe of ${r.port === undefined ? r.host : `${r.host}:${r.port}`}: ${r.mode === 'plaintext' ? 'plaintext SMTP' : r.mode === 'implicit-tls' ? 'implicit TLS (SMTPS)' : r.mode}`);
   if (r.connectError && r.mode === 'unreachable') out.push(`  connect: ${r.connectError}`);
   if (r.greeting) out.push(`Greeting: ${r.greeting.split('\n').join('\n          ')}`);
   const ehlo = (title: string, e?: EhloInfo): void => {

@@ -1,17 +1,19 @@
 // `smtplib send`: send one message (or a batch) through an SMTP server.
 import { readFileSync } from 'node:fs';
 import { accountPassword, chooseAccount, loadConfig, readPasswordFile, type Account, type TlsMode } from '../config.js';
-import { parseServerArg, parseTlsMode, defaultPort, dkimSettings, type ServerSpec } from '../connection.js';
-import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, type DsnOptions } from '../deliver.js';
+import { defaultPort, describeTarget, dkimSettings, parseServerArg, parseTlsMode, type ServerSpec } from '../connection.js';
+import { deliverOne, exitCodeFor, formatOutcomes, mailOptionsOf, outcomeJson, parseNotify, type DsnOptions } from '../deliver.js';
 import { CliError, EX } from '../exit-codes.js';
 import { oauthFor } from '../oauth-account.js';
-import { composeMessage, parseAddressArg, parseInlineArg, prepareRawMessage, toCRLF } from '../message.js';
+import { composeMessage, parseAddressArg, parseInlineArg } from '../message.js';
+import { headerEnvelope, prepareRawMessage } from '../raw-message.js';
 import { promptMessage, promptPassword } from '../prompt.js';
 
 export interface SendCliOptions {
   server?: string;
   tls?: string;
   ca?: string;
+  fingerprint?: string[];
   timeout?: string;
   helo?: string;
   lmtp?: boolean;
@@ -39,6 +41,7 @@ export interface SendCliOptions {
   debug?: boolean;
   verbose?: boolean;
   quiet?: boolean;
+  json?: boolean;
   batch?: string;
   concurrency?: string;
   attempts?: string;
@@ -69,7 +72,8 @@ export function resolveServer(o: SendCliOptions, account: Account | undefined): 
   if (!server) {
     throw new CliError('no server given', EX.USAGE, 'use --server HOST[:PORT], or --account NAME with an account in the config file');
   }
-  const tls: TlsMode = o.tls ? parseTlsMode(o.tls) : (account?.tls ?? (o.user || account?.user ? 'required' : 'opportunistic'));
+  // No --tls and no account setting: the library's default for this host and port.
+  const tls: TlsMode | undefined = o.tls ? parseTlsMode(o.tls) : account?.tls;
   const user = o.user ?? (o.server ? undefined : account?.user);
   let password: (() => Promise<string>) | undefined;
   if (user) {
@@ -94,12 +98,19 @@ export function resolveServer(o: SendCliOptions, account: Account | undefined): 
   if (timeout !== undefined && !(timeout > 0)) throw new CliError(`--timeout: "${o.timeout}" should be a number of seconds`, EX.USAGE);
   return {
     host: server.host,
-    port: server.port ?? defaultPort({ tls, lmtp, user }),
+    port: server.host.startsWith('/') ? undefined : (server.port ?? defaultPort({ tls, lmtp, user })),
     tls,
     user,
     password,
     oauth: oauthFor(o.user || o.server ? undefined : account, o.ca),
     caFile: o.ca ?? account?.ca,
+    fingerprints: o.fingerprint?.length ? o.fingerprint : account?.fingerprints,
+    insecure: o.server ? undefined : account?.insecure,
+    clientCert: o.server ? undefined : account?.clientCert,
+    clientKey: o.server ? undefined : account?.clientKey,
+    mechanism: user && user === account?.user ? account.mechanism : undefined,
+    minTls: o.server ? undefined : account?.minTls,
+    sourceAddress: o.server ? undefined : account?.sourceAddress,
     timeout,
     localHostname: o.helo ?? account?.localHostname,
     lmtp,
@@ -172,14 +183,16 @@ export async function runSend(o: SendCliOptions): Promise<number> {
     recipients = [...to, ...cc, ...bcc];
   } else {
     let raw: Buffer;
+    let typed = false;
     if (o.message && o.message !== '-') raw = readInputFile(o.message, '--message');
     else if (!o.message && process.stdin.isTTY) {
       // The seed example's dialogue.
-      const typed = await promptMessage({ from, to: to.length ? [...to, ...cc, ...bcc] : undefined });
-      from = parseAddressArg(typed.from, 'From')[0];
-      const list = typed.to.flatMap((t) => parseAddressArg(t, 'To'));
+      const answers = await promptMessage({ from, to: to.length ? [...to, ...cc, ...bcc] : undefined });
+      typed = true;
+      from = parseAddressArg(answers.from, 'From')[0];
+      const list = answers.to.flatMap((t) => parseAddressArg(t, 'To'));
       if (list.length === 0) throw new CliError('no recipients', EX.USAGE);
-      const msg = `From: ${from}\r\nTo: ${list.join(', ')}\r\n\r\n` + toCRLF(typed.body);
+      const msg = `From: ${from}\r\nTo: ${list.join(', ')}\r\n\r\n` + answers.body.replace(/\r\n|\r|\n/g, '\r\n');
       process.stdout.write(`Message length is ${msg.length}\n`);
       raw = Buffer.from(msg, 'utf8');
       to.splice(0, to.length, ...list);
@@ -187,12 +200,14 @@ export async function runSend(o: SendCliOptions): Promise<number> {
       bcc.length = 0;
     } else raw = await readStdin();
     if (raw.length === 0) throw new CliError('the message is empty', EX.NOINPUT, 'give --message FILE, pipe a message on stdin, or use --subject/--body');
-    const prepared = prepareRawMessage(raw, { addMissing: false });
-    from ??= prepared.headerFrom;
+    const envelope = headerEnvelope(raw);
+    from ??= envelope.from;
     if (!from) throw new CliError('no sender: give --from, or a From: header in the message', EX.USAGE);
-    recipients = to.length + cc.length + bcc.length > 0 ? [...to, ...cc, ...bcc] : prepared.headerRecipients;
+    // As sendmail does: a message without Date or Message-ID gets them (and From, from the envelope).
+    // The prompted dialogue sends what was typed, as the seed's example program does.
+    recipients = to.length + cc.length + bcc.length > 0 ? [...to, ...cc, ...bcc] : envelope.to;
     if (recipients.length === 0) throw new CliError('no recipients: give --to/--cc/--bcc, or To:/Cc:/Bcc: headers in the message', EX.USAGE);
-    data = prepared.data;
+    data = prepareRawMessage(raw, { addMissing: !typed, envelopeFrom: from });
   }
   recipients = [...new Map(recipients.map((r) => [r.toLowerCase(), r])).values()];
 
@@ -207,15 +222,21 @@ export async function runSend(o: SendCliOptions): Promise<number> {
   }
   const spec = resolveServer(o, account);
   const started = Date.now();
-  const result = await deliverOne(spec, from, recipients, data, dsn);
-  const where = `${spec.host}:${spec.port}`;
-  if (!o.quiet) {
-    if (result.accepted.length) {
-      process.stdout.write(`Message (${data.length} bytes) accepted by ${where} for ${result.accepted.length} recipient(s) in ${Date.now() - started} ms: ${result.accepted.join(', ')}\n`);
-    }
+  const outcomes = await deliverOne(spec, from, recipients, data, dsn);
+  const where = describeTarget(spec);
+  const delivered = outcomes.filter((x) => x.status === 'delivered').map((x) => x.recipient);
+  const failed = outcomes.filter((x) => x.status !== 'delivered');
+  const code = exitCodeFor(outcomes);
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ server: where, bytes: data.length, ms: Date.now() - started, exitCode: code, recipients: outcomes.map(outcomeJson) })}\n`);
+    return code;
   }
-  if (result.refused.length) {
-    process.stderr.write(`smtplib: ${result.refused.length} recipient(s) refused by ${where}:\n${formatRefused(result.refused)}\n`);
+  if (!o.quiet && delivered.length) {
+    process.stdout.write(`Message (${data.length} bytes) accepted by ${where} for ${delivered.length} recipient(s) in ${Date.now() - started} ms: ${delivered.join(', ')}\n`);
   }
-  return exitCodeFor(result);
+  if (failed.length) {
+    process.stderr.write(`smtplib: ${failed.length} recipient(s) refused by ${where}:\n${formatOutcomes(failed)}\n`);
+    if (delivered.length) process.stderr.write(`smtplib: partial delivery (exit ${EX.PARTIAL}): only ${delivered.join(', ')} got the message\n`);
+  }
+  return code;
 }

@@ -2,24 +2,27 @@
 // /usr/sbin/sendmail. Reads a message on stdin and hands it to the SMTP
 // server of an account from the config file (msmtp-like), chosen by
 // --account, by the envelope sender, or as the default.
+import { appendFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { accountPassword, chooseAccount, configPath, loadConfig, type Account, type TlsMode } from '../config.js';
+import { accountPassword, chooseAccount, configPath, expandAliases, isFromPattern, loadConfig, warnOnce, type Account, type TlsMode } from '../config.js';
 import { defaultPort, dkimSettings, parseServerArg, parseTlsMode, type ServerSpec } from '../connection.js';
-import { deliverOne, exitCodeFor, formatRefused, mailOptionsOf, parseNotify, type DsnOptions } from '../deliver.js';
+import { deliverOne, exitCodeFor, formatOutcomes, mailOptionsOf, parseNotify, rcptOptionsOf, type DsnOptions, type RecipientOutcome } from '../deliver.js';
 import { enqueueFromCli, queueDirFrom } from './queue.js';
 import { describeError } from '../errors.js';
 import { CliError, EX } from '../exit-codes.js';
 import { oauthFor } from '../oauth-account.js';
-import { parseAddressArg, prepareRawMessage } from '../message.js';
+import { parseAddressArg } from '../message.js';
+import { headerEnvelope, prepareRawMessage } from '../raw-message.js';
 import { promptPassword } from '../prompt.js';
 
 export const SENDMAIL_HELP = `Usage: smtplib sendmail [options] [recipient ...]
        smtplib-sendmail [options] [recipient ...]
 
 Reads a message on standard input and sends it through the SMTP server of an
-account in ${'$'}SMTPLIB_CONFIG, ${'$'}XDG_CONFIG_HOME/smtplib/config or ~/.config/smtplib/config,
-the way programs call /usr/sbin/sendmail. Bcc: header fields are never sent;
-From:, Date: and Message-ID: are added when missing.
+account in ${'$'}SMTPLIB_CONFIG, ${'$'}XDG_CONFIG_HOME/smtplib/config, ~/.config/smtplib/config
+or ~/.msmtprc (msmtp's format: a copied ~/.msmtprc works), the way programs call
+/usr/sbin/sendmail. Bcc: header fields are never sent; From:, Date: and
+Message-ID: are added when missing (msmtp's set_*_header settings apply).
 
 Options:
   -t                 take recipients from the To:, Cc: and Bcc: fields too
@@ -43,20 +46,28 @@ Options:
   -h, --help         this text
   Accepted and ignored: -bm -odi -odb -oem -oep -om -oQ... -em -ee -B TYPE -X FILE -G -U
 
-Config file example:
+Config file example (msmtp's format):
+  defaults
+  tls on
   account work
   host smtp.example.com
   port 587
-  tls required
   from alice@example.com
+  auth on
   user alice
   passwordeval "pass show mail/work"
 
   account default : work
 
+Without a "tls" line the library's default applies (TLS required, except to
+loopback and Unix sockets), where msmtp would send in plaintext. Settings that
+do not map onto a feature (syslog, tls_crl_file, proxy_host, ...) are reported
+once on stderr and ignored; a log file that cannot be written never stops mail.
+
 Exit codes: 0 sent, 64 usage, 65 message refused, 66 no input, 69 refused
 permanently / unavailable, 75 temporary failure (try again later), 76 protocol,
-77 authentication failed, 78 configuration.
+77 authentication failed, 78 configuration, 79 partial delivery (some
+recipients got the message: stderr says who; do not resend to all).
 `;
 
 export interface SendmailArgs {
@@ -245,10 +256,11 @@ export async function readMessage(ignoreDots: boolean): Promise<Buffer> {
 
 function specFromAccount(account: Account, args: SendmailArgs): ServerSpec {
   if (!account.host) throw new CliError(`account "${account.name}" (${account.where}) has no host`, EX.CONFIG);
-  const tls: TlsMode = args.tls ? parseTlsMode(args.tls) : (account.tls ?? (account.user ? 'required' : 'opportunistic'));
+  // No --tls and no tls setting: the library's default for this host and port.
+  const tls: TlsMode | undefined = args.tls ? parseTlsMode(args.tls) : account.tls;
   return {
     host: account.host,
-    port: account.port ?? defaultPort({ tls, lmtp: account.lmtp, user: account.user }),
+    port: account.host.startsWith('/') ? undefined : (account.port ?? defaultPort({ tls, lmtp: account.lmtp, user: account.user })),
     tls,
     user: account.user,
     password: account.user
@@ -256,6 +268,13 @@ function specFromAccount(account: Account, args: SendmailArgs): ServerSpec {
       : undefined,
     oauth: oauthFor(account),
     caFile: account.ca,
+    clientCert: account.clientCert,
+    clientKey: account.clientKey,
+    mechanism: account.mechanism,
+    fingerprints: account.fingerprints,
+    insecure: account.insecure,
+    minTls: account.minTls,
+    sourceAddress: account.sourceAddress,
     timeout: account.timeout,
     localHostname: account.localHostname,
     lmtp: account.lmtp,
@@ -290,34 +309,56 @@ async function sendmail(argv: string[]): Promise<number> {
   if (!args.readHeaders && args.recipients.length === 0) {
     throw new CliError('no recipients', EX.USAGE, 'give recipients as arguments, or -t to read them from the To:, Cc: and Bcc: fields');
   }
-  const argRecipients = args.recipients.flatMap((r) => parseAddressArg(r, 'recipient'));
+  // A bare local name ("root") is kept for the account's aliases file to expand.
+  const argRecipients = args.recipients.flatMap((r) => (/^[A-Za-z0-9._+-]+$/.test(r) ? [r] : parseAddressArg(r, 'recipient')));
   let sender = args.from ? parseAddressArg(args.from, '-f')[0] : undefined;
 
   const raw = await readMessage(args.ignoreDots);
   if (raw.length === 0) throw new CliError('no message on standard input', EX.NOINPUT);
-  const peek = prepareRawMessage(raw, { addMissing: false });
+  // The headers' envelope (the library's rule, Resent-* included), read only when needed.
+  let peeked: ReturnType<typeof headerEnvelope> | undefined;
+  const peek = (): ReturnType<typeof headerEnvelope> => (peeked ??= headerEnvelope(raw));
 
-  const account = config ? chooseAccount(config, { name: args.account, sender: sender ?? peek.headerFrom }) : undefined;
+  const account = config ? chooseAccount(config, { name: args.account, sender: sender ?? peek().from }) : undefined;
   if (config && !account && !args.server && !queueOnly) {
     throw new CliError(
-      `no account for sender ${sender ?? peek.headerFrom ?? '(none)'} and no default account in ${config.file}`,
+      `no account for sender ${sender ?? peek().from ?? '(none)'} and no default account in ${config.file}`,
       EX.CONFIG,
       'add "account default : NAME", give --account NAME, or an account whose "from" matches',
     );
   }
-  sender ??= account?.from && !account.from.includes('*') ? parseAddressArg(account.from, 'from')[0] : undefined;
-  sender ??= peek.headerFrom;
+  // msmtp: the account's from wins over -f when allow_from_override is off; %F is the From header.
+  const accountFrom = account?.from && !isFromPattern(account.from) ? account.from.replace(/%F/g, () => peek().from ?? '') : undefined;
+  if (account?.allowFromOverride === false && accountFrom) sender = parseAddressArg(accountFrom, 'from')[0];
+  sender ??= accountFrom ? parseAddressArg(accountFrom, 'from')[0] : undefined;
+  sender ??= peek().from;
   sender ??= `${userInfo().username}@${hostname()}`;
 
-  const prepared = prepareRawMessage(raw, { addMissing: true, envelopeFrom: sender, fullName: args.fullName });
-  const recipients = [...argRecipients, ...(args.readHeaders ? prepared.headerRecipients : [])];
+  const data = prepareRawMessage(raw, {
+    addMissing: true,
+    envelopeFrom: sender,
+    fullName: args.fullName ?? account?.fullName,
+    domain: account?.localHostname,
+    fromHeader: account?.fromHeader,
+    dateHeader: account?.dateHeader,
+    messageIdHeader: account?.messageIdHeader,
+    undisclosedRecipients: account?.undisclosedRecipients,
+    removeBcc: account?.removeBcc,
+  });
+  const recipients = expandAliases([...argRecipients, ...(args.readHeaders ? peek().to : [])], account?.aliases);
   const unique = [...new Map(recipients.map((r) => [r.toLowerCase(), r])).values()];
   if (unique.length === 0) throw new CliError('no recipients: the To:, Cc: and Bcc: fields are empty', EX.USAGE);
+  const dsn: DsnOptions = {
+    ...(account?.dsnNotify ? { notify: account.dsnNotify } : {}),
+    ...(account?.dsnReturn ? { ret: account.dsnReturn } : {}),
+    ...args.dsn,
+  };
 
   const queueDir = queueDirFrom(args.queueDir, account, env);
   if (queueDir) {
     // Like Postfix's sendmail: accepted into the queue, exit 0 once durable; `smtplib queue run` delivers.
-    const id = await enqueueFromCli({ dir: queueDir, from: sender, to: unique, data: prepared.data, mailOptions: mailOptionsOf(args.dsn), ...(args.dsn.notify ? { rcptOptions: { notify: args.dsn.notify } } : {}), metadata: account ? { account: account.name } : {} });
+    const rcptOptions = rcptOptionsOf(dsn);
+    const id = await enqueueFromCli({ dir: queueDir, from: sender, to: unique, data, mailOptions: mailOptionsOf(dsn), ...(rcptOptions ? { rcptOptions } : {}), metadata: account ? { account: account.name } : {} });
     if (args.verbose) process.stderr.write(`sendmail: queued as ${id} in ${queueDir}\n`);
     return EX.OK;
   }
@@ -325,8 +366,8 @@ async function sendmail(argv: string[]): Promise<number> {
   let spec: ServerSpec;
   if (args.server && !account) {
     const s = parseServerArg(args.server);
-    const tls = args.tls ? parseTlsMode(args.tls) : 'opportunistic';
-    spec = { host: s.host, port: s.port ?? defaultPort({ tls }), tls, debug: args.verbose >= 2 ? 2 : args.verbose === 1 ? 1 : 0 };
+    const tls = args.tls ? parseTlsMode(args.tls) : undefined;
+    spec = { host: s.host, port: s.host.startsWith('/') ? undefined : (s.port ?? defaultPort({ tls })), tls, debug: args.verbose >= 2 ? 2 : args.verbose === 1 ? 1 : 0 };
   } else {
     spec = specFromAccount(account!, args);
     if (args.server) {
@@ -335,10 +376,38 @@ async function sendmail(argv: string[]): Promise<number> {
       if (s.port) spec.port = s.port;
     }
   }
-  const result = await deliverOne(spec, sender, unique, prepared.data, args.dsn);
-  if (result.refused.length) {
-    process.stderr.write(`sendmail: ${result.refused.length} recipient(s) refused:\n${formatRefused(result.refused)}\n`);
+  let outcomes: RecipientOutcome[];
+  try {
+    outcomes = await deliverOne(spec, sender, unique, data, dsn);
+  } catch (err) {
+    if (account?.logfile) writeLog(account.logfile, spec, sender, unique, data.length, `error=${JSON.stringify(describeError(err).message.split('\n')[0])} exitcode=${describeError(err).exitCode}`);
+    throw err;
   }
-  if (args.verbose && result.accepted.length) process.stderr.write(`sendmail: accepted for ${result.accepted.join(', ')}\n`);
-  return exitCodeFor(result);
+  const delivered = outcomes.filter((x) => x.status === 'delivered').map((x) => x.recipient);
+  const failed = outcomes.filter((x) => x.status !== 'delivered');
+  if (failed.length) {
+    process.stderr.write(`sendmail: ${failed.length} recipient(s) refused:\n${formatOutcomes(failed)}\n`);
+    if (delivered.length) process.stderr.write(`sendmail: partial delivery (exit ${EX.PARTIAL}): only ${delivered.join(', ')} got the message\n`);
+  }
+  if (args.verbose && delivered.length) process.stderr.write(`sendmail: accepted for ${delivered.join(', ')}\n`);
+  const code = exitCodeFor(outcomes);
+  const reply = outcomes.find((x) => x.status === 'delivered')?.reply;
+  if (account?.logfile) {
+    writeLog(account.logfile, spec, sender, unique, data.length, `${reply ? `smtpstatus=${reply.code} ` : ''}delivered=${delivered.length} refused=${failed.length} exitcode=${code}`);
+  }
+  return code;
+}
+
+/** msmtp `logfile`: one line per message; a log that cannot be written never stops mail. */
+function writeLog(file: string, spec: ServerSpec, from: string, to: string[], size: number, outcome: string): void {
+  const line = `${new Date().toISOString()} host=${spec.host}${spec.port ? ` port=${spec.port}` : ''} tls=${spec.tls ?? 'default'} auth=${spec.user ? 'on' : 'off'}${spec.user ? ` user=${spec.user}` : ''} from=${from} recipients=${to.join(',')} mailsize=${size} ${outcome}\n`;
+  if (file === '-') {
+    process.stdout.write(line);
+    return;
+  }
+  try {
+    appendFileSync(file, line, { mode: 0o600 });
+  } catch (err) {
+    warnOnce(`logfile ${file} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the mail is sent anyway`);
+  }
 }

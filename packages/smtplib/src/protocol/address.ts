@@ -109,7 +109,6 @@ export function addrOnly(text: string): string {
 
 /** True when every character is 7-bit ASCII. */
 export function isAscii(text: string): boolean {
-  // eslint-disable-next-line no-control-regex
   return /^[\x00-\x7f]*$/.test(text);
 }
 

@@ -73,7 +73,6 @@ export function timestamp(epochMs = performance.timeOrigin + performance.now()):
 
 /** A Python-like single-quoted repr with CR/LF and controls escaped. */
 export function repr(text: string): string {
-  // eslint-disable-next-line no-control-regex
   const body = text.replace(/[\\'\x00-\x1f\x7f]/g, (c) => {
     switch (c) {
       case '\\': return '\\\\';
