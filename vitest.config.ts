@@ -9,7 +9,6 @@ import { SummaryLineReporter } from './test/support/summary-reporter.js';
 // Tests import 'smtplib' from source, so they never depend on (or race with)
 // a build; test/unit/loading.test.ts checks the built ESM and CJS entry points.
 const librarySource = fileURLToPath(new URL('./packages/smtplib/src/index.ts', import.meta.url));
-const emailSource = fileURLToPath(new URL('./packages/email/src/index.ts', import.meta.url));
 const source = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
 export default defineConfig({

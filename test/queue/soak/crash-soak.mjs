@@ -149,7 +149,6 @@ const chaosLoop = (async () => {
   }
 })();
 
-let redisKilledAt;
 const deadline = Date.now() + Number(arg('timeout', 600)) * 1000;
 let last = '';
 for (;;) {
@@ -157,7 +156,7 @@ for (;;) {
   let state;
   try {
     state = await terminal();
-  } catch (error) {
+  } catch {
     continue; // Redis restarting
   }
   const done = N - state.pending;
@@ -165,7 +164,6 @@ for (;;) {
   if (line !== last) { log(line); last = line; }
   if (redis && redisRestarts === 0 && done >= N * 0.3) {
     log('SIGKILL redis-server (AOF, appendfsync always), restarting it');
-    redisKilledAt = Date.now();
     await redis.kill();
     await new Promise((r) => setTimeout(r, 500));
     await redis.launch();
