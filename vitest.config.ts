@@ -89,6 +89,16 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          name: 'first-day',
+          include: ['test/first-day/**/*.test.ts'],
+          testTimeout: 900_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
           name: 'interop',
           include: ['test/interop/**/*.test.ts'],
           testTimeout: 120_000,
