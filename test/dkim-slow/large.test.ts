@@ -30,7 +30,7 @@ describe.skipIf(gate.skip)('a 1 GB message, DKIM-signed in bounded memory', () =
   let port: number;
   const stored: string[] = [];
   const report: { kind: string; seconds: number; growthMB: number; verifiedBy: string[] }[] = [];
-  let waiters: ((path: string) => void)[] = [];
+  const waiters: ((path: string) => void)[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dkim-1gb-'));
