@@ -244,15 +244,21 @@ describe('smtplib send → Postfix', () => {
     expect(m.body).toContain(`Hello Bob.\n.\n..two dots\n${tag}\n`);
   });
 
-  it('default TLS mode (opportunistic) on 2525: STARTTLS with --ca; without it the unverifiable certificate is an error (76)', async (ctx) => {
+  it('TLS modes on 2525: the library default to loopback is plaintext; --tls opportunistic --ca upgrades; without --ca the unverifiable certificate is an error (76)', async (ctx) => {
     skipIfNeeded(ctx);
+    const plainTag = tagOf('loopback-default');
+    const plain = await cli(['send', '-s', '127.0.0.1:2525', '-f', 'alice@example.test', '-t', 'alice@example.test', '--subject', plainTag, '--body', 'loopback default']);
+    expect(plain.code, show(plain)).toBe(0);
+    const pm = (await deliveries(plainTag, ['alice'])).get('alice')![0]!;
+    expect(header(pm, 'Received')[0]).toMatch(/ with ESMTP id /);
+
     const tag = tagOf('opportunistic');
-    const ok = await cli(['send', '-s', '127.0.0.1:2525', '--ca', CA, '-f', 'alice@example.test', '-t', 'alice@example.test', '--subject', tag, '--body', 'over STARTTLS']);
+    const ok = await cli(['send', '-s', '127.0.0.1:2525', '--tls', 'opportunistic', '--ca', CA, '-f', 'alice@example.test', '-t', 'alice@example.test', '--subject', tag, '--body', 'over STARTTLS']);
     expect(ok.code, show(ok)).toBe(0);
     const m = (await deliveries(tag, ['alice'])).get('alice')![0]!;
     expect(header(m, 'Received')[0]).toMatch(/ with ESMTPS id /);
 
-    const bad = await cli(['send', '-s', '127.0.0.1:2525', '-f', 'alice@example.test', '-t', 'alice@example.test', '--subject', tagOf('untrusted'), '--body', 'x']);
+    const bad = await cli(['send', '-s', '127.0.0.1:2525', '--tls', 'opportunistic', '-f', 'alice@example.test', '-t', 'alice@example.test', '--subject', tagOf('untrusted'), '--body', 'x']);
     expect(bad.code, show(bad)).toBe(76);
     expect(bad.stderr).toMatch(/TLS failed: .*certificate/);
     expect(bad.stderr).toMatch(/--ca FILE/);
@@ -269,7 +275,7 @@ describe('smtplib send → Postfix', () => {
     expect(header(m, 'Return-Path')).toEqual(['<alice@example.test>']);
   });
 
-  it('implicit TLS on 4465 with --tls implicit; --tls none there is diagnosed (75, hint: --tls implicit)', async (ctx) => {
+  it('implicit TLS on 4465 with --tls implicit; --tls none there is diagnosed (76, hint: --tls implicit)', async (ctx) => {
     skipIfNeeded(ctx);
     const tag = tagOf('implicit');
     const r = await cli(['send', '-s', '127.0.0.1:4465', '--tls', 'implicit', '--ca', CA, '-f', 'alice@example.test', '-t', 'bob@example.test', '--subject', tag, '--body', 'SMTPS']);
@@ -280,8 +286,8 @@ describe('smtplib send → Postfix', () => {
 
     const started = Date.now();
     const wrong = await cli(['send', '-s', '127.0.0.1:4465', '--tls', 'none', '--timeout', '2', '-f', 'alice@example.test', '-t', 'bob@example.test', '--subject', tagOf('wrong-mode'), '--body', 'x']);
-    expect(wrong.code, show(wrong)).toBe(75);
-    expect(wrong.stderr).toMatch(/no greeting/);
+    expect(wrong.code, show(wrong)).toBe(76);
+    expect(wrong.stderr).toMatch(/no SMTP greeting/);
     expect(wrong.stderr).toMatch(/--tls implicit/);
     expect(Date.now() - started).toBeLessThan(15_000);
   });
@@ -290,7 +296,7 @@ describe('smtplib send → Postfix', () => {
     skipIfNeeded(ctx);
     const tag = tagOf('submission');
     const r = await cli(
-      ['send', '-s', '127.0.0.1:2587', '--ca', CA, '--user', 'alice', '--password-env', 'SMTP_PASS', '--debug', '-f', 'alice@example.test', '-t', 'bob@example.test', '--subject', tag, '--body', 'authenticated'],
+      ['send', '-s', '127.0.0.1:2587', '--tls', 'required', '--ca', CA, '--user', 'alice', '--password-env', 'SMTP_PASS', '--debug', '-f', 'alice@example.test', '-t', 'bob@example.test', '--subject', tag, '--body', 'authenticated'],
       { env: { SMTP_PASS: 'alice-pass' } },
     );
     expect(r.code, show(r)).toBe(0);
@@ -305,13 +311,13 @@ describe('smtplib send → Postfix', () => {
 
   it('submission 2587: wrong password → 77; no login → MAIL refused (530/554) permanently → 69; unset --password-env → 78', async (ctx) => {
     skipIfNeeded(ctx);
-    const base = ['send', '-s', '127.0.0.1:2587', '--ca', CA, '-f', 'alice@example.test', '-t', 'bob@example.test', '--subject', tagOf('auth-fail'), '--body', 'x'];
+    const base = ['send', '-s', '127.0.0.1:2587', '--tls', 'required', '--ca', CA, '-f', 'alice@example.test', '-t', 'bob@example.test', '--subject', tagOf('auth-fail'), '--body', 'x'];
     const wrong = await cli([...base, '--user', 'alice', '--password-env', 'SMTP_PASS'], { env: { SMTP_PASS: 'not-the-password' } });
     expect(wrong.code, show(wrong)).toBe(77);
     expect(wrong.stderr).toMatch(/authentication failed.*535/);
     expect(wrong.stderr).not.toContain('not-the-password');
 
-    const anonymous = await cli([...base, '--tls', 'required']);
+    const anonymous = await cli(base);
     expect(anonymous.code, show(anonymous)).toBe(69);
     expect(anonymous.stderr).toMatch(/5\d\d/);
 
@@ -319,7 +325,7 @@ describe('smtplib send → Postfix', () => {
     expect(unset.code, show(unset)).toBe(78);
   });
 
-  it('a refused recipient: nobody@example.test alone → 69; with alice → 69, alice still gets her copy', async (ctx) => {
+  it('a refused recipient: nobody@example.test alone → 69; with alice → 79 (partial), alice still gets her copy', async (ctx) => {
     skipIfNeeded(ctx);
     const alone = await cli(['send', '-s', '127.0.0.1:2525', '--tls', 'none', '-f', 'alice@example.test', '-t', 'nobody@example.test', '--subject', tagOf('nobody'), '--body', 'x']);
     expect(alone.code, show(alone)).toBe(69);
@@ -327,8 +333,8 @@ describe('smtplib send → Postfix', () => {
 
     const tag = tagOf('partial');
     const mixed = await cli(['send', '-s', '127.0.0.1:2525', '--tls', 'none', '-f', 'alice@example.test', '-t', 'alice@example.test', '-t', 'nobody@example.test', '--subject', tag, '--body', 'partial']);
-    expect(mixed.code, show(mixed)).toBe(69);
-    expect(mixed.stdout).toMatch(/for 1 recipient\(s\).*alice@example\.test/);
+    expect(mixed.code, show(mixed)).toBe(79);
+    expect(mixed.stderr).toMatch(/partial delivery \(exit 79\): only alice@example\.test got the message/);
     expect(mixed.stderr).toMatch(/1 recipient\(s\) refused[\s\S]*nobody@example\.test: 550 5\.1\.1/);
     const got = await deliveries(tag, ['alice']);
     expect([...got.keys()]).toEqual(['alice']);
@@ -410,7 +416,7 @@ function mimeParts(m: Stored): { filename?: string; content: Buffer }[] {
 // ---------------------------------------------------------------- exit code 75
 
 describe('smtplib send → aiosmtpd: temporary failures', () => {
-  it('tempfail@example.test (451 at RCPT) → 75; with alice → 75, alice delivered', async (ctx) => {
+  it('tempfail@example.test (451 at RCPT) → 75; with alice → 79 (partial), alice delivered', async (ctx) => {
     skipIfNeeded(ctx);
     const only = await cli(['send', '-s', '127.0.0.1:2528', '--tls', 'none', '-f', 'alice@example.test', '-t', 'tempfail@example.test', '--subject', tagOf('tempfail'), '--body', 'x']);
     expect(only.code, show(only)).toBe(75);
@@ -419,8 +425,8 @@ describe('smtplib send → aiosmtpd: temporary failures', () => {
 
     const tag = tagOf('tempfail-mixed');
     const mixed = await cli(['send', '-s', '127.0.0.1:2528', '--tls', 'none', '-f', 'alice@example.test', '-t', 'tempfail@example.test', '-t', 'alice@example.test', '--subject', tag, '--body', 'x']);
-    expect(mixed.code, show(mixed)).toBe(75);
-    expect(mixed.stdout).toMatch(/for 1 recipient\(s\).*alice@example\.test/);
+    expect(mixed.code, show(mixed)).toBe(79);
+    expect(mixed.stderr).toMatch(/partial delivery \(exit 79\): only alice@example\.test got the message/);
     await waitStored(env.servers.aiosmtpd!.maildir.replace('{user}', 'alice'), tag);
   });
 
@@ -587,11 +593,11 @@ describe('smtplib sendmail -t compared with Postfix /usr/sbin/sendmail -t', () =
     expect(ours.bccInHeaders).toBe(false);
   });
 
-  it('a refused header recipient: smtplib exits 69 at once; Postfix accepts (0) and bounces later', async (ctx) => {
+  it('a refused header recipient: smtplib exits 79 (partial: bob got it) at once; Postfix accepts (0) and bounces later', async (ctx) => {
     skipIfNeeded(ctx);
     const tag = tagOf('refused');
     const ours = await smtplibSendmail(['-t', '-i', '-f', 'alice@example.test'], `From: alice@example.test\nTo: bob@example.test, nobody@example.test\nSubject: ${tag}\n\nx\n`);
-    expect(ours.code, show(ours)).toBe(69);
+    expect(ours.code, show(ours)).toBe(79);
     expect(ours.stderr).toMatch(/nobody@example\.test: 550 5\.1\.1/);
     expect((await deliveries(tag, ['bob'])).size).toBe(1);
 
