@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import type * as Smtplib from 'smtplib';
+import * as Smtplib from 'smtplib';
 import { CliError, EX } from './exit-codes.js';
 
 export type ProviderName = 'microsoft' | 'google' | 'oidc';
@@ -36,19 +36,13 @@ export interface Endpoints {
   scope: string;
 }
 
-export async function loadLibrary(): Promise<typeof Smtplib> {
-  // A computed specifier: resolved by Node at run time (see lib.ts).
-  const specifier: string = 'smtplib';
-  return (await import(specifier)) as typeof Smtplib;
-}
-
 export function defaultTokenFile(name: string, env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME.startsWith('/') ? env.XDG_CONFIG_HOME : join(env.HOME || homedir(), '.config');
   return join(base, 'smtplib', 'oauth', `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.token`);
 }
 
 export async function endpointsFor(settings: OAuthSettings, http: Smtplib.OAuthHttpOptions): Promise<Endpoints> {
-  const lib = await loadLibrary();
+  const lib = Smtplib;
   let found: Endpoints;
   if (settings.provider === 'microsoft') found = lib.microsoft365(settings.tenant);
   else if (settings.provider === 'google') found = lib.google();
@@ -68,7 +62,7 @@ function clientSecret(settings: OAuthSettings): string | undefined {
 
 /** The token provider for an account with `auth oauth`. */
 export async function providerFor(settings: OAuthSettings, account: string, caFile?: string): Promise<Smtplib.TokenProvider> {
-  const lib = await loadLibrary();
+  const lib = Smtplib;
   const http: Smtplib.OAuthHttpOptions = caFile ? { ca: readFileSync(caFile, 'utf8') } : {};
   const endpoints = await endpointsFor(settings, http);
   const secret = clientSecret(settings);

@@ -6,7 +6,8 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CliError, EX } from '../exit-codes.js';
-import { defaultTokenFile, endpointsFor, loadLibrary, type OAuthSettings, type ProviderName } from '../oauth-account.js';
+import * as lib from 'smtplib';
+import { defaultTokenFile, endpointsFor, type OAuthSettings, type ProviderName } from '../oauth-account.js';
 
 export interface AuthLoginOptions {
   provider?: string;
@@ -39,7 +40,6 @@ export async function runAuthLogin(options: AuthLoginOptions, out: NodeJS.Writab
     scope: options.scope,
     clientSecretEnv: options.clientSecretEnv,
   };
-  const lib = await loadLibrary();
   const http = options.ca ? { ca: readFileSync(options.ca, 'utf8') } : {};
   const endpoints = await endpointsFor(settings, http);
   const flow = options.flow ?? (endpoints.deviceAuthorizationUrl ? 'device' : 'browser');
