@@ -9,6 +9,7 @@
 # Exit 1 when it cannot set itself up (never a quiet skip).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$HERE/../interop/servers/postfix-config.sh"
 STATE="${DKIM_E2E_STATE:-$HERE/.state}"
 SMTP_PORT="${DKIM_SMTP_PORT:-2635}"
 MILTER_PORT="${DKIM_MILTER_PORT:-2636}"
@@ -57,72 +58,25 @@ InternalHosts 192.0.2.255
 TestPublicKeys $O/keys.txt
 CONF
   echo "bob@example.test bob/" > "$P/etc/vmailbox"
-  cat > "$P/etc/main.cf" <<CONF
-# private Postfix for the DKIM end-to-end suite
-compatibility_level = 3.6
-config_directory = $P/etc
-queue_directory = $P/spool
-data_directory = $P/lib
-meta_directory = /etc/postfix
-shlib_directory = /usr/lib/postfix
-daemon_directory = /usr/lib/postfix/sbin
-command_directory = /usr/sbin
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mail.example.test
-mydomain = example.test
-myorigin = \$myhostname
-mydestination =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
+  { postfix_main_base "$P" "dkim e2e"; cat <<CONF
 mynetworks = 127.0.0.0/8
-smtpd_banner = \$myhostname ESMTP Postfix (dkim e2e)
-biff = no
-maillog_file = $P/maillog
-maillog_file_prefixes = /var, /dev/stdout, $P
-alias_maps =
-alias_database =
 message_size_limit = 0
-smtpd_error_sleep_time = 0
 smtputf8_enable = yes
-virtual_mailbox_domains = example.test
 virtual_mailbox_base = $MAIL
 virtual_mailbox_maps = texthash:$P/etc/vmailbox
 virtual_minimum_uid = $MAIL_UID
 virtual_uid_maps = static:$MAIL_UID
 virtual_gid_maps = static:$MAIL_UID
 virtual_mailbox_limit = 0
-default_transport = error:relaying disabled in dkim e2e
-relay_transport = error:relaying disabled in dkim e2e
-notify_classes =
-bounce_queue_lifetime = 0
 smtpd_milters = inet:127.0.0.1:$MILTER_PORT
 # A milter that is down must not let mail through unverified.
 milter_default_action = tempfail
 CONF
-  cat > "$P/etc/master.cf" <<CONF
+  } > "$P/etc/main.cf"
+  { cat <<CONF
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 CONF
+    postfix_master_services; } > "$P/etc/master.cf"
   /usr/sbin/postfix -c "$P/etc" check > "$P/check.log" 2>&1 || { cat "$P/check.log" >&2; fail "postfix check failed"; }
 }
 

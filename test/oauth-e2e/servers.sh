@@ -13,6 +13,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 export INTEROP_STATE="${OAUTH_E2E_STATE:-$HERE/.state}"
 mkdir -p "$INTEROP_STATE"
 . "$ROOT/test/interop/servers/common.sh"
+. "$ROOT/test/interop/servers/postfix-config.sh"
 
 SUBMISSION_PORT="${OAUTH_SUBMISSION_PORT:-2687}"
 ISSUER_PORT="${OAUTH_ISSUER_PORT:-2690}"
@@ -89,82 +90,31 @@ service stats {
 CONF
   : > "$P/etc/vmailbox"
   for u in alice bob; do echo "$u@example.test $u/" >> "$P/etc/vmailbox"; done
-  cat > "$P/etc/main.cf" <<CONF
-# private Postfix for the OAuth end-to-end suite
-compatibility_level = 3.6
-config_directory = $P/etc
-queue_directory = $P/spool
-data_directory = $P/lib
-meta_directory = /etc/postfix
-shlib_directory = /usr/lib/postfix
-daemon_directory = /usr/lib/postfix/sbin
-command_directory = /usr/sbin
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mail.example.test
-mydomain = example.test
-myorigin = \$myhostname
-mydestination =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
+  { postfix_main_base "$P" "oauth e2e"; cat <<CONF
 mynetworks = 127.0.0.2/32
-smtpd_banner = \$myhostname ESMTP Postfix (oauth e2e)
-biff = no
-maillog_file = $P/maillog
-maillog_file_prefixes = /var, /dev/stdout, $P
-alias_maps =
-alias_database =
-smtpd_error_sleep_time = 0
 smtpd_soft_error_limit = 1000
 smtpd_hard_error_limit = 1000
 smtpd_client_connection_rate_limit = 0
-virtual_mailbox_domains = example.test
 virtual_mailbox_base = $STATE/mail/oauth-postfix
 virtual_mailbox_maps = texthash:$P/etc/vmailbox
 virtual_minimum_uid = $uid
 virtual_uid_maps = static:$uid
 virtual_gid_maps = static:$gid
-default_transport = error:relaying disabled in oauth e2e
-relay_transport = error:relaying disabled in oauth e2e
-notify_classes =
-bounce_queue_lifetime = 0
 smtpd_tls_cert_file = $TLS_DIR/server.pem
 smtpd_tls_key_file = $TLS_DIR/server.key
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = $SASL_SOCKET
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_authenticated_header = no
-smtp_tls_security_level = none
 CONF
-  cat > "$P/etc/master.cf" <<CONF
+  } > "$P/etc/main.cf"
+  { cat <<CONF
 127.0.0.1:$SUBMISSION_PORT inet n - n - - smtpd
   -o smtpd_tls_security_level=encrypt
   -o smtpd_tls_auth_only=yes
   -o smtpd_recipient_restrictions=reject_unlisted_recipient,permit_sasl_authenticated,reject
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 CONF
+    postfix_master_services; } > "$P/etc/master.cf"
   for u in alice bob; do
     mkdir -p "$STATE/mail/oauth-postfix/$u"/{new,cur,tmp}
   done

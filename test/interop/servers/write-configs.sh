@@ -2,6 +2,7 @@
 # Writes every server's private configuration under $STATE (called by setup.sh; cheap, idempotent).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/postfix-config.sh"
 
 PEER_UID=$(id -u "$PEER_USER"); PEER_GID=$(id -g "$PEER_USER")
 TLS="$STATE/tls"
@@ -112,34 +113,9 @@ mkdir -p "$P/etc" "$P/spool" "$P/lib"
 chown postfix:postfix "$P/lib"; chmod 700 "$P/lib"
 : > "$P/etc/vmailbox"
 for u in $MAIL_USERS; do echo "$u@example.test $u/" >> "$P/etc/vmailbox"; done
-cat > "$P/etc/main.cf" <<EOF
-# private Postfix instance for the smtplib interop suite (never /etc/postfix)
-compatibility_level = 3.6
-config_directory = $P/etc
-queue_directory = $P/spool
-data_directory = $P/lib
-meta_directory = /etc/postfix
-shlib_directory = /usr/lib/postfix
-daemon_directory = /usr/lib/postfix/sbin
-command_directory = /usr/sbin
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mail.example.test
-mydomain = example.test
-myorigin = \$myhostname
-mydestination =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
+{ postfix_main_base "$P" "interop harness"; cat <<EOF
 # loopback is NOT trusted: nobody may relay
 mynetworks = 127.0.0.2/32
-smtpd_banner = \$myhostname ESMTP Postfix (interop harness)
-biff = no
-maillog_file = $P/maillog
-maillog_file_prefixes = /var, /dev/stdout, $P
-alias_maps =
-alias_database =
-smtpd_error_sleep_time = 0
 smtpd_soft_error_limit = 1000
 smtpd_hard_error_limit = 1000
 smtpd_client_connection_rate_limit = 0
@@ -152,18 +128,13 @@ smtputf8_enable = yes
 message_size_limit = 41943040
 virtual_mailbox_limit = 0
 mailbox_size_limit = 0
-virtual_mailbox_domains = example.test
 virtual_mailbox_base = $STATE/mail/postfix
 virtual_mailbox_maps = texthash:$P/etc/vmailbox
 virtual_minimum_uid = $PEER_UID
 virtual_uid_maps = static:$PEER_UID
 virtual_gid_maps = static:$PEER_GID
-default_transport = error:relaying disabled in interop harness
-relay_transport = error:relaying disabled in interop harness
 smtpd_relay_restrictions = reject_unauth_destination
 smtpd_recipient_restrictions = reject_unlisted_recipient, permit
-notify_classes =
-bounce_queue_lifetime = 0
 maximal_queue_lifetime = 1h
 smtpd_tls_cert_file = $TLS/server.pem
 smtpd_tls_key_file = $TLS/server.key
@@ -175,9 +146,9 @@ smtpd_sasl_path = $AUTH_SOCKET
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_authenticated_header = no
 broken_sasl_auth_clients = no
-smtp_tls_security_level = none
 EOF
-cat > "$P/etc/master.cf" <<EOF
+} > "$P/etc/main.cf"
+{ cat <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 127.0.0.1:$P_POSTFIX_SMTP inet n - n - - smtpd
   -o message_size_limit=10485760
@@ -190,31 +161,8 @@ cat > "$P/etc/master.cf" <<EOF
   -o smtpd_tls_auth_only=yes
   -o message_size_limit=41943040
   -o smtpd_recipient_restrictions=reject_unlisted_recipient,permit_sasl_authenticated,reject
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+  postfix_master_services; } > "$P/etc/master.cf"
 
 # ================================================================ Exim (unprivileged, private -C config)
 E="$STATE/exim"
