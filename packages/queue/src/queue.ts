@@ -76,7 +76,12 @@ export class MailQueue extends EventEmitter<QueueEvents> {
     for await (const chunk of message.stream()) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk));
     const bytes = Buffer.concat(chunks);
     const envelope = envelopeFromHeaders(bytes, { from, to });
-    return this.enqueue({ from: envelope.from, to: envelope.to, message: removeBccHeaders(bytes) }, rest);
+    // What the message says it needs is stored with it, so every attempt declares it (SMTPUTF8, BODY=8BITMIME).
+    const needs = message.smtpRequirements?.();
+    const mailOptions = needs?.smtputf8 || needs?.eightBitMime
+      ? { ...(needs.smtputf8 ? { smtputf8: true } : {}), ...(needs.eightBitMime ? { body: '8BITMIME' } : {}) }
+      : undefined;
+    return this.enqueue({ from: envelope.from, to: envelope.to, message: removeBccHeaders(bytes), ...(mailOptions ? { mailOptions } : {}) }, rest);
   }
 
   get(id: string): Promise<QueueMessage | undefined> {

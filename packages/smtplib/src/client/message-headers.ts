@@ -180,6 +180,23 @@ export function splitBytes(source: Extract<MessageSource, { kind: 'bytes' }>): S
   return { fields, source: { ...source, bytes } };
 }
 
+/**
+ * The header fields of a source, reading only its header block; the rest is
+ * never pulled, and the reading is closed (files and streams it opened are
+ * released). For a re-readable source, whose every reading gives the same bytes.
+ */
+export async function readHeaderFields(source: MessageSource): Promise<HeaderField[]> {
+  if (source.kind === 'bytes') return splitBytes(source).fields;
+  let head: Buffer = Buffer.alloc(0);
+  for await (const chunk of source.chunks) {
+    head = head.length ? Buffer.concat([head, chunk]) : chunk;
+    const end = findHeaderEnd(head);
+    if (end !== -1) return parseHeaderFields(head.subarray(0, end));
+    if (head.length > MAX_HEADER_BLOCK) throw new SMTPInvalidArgumentError(`the message header block is larger than ${MAX_HEADER_BLOCK} bytes`);
+  }
+  return parseHeaderFields(head);
+}
+
 /** Reads the header block of a source, and returns the fields and the rewritten source. */
 export async function splitMessage(source: MessageSource): Promise<SplitMessage> {
   if (source.kind === 'bytes') return splitBytes(source);

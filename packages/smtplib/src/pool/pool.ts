@@ -46,7 +46,7 @@ import type { SMTP } from '../client/smtp.js';
 import type { SMTPOptions } from '../client/options.js';
 import { toDkimSigner } from '../dkim/index.js';
 import { readAll, toMessageSource, type MessageInput } from '../client/message-source.js';
-import { envelopeFromHeaders, splitMessage } from '../client/message-headers.js';
+import { envelopeFromHeaders, readHeaderFields, splitMessage } from '../client/message-headers.js';
 import { RefusedRecipients } from '../protocol/refused-recipients.js';
 import type { DeliveryResult } from '../client/transaction.js';
 import {
@@ -235,18 +235,25 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
 
   /**
    * Sends an RFC 5322 message, the envelope taken from its headers as
-   * SMTP.sendMessage() does (Bcc removed). The message is read into memory
-   * once (to find the envelope and to be able to retry it).
+   * SMTP.sendMessage() does (Bcc removed). A message that can be read again
+   * (an object with stream() such as smtplib-email's EmailMessage, or
+   * { path }) is never held whole: its header block is read for the envelope,
+   * and each attempt streams it afresh, declaring what it says it needs
+   * (smtpRequirements(): SMTPUTF8, BODY=8BITMIME). Anything else (a Readable)
+   * is read into memory once, so that it can be retried.
    */
   async sendMessage(message: MessageInput, options: PoolSendMessageOptions = {}): Promise<PoolSendResult> {
     const refusal = this.#refusal();
     if (refusal) throw refusal;
     options = withDkimSigner(options);
-    const bytes = await readAll(toMessageSource(message));
+    const first = toMessageSource(message);
+    const rereadable = first.kind === 'bytes' || first.reopen !== undefined;
+    const input: MessageInput = rereadable ? message : await readAll(first);
     let from = options.from;
     let to = options.to === undefined ? undefined : typeof options.to === 'string' ? [options.to] : [...options.to];
     if (from === undefined || to === undefined) {
-      const envelope = envelopeFromHeaders((await splitMessage(toMessageSource(bytes))).fields);
+      const fields = rereadable ? await readHeaderFields(first) : (await splitMessage(toMessageSource(input))).fields;
+      const envelope = envelopeFromHeaders(fields);
       from ??= envelope.from;
       to ??= envelope.to;
     }
@@ -255,7 +262,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     const { signal: callerSignal, from: _from, to: _to, ...sendOptions } = options;
     void _from; void _to;
     const run: Runner = (smtp, pending, signal) =>
-      smtp.deliverMessage(bytes, { ...sendOptions, from: sender, to: pending, ...(signal ? { signal } : {}) });
+      smtp.deliverMessage(input, { ...sendOptions, from: sender, to: pending, ...(signal ? { signal } : {}) });
     return this.#submit(to, true, run, callerSignal);
   }
 

@@ -203,7 +203,7 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
   }
   if (options.smtputf8) {
     if (!caps.has('smtputf8')) {
-      throw new SMTPNotSupportedError('the message needs SMTPUTF8 (non-ASCII addresses) but the server does not offer it');
+      throw new SMTPNotSupportedError('the message needs SMTPUTF8 (non-ASCII addresses or UTF-8 header fields) but the server does not offer it; nothing was sent. Send through a server that offers SMTPUTF8, or use ASCII addresses and write the message with encoded headers (smtplib-email: the SMTP policy)');
     }
     words.push('SMTPUTF8');
   }
