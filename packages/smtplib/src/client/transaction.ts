@@ -361,9 +361,21 @@ export class Transaction {
   #group(ctx: TransactionContext, plan: Plan): { head: Head; bytes: Buffer[]; log: string[] } {
     const { session, timeouts } = ctx;
     const lines = [plan.mailLine, ...plan.rcptLines];
-    const mail = session.expect({ command: plan.mailLine, phase: 'command', timeout: timeouts.command });
-    const rcpts = plan.rcptLines.map((line) => session.expect({ command: line, phase: 'command', timeout: timeouts.command }));
-    const head: Head = { mail, rcpts, flushed: false };
+    // A message that fits one chunk rides whole in this group (BDAT LAST
+    // and the body follow the envelope in the same write). Once the group has
+    // left this process the server may have delivered it, so ANY of its
+    // replies lost with the connection (MAIL's and RCPT's too, which come
+    // before BDAT's) means 'unknown', never 'not-delivered' (which a pool
+    // would resend: the duplicates of the CHUNKING soak with drops).
+    // (A beforeCommit hook must run before the end of data is written, so
+    // such a message never rides whole; nor does LMTP, which owes one reply
+    // per recipient accepted at RCPT after BDAT LAST, a count not known
+    // until the RCPT replies are in.)
+    const whole = plan.useBdat && plan.encoded !== undefined && plan.encoded.size <= ctx.chunkSize && !ctx.lmtp && !this.request.beforeCommit;
+    const head = { flushed: false } as Head;
+    const afterDataEnd = whole ? () => head.flushed : false;
+    head.mail = session.expect({ command: plan.mailLine, phase: 'command', timeout: timeouts.command, afterDataEnd });
+    head.rcpts = plan.rcptLines.map((line) => session.expect({ command: line, phase: 'command', timeout: timeouts.command, afterDataEnd }));
     const bytes: Buffer[] = [];
     const log = [...lines];
     if (!plan.useBdat) {
@@ -371,11 +383,7 @@ export class Transaction {
       lines.push('DATA');
       log.push('DATA');
       bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
-    } else if (plan.encoded && plan.encoded.size <= ctx.chunkSize && !ctx.lmtp && !this.request.beforeCommit) {
-      // (A beforeCommit hook must run before the end of data is written, so
-      // such a message never rides whole in the envelope's write.)
-      // (LMTP owes one reply per accepted recipient after BDAT LAST, a count
-      // not known until the RCPT replies are in, so it waits for them.)
+    } else if (whole && plan.encoded) {
       const { chunks, tail, size } = plan.encoded;
       const bdat = `BDAT ${size} LAST`;
       lines.push(bdat);

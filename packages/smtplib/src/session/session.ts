@@ -83,6 +83,8 @@ export class Session {
   /** Set between a STARTTLS 220 and the handshake: any byte now is an attack. */
   #upgrading = false;
   #injected = false;
+  /** The waiter whose 421 reply closed the session. */
+  #closedBy421: Waiter | undefined;
 
   constructor(transport: Transport, debug: DebugLog, limits: Partial<ReplyLimits> = {}) {
     this.transport = transport;
@@ -307,7 +309,13 @@ export class Session {
     this.#arm();
     waiter.resolve(reply);
     if (reply.code === 421) {
-      this.close(new SMTPServerDisconnected(`the server closed the connection: ${reply.code} ${reply.message}`));
+      // RFC 5321 §3.8: a server answering 421 closes and carries out nothing
+      // written after the command it answered, so every reply still owed
+      // stands for a command that was not executed: 'not-delivered', even
+      // for a whole message written ahead. (The other LMTP replies owed for
+      // the same end of data are the exception: see #errorFor.)
+      this.#closedBy421 = waiter;
+      this.close(new SMTPServerDisconnected(`the server closed the connection: ${reply.code} ${reply.message}`, { deliveryStatus: 'not-delivered' }));
     }
   }
 
@@ -383,7 +391,10 @@ export class Session {
 
   #errorFor(waiter: Waiter, error: Error): Error {
     if (!isAfterDataEnd(waiter) || !(error instanceof SMTPException)) return error;
-    if (error.deliveryStatus) return error;
+    // LMTP: a 421 for one recipient after the data says nothing of the others'.
+    const by421 = this.#closedBy421;
+    const sameEndOfData = by421?.phase === 'data-end' && waiter.phase === 'data-end' && typeof waiter.afterDataEnd === 'function' && waiter.afterDataEnd === by421.afterDataEnd;
+    if (error.deliveryStatus && !sameEndOfData) return error;
     // Same class, but this waiter's message may have been delivered.
     const copy = Object.create(Object.getPrototypeOf(error)) as SMTPException;
     // Every own property, the non-enumerable class brand included (instanceof relies on it).
