@@ -114,13 +114,14 @@ export async function runSoak({
   gc();
   const before = process.memoryUsage();
 
+  const IN_FLIGHT = 10;
   let pool = new SMTPPool({
     host: '127.0.0.1',
     port,
     localHostname: 'soak.test',
     maxConnections: 8,
     maxMessagesPerConnection: 500,
-    maxInFlightPerConnection: 10,
+    maxInFlightPerConnection: IN_FLIGHT,
     maxQueued: WINDOW,
     idleTimeout: 5_000,
     noopAfterIdleMs: 1_000,
@@ -151,6 +152,7 @@ export async function runSoak({
         outcome[i] = error?.deliveryStatus === 'unknown' ? 3 : error?.deliveryStatus === 'not-delivered' ? 2 : 4;
         const key = `${error?.code ?? error?.name}${error?.smtpCode ? ` ${error.smtpCode}` : ''} (${error?.deliveryStatus ?? '-'})`;
         errorCodes.set(key, (errorCodes.get(key) ?? 0) + 1);
+        if (env.SOAK_DEBUG_ERRORS) console.error(`message ${i}: ${error?.deliveryStatus} ${error?.message}`);
         attemptsHistogram[Math.min(15, error?.attempts ?? 0)]++;
       },
     ).finally(() => {
@@ -205,6 +207,13 @@ export async function runSoak({
     }
   }
   for (const key of delivered.keys()) if (!seen.has(key)) strays++;
+  // Sends with an unknown outcome (rejected 'unknown', or resolved with unknown recipients).
+  let unknownSends = 0;
+  for (let i = 0; i < N; i++) if (outcome[i] === 3 || (outcome[i] === 1 && unknownMask[i])) unknownSends++;
+  // "Unknown" must be explained: only a connection lost after a message's
+  // last byte was written leaves it unknown (a reply, 421 included, is always
+  // certain), and one dropped connection carries at most IN_FLIGHT sends.
+  const unknownBound = report.stats.drops * IN_FLIGHT;
 
   const result = {
     mode,
@@ -218,7 +227,7 @@ export async function runSoak({
     phantom,
     duplicates,
     strays,
-    unknown: { delivered: unknownDelivered, notDelivered: unknownNotDelivered },
+    unknown: { sends: unknownSends, bound: unknownBound, delivered: unknownDelivered, notDelivered: unknownNotDelivered },
     errors: Object.fromEntries(errorCodes),
     attempts: Object.fromEntries([...attemptsHistogram].map((n, i) => [i, n]).filter(([, n]) => n > 0)),
     pool: poolStats,
@@ -241,6 +250,7 @@ export async function runSoak({
   if (duplicates) failures.push(`${duplicates} recipients delivered more than once`);
   if (strays) failures.push(`${strays} deliveries that were never sent`);
   if (counts.other) failures.push(`${counts.other} rejections without a deliveryStatus`);
+  if (unknownSends > unknownBound) failures.push(`${unknownSends} sends ended unknown, more than the ${report.stats.drops} dropped connections can explain (at most ${IN_FLIGHT} each)`);
   if (report.stats.nestedMail) failures.push(`the client wrote MAIL inside an open transaction ${report.stats.nestedMail} times`);
   // The mode's path was really taken.
   if (chunking && report.stats.bdatLast < report.stats.messages) failures.push(`only ${report.stats.bdatLast} of ${report.stats.messages} deliveries came by BDAT LAST`);
@@ -258,7 +268,7 @@ export async function runSoak({
   log(`  client: resolved ${counts.resolved}, not delivered ${counts.notDelivered}, unknown ${counts.unknown}; retried attempts ${poolStats.retried}; connections opened ${poolStats.connectionsOpened}`);
   log(`  attempts per message: ${JSON.stringify(result.attempts)}`);
   log(`  errors: ${JSON.stringify(result.errors)}`);
-  log(`  lost ${lost}, delivered twice ${duplicates}, phantom ${phantom}, strays ${strays}; unknown: ${unknownDelivered} delivered, ${unknownNotDelivered} not`);
+  log(`  lost ${lost}, delivered twice ${duplicates}, phantom ${phantom}, strays ${strays}; unknown: ${unknownSends} sends (at most ${unknownBound} explained by ${report.stats.drops} drops), recipients ${unknownDelivered} delivered, ${unknownNotDelivered} not`);
   log(`  heap ${result.memory.heapBeforeMB} MB → ${result.memory.heapAfterMB} MB (growth ${result.memory.heapGrowthMB} MB, bound ${HEAP_BOUND_MB} MB); rss ${result.memory.rssBeforeMB} → ${result.memory.rssAfterMB} MB`);
   log(failures.length ? `  FAILED: ${failures.join('; ')}` : '  OK');
   return result;

@@ -51,7 +51,7 @@ export {
   type Diagnosis,
   type TimeoutPhase,
 } from './errors.js';
-export { SMTPPool, type SMTPPoolOptions, type PoolSendOptions, type PoolSendMessageOptions, type PoolSendResult, type PoolTimings, type PoolStats, type PoolConnectEvent, type PoolDisconnectEvent, type PoolMessageEvent, type SMTPPoolEvents, type DisconnectReason } from './pool/pool.js';
+export { SMTPPool, type SMTPPoolOptions, type PoolSendOptions, type PoolSendMessageOptions, type PoolSendResult, type PoolTimings, type PoolStats, type PoolConnectEvent, type PoolDisconnectEvent, type PoolMessageEvent, type SMTPPoolEvents, type DisconnectReason, type PoolMessage } from './pool/pool.js';
 export { SMTPPoolError, type SMTPPoolErrorCode } from './pool/errors.js';
 export { RateLimiter, type RateLimit } from './pool/rate-limiter.js';
 export { classify as classifyRetry, backoffDelay, type RetryOptions, type RetryVerdict } from './pool/retry-policy.js';

@@ -27,8 +27,11 @@
 //   - Each send settles exactly once: it resolves when at least one
 //     recipient accepted the message (refused and `unknown` list the rest),
 //     and rejects otherwise (with the last error, carrying `attempts`).
-//   - Only replayable messages are retried: strings, bytes, or a function
-//     returning a fresh MessageInput. A stream is sent at most once.
+//   - Only replayable messages are retried (replay.ts): strings, bytes,
+//     `{ path }`, an object whose stream() returns a fresh stream, or a
+//     function returning a fresh MessageInput. A one-shot stream is sent at
+//     most once; when it would have been retried, the send fails
+//     'not-delivered' and its error says why and what to pass instead.
 //   - Broken connections never return to the pool; a connection idle longer
 //     than `noopAfterIdleMs` is checked with NOOP first.
 //
@@ -45,8 +48,8 @@ import { EventEmitter } from 'node:events';
 import type { SMTP } from '../client/smtp.js';
 import type { SMTPOptions } from '../client/options.js';
 import { toDkimSigner } from '../dkim/index.js';
-import { readAll, toMessageSource, type MessageInput } from '../client/message-source.js';
-import { envelopeFromHeaders, readHeaderFields, splitMessage } from '../client/message-headers.js';
+import { readAll, toMessageSource } from '../client/message-source.js';
+import { envelopeFromHeaders, readHeaderFields } from '../client/message-headers.js';
 import { RefusedRecipients } from '../protocol/refused-recipients.js';
 import type { DeliveryResult } from '../client/transaction.js';
 import {
@@ -71,6 +74,7 @@ import { Fifo } from './fifo.js';
 import { PoolConnection, type DisconnectReason } from './pool-connection.js';
 import { RateLimiter } from './rate-limiter.js';
 import { poolSendArguments } from './send-args.js';
+import { notReplayable, replayOf, type PoolMessage, type Replay } from './replay.js';
 import type { MailOptions, RcptOptions } from '../protocol/params.js';
 import type { CallOptions } from '../client/call-options.js';
 import {
@@ -84,6 +88,7 @@ import {
 
 export type * from './types.js';
 export type { DisconnectReason };
+export type { PoolMessage } from './replay.js';
 
 type Runner = (smtp: SMTP, to: string[], signal: AbortSignal | undefined) => Promise<DeliveryResult>;
 
@@ -191,16 +196,18 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   // --- sending --------------------------------------------------------------
 
   /**
-   * Sends one message through the pool. `msg` may be a function returning a
-   * fresh MessageInput (to make a stream retryable). Resolves once at least
+   * Sends one message through the pool. A message that can be read again
+   * (bytes, a string, `{ path }`, an object whose stream() returns a fresh
+   * stream, or a function returning a fresh MessageInput) is retried when
+   * the server certainly did not take it; a one-shot stream is not. Resolves once at least
    * one recipient accepted it; see PoolSendResult and the file comment.
    */
-  sendmail(from: string, to: string | readonly string[], msg: MessageInput | (() => MessageInput), options?: PoolSendOptions): Promise<PoolSendResult>;
+  sendmail(from: string, to: string | readonly string[], msg: PoolMessage, options?: PoolSendOptions): Promise<PoolSendResult>;
   /** The positional shape of SMTP.sendmail() (and Python's smtplib), with call options last. */
   sendmail(
     from: string,
     to: string | readonly string[],
-    msg: MessageInput | (() => MessageInput),
+    msg: PoolMessage,
     mailOptions?: MailOptions | readonly string[],
     rcptOptions?: RcptOptions | readonly string[],
     options?: CallOptions,
@@ -208,7 +215,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   sendmail(
     from: string,
     to: string | readonly string[],
-    msg: MessageInput | (() => MessageInput),
+    msg: PoolMessage,
     mailOptions?: MailOptions | readonly string[] | PoolSendOptions,
     rcptOptions?: RcptOptions | readonly string[] | CallOptions,
     callOptions?: CallOptions,
@@ -220,40 +227,35 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       return Promise.reject(error);
     }
     const recipients = typeof to === 'string' ? [to] : [...to];
-    const replayable = typeof msg === 'function' || typeof msg === 'string' || msg instanceof Uint8Array;
-    let used = false;
-    const body = (): MessageInput => {
-      if (typeof msg === 'function') return msg();
-      if (!replayable && used) throw new SMTPInvalidArgumentError('a stream message cannot be sent twice');
-      used = true;
-      return msg;
-    };
+    let replay: Replay;
+    try {
+      replay = replayOf(msg);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const { signal: callerSignal, ...sendOptions } = options;
-    const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, body(), { ...sendOptions, ...(signal ? { signal } : {}) });
-    return this.#submit(recipients, replayable, run, callerSignal);
+    const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, replay.take(), { ...sendOptions, ...(signal ? { signal } : {}) });
+    return this.#submit(recipients, replay.replayable, run, callerSignal);
   }
 
   /**
    * Sends an RFC 5322 message, the envelope taken from its headers as
    * SMTP.sendMessage() does (Bcc removed). A message that can be read again
-   * (an object with stream() such as smtplib-email's EmailMessage, or
-   * { path }) is never held whole: its header block is read for the envelope,
-   * and each attempt streams it afresh, declaring what it says it needs
-   * (smtpRequirements(): SMTPUTF8, BODY=8BITMIME). Anything else (a Readable)
-   * is read into memory once, so that it can be retried.
+   * (bytes, a string, `{ path }`, an object whose stream() returns a fresh
+   * stream, a function returning a fresh MessageInput) is read afresh by each
+   * attempt (and once more for its header block when `from` or `to` is not
+   * given); a one-shot stream is read into memory once, so it can be retried.
    */
-  async sendMessage(message: MessageInput, options: PoolSendMessageOptions = {}): Promise<PoolSendResult> {
+  async sendMessage(message: PoolMessage, options: PoolSendMessageOptions = {}): Promise<PoolSendResult> {
     const refusal = this.#refusal();
     if (refusal) throw refusal;
     options = withDkimSigner(options);
-    const first = toMessageSource(message);
-    const rereadable = first.kind === 'bytes' || first.reopen !== undefined;
-    const input: MessageInput = rereadable ? message : await readAll(first);
+    let replay = replayOf(message);
+    if (!replay.replayable) replay = replayOf(await readAll(toMessageSource(replay.take())));
     let from = options.from;
     let to = options.to === undefined ? undefined : typeof options.to === 'string' ? [options.to] : [...options.to];
     if (from === undefined || to === undefined) {
-      const fields = rereadable ? await readHeaderFields(first) : (await splitMessage(toMessageSource(input))).fields;
-      const envelope = envelopeFromHeaders(fields);
+      const envelope = envelopeFromHeaders(await readHeaderFields(toMessageSource(replay.take())));
       from ??= envelope.from;
       to ??= envelope.to;
     }
@@ -262,7 +264,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     const { signal: callerSignal, from: _from, to: _to, ...sendOptions } = options;
     void _from; void _to;
     const run: Runner = (smtp, pending, signal) =>
-      smtp.deliverMessage(input, { ...sendOptions, from: sender, to: pending, ...(signal ? { signal } : {}) });
+      smtp.deliverMessage(replay.take(), { ...sendOptions, from: sender, to: pending, ...(signal ? { signal } : {}) });
     return this.#submit(to, true, run, callerSignal);
   }
 
@@ -508,7 +510,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
         this.#connectFailures = 0;
         this.#connectBlockedUntil = 0;
         for (const job of [...this.#ready.drain(), ...this.#delayed.splice(0)]) {
-          if (job.state === 'ready' || job.state === 'delayed') this.#fail(job, error, { connectAttempts: tries });
+          if (job.state === 'ready' || job.state === 'delayed') this.#giveUp(job, error, { connectAttempts: tries });
         }
       } else {
         this.#connectBlockedUntil = performance.now() + backoffDelay(this.#connectFailures, this.#retry);
@@ -577,7 +579,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
         this.#running--;
         this.#retire(connection, 'noop-failed');
         if (job.signal?.aborted) {
-          this.#fail(job, new SMTPAbortError('aborted before the message was sent', { cause: job.signal.reason, deliveryStatus: 'not-delivered' }));
+          this.#giveUp(job, new SMTPAbortError('aborted before the message was sent', { cause: job.signal.reason, deliveryStatus: 'not-delivered' }));
         } else {
           job.state = 'ready';
           this.#ready.unshift(job);
@@ -640,7 +642,10 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       }
       for (const [address, reply] of transient) job.refused.set(address, reply);
       if (job.accepted.length > 0) this.#succeed(job);
-      else this.#fail(job, new SMTPRecipientsRefused(job.refused, { deliveryStatus: 'not-delivered', cause: error }));
+      else {
+        const refused = new SMTPRecipientsRefused(job.refused, { deliveryStatus: 'not-delivered', cause: error });
+        this.#fail(job, transient.size > 0 && this.#blockedByReplay(job) ? notReplayable(refused) : refused);
+      }
       return;
     }
     const verdict = classify(error, { retryUnknown: this.#retry.retryUnknown, callerAborted });
@@ -648,18 +653,34 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       this.#delay(job, performance.now());
       return;
     }
+    if (verdict.retry && this.#blockedByReplay(job)) error = notReplayable(error);
+    this.#giveUp(job, error);
+  }
+
+  /**
+   * Settles a send that will not be tried again. When an earlier attempt
+   * already delivered it to some recipients (the others were refused with
+   * 4xx and waited for a retry), it resolves with those, the rest listed as
+   * refused (or unknown): rejecting would report delivered mail as not
+   * delivered.
+   */
+  #giveUp(job: Job, error: unknown, fields?: { connectAttempts: number }): void {
     if (job.accepted.length > 0) {
-      // Part of the message already went through: settle with what is known.
       if (error instanceof SMTPException && error.deliveryStatus === 'unknown') job.unknown.push(...job.pending);
       else for (const address of job.pending) job.refused.set(address, replyOf(error));
       this.#succeed(job);
       return;
     }
-    this.#fail(job, error);
+    this.#fail(job, error, fields);
   }
 
   #canRetry(job: Job): boolean {
     return job.attempts < this.#retry.attempts && job.replayable && !job.signal?.aborted && !this.#destroyed;
+  }
+
+  /** It would be retried now, but its message (a one-shot stream) cannot be read again. */
+  #blockedByReplay(job: Job): boolean {
+    return !job.replayable && job.attempts < this.#retry.attempts && !job.signal?.aborted && !this.#destroyed;
   }
 
   #delay(job: Job, now: number): void {
@@ -722,7 +743,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
   #abortWaiting(job: Job): void {
     if (job.state !== 'ready' && job.state !== 'delayed') return;
     // (A running send is aborted by the client through the same signal.)
-    this.#fail(job, new SMTPAbortError('aborted before the message was sent', { cause: job.signal?.reason, deliveryStatus: 'not-delivered' }));
+    this.#giveUp(job, new SMTPAbortError('aborted before the message was sent', { cause: job.signal?.reason, deliveryStatus: 'not-delivered' }));
     this.#dispatch();
     this.#checkClosed();
   }
@@ -777,7 +798,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     clearTimeout(this.#wakeTimer);
     this.#limiter?.cancel(reason);
     for (const job of [...this.#ready.drain(), ...this.#delayed.splice(0)]) {
-      if (job.state === 'ready' || job.state === 'delayed') this.#fail(job, reason);
+      if (job.state === 'ready' || job.state === 'delayed') this.#giveUp(job, reason);
     }
     for (const connection of this.#connections) {
       connection.retiring = true;

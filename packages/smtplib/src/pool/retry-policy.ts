@@ -60,6 +60,10 @@ export function classifyConnectFailure(error: unknown): ConnectVerdict {
   if (error instanceof SMTPException && typeof smtpCode === 'number' && smtpCode >= 400 && smtpCode < 500) return 'retry';
   if (isGreetingTimeout(error) || inChain(error, (e) => e instanceof SMTPProtocolError)) return 'dead';
   const code = errnoCode(error);
+  // The connection reset or cut in the middle (of the TLS handshake too:
+  // Node's "socket disconnected before secure TLS connection was
+  // established" is ECONNRESET) says nothing about the certificate.
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'ETIMEDOUT') return 'retry';
   if (code === 'ENOTFOUND' || code === 'ENOENT' || code === 'EACCES') return 'dead';
   return classify(error, { retryUnknown: false }).retry ? 'retry' : 'dead';
 }
