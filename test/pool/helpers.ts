@@ -92,6 +92,8 @@ export interface FaultServerHandle {
   stats: {
     connections: number; commands: number; messages: number; drops: number; faults: number; maxConcurrent: number; open: number;
     nestedMail: number; bdatChunks: number; bdatLast: number; maxBdatLastInOneRead: number; starttls: number; auths: number;
+    /** Writes of replies (each a batch answered together: one round trip as the client sees it). */
+    replyBatches: number;
   };
   sayToAll(text: string): void;
   dropAll(): void;

@@ -57,7 +57,7 @@ export function startFaultServer(options = {}) {
   const fault = options.fault ?? (() => undefined);
   /** key `${id} ${rcpt}` → times delivered */
   const deliveries = new Map();
-  const stats = { connections: 0, commands: 0, messages: 0, drops: 0, faults: 0, maxConcurrent: 0, open: 0, nestedMail: 0, bdatChunks: 0, bdatLast: 0, maxBdatLastInOneRead: 0, starttls: 0, auths: 0 };
+  const stats = { connections: 0, commands: 0, messages: 0, drops: 0, faults: 0, maxConcurrent: 0, open: 0, nestedMail: 0, bdatChunks: 0, bdatLast: 0, maxBdatLastInOneRead: 0, starttls: 0, auths: 0, replyBatches: 0 };
   const secureContext = options.tls ? tls.createSecureContext({ key: options.tls.key, cert: options.tls.cert }) : undefined;
   const sockets = new Set();
   const log = options.log;
@@ -100,6 +100,7 @@ export function startFaultServer(options = {}) {
     };
     const flush = () => {
       if (dead || out.length === 0) return;
+      stats.replyBatches++; // one write of replies: a round trip, as the client sees it
       stream.write(out.join(''));
       out.length = 0;
     };
