@@ -255,8 +255,9 @@ doc=$REPO/docs/ci-clean-root.md
   echo
   echo '```'
   # the result lines each stage printed (vitest summaries, suite verdicts, .ci/run's summary)
-  grep -E '^=== |^ *(Test Files|Tests) |^(suite|npm test|summary|  (ok|FAILED)) |done in|passed|FAILED|^installing: ' "$LOG" \
-    | grep -vE '^ +✓|^ +[0-9]+ passed \(' | sed -E 's/\x1b\[[0-9;]*m//g' | cut -c1-220 | tail -n 120
+  sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' "$LOG" \
+    | grep -E '^=== |^ *(Test Files|Tests) |^(summary|CI passed|CI FAILED)|^  (ok|FAILED) |done in|^installing: |^ *(FAIL|×) ' \
+    | cut -c1-220 | tail -n 150
   echo '```'
   echo
   echo "## Debian packages"
