@@ -1,0 +1,58 @@
+// Builds one workspace package (run by its `npm run build`, so the working
+// directory is the package): tsc with the package's tsconfig.json into
+// dist/, and when the package has a tsconfig.cjs.json (smtplib) a second,
+// CommonJS build into dist/cjs with its own {"type":"commonjs"} marker.
+// Output goes to a fresh folder that replaces dist/ in one rename, so a test
+// run or another build never sees a half-written dist/. Files of dist/ that
+// start with a #! line are made executable (the CLI's entry points), and the
+// repository's LICENSE is copied next to package.json so that `npm pack`
+// ships it (the copy is git-ignored: one LICENSE in git).
+//
+// `node build-package.mjs --check` (the packages' `prepack`) builds nothing:
+// it fails when dist/ or the LICENSE copy is missing, so a tarball is never
+// packed from an unbuilt tree.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repository = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = process.cwd();
+const name = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')).name;
+
+if (process.argv.includes('--check')) {
+  const missing = ['dist', 'LICENSE'].filter((file) => !existsSync(join(pkg, file)));
+  if (missing.length > 0) {
+    process.stderr.write(`${name}: ${missing.join(' and ')} missing: run \`npm run build\` at the root of the repository before packing\n`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+const tsc = join(repository, 'node_modules', '.bin', 'tsc');
+const out = join(pkg, `dist.tmp-${process.pid}`);
+const cjsConfig = join(pkg, 'tsconfig.cjs.json');
+const dual = existsSync(cjsConfig);
+
+rmSync(out, { recursive: true, force: true });
+try {
+  execFileSync(tsc, ['-p', join(pkg, 'tsconfig.json'), '--outDir', dual ? join(out, 'esm') : out], { stdio: 'inherit' });
+  if (dual) {
+    execFileSync(tsc, ['-p', cjsConfig, '--outDir', join(out, 'cjs')], { stdio: 'inherit' });
+    writeFileSync(join(out, 'cjs', 'package.json'), '{ "type": "commonjs" }\n');
+  }
+  for (const file of readdirSync(out, { recursive: true, encoding: 'utf8' })) {
+    if (!file.endsWith('.js')) continue;
+    const path = join(out, file);
+    if (readFileSync(path, 'utf8').startsWith('#!')) chmodSync(path, 0o755);
+  }
+  const old = join(pkg, `dist.old-${process.pid}`);
+  try { renameSync(join(pkg, 'dist'), old); } catch { /* first build */ }
+  renameSync(out, join(pkg, 'dist'));
+  rmSync(old, { recursive: true, force: true });
+  copyFileSync(join(repository, 'LICENSE'), join(pkg, 'LICENSE'));
+} catch (error) {
+  rmSync(out, { recursive: true, force: true });
+  process.stderr.write(`${name}: build failed${error instanceof Error && 'status' in error ? '' : `: ${error}`}\n`);
+  process.exit(1);
+}
