@@ -87,6 +87,19 @@ export default defineConfig({
         },
       },
       {
+        // npm pack, the tarballs installed in a scratch project, type-checked
+        // (TS 5 node10, TS 7 nodenext CJS/ESM) and run: .ci/suites/30-packaging.sh.
+        extends: true,
+        test: {
+          name: 'packaging',
+          include: ['test/packaging/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+          sequence: { concurrent: false },
+        },
+      },
+      {
         extends: true,
         test: {
           name: 'first-day',

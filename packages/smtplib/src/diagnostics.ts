@@ -18,7 +18,7 @@
 // Secrets never reach a channel: AUTH arguments and SASL exchanges are
 // published as "****", as in the debug transcript.
 
-import dc from 'node:diagnostics_channel';
+import * as dc from 'node:diagnostics_channel';
 import type { Reply } from './protocol/reply.js';
 
 export const CONNECT_CHANNEL = 'smtplib:connect';

@@ -3,8 +3,8 @@
 // tunnel, a test double), then TLS on top when the port wants implicit TLS.
 // Every wait here has a deadline and honours an AbortSignal.
 
-import net from 'node:net';
-import tls from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { LookupFunction } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { SMTPAbortError, SMTPConnectError, SMTPTimeoutError, type Diagnosis } from '../errors.js';

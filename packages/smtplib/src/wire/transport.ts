@@ -2,8 +2,8 @@
 // reads delivered to one listener, one end-of-stream notification, and the
 // hand-over of the same socket to TLS for STARTTLS. Knows nothing of SMTP.
 
-import net from 'node:net';
-import type tls from 'node:tls';
+import * as net from 'node:net';
+import type * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { SMTPAbortError, SMTPException, SMTPServerDisconnected, SMTPTimeoutError } from '../errors.js';
 import { isLoopbackAddress } from './connect.js';
