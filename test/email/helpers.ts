@@ -124,7 +124,11 @@ export interface TreeView {
 const ADDRESS_HEADERS = new Set(['from', 'to', 'cc', 'bcc', 'reply-to', 'sender']);
 
 export function ourTree(bytes: Buffer): TreeView {
-  const msg = parseMessage(bytes);
+  return treeViewOf(parseMessage(bytes));
+}
+
+/** The comparable view of a parsed message (contents read, so decoding defects are in). */
+export function treeViewOf(msg: EmailMessage): TreeView {
   const parts: PartView[] = [];
   for (const part of msg.walk()) {
     const view: PartView = {

@@ -20,7 +20,9 @@ export type DefectKind =
   | 'NonPrintableDefect'
   | 'InvalidDateDefect'
   | 'NestingTooDeepDefect'
-  | 'HeaderTooLargeDefect';
+  | 'HeaderTooLargeDefect'
+  /** Not in Python: more parts than ParseOptions.maxParts. */
+  | 'TooManyPartsDefect';
 
 export interface Defect {
   readonly kind: DefectKind;

@@ -2,7 +2,8 @@
 export { EmailMessage } from './message.js';
 export type { Body, Content, ContentOptions, MessageOptions, SerializeOptions, SmtpRequirements } from './message.js';
 export { parseMessage, ParseLimitError, MessageDefectError } from './parser.js';
-export type { ParseOptions } from './parser.js';
+export type { ParseOptions, MessagePath } from './parser.js';
+export type { Region, FileRegion } from './content/parse-file.js';
 export { Policy, policy } from './policy.js';
 export type { PolicyOptions } from './policy.js';
 export { Address, Group, formatAddress, parseAddressList, parseAddresses } from './headers/address.js';

@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Defect } from './defects.js';
-import { MessageStructureError } from './errors.js';
+import { ContentUnavailableError, MessageStructureError } from './errors.js';
 import { Address, Group, parseAddressList } from './headers/address.js';
 import { decodeCharset, isAscii } from './headers/charset.js';
 import { formatDate } from './headers/date.js';
@@ -15,6 +15,8 @@ import { checkName, type HeaderField, type HeaderValue, renderField, toField } f
 import { paramsText, parseParams } from './headers/params.js';
 import { guessType } from './content/mime-types.js';
 import { type BinarySource, type BinarySourceInput, isBinarySourceInput, readSource, sourceBytesSync, toBinarySource } from './content/sources.js';
+import { FileRegion, hasHighBit, type ParseFile, type Region, regionBytes, regionChunks, regionHasHighBit } from './content/parse-file.js';
+import { decodeBase64Chunks, decodeQuotedPrintableChunks } from './content/decode-stream.js';
 import {
   Base64LineEncoder,
   chooseTextEncoding,
@@ -32,12 +34,12 @@ export type Body =
   | { kind: 'empty' }
   /** Already in its transfer encoding (made by setContent), CRLF line ends. */
   | { kind: 'encoded'; data: Buffer }
-  /** As parsed: written back byte for byte. */
-  | { kind: 'raw'; data: Buffer }
+  /** As parsed: written back byte for byte (a range of a file for a large input). */
+  | { kind: 'raw'; data: Region }
   /** Binary content, base64-encoded while it is written. */
   | { kind: 'base64'; source: BinarySource }
   | { kind: 'message'; message: EmailMessage }
-  | { kind: 'multipart'; parts: EmailMessage[]; preamble: Buffer | null; epilogue: Buffer | null };
+  | { kind: 'multipart'; parts: EmailMessage[]; preamble: Region | null; epilogue: Region | null };
 
 export interface ContentOptions {
   /** For text: the subtype ('plain', 'html', ...). For bytes: with maintype. */
@@ -79,7 +81,10 @@ export interface SmtpRequirements {
   eightBitMime: boolean;
 }
 
-type Piece = string | Buffer | { source: BinarySource };
+type Piece = string | Buffer | { source: BinarySource } | { region: FileRegion };
+
+/** getContent() reads a body kept in a file into memory only up to this size; above it, getContent({ stream: true }). */
+const MAX_CONTENT_IN_MEMORY = 256 * 1024 * 1024;
 
 const BODY_TYPES = new Set(['text/plain', 'text/html', 'multipart/related', 'multipart/alternative']);
 
@@ -94,7 +99,9 @@ export class EmailMessage {
   #body: Body = { kind: 'empty' };
   #parent: EmailMessage | undefined;
   /** Parsed parts: the bytes they came from, valid while #dirty is false. */
-  #raw: Buffer | undefined;
+  #raw: Region | undefined;
+  /** The root of a parse that used a file: the file, closed by dispose(). */
+  #file: ParseFile | undefined;
   #dirty = true;
   #ids: Ids;
 
@@ -312,7 +319,7 @@ export class EmailMessage {
     const body = this.#body;
     if (body.kind === 'multipart') return [...body.parts];
     if (body.kind === 'message') return [body.message];
-    if (body.kind === 'encoded' || body.kind === 'raw') return body.data.toString('latin1');
+    if (body.kind === 'encoded' || body.kind === 'raw') return regionBytes(body.data).toString('latin1');
     if (body.kind === 'base64') return encodeBase64Lines(sourceBytesSync(body.source), '\n');
     return '';
   }
@@ -490,7 +497,11 @@ export class EmailMessage {
    * The content, decoded (Python: get_content): a string for text/*, the
    * EmailMessage for message/rfc822, a Buffer otherwise. Multiparts have none.
    */
-  getContent(): string | Buffer | EmailMessage {
+  getContent(): string | Buffer | EmailMessage;
+  /** The decoded bytes as a stream (transfer encoding undone while it is read; text is not charset-decoded). */
+  getContent(options: { stream: true }): Readable;
+  getContent(options?: { stream?: boolean }): string | Buffer | EmailMessage | Readable {
+    if (options?.stream) return this.contentStream();
     const body = this.#body;
     if (body.kind === 'multipart') throw new MessageStructureError('a multipart has no content of its own; use iterParts(), getBody() or iterAttachments()');
     if (body.kind === 'message') return body.message;
@@ -508,21 +519,44 @@ export class EmailMessage {
     if (body.kind === 'empty') return Buffer.alloc(0);
     if (body.kind === 'base64') return sourceBytesSync(body.source);
     if (body.kind === 'multipart' || body.kind === 'message') throw new MessageStructureError('a multipart or message/* part has no payload bytes of its own');
+    if (body.data instanceof FileRegion && body.data.length > MAX_CONTENT_IN_MEMORY) {
+      throw new ContentUnavailableError(`this body is ${body.data.length} bytes, kept in a file; read it with getContent({ stream: true })`);
+    }
+    const data = regionBytes(body.data);
     const cte = (this.get('content-transfer-encoding') ?? '7bit').trim().toLowerCase();
     if (cte === 'base64') {
-      const { bytes, defects } = decodeBase64(body.data);
+      const { bytes, defects } = decodeBase64(data);
       for (const d of defects) this.#recordDefect(d);
       return bytes;
     }
-    if (cte === 'quoted-printable') return decodeQuotedPrintable(body.data);
-    return body.data;
+    if (cte === 'quoted-printable') return decodeQuotedPrintable(data);
+    return data;
   }
 
   /** The decoded content as a stream (large attachments without holding them whole). */
   contentStream(): Readable {
     const body = this.#body;
     if (body.kind === 'base64') return Readable.from(readSource(body.source));
-    return Readable.from([this.getDecodedPayload()]);
+    if (body.kind !== 'raw' && body.kind !== 'encoded') return Readable.from([this.getDecodedPayload()]);
+    const cte = (this.get('content-transfer-encoding') ?? '7bit').trim().toLowerCase();
+    const chunks = regionChunks(body.data);
+    if (cte === 'base64') return Readable.from(decodeBase64Chunks(chunks, (d) => this.#recordDefect(d)));
+    if (cte === 'quoted-printable') return Readable.from(decodeQuotedPrintableChunks(chunks));
+    return Readable.from(chunks);
+  }
+
+  /**
+   * Releases the file a large parse reads from (a nameless temporary file for
+   * a stream, or the caller's { path }): its bodies are unreadable afterwards.
+   * Nothing to do for messages parsed in memory or composed. Also run by
+   * `await using`, and when the message is garbage-collected.
+   */
+  dispose(): void {
+    this.#root().#file?.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
   }
 
   #recordDefect(d: Defect): void {
@@ -553,8 +587,8 @@ export class EmailMessage {
         if (field.raw && !part.#dirty ? hasHighBit(field.raw) : policy.utf8 && !isAscii(field.value)) smtputf8 = true;
       }
       const body = part.#body;
-      if ((body.kind === 'encoded' || body.kind === 'raw') && hasHighBit(body.data)) eightBitMime = true;
-      if (body.kind === 'multipart' && ((body.preamble && hasHighBit(body.preamble)) || (body.epilogue && hasHighBit(body.epilogue)))) eightBitMime = true;
+      if ((body.kind === 'encoded' || body.kind === 'raw') && regionHasHighBit(body.data)) eightBitMime = true;
+      if (body.kind === 'multipart' && ((body.preamble && regionHasHighBit(body.preamble)) || (body.epilogue && regionHasHighBit(body.epilogue)))) eightBitMime = true;
     }
     if (smtputf8) eightBitMime = true;
     return { smtputf8, eightBitMime };
@@ -578,6 +612,10 @@ export class EmailMessage {
         continue;
       }
       if (size > 0) yield flush();
+      if ('region' in piece) {
+        yield* piece.region.chunks();
+        continue;
+      }
       const encoder = new Base64LineEncoder(policy.linesep);
       for await (const chunk of readSource(piece.source)) {
         const out = encoder.encode(chunk, false);
@@ -591,7 +629,7 @@ export class EmailMessage {
 
   *#pieces(policy: Policy, path: number[]): Generator<Piece> {
     if (this.#raw && !this.#dirty) {
-      yield this.#raw;
+      yield piece(this.#raw);
       return;
     }
     const nl = policy.linesep;
@@ -620,7 +658,7 @@ export class EmailMessage {
         yield nl === '\r\n' ? body.data : Buffer.from(body.data.toString('latin1').replace(/\r\n/g, nl), 'latin1');
         return;
       case 'raw':
-        yield body.data;
+        yield piece(body.data);
         return;
       case 'base64':
         if (body.source.kind === 'bytes' && body.source.bytes.length <= 64 * 1024) yield encodeBase64Lines(body.source.bytes, nl);
@@ -631,7 +669,7 @@ export class EmailMessage {
         return;
       case 'multipart': {
         const boundary = this.getBoundary()!;
-        if (body.preamble !== null) yield body.preamble;
+        if (body.preamble !== null) yield piece(body.preamble);
         for (const [i, part] of body.parts.entries()) {
           yield (i === 0 && body.preamble === null ? '' : nl) + `--${boundary}${nl}`;
           yield* part.#pieces(policy, [...path, i]);
@@ -639,7 +677,7 @@ export class EmailMessage {
         if (body.parts.length === 0) yield `--${boundary}${nl}`;
         // A parsed epilogue starts with the close delimiter's own line end.
         yield `${nl}--${boundary}--`;
-        yield body.epilogue ?? nl;
+        yield body.epilogue === null ? nl : piece(body.epilogue);
       }
     }
   }
@@ -670,8 +708,9 @@ export class EmailMessage {
   // --- used by the parser ----------------------------------------------------------
 
   /** @internal The parser's way to build a part from its source bytes. */
-  static fromParsed(init: { policy: Policy; headers: HeaderField[]; body: Body; raw: Buffer; defects: Defect[] }): EmailMessage {
+  static fromParsed(init: { policy: Policy; headers: HeaderField[]; body: Body; raw: Region; defects: Defect[]; file?: ParseFile }): EmailMessage {
     const message = new EmailMessage({ policy: init.policy });
+    message.#file = init.file;
     message.#headers = init.headers;
     message.#body = init.body;
     message.#raw = init.raw;
@@ -690,9 +729,8 @@ export class EmailMessage {
 
 const CRLF = Buffer.from('\r\n');
 
-function hasHighBit(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i]! & 0x80) return true;
-  return false;
+function piece(region: Region): Piece {
+  return Buffer.isBuffer(region) ? region : { region };
 }
 
 function* findBody(part: EmailMessage, preferencelist: readonly string[]): Generator<[number, EmailMessage]> {

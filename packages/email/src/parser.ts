@@ -2,7 +2,15 @@
 // email.feedparser on damaged input: what does not fit is recorded as a
 // defect on the part and parsing goes on; nothing is thrown. Parts are views
 // of the input (no copies); bodies are decoded only when asked for.
+//
+// Memory: bytes, strings and streams up to `spillThreshold` (8 MiB) are parsed
+// in memory. A larger stream is written to a nameless temporary file (see
+// content/parse-file.ts for when its space is freed) and a large { path } is
+// read where it is: only the header fields and the tree are held; bodies stay
+// ranges of the file, read when asked for (getContent({ stream: true }),
+// stream(), asBytes()).
 
+import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { type Defect, defect } from './defects.js';
 import { EmailError } from './errors.js';
@@ -11,6 +19,8 @@ import { decodeValue, type HeaderField } from './headers/fields.js';
 import { unfold } from './headers/fold.js';
 import { parseParams } from './headers/params.js';
 import { type Policy, policy as policies } from './policy.js';
+import { ParseFile, type Region } from './content/parse-file.js';
+import { FileInput, MemoryInput, type ParseInput } from './content/parse-input.js';
 
 export interface ParseOptions {
   policy?: Policy;
@@ -20,8 +30,14 @@ export interface ParseOptions {
   maxHeaderBytes?: number;
   /** Header blocks with more fields than this end early with a defect (default 10,000). */
   maxHeaderFields?: number;
-  /** Streams larger than this are refused with ParseLimitError (default 1 GiB). */
+  /** Multiparts with more parts than this in all keep the rest as the last part's body, with a defect (default 10,000). */
+  maxParts?: number;
+  /** Streams and files larger than this are refused with ParseLimitError (default 4 GiB). */
   maxBytes?: number;
+  /** Streams and files larger than this are not held in memory: a stream goes to a temporary file, a file is read where it is (default 8 MiB). */
+  spillThreshold?: number;
+  /** Where a large stream's temporary file is made (default os.tmpdir()). */
+  tempDir?: string;
 }
 
 /** A parse input was larger than ParseOptions.maxBytes. */
@@ -39,59 +55,118 @@ export class MessageDefectError extends EmailError {
   }
 }
 
-/** Parses a message from bytes or a string (sync), or from a stream (a Promise). */
-export function parseMessage(input: string | Uint8Array, options?: ParseOptions): EmailMessage;
-export function parseMessage(input: Readable | AsyncIterable<Uint8Array | string>, options?: ParseOptions): Promise<EmailMessage>;
-export function parseMessage(input: string | Uint8Array | Readable | AsyncIterable<Uint8Array | string>, options: ParseOptions = {}): EmailMessage | Promise<EmailMessage> {
-  if (typeof input === 'string') return parseBytes(Buffer.from(input, 'utf8'), options);
-  if (input instanceof Uint8Array) return parseBytes(Buffer.from(input.buffer, input.byteOffset, input.byteLength), options);
-  return collect(input, options.maxBytes ?? 1024 ** 3).then((bytes) => parseBytes(bytes, options));
+/** A message in a file, read where it is when large (it must not change while the message is in use). */
+export interface MessagePath {
+  path: string;
 }
 
-async function collect(input: AsyncIterable<Uint8Array | string>, limit: number): Promise<Buffer> {
+const MiB = 1024 * 1024;
+
+/**
+ * Parses a message from bytes or a string (sync), or from a stream or
+ * { path } (a Promise). A parse that used a file (a large stream or file)
+ * holds it open until dispose() / `await using` on the message, or until the
+ * message is garbage-collected.
+ */
+export function parseMessage(input: string | Uint8Array, options?: ParseOptions): EmailMessage;
+export function parseMessage(input: Readable | AsyncIterable<Uint8Array | string> | MessagePath, options?: ParseOptions): Promise<EmailMessage>;
+export function parseMessage(input: string | Uint8Array | Readable | AsyncIterable<Uint8Array | string> | MessagePath, options: ParseOptions = {}): EmailMessage | Promise<EmailMessage> {
+  if (typeof input === 'string') return parseBytes(Buffer.from(input, 'utf8'), options);
+  if (input instanceof Uint8Array) return parseBytes(Buffer.from(input.buffer, input.byteOffset, input.byteLength), options);
+  if (typeof (input as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return parseStream(input as AsyncIterable<Uint8Array | string>, options);
+  if (typeof (input as MessagePath).path === 'string') return parsePath((input as MessagePath).path, options);
+  throw new TypeError('parseMessage: input must be a string, bytes, a stream (AsyncIterable of bytes) or { path }');
+}
+
+function limits(options: ParseOptions): { maxBytes: number; threshold: number; tooLarge: () => ParseLimitError } {
+  const maxBytes = options.maxBytes ?? 4 * 1024 * MiB;
+  return {
+    maxBytes,
+    threshold: Math.min(maxBytes, options.spillThreshold ?? 8 * MiB),
+    tooLarge: () => new ParseLimitError(`the message is larger than ${maxBytes} bytes; raise ParseOptions.maxBytes to parse it`),
+  };
+}
+
+async function parseStream(input: AsyncIterable<Uint8Array | string>, options: ParseOptions): Promise<EmailMessage> {
+  const { maxBytes, threshold, tooLarge } = limits(options);
+  const iterator = input[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of input) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    size += buffer.length;
-    if (size > limit) throw new ParseLimitError(`the message is larger than ${limit} bytes; raise ParseOptions.maxBytes to parse it`);
-    chunks.push(buffer);
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return parseBytes(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), options);
+      const chunk = next.value;
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      size += buffer.length;
+      if (size > maxBytes) throw tooLarge();
+      chunks.push(buffer);
+      if (size > threshold) return parseFile(await ParseFile.spill(chunks, iterator, { dir: options.tempDir, limit: maxBytes, onLimit: tooLarge }), options);
+    }
+  } catch (error) {
+    await iterator.return?.();
+    throw error;
   }
-  return Buffer.concat(chunks, size);
+}
+
+async function parsePath(path: string, options: ParseOptions): Promise<EmailMessage> {
+  const { maxBytes, threshold, tooLarge } = limits(options);
+  const { size } = await stat(path);
+  if (size > maxBytes) throw tooLarge();
+  if (size <= threshold) return parseBytes(await readFile(path), options);
+  return parseFile(ParseFile.openExisting(path), options);
 }
 
 interface Context {
-  buf: Buffer;
+  src: ParseInput;
   policy: Policy;
   maxDepth: number;
   maxHeaderBytes: number;
   maxHeaderFields: number;
+  maxParts: number;
+  parts: number;
+}
+
+function context(src: ParseInput, options: ParseOptions): Context {
+  return {
+    src,
+    policy: options.policy ?? policies.default,
+    maxDepth: options.maxDepth ?? 40,
+    maxHeaderBytes: options.maxHeaderBytes ?? MiB,
+    maxHeaderFields: options.maxHeaderFields ?? 10_000,
+    maxParts: options.maxParts ?? 10_000,
+    parts: 0,
+  };
 }
 
 function parseBytes(buf: Buffer, options: ParseOptions): EmailMessage {
-  const ctx: Context = {
-    buf,
-    policy: options.policy ?? policies.default,
-    maxDepth: options.maxDepth ?? 40,
-    maxHeaderBytes: options.maxHeaderBytes ?? 1024 * 1024,
-    maxHeaderFields: options.maxHeaderFields ?? 10_000,
-  };
-  return parsePart(ctx, 0, buf.length, 0, null);
+  return parsePart(context(new MemoryInput(buf), options), 0, buf.length, 0, null);
+}
+
+function parseFile(file: ParseFile, options: ParseOptions): EmailMessage {
+  try {
+    return parsePart(context(new FileInput(file), options), 0, file.size, 0, null, file);
+  } catch (error) {
+    file.dispose(); // raiseOnDefect
+    throw error;
+  }
 }
 
 const LF = 0x0a;
+const LF_BYTES = Buffer.from([LF]);
 
 /** End of the line starting at `pos` (index just past its LF, or `end`). */
-function lineEnd(buf: Buffer, pos: number, end: number): number {
-  const lf = buf.indexOf(LF, pos);
-  return lf === -1 || lf >= end ? end : lf + 1;
+function lineEnd(src: ParseInput, pos: number, end: number): number {
+  const lf = src.indexOf(LF_BYTES, pos, end);
+  return lf === -1 ? end : lf + 1;
 }
 
 // Python's headerRE: a field name (possibly empty) and a colon, or a continuation.
 const FIELD_START = /^[\x21-\x39\x3b-\x7e]*:/;
 
-function parsePart(ctx: Context, start: number, end: number, depth: number, parentType: string | null): EmailMessage {
-  const { buf } = ctx;
+function parsePart(ctx: Context, start: number, end: number, depth: number, parentType: string | null, file?: ParseFile): EmailMessage {
+  const { src } = ctx;
+  ctx.parts++;
   const defects: Defect[] = [];
   const note = (d: Defect): void => {
     if (ctx.policy.raiseOnDefect) throw new MessageDefectError(d);
@@ -103,7 +178,7 @@ function parsePart(ctx: Context, start: number, end: number, depth: number, pare
   let current: { name: string; start: number } | undefined;
   const finishField = (fieldEnd: number): void => {
     if (!current) return;
-    const raw = buf.subarray(current.start, fieldEnd);
+    const raw = src.bytes(current.start, fieldEnd);
     const text = raw.toString('utf8');
     const colon = text.indexOf(':');
     // Problems inside a value (unknown charset in an encoded word) stay with the
@@ -115,15 +190,15 @@ function parsePart(ctx: Context, start: number, end: number, depth: number, pare
   let first = true;
   for (;;) {
     if (pos >= end) { bodyStart = end; break; }
-    const next = lineEnd(buf, pos, end);
+    const next = lineEnd(src, pos, end);
     if (pos - start > ctx.maxHeaderBytes || headers.length >= ctx.maxHeaderFields) {
       finishField(pos);
       note(defect('HeaderTooLargeDefect', `the header block is larger than ${ctx.maxHeaderBytes} bytes or ${ctx.maxHeaderFields} fields; the rest is read as body`));
       bodyStart = pos;
       break;
     }
-    const first2 = buf[pos];
-    if (first2 === LF || (first2 === 0x0d && (buf[pos + 1] === LF || pos + 1 === end))) {
+    const first2 = src.at(pos);
+    if (first2 === LF || (first2 === 0x0d && (src.at(pos + 1) === LF || pos + 1 === end))) {
       finishField(pos);
       bodyStart = next;
       break;
@@ -136,7 +211,7 @@ function parsePart(ctx: Context, start: number, end: number, depth: number, pare
       first = false;
       continue;
     }
-    const line = buf.subarray(pos, Math.min(next, pos + 1000)).toString('latin1');
+    const line = src.bytes(pos, Math.min(next, pos + 1000)).toString('latin1');
     if (line.startsWith('From ') && !FIELD_START.test(line)) {
       if (!first) note(defect('MisplacedEnvelopeHeaderDefect', 'a "From " envelope line inside the header was skipped'));
       finishField(pos);
@@ -158,13 +233,13 @@ function parsePart(ctx: Context, start: number, end: number, depth: number, pare
   }
   if (current) finishField(Math.min(pos, end));
 
-  const raw = buf.subarray(start, end);
+  const raw = src.region(start, end);
   const probe = EmailMessage.fromParsed({ policy: ctx.policy, headers, body: { kind: 'empty' }, raw, defects: [] });
   const contentTypeHeader = headers.find((f) => f.name.toLowerCase() === 'content-type')?.value;
   const type = contentTypeHeader === undefined
     ? (parentType === 'multipart/digest' ? 'message/rfc822' : 'text/plain')
     : probe.getContentType();
-  let body: Body = { kind: 'raw', data: buf.subarray(bodyStart, end) };
+  let body: Body = { kind: 'raw', data: src.region(bodyStart, end) };
   const cte = (headers.find((f) => f.name.toLowerCase() === 'content-transfer-encoding')?.value ?? '7bit').trim().toLowerCase();
 
   if (type.startsWith('multipart/')) {
@@ -184,12 +259,12 @@ function parsePart(ctx: Context, start: number, end: number, depth: number, pare
     if (depth >= ctx.maxDepth) note(defect('NestingTooDeepDefect', `messages nested deeper than ${ctx.maxDepth} are kept as one body`));
     else body = { kind: 'message', message: parsePart(ctx, bodyStart, end, depth + 1, type) };
   }
-  return EmailMessage.fromParsed({ policy: ctx.policy, headers, body, raw, defects });
+  return EmailMessage.fromParsed({ policy: ctx.policy, headers, body, raw, defects, ...(file ? { file } : {}) });
 }
 
 /** The length of the line end just before `pos` (CRLF 2, LF 1, none 0). */
-function eolBefore(buf: Buffer, pos: number, floor: number): number {
-  if (pos - 1 >= floor && buf[pos - 1] === LF) return pos - 2 >= floor && buf[pos - 2] === 0x0d ? 2 : 1;
+function eolBefore(src: ParseInput, pos: number, floor: number): number {
+  if (pos - 1 >= floor && src.at(pos - 1) === LF) return pos - 2 >= floor && src.at(pos - 2) === 0x0d ? 2 : 1;
   return 0;
 }
 
@@ -204,21 +279,21 @@ interface Delimiter {
 }
 
 /** The next delimiter line of `boundary` at or after `from`: at a line start, followed only by white space. */
-function findDelimiter(buf: Buffer, marker: Buffer, from: number, floor: number, end: number): Delimiter | undefined {
+function findDelimiter(src: ParseInput, marker: Buffer, from: number, floor: number, end: number): Delimiter | undefined {
   let pos = from;
   for (;;) {
-    const at = buf.indexOf(marker, pos);
-    if (at === -1 || at + marker.length > end) return undefined;
+    const at = src.indexOf(marker, pos, end);
+    if (at === -1) return undefined;
     pos = at + 1;
-    if (at !== floor && buf[at - 1] !== LF) continue;
+    if (at !== floor && src.at(at - 1) !== LF) continue;
     let after = at + marker.length;
-    const close = buf[after] === 0x2d && buf[after + 1] === 0x2d && after + 2 <= end;
+    const close = src.at(after) === 0x2d && src.at(after + 1) === 0x2d && after + 2 <= end;
     if (close) after += 2;
     let i = after;
-    while (i < end && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
-    if (i < end && buf[i] !== 0x0d && buf[i] !== LF) continue;
-    if (buf[i] === 0x0d && i + 1 < end && buf[i + 1] !== LF) continue;
-    return { at, after, next: lineEnd(buf, i, end), close };
+    while (i < end && (src.at(i) === 0x20 || src.at(i) === 0x09)) i++;
+    if (i < end && src.at(i) !== 0x0d && src.at(i) !== LF) continue;
+    if (src.at(i) === 0x0d && i + 1 < end && src.at(i + 1) !== LF) continue;
+    return { at, after, next: lineEnd(src, i, end), close };
   }
 }
 
@@ -231,29 +306,33 @@ function parseMultipart(
   type: string,
   note: (d: Defect) => void,
 ): Body | undefined {
-  const { buf } = ctx;
+  const { src } = ctx;
   const marker = Buffer.from(`--${boundary}`, 'latin1');
-  const firstDelimiter = findDelimiter(buf, marker, bodyStart, bodyStart, end);
+  const firstDelimiter = findDelimiter(src, marker, bodyStart, bodyStart, end);
   if (!firstDelimiter) {
     note(defect('StartBoundaryNotFoundDefect', `the boundary ${JSON.stringify(boundary)} never appears; the body is kept whole`));
     return undefined;
   }
-  const preamble = firstDelimiter.at === bodyStart ? null : buf.subarray(bodyStart, firstDelimiter.at - eolBefore(buf, firstDelimiter.at, bodyStart));
+  const preamble = firstDelimiter.at === bodyStart ? null : src.region(bodyStart, firstDelimiter.at - eolBefore(src, firstDelimiter.at, bodyStart));
   const parts: EmailMessage[] = [];
   let delimiter = firstDelimiter;
-  let epilogue: Buffer | null = null;
+  let epilogue: Region | null = null;
   let closed = false;
   while (!delimiter.close) {
     const partStart = delimiter.next;
-    const next = findDelimiter(buf, marker, partStart, partStart, end);
-    const partEnd = next ? next.at - eolBefore(buf, next.at, partStart) : end;
+    let next = findDelimiter(src, marker, partStart, partStart, end);
+    if (next && ctx.parts >= ctx.maxParts) {
+      note(defect('TooManyPartsDefect', `the message has more than ${ctx.maxParts} parts; the rest is kept as the body of the last one`));
+      next = undefined;
+    }
+    const partEnd = next ? next.at - eolBefore(src, next.at, partStart) : end;
     parts.push(parsePart(ctx, partStart, Math.max(partStart, partEnd), depth + 1, type));
     if (!next) break;
     delimiter = next;
   }
   if (delimiter.close) {
     closed = true;
-    epilogue = buf.subarray(delimiter.after, end);
+    epilogue = src.region(delimiter.after, end);
   }
   if (!closed) note(defect('CloseBoundaryNotFoundDefect', `the closing boundary "--${boundary}--" is missing`));
   if (parts.length === 0 && firstDelimiter.close) note(defect('MultipartInvariantViolationDefect', 'a multipart with no parts'));
