@@ -1,11 +1,11 @@
 // One measurement of bench/suites/email.js, in its own process so its RSS is its own:
 //   node bench/lib/email-cell.js <ours|nodemailer> small <ms>       → compose + serialize a 1 KB text+HTML message, msgs/s
 //   node bench/lib/email-cell.js <ours|nodemailer> attach <file>    → a message with that file attached, streamed out: MB/s, peak RSS
-// Prints `RESULT {json}`.
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import { EmailMessage } from 'smtplib-email';
+// Prints `RESULT {json}`. Only the library measured is loaded, so the process's RSS is its own.
 
 const [lib, kind, arg] = process.argv.slice(2);
+const { EmailMessage } = lib === 'ours' ? await import('smtplib-email') : {};
+const MailComposer = lib === 'nodemailer' ? (await import('nodemailer/lib/mail-composer/index.js')).default : undefined;
 const TEXT = 'Hello Bob,\n\nthe quarterly figures are attached. Revenue is up 4 %, costs are flat.\n'.repeat(4);
 const HTML = `<html><body><p>${TEXT.replace(/\n/g, '<br>')}</p></body></html>`;
 
@@ -40,9 +40,17 @@ async function small(ms) {
 }
 
 async function attach(file) {
-  const before = process.memoryUsage().rss;
-  let peak = before;
-  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 5);
+  const before = process.memoryUsage();
+  let peak = before.rss;
+  let peakHeap = before.heapTotal;
+  let peakOffHeap = before.external + before.arrayBuffers;
+  const sample = () => {
+    const now = process.memoryUsage();
+    peak = Math.max(peak, now.rss);
+    peakHeap = Math.max(peakHeap, now.heapTotal);
+    peakOffHeap = Math.max(peakOffHeap, now.external + now.arrayBuffers);
+  };
+  const sampler = setInterval(sample, 5);
   const start = performance.now();
   let stream;
   if (lib === 'ours') {
@@ -60,8 +68,17 @@ async function attach(file) {
   for await (const chunk of stream) bytes += chunk.length;
   const seconds = (performance.now() - start) / 1000;
   clearInterval(sampler);
-  peak = Math.max(peak, process.memoryUsage().rss);
-  return { mbPerSec: bytes / 1e6 / seconds, bytes, peakRssMB: peak / 1048576, rssGrowthMB: (peak - before) / 1048576 };
+  sample();
+  const MiB = 1048576;
+  return {
+    mbPerSec: bytes / 1e6 / seconds,
+    bytes,
+    baseRssMB: before.rss / MiB,
+    peakRssMB: peak / MiB,
+    rssGrowthMB: (peak - before.rss) / MiB,
+    heapGrowthMB: (peakHeap - before.heapTotal) / MiB,
+    offHeapGrowthMB: (peakOffHeap - before.external - before.arrayBuffers) / MiB,
+  };
 }
 
 const result = kind === 'small' ? await small(Number(arg)) : await attach(arg);

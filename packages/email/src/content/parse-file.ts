@@ -67,8 +67,12 @@ export class ParseFile {
     }
   }
 
-  /** Writes a stream's chunks to a nameless temporary file, refusing more than `limit` bytes. */
-  static async spill(first: readonly Buffer[], rest: AsyncIterator<Uint8Array | string>, options: { dir?: string | undefined; limit: number; onLimit: () => Error }): Promise<ParseFile> {
+  /**
+   * Writes a stream's chunks to a nameless temporary file, refusing more than
+   * `limit` bytes. `first` (what was read before the decision to spill) is
+   * emptied as it is written, so those bytes are not held during the rest.
+   */
+  static async spill(first: Buffer[], rest: AsyncIterator<Uint8Array | string>, options: { dir?: string | undefined; limit: number; onLimit: () => Error }): Promise<ParseFile> {
     const path = join(options.dir ?? tmpdir(), `smtplib-email-${randomUUID()}.eml`);
     const fd = await openAsync(path, 'wx+', 0o600);
     let named: string | undefined;
@@ -83,14 +87,14 @@ export class ParseFile {
       size += chunk.length;
     };
     try {
-      for (const chunk of first) await append(chunk);
+      while (first.length > 0) await append(first.shift()!);
       for (;;) {
         const next = await rest.next();
         if (next.done) break;
         await append(toBuffer(next.value));
       }
     } catch (error) {
-      close(fd, () => {});
+      closeSync(fd);
       if (named) forget(named);
       throw error;
     }
@@ -112,7 +116,8 @@ export class ParseFile {
   }
 
   #release(): void {
-    close(this.#fd, () => {});
+    // Synchronously, so the descriptor is gone when dispose() returns.
+    closeSync(this.#fd);
     if (this.#path) forget(this.#path);
     this.#path = undefined;
   }
