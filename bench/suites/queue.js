@@ -1,5 +1,6 @@
-// Bench suite for the durable queue (issue 13), picked up by bench/run.js:
-// durable enqueue rate on the spool; delivery rate with 1, 2 and 4 worker
+// Bench suite for the durable queue (issue 13), picked up by bench/run.js and
+// runnable alone (`node bench/suites/queue.js [--quick]`, its own sink):
+// durable enqueue rate (spool and Redis, 1 and 100 calls in flight); delivery rate with 1, 2 and 4 worker
 // processes at 1 ms server latency (the C sink), on the spool and on Redis
 // (AOF, appendfsync always); beside nodemailer's pool driven by BullMQ
 // workers. Every cell checks the sink counted exactly one message per
@@ -7,7 +8,7 @@
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SinkControl } from '../lib/sink.js';
@@ -77,43 +78,60 @@ async function waitForSink(ctl, n, t0, timeoutMs) {
   return { ms, received: (await ctl.stats()).messages };
 }
 
+/** Enqueues `count` messages, `inFlight` calls at a time; returns msgs/s. */
+async function enqueueRate(store, count, inFlight) {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (next < count) {
+      const i = next++;
+      await store.enqueue({ from: 'bench@example.test', to: 'sink@example.test', message: message(i) });
+    }
+  }));
+  return count / ((performance.now() - t0) / 1000);
+}
+
+const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
+
 export async function run({ quick, host, port, ctrlPort }) {
-  const { MailQueue, SpoolStore } = await import(join(ROOT, 'packages/queue/dist/index.js'));
+  const { SpoolStore } = await import(join(ROOT, 'packages/queue/dist/index.js'));
   const { RedisStore } = await import(join(ROOT, 'packages/queue-redis/dist/index.js'));
   const { Queue } = await import('bullmq');
   const ctl = await SinkControl.connect(ctrlPort);
   const E = quick ? 500 : 5000; // enqueue count
   const M = quick ? 300 : 4000; // delivery count per cell
-  const rows = [];
   const timeout = quick ? 60_000 : 300_000;
-
-  // 1. durable enqueue rate (spool): 100 enqueues in flight at a time
+  const loadBefore = load();
+  const started = Date.now();
+  const enqueue = [];
+  const cells = {}; // cells[kind][workers] = { rate, duplicates, unrecorded }
   const dir = mkdtempSync(join(tmpdir(), 'smtplib-bench-spool-'));
-  {
-    const queue = await MailQueue.open({ dir: join(dir, 'enqueue') });
-    const t0 = performance.now();
-    for (let i = 0; i < E; i += 100) {
-      await Promise.all(Array.from({ length: Math.min(100, E - i) }, (_, j) => queue.enqueue({ from: 'bench@example.test', to: 'sink@example.test', message: message(i + j) })));
-    }
-    const ms = performance.now() - t0;
-    await queue.close();
-    rows.push({ cell: `spool: durable enqueue (fsync), ${E} messages, 100 in flight`, rate: E / (ms / 1000), extra: '' });
-    log(`enqueue: ${(E / (ms / 1000)).toFixed(0)} msgs/s`);
-  }
-
-  await ctl.config({ delay_us: 1000 });
   const redis = await startRedis();
   try {
+    // 1. durable enqueue: one call at a time (each waits for its own fsyncs), and 100 calls in flight
+    //    (their directory fsyncs shared: group commit). Resolved = durable in both.
+    for (const inFlight of [1, 100]) {
+      const spool = new SpoolStore(join(dir, `enqueue-${inFlight}`));
+      await spool.open();
+      const n = inFlight === 1 ? Math.ceil(E / 5) : E;
+      enqueue.push({ store: 'spool (fsync of file and directory)', inFlight, n, rate: await enqueueRate(spool, n, inFlight) });
+      await spool.close();
+      const onRedis = new RedisStore({ url: redis.url, prefix: `enqueue${inFlight}` });
+      await onRedis.open();
+      enqueue.push({ store: 'Redis (AOF, appendfsync always)', inFlight, n, rate: await enqueueRate(onRedis, n, inFlight) });
+      await onRedis.close();
+    }
+    for (const e of enqueue) log(`enqueue ${e.store}, ${e.inFlight} in flight: ${e.rate.toFixed(0)} msgs/s`);
+
+    await ctl.config({ delay_us: 1000 });
     // 2. delivery: our queue, spool and Redis, 1/2/4 worker processes
     for (const kind of ['spool', 'redis']) {
+      cells[kind] = {};
       for (const workers of [1, 2, 4]) {
         const spec = kind === 'spool' ? `spool:${join(dir, `${kind}-${workers}`)}` : `redis:${redis.url}#bench${workers}#30000`;
-        let store;
-        if (kind === 'spool') { store = new SpoolStore(spec.slice(6)); } else { store = new RedisStore({ url: redis.url, prefix: `bench${workers}` }); }
+        const store = kind === 'spool' ? new SpoolStore(spec.slice(6)) : new RedisStore({ url: redis.url, prefix: `bench${workers}` });
         await store.open();
-        for (let i = 0; i < M; i += 200) {
-          await Promise.all(Array.from({ length: Math.min(200, M - i) }, (_, j) => store.enqueue({ from: 'bench@example.test', to: 'sink@example.test', message: message(i + j) })));
-        }
+        await enqueueRate(store, M, 200);
         await ctl.reset();
         const children = await startChildren(join(here, 'queue/worker.mjs'), [spec, host, String(port)], workers);
         const t0 = Date.now();
@@ -121,13 +139,13 @@ export async function run({ quick, host, port, ctrlPort }) {
         await stopChildren(children);
         const stats = await store.stats();
         await store.close();
-        const ok = received === M && stats.messages.delivered === M;
-        rows.push({ cell: `smtplib-queue (${kind}), ${workers} worker process(es)`, rate: M / (ms / 1000), extra: `${received - M} duplicates, ${M - stats.messages.delivered} not recorded delivered${ok ? '' : ' (FAILED)'}` });
+        cells[kind][workers] = { rate: M / (ms / 1000), duplicates: received - M, unrecorded: M - stats.messages.delivered };
         log(`${kind} ${workers}: ${(M / (ms / 1000)).toFixed(0)} msgs/s`);
-        if (!ok) throw new Error(`queue ${kind} ${workers}: sink got ${received} of ${M}, ${stats.messages.delivered} recorded delivered`);
+        if (received !== M || stats.messages.delivered !== M) throw new Error(`queue ${kind} ${workers}: sink got ${received} of ${M}, ${stats.messages.delivered} recorded delivered`);
       }
     }
     // 3. the usual user's build: nodemailer pool + BullMQ workers
+    cells.nodemailer = {};
     for (const workers of [1, 2, 4]) {
       const name = `nm${workers}`;
       const q = new Queue(name, { connection: { host: '127.0.0.1', port: Number(new URL(redis.url).port) } });
@@ -140,7 +158,7 @@ export async function run({ quick, host, port, ctrlPort }) {
       const { ms, received } = await waitForSink(ctl, M, t0, timeout);
       await stopChildren(children);
       await q.close();
-      rows.push({ cell: `nodemailer pool + BullMQ, ${workers} worker process(es)`, rate: M / (ms / 1000), extra: `${received - M} duplicates` });
+      cells.nodemailer[workers] = { rate: M / (ms / 1000), duplicates: received - M };
       log(`nodemailer+bullmq ${workers}: ${(M / (ms / 1000)).toFixed(0)} msgs/s`);
     }
   } finally {
@@ -149,21 +167,42 @@ export async function run({ quick, host, port, ctrlPort }) {
     await ctl.config({ delay_us: 0 });
     ctl.close();
   }
+  const loadAfter = load();
 
-  const table = ['| cell | msgs/s | check |', '| --- | ---: | --- |', ...rows.map((r) => `| ${r.cell} | ${r.rate.toFixed(0)} | ${r.extra} |`)];
-  const ours4 = rows.find((r) => r.cell === 'smtplib-queue (redis), 4 worker process(es)');
-  const nm4 = rows.find((r) => r.cell === 'nodemailer pool + BullMQ, 4 worker process(es)');
+  const f = (x) => Math.round(x).toLocaleString('en-US');
+  const cell = (c) => `${f(c.rate)} (${c.duplicates} dup.${c.unrecorded !== undefined ? `, ${c.unrecorded} unrecorded` : ''})`;
+  const ratio = (a, b) => `${(a.rate / b.rate).toFixed(1)}x / `;
+  const delivery = [
+    '| worker processes | smtplib-queue, spool | smtplib-queue, Redis | nodemailer pool + BullMQ | ours ÷ nodemailer (spool / Redis) |',
+    '| ---: | ---: | ---: | ---: | ---: |',
+    ...[1, 2, 4].map((w) => `| ${w} | ${cell(cells.spool[w])} | ${cell(cells.redis[w])} | ${cell(cells.nodemailer[w])} | ${ratio(cells.spool[w], cells.nodemailer[w])}${(cells.redis[w].rate / cells.nodemailer[w].rate).toFixed(1)}x |`),
+  ];
+  const enqueueTable = [
+    '| store | enqueue calls in flight | messages | durable msgs/s |',
+    '| --- | ---: | ---: | ---: |',
+    ...enqueue.map((e) => `| ${e.store} | ${e.inFlight} | ${f(e.n)} | ${f(e.rate)} |`),
+  ];
+  const allCells = [...Object.values(cells.spool), ...Object.values(cells.redis), ...Object.values(cells.nodemailer)];
+  const duplicates = allCells.reduce((n, c) => n + c.duplicates, 0);
   const section = [
     '## Durable queue (smtplib-queue)',
     '',
-    `Sink reply latency 1 ms; ${M} messages per delivery cell (each worker: 4 connections, 40 messages in flight); Redis with AOF and appendfsync always. ` +
-      `${quick ? 'QUICK run (small counts). ' : ''}Command: \`${quick ? 'BENCH_QUICK=1 ' : ''}BENCH_ONLY=suites BENCH_SUITES=queue npm run bench\`.`,
+    `Command: \`node bench/suites/queue.js${quick ? ' --quick' : ''}\` (also run by \`npm run bench\`). ${quick ? 'QUICK run (small counts). ' : ''}` +
+      `${os.cpus().length} CPUs, load average (1 / 5 / 15 min) ${loadBefore} at the start and ${loadAfter} at the end; ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     '',
-    ...table,
+    'Enqueue: a call resolves once the message is durable (spool: the message file fsynced, then its directory; Redis: the write in the AOF, fsynced). ' +
+      'With one call in flight each pays its own fsyncs; with 100 in flight the spool shares directory fsyncs between them (group commit) and Redis fsyncs once per event-loop turn for all clients.',
     '',
-    ours4 && nm4 ? `4 workers: smtplib-queue on Redis ${(ours4.rate / nm4.rate).toFixed(1)}x nodemailer pool + BullMQ.` : '',
+    ...enqueueTable,
+    '',
+    `Delivery: msgs/s from the first worker's start to the sink's last message, ${f(M)} messages per cell, sink reply latency 1 ms; each worker process: 4 connections, 40 messages in flight (ours: QueueWorker concurrency 40 over an SMTPPool of 4 connections × 10; nodemailer: a BullMQ Worker with concurrency 40 over nodemailer's pool, maxConnections 4). ` +
+      'Redis with AOF and appendfsync always. "dup." = messages the sink received more than once; "unrecorded" = messages the store does not show delivered at the end.',
+    '',
+    ...delivery,
+    '',
+    `Duplicates over every cell: ${duplicates}.`,
   ].join('\n');
-  // The same table into docs/queue.md's bench block (a generated block, never typed).
+  // The same section into docs/queue.md's bench block (a generated block, never typed).
   const doc = join(ROOT, 'docs', 'queue.md');
   if (existsSync(doc)) {
     const text = readFileSync(doc, 'utf8');
@@ -174,4 +213,15 @@ export async function run({ quick, host, port, ctrlPort }) {
     if (a >= 0 && b > a) writeFileSync(doc, text.slice(0, a) + begin + '\n' + section.replace(/^## .*\n\n/, '') + '\n' + text.slice(b));
   }
   return section;
+}
+
+// Standalone: node bench/suites/queue.js [--quick]  (starts its own sink)
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { buildSink, startSink } = await import('../lib/sink.js');
+  const sink = await startSink(buildSink());
+  try {
+    console.log(await run({ quick: process.argv.includes('--quick'), host: '127.0.0.1', port: sink.port, ctrlPort: sink.ctrlPort }));
+  } finally {
+    sink.proc.kill();
+  }
 }

@@ -47,7 +47,7 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from 'smtplib-queue';
-import { checkId, newId, newRecipients, requeue, validateEnqueue } from 'smtplib-queue/internal';
+import { checkId, newRecord, requeue } from 'smtplib-queue/internal';
 
 export interface RedisStoreOptions {
   /** redis://host:port/db (default redis://127.0.0.1:6379). */
@@ -89,6 +89,8 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   #marks: { key: string; lock: string; token: string; resolve(): void; reject(error: unknown): void }[] = [];
   #marksScheduled = false;
   #lastOrphanScan = 0;
+  /** Bodies read with their claims, until the attempt is recorded. */
+  readonly #bodies = new Map<string, Buffer>();
   #closed = false;
   /** Round trips to Redis made by markCommitting (for tests: one per batch). */
   markRoundTrips = 0;
@@ -163,28 +165,12 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   // --- enqueue -------------------------------------------------------------------
 
   async enqueue(input: EnqueueInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
-    const valid = validateEnqueue(input, options);
     const now = Date.now();
-    const id = newId(now);
-    const stored: StoredMessage = {
-      v: 1,
-      id,
-      from: valid.from,
-      recipients: newRecipients(valid.to),
-      attempts: 0,
-      priority: valid.priority,
-      metadata: valid.metadata,
-      ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
-      ...(input.mailOptions !== undefined ? { mailOptions: input.mailOptions } : {}),
-      ...(input.rcptOptions !== undefined ? { rcptOptions: input.rcptOptions } : {}),
-      size: valid.body.length,
-      createdAt: now,
-      notBefore: valid.notBefore,
-      nextAttemptAt: Math.max(now, valid.notBefore),
-    };
+    const { record: stored, body } = newRecord(input, options, now);
+    const id = stored.id;
     const r = this.#r;
     // The message first (invisible: no job, not in ids), then the key, then the job.
-    await r.hset(this.#k('msg', id), 'json', JSON.stringify(stored), 'body', valid.body);
+    await r.hset(this.#k('msg', id), 'json', JSON.stringify(stored), 'body', body);
     if (options.idempotencyKey !== undefined) {
       const key = this.#k('idem', createHash('sha256').update(options.idempotencyKey).digest('hex'));
       const won = await r.set(key, id, 'NX');
@@ -236,6 +222,9 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async body(id: string): Promise<Buffer> {
     checkId(id);
+    // Read with the claim (same round trip) when this process claimed it.
+    const cached = this.#bodies.get(id);
+    if (cached) return cached;
     const body = await this.#r.hgetBuffer(this.#k('msg', id), 'body');
     if (!body) throw new QueueError('ERR_QUEUE_NOT_FOUND', `the body of message ${id} is not in Redis (delivered messages keep only their record)`, { messageId: id });
     return body;
@@ -376,44 +365,72 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     for (const slot of slots) await this.#r.zrem(this.#k('dest', slot), `${worker}:${id}`);
   }
 
+  /**
+   * Claims in batches: every BullMQ fetch of a batch is sent at once (one
+   * round trip), then one pipeline reads their records, held flags and
+   * bodies, and one MULTI records the claims and looks for unresolved marks.
+   * Three round trips for the batch, not three per message.
+   */
   async claim(worker: string, limit: number): Promise<Claim[]> {
     const entry = this.#entry(worker);
     const r = this.#r;
     const claims: Claim[] = [];
-    const now = Date.now();
     let tries = 0;
-    while (claims.length < limit && tries++ < limit * 2) {
-      const token = `${worker}:${entry.seq++}`;
-      const job = await entry.bull.getNextJob(token, { block: false });
-      if (!job) break;
-      const id = job.id!;
-      // One round trip for the record and the held flag.
-      const [[, row], [, isHeld]] = ((await r.pipeline().hmget(this.#k('msg', id), 'json', 'worker').sismember(this.#k('held'), id).exec()) ?? []) as [unknown, unknown][];
-      const json = (row as (string | null)[] | undefined)?.[0];
-      const loaded = json ? { message: JSON.parse(json) as StoredMessage } : undefined;
-      if (!loaded || isTerminal(restingState(loaded.message)) || isHeld === 1) {
-        // Deleted, finished or held meanwhile: the job has nothing left to do.
-        await job.moveToCompleted('gone', token, false).catch(() => undefined);
-        continue;
+    while (claims.length < limit && tries < limit * 2) {
+      const want = limit - claims.length;
+      tries += want;
+      const fetched = await Promise.all(Array.from({ length: want }, () => {
+        const token = `${worker}:${entry.seq++}`;
+        return entry.bull.getNextJob(token, { block: false }).then((job) => (job ? { job, token } : undefined));
+      }));
+      const jobs = fetched.filter((j): j is { job: Job; token: string } => j !== undefined);
+      if (jobs.length === 0) break;
+      const read = r.pipeline();
+      for (const { job } of jobs) read.hget(this.#k('msg', job.id!), 'json').sismember(this.#k('held'), job.id!).hgetBuffer(this.#k('msg', job.id!), 'body');
+      const rows = (await read.exec()) ?? [];
+      for (const [error] of rows) if (error) throw error;
+      const now = Date.now();
+      const taken: { job: Job; token: string; message: StoredMessage; body: Buffer | null }[] = [];
+      const asides: Promise<unknown>[] = [];
+      for (let i = 0; i < jobs.length; i++) {
+        const { job, token } = jobs[i]!;
+        const json = rows[3 * i]![1] as string | null;
+        const isHeld = rows[3 * i + 1]![1] as number;
+        const message = json ? (JSON.parse(json) as StoredMessage) : undefined;
+        if (!message || isTerminal(restingState(message)) || isHeld === 1) {
+          // Deleted, finished or held meanwhile: the job has nothing left to do.
+          asides.push(job.moveToCompleted('gone', token, false).catch(() => undefined));
+        } else if (message.nextAttemptAt > now + 1000) {
+          asides.push(job.moveToDelayed(message.nextAttemptAt, token));
+        } else {
+          taken.push({ job, token, message, body: rows[3 * i + 2]![1] as Buffer | null });
+        }
       }
-      const message = loaded.message;
-      if (message.nextAttemptAt > now + 1000) {
-        await job.moveToDelayed(message.nextAttemptAt, token);
-        continue;
-      }
-      const slots = await this.#takeSlots(worker, message);
-      if (!slots) {
+      const slotted = await Promise.all(taken.map((t) => this.#takeSlots(worker, t.message)));
+      const won: (typeof taken[number] & { slots: string[] })[] = [];
+      taken.forEach((t, i) => {
+        const slots = slotted[i];
+        if (slots) won.push({ ...t, slots });
         // Its destination is at its limit: try again shortly (not an attempt).
-        await job.moveToDelayed(Date.now() + 200, token);
-        continue;
+        else asides.push(t.job.moveToDelayed(Date.now() + 200, t.token));
+      });
+      await Promise.all(asides);
+      if (won.length === 0) continue;
+      // One round trip: unresolved end-of-data marks, and the claims recorded.
+      const multi = r.multi();
+      for (const { message } of won) {
+        const id = message.id;
+        multi.exists(this.#k('commit', `${id}@${message.attempts + 1}`)).hset(this.#k('msg', id), 'worker', worker).zrem(this.#k('due'), id).zadd(this.#k('active'), now, id);
       }
-      // One round trip: is there an unresolved end-of-data mark, and the claim recorded.
-      const results = (await r.multi().exists(this.#k('commit', `${id}@${message.attempts + 1}`)).hset(this.#k('msg', id), 'worker', worker).zrem(this.#k('due'), id).zadd(this.#k('active'), Date.now(), id).exec()) ?? [];
+      const results = (await multi.exec()) ?? [];
       for (const [error] of results) if (error) throw error;
-      const interrupted = results[0]?.[1] === 1;
-      entry.jobs.set(id, { job, token, slots });
-      claims.push({ message, interrupted });
-      this.#emit({ id, from: restingState(message), to: 'active' });
+      won.forEach(({ job, token, message, body, slots }, i) => {
+        const id = message.id;
+        entry.jobs.set(id, { job, token, slots });
+        if (body) this.#bodies.set(id, body);
+        claims.push({ message, interrupted: results[4 * i]?.[1] === 1 });
+        this.#emit({ id, from: restingState(message), to: 'active' });
+      });
     }
     return claims;
   }
@@ -472,6 +489,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async finish(worker: string, message: StoredMessage): Promise<void> {
     const entry = this.#entry(worker);
+    this.#bodies.delete(message.id);
     const held = entry.jobs.get(message.id);
     const to: QueueState = restingState(message);
     // Recorded only while this worker holds the lock, or when nobody has recorded this attempt yet.
@@ -508,6 +526,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   async unclaim(worker: string, id: string): Promise<void> {
     const entry = this.#entry(worker);
     const held = entry.jobs.get(id);
+    this.#bodies.delete(id);
     if (!held) return;
     entry.jobs.delete(id);
     const loadedBefore = await this.#load(id);

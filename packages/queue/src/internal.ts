@@ -5,4 +5,4 @@
 export { checkId } from './errors.js';
 export { newId } from './ids.js';
 export { validateEnqueue, type ValidEnqueue } from './validate.js';
-export { newRecipients, requeue, toStoredReply } from './record.js';
+export { newRecord, newRecipients, requeue, toStoredReply } from './record.js';

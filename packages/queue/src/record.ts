@@ -3,7 +3,35 @@
 
 import type { StatusKind } from 'smtplib';
 import { retryDelay, type ResolvedSchedule } from './schedule.js';
-import { isTerminal, type QueueMessage, type QueueState, type StoredMessage, type StoredRecipient, type StoredReply } from './types.js';
+import { newId } from './ids.js';
+import { validateEnqueue } from './validate.js';
+import { isTerminal, type EnqueueInput, type EnqueueOptions, type QueueMessage, type QueueState, type StoredMessage, type StoredRecipient, type StoredReply } from './types.js';
+
+/**
+ * A new message's first record and its bytes, from what enqueue() was given
+ * (validated first: throws ERR_QUEUE_INVALID). Every store builds it here, so
+ * every store stores the same record.
+ */
+export function newRecord(input: EnqueueInput, options: EnqueueOptions, now: number): { record: StoredMessage; body: Buffer } {
+  const valid = validateEnqueue(input, options);
+  const record: StoredMessage = {
+    v: 1,
+    id: newId(now),
+    from: valid.from,
+    recipients: newRecipients(valid.to),
+    attempts: 0,
+    priority: valid.priority,
+    metadata: valid.metadata,
+    ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
+    ...(input.mailOptions !== undefined ? { mailOptions: input.mailOptions } : {}),
+    ...(input.rcptOptions !== undefined ? { rcptOptions: input.rcptOptions } : {}),
+    size: valid.body.length,
+    createdAt: now,
+    notBefore: valid.notBefore,
+    nextAttemptAt: Math.max(now, valid.notBefore),
+  };
+  return { record, body: valid.body };
+}
 
 /** The recipients an attempt still has to send to. */
 export function pendingRecipients(message: StoredMessage): string[] {

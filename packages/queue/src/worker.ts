@@ -2,11 +2,17 @@
 // SMTPPool, recording every attempt. Many workers (in one process or many)
 // can share a store; a claim is only ever won by one of them.
 //
-// Delivery semantics across crashes: each attempt asks the store to record
-// "about to write the end of data" (beforeCommit, batched by the store)
-// before the final dot / BDAT LAST leaves. A claim found with that mark and
-// no recorded outcome was interrupted after the point of no return: its
+// Delivery semantics across crashes: before a claimed group of messages is
+// handed to the pool, the store records for each "attempt n is about to write
+// the end of data" (markCommitting, one store round trip for the group). A
+// claim found with that mark and no recorded outcome was interrupted: its
 // recipients become 'unknown' and are not sent again unless retryUnknown.
+// (Marking before the pool takes the message, rather than in the pool's
+// beforeCommit hook, lets each message ride whole - MAIL, RCPT, BDAT LAST and
+// the body in one write - and queued messages chain behind it: one SMTP round
+// trip per message instead of two plus a store round trip. The cost: a worker
+// killed in the few ms between the mark and the end of data leaves those
+// messages 'unknown' although they were not sent - never a duplicate.)
 // Accepted recipients are never sent again; transiently refused ones are
 // retried alone on the schedule.
 
@@ -168,11 +174,11 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
           this.#error(error);
         }
         claimed = claims.length;
-        for (const claim of claims) {
-          const task = this.#process(worker, claim).catch((error) => this.#error(error));
-          this.#inFlight.add(task);
-          void task.finally(() => {
-            this.#inFlight.delete(task);
+        for (const task of this.#processGroup(worker, claims)) {
+          const tracked = task.catch((error) => this.#error(error));
+          this.#inFlight.add(tracked);
+          void tracked.finally(() => {
+            this.#inFlight.delete(tracked);
             this.#wake?.();
           });
         }
@@ -204,6 +210,16 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     });
   }
 
+  /**
+   * One task per claimed message. The group's bodies are read and its marks
+   * written together (the store batches calls made in one turn into one round
+   * trip), then every message goes to the pool at once, so the pool can
+   * pipeline them.
+   */
+  #processGroup(worker: string, claims: readonly Claim[]): Promise<void>[] {
+    return claims.map((claim) => this.#process(worker, claim));
+  }
+
   async #process(worker: string, claim: Claim): Promise<void> {
     let message = claim.message;
     const startedAt = Date.now();
@@ -222,12 +238,26 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     const attempt = message.attempts + 1;
     const id = message.id;
     let record: AttemptRecord;
+    let body: Buffer;
     try {
-      const body = await this.store.body(id);
+      // Both in this turn for every message of the group: one batch each.
+      [body] = await Promise.all([this.store.body(id), this.store.markCommitting(worker, id, attempt)]);
+    } catch (error) {
+      if (error instanceof QueueError && error.code === 'ERR_QUEUE_CLAIM_LOST') {
+        this.#error(error); // another worker owns it now: nothing was sent, nothing to record
+        return;
+      }
+      // Nothing was written to the server: the attempt did not happen.
+      const text = error instanceof Error ? error.message : String(error);
+      record = { decisions: pending.map((address) => ({ address, result: 'deferred', kind: 'transient', advice: `the store could not record the attempt, nothing was sent: ${text}` })), startedAt, error: text };
+      message = applyAttempt(message, record, Date.now(), this.#schedule);
+      await this.#record(worker, message, startedAt);
+      return;
+    }
+    try {
       const result = await this.#pool.sendmail(message.from, pending, body, {
         ...(message.mailOptions ? { mailOptions: message.mailOptions as never } : {}),
         ...(message.rcptOptions ? { rcptOptions: message.rcptOptions as never } : {}),
-        beforeCommit: () => this.store.markCommitting(worker, id, attempt),
       });
       record = fromResult(result, pending, startedAt, this.#catalogue, this.#retryUnknown);
     } catch (error) {

@@ -7,11 +7,12 @@
 import { open, rename, link, unlink } from 'node:fs/promises';
 import { constants } from 'node:fs';
 
-/** Writes `data` to `path` (which must not exist) and fsyncs it. */
-export async function writeDurable(path: string, data: string | Uint8Array): Promise<void> {
+/** Writes `data` (pieces in order) to `path` (which must not exist) and fsyncs it. */
+export async function writeDurable(path: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
-    await handle.writeFile(data);
+    // (Each writeFile on a handle continues where the last one ended.)
+    for (const piece of Array.isArray(data) ? data : [data]) await handle.writeFile(piece);
     await handle.sync();
   } finally {
     await handle.close();

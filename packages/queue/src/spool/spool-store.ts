@@ -4,9 +4,11 @@
 //
 //   spool.json                   format marker and version
 //   tmp/                         every file is written here first (fsync), then renamed into place
-//   data/<id>                    the message bytes; written once, before the message is visible anywhere
+//   data/<id>                    the message as enqueued: its record (one line of JSON), a newline, then
+//                                the message bytes; written once (one fsync), before the message is visible anywhere
 //   queue/<due>-<pp>-<q|d>-<id>.json   pending (queued / deferred); the name carries the due time
-//                                (13 digits, ms), the priority + 10, and whether it was attempted
+//                                (13 digits, ms), the priority + 10, and whether it was attempted.
+//                                Empty until the first attempt: the record is then data/<id>'s first line
 //   active/<worker>/<id>.json    claimed: exactly one worker owns it (claimed by rename, which only one wins)
 //   hold/<id>.json               held by an operator
 //   done/<state>-<id>.json       finished: delivered, bounced or unknown
@@ -21,13 +23,12 @@
 
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { QueueError, checkId } from '../errors.js';
-import { newId } from '../ids.js';
-import { applyInterrupted, newRecipients, requeue, restingState, view } from '../record.js';
+import { applyInterrupted, newRecord, requeue, restingState, view } from '../record.js';
 import { resolveSchedule, type RetrySchedule } from '../schedule.js';
 import type { Claim, QueueStore } from '../store.js';
 import {
@@ -45,9 +46,8 @@ import {
   type TransitionEvent,
 } from '../types.js';
 import { DirSyncer, createMarker, linkIfAbsent, moveIfPresent, unlinkIfPresent, writeDurable } from './durable.js';
-import { validateEnqueue } from '../validate.js';
 
-const FORMAT = { format: 'smtplib-queue spool', version: 1 };
+const FORMAT = { format: 'smtplib-queue spool', version: 2 };
 const QUEUE_NAME = /^(\d{13})-(\d{2})-([qd])-([0-9a-z]+)\.json$/;
 const DONE_NAME = /^(delivered|bounced|unknown)-([0-9a-z]+)\.json$/;
 const DONE_STATES = ['delivered', 'bounced', 'unknown'] as const;
@@ -79,6 +79,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   #control: Promise<string> | undefined;
   #marks: { path: string; claim: string; worker: string; resolve(): void; reject(error: unknown): void }[] = [];
   #marksScheduled = false;
+  /** Bodies read with their claims (see #readClaimed), until the attempt takes them. */
+  readonly #bodies = new Map<string, Buffer>();
   #closed = false;
 
   constructor(dir: string, options: SpoolStoreOptions = {}) {
@@ -149,39 +151,25 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async enqueue(input: EnqueueInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     this.#assertOpen();
-    const valid = validateEnqueue(input, options);
     const now = Date.now();
-    const id = newId(now);
-    const stored: StoredMessage = {
-      v: 1,
-      id,
-      from: valid.from,
-      recipients: newRecipients(valid.to),
-      attempts: 0,
-      priority: valid.priority,
-      metadata: valid.metadata,
-      ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
-      ...(input.mailOptions !== undefined ? { mailOptions: input.mailOptions } : {}),
-      ...(input.rcptOptions !== undefined ? { rcptOptions: input.rcptOptions } : {}),
-      size: valid.body.length,
-      createdAt: now,
-      notBefore: valid.notBefore,
-      nextAttemptAt: Math.max(now, valid.notBefore),
-    };
-    const bodyTmp = this.#p('tmp', `${id}.eml`);
-    const jsonTmp = this.#p('tmp', `${id}.json`);
-    await Promise.all([writeDurable(bodyTmp, valid.body), writeDurable(jsonTmp, JSON.stringify(stored))]);
+    const { record: stored, body } = newRecord(input, options, now);
+    const id = stored.id;
+    // One file, one fsync: the record's first version and the body. The entry
+    // in queue/ is an empty file (its name says all a claim needs to find it):
+    // durable by the directory's fsync alone, with no content to lose.
+    const dataTmp = this.#p('tmp', `${id}.eml`);
+    await writeDurable(dataTmp, [Buffer.from(JSON.stringify(stored) + '\n', 'utf8'), body]);
     if (options.idempotencyKey !== undefined) {
       const existing = await this.#claimKey(options.idempotencyKey, id);
       if (existing) {
-        await Promise.all([unlinkIfPresent(bodyTmp), unlinkIfPresent(jsonTmp)]);
+        await unlinkIfPresent(dataTmp);
         return { id: existing, created: false };
       }
     }
-    await rename(bodyTmp, this.#p('data', id));
+    await rename(dataTmp, this.#p('data', id));
     // The body is durable before the message becomes visible in queue/.
     await this.#syncer.sync(this.#p('data'));
-    await rename(jsonTmp, this.#p('queue', queueName(stored)));
+    await createMarker(this.#p('queue', queueName(stored)));
     await Promise.all([this.#syncer.sync(this.#p('queue')), options.idempotencyKey !== undefined ? this.#syncer.sync(this.#p('idem')) : undefined]);
     this.#emit({ id, from: 'new', to: 'queued' });
     return { id, created: true };
@@ -257,12 +245,56 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     return undefined;
   }
 
+  /** A message's record: its file, or while that is empty (never attempted) data/<id>'s first line. */
   async #read(path: string): Promise<StoredMessage | undefined> {
     try {
-      return JSON.parse(await readFile(path, 'utf8')) as StoredMessage;
+      const text = await readFile(path, 'utf8');
+      if (text !== '') return JSON.parse(text) as StoredMessage;
+      return await this.#readEnqueued(idOfPath(path));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
+    }
+  }
+
+  /**
+   * A claimed message's record. A message never attempted has its record in
+   * data/<id>, before its body: one read gives both, and the body is kept
+   * for the attempt that follows (no second read of the file).
+   */
+  async #readClaimed(path: string, id: string): Promise<StoredMessage | undefined> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    if (text !== '') return JSON.parse(text) as StoredMessage;
+    const file = await readFile(this.#p('data', id));
+    const end = file.indexOf(0x0a);
+    this.#bodies.set(id, file.subarray(end + 1));
+    return JSON.parse(file.subarray(0, end).toString('utf8')) as StoredMessage;
+  }
+
+  /** The record written at enqueue: data/<id>'s first line (read a block at a time, never the whole body). */
+  async #readEnqueued(id: string): Promise<StoredMessage> {
+    const handle = await open(this.#p('data', id), 'r');
+    try {
+      const blocks: Buffer[] = [];
+      for (let position = 0; ; ) {
+        const block = Buffer.allocUnsafe(16_384);
+        const { bytesRead } = await handle.read(block, 0, block.length, position);
+        const end = block.subarray(0, bytesRead).indexOf(0x0a);
+        if (end >= 0 || bytesRead === 0) {
+          blocks.push(block.subarray(0, end >= 0 ? end : bytesRead));
+          return JSON.parse(Buffer.concat(blocks).toString('utf8')) as StoredMessage;
+        }
+        blocks.push(block.subarray(0, bytesRead));
+        position += bytesRead;
+      }
+    } finally {
+      await handle.close();
     }
   }
 
@@ -291,8 +323,14 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async body(id: string): Promise<Buffer> {
     checkId(id);
+    const kept = this.#bodies.get(id);
+    if (kept) {
+      this.#bodies.delete(id);
+      return kept;
+    }
     try {
-      return await readFile(this.#p('data', id));
+      const file = await readFile(this.#p('data', id));
+      return file.subarray(file.indexOf(0x0a) + 1); // after the record line
     } catch (error) {
       throw new QueueError('ERR_QUEUE_NOT_FOUND', `the body of message ${id} is not in the spool (delivered messages keep only their record)`, { cause: error, messageId: id });
     }
@@ -410,18 +448,24 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       if (at <= now) due.push({ name, due: at, priority: Number(match[2]) - 10, id: match[4]! });
     }
     due.sort((a, b) => b.priority - a.priority || a.due - b.due || (a.id < b.id ? -1 : 1));
-    const claims: Claim[] = [];
-    for (const candidate of due) {
-      if (claims.length >= limit) break;
-      const path = this.#p('active', worker, `${candidate.id}.json`);
-      if (!(await moveIfPresent(this.#p('queue', candidate.name), path))) continue; // another worker won
-      const message = await this.#read(path);
-      if (!message) continue;
-      const interrupted = await this.#exists(this.#p('commit', `${message.id}@${message.attempts + 1}`));
-      claims.push({ message, interrupted });
-      this.#emit({ id: message.id, from: restingState(message), to: 'active' });
+    const won: StoredMessage[] = [];
+    // Renames in parallel, a window at a time: each rename is won by one worker only.
+    for (let i = 0; i < due.length && won.length < limit; ) {
+      const window = due.slice(i, i + (limit - won.length));
+      i += window.length;
+      const taken = await Promise.all(window.map(async (candidate) => {
+        const path = this.#p('active', worker, `${candidate.id}.json`);
+        if (!(await moveIfPresent(this.#p('queue', candidate.name), path))) return undefined; // another worker won
+        return this.#readClaimed(path, candidate.id);
+      }));
+      for (const message of taken) if (message) won.push(message);
     }
-    return claims;
+    // One listing of commit/ for the whole claim instead of a stat per message.
+    const marks = won.length > 0 ? new Set(await readdir(this.#p('commit'))) : new Set<string>();
+    return won.map((message) => {
+      this.#emit({ id: message.id, from: restingState(message), to: 'active' });
+      return { message, interrupted: marks.has(`${message.id}@${message.attempts + 1}`) };
+    });
   }
 
   markCommitting(worker: string, id: string, attempt: number): Promise<void> {
@@ -452,11 +496,15 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   async finish(worker: string, message: StoredMessage): Promise<void> {
+    this.#bodies.delete(message.id);
     const from = this.#p('active', worker, `${checkId(message.id)}.json`);
     if (!(await this.#exists(from))) throw claimLost(from);
     const to = await this.#place(from, message);
-    for (let n = message.attempts; n >= 1 && n >= message.attempts - 1; n--) await unlinkIfPresent(this.#p('commit', `${message.id}@${n}`));
-    if (to === 'delivered') await unlinkIfPresent(this.#p('data', message.id));
+    // The mark of this attempt, and of the one before (a resent interrupted attempt); the body once delivered.
+    const gone = [this.#p('commit', `${message.id}@${message.attempts}`)];
+    if (message.attempts > 1) gone.push(this.#p('commit', `${message.id}@${message.attempts - 1}`));
+    if (to === 'delivered') gone.push(this.#p('data', message.id));
+    await Promise.all(gone.map(unlinkIfPresent));
     this.#emit({
       id: message.id,
       from: 'active',
@@ -467,6 +515,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async unclaim(worker: string, id: string): Promise<void> {
     const from = this.#p('active', worker, `${checkId(id)}.json`);
+    this.#bodies.delete(id);
     const message = await this.#read(from);
     if (!message) return;
     await rename(from, this.#p('queue', queueName(message)));
@@ -673,6 +722,13 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   #assertOpen(): void {
     if (this.#closed) throw new QueueError('ERR_QUEUE_CLOSED', 'the queue store is closed');
   }
+}
+
+/** The message id in a spool file's name (queue/, active/, hold/ or done/). */
+function idOfPath(path: string): string {
+  const name = basename(path);
+  const match = QUEUE_NAME.exec(name) ?? DONE_NAME.exec(name);
+  return checkId(match ? match[match.length - 1]! : name.replace(/\.json$/, ''));
 }
 
 function claimLost(path: string): QueueError {

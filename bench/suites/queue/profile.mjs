@@ -1,0 +1,119 @@
+// Where a queued message's time goes: one worker process, one store, the C sink at 1 ms.
+// Prints msgs/s, store calls per message with their mean latency, fsyncs per message
+// (file and directory, counted in this process), and for Redis the commands per
+// message from INFO commandstats (every client, BullMQ's included).
+//   node bench/suites/queue/profile.mjs spool|redis [messages] [--cpu-prof via NODE_OPTIONS]
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSink, startSink, SinkControl } from '../../lib/sink.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const kind = process.argv[2] ?? 'spool';
+const M = Number(process.argv[3] ?? 2000);
+
+// Count file fsyncs made through fs/promises FileHandle.sync (the spool's only way to fsync).
+const probe = await open(tmpdir(), 'r');
+const proto = Object.getPrototypeOf(probe);
+await probe.close();
+const fsyncs = { n: 0 };
+const sync = proto.sync;
+proto.sync = function () { fsyncs.n++; return sync.call(this); };
+
+async function freePort() {
+  const s = net.createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function redisCli(port, ...args) {
+  return new Promise((resolve) => {
+    const p = spawn('redis-cli', ['-p', String(port), ...args]);
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.on('close', () => resolve(out));
+  });
+}
+
+const sink = await startSink(buildSink());
+const ctl = await SinkControl.connect(sink.ctrlPort);
+await ctl.config({ delay_us: 1000 });
+const dir = mkdtempSync(join(tmpdir(), 'smtplib-qprof-'));
+let redisProc;
+let store;
+const { MailQueue, SpoolStore } = await import(join(ROOT, 'packages/queue/dist/index.js'));
+let port;
+if (kind === 'redis') {
+  port = await freePort();
+  redisProc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  const { RedisStore } = await import(join(ROOT, 'packages/queue-redis/dist/index.js'));
+  store = new RedisStore({ url: `redis://127.0.0.1:${port}`, prefix: 'prof' });
+} else {
+  store = new SpoolStore(join(dir, 'spool'));
+}
+await store.open();
+const body = `From: a@example.test\r\nTo: b@example.test\r\nSubject: profile\r\n\r\n${'A small message body line for the profile.\r\n'.repeat(8)}`;
+for (let i = 0; i < M; i += 200) await Promise.all(Array.from({ length: Math.min(200, M - i) }, () => store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: body })));
+
+// Time every store call the worker makes.
+const calls = {};
+for (const name of ['claim', 'body', 'markCommitting', 'finish', 'recover', 'nextDueAt']) {
+  const fn = store[name].bind(store);
+  calls[name] = { n: 0, ms: 0, items: 0 };
+  store[name] = async (...args) => {
+    const t = performance.now();
+    try {
+      const out = await fn(...args);
+      if (name === 'claim') calls[name].items += out.length;
+      return out;
+    } finally {
+      calls[name].n++;
+      calls[name].ms += performance.now() - t;
+    }
+  };
+}
+if (kind === 'redis') await redisCli(port, 'CONFIG', 'RESETSTAT');
+fsyncs.n = 0;
+const dirSyncs0 = store.dirSyncs ?? 0;
+await ctl.reset();
+const queue = new MailQueue(store);
+const worker = queue.worker({ smtp: { host: '127.0.0.1', port: sink.port, tlsPolicy: 'none', maxConnections: 4, maxInFlightPerConnection: 10 }, concurrency: 40, pollIntervalMs: 20 });
+const t0 = performance.now();
+const cpu0 = process.cpuUsage();
+await worker.start();
+for (;;) {
+  if ((await ctl.stats()).messages >= M) break;
+  await new Promise((r) => setTimeout(r, 10));
+}
+const ms = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+await worker.stop();
+const st = await ctl.stats();
+console.log(`${kind}: ${M} messages, 1 worker in process, sink 1 ms: ${(M / (ms / 1000)).toFixed(0)} msgs/s; sink reply batches ${st.batches ?? '?'}; this process's CPU ${((cpu.user + cpu.system) / 1000 / M).toFixed(2)} ms/msg (user ${(cpu.user / 1000 / M).toFixed(2)}, system ${(cpu.system / 1000 / M).toFixed(2)})`);
+for (const [name, c] of Object.entries(calls)) if (c.n) console.log(`  ${name.padEnd(15)} ${(c.n / M).toFixed(3)} calls/msg  mean ${(c.ms / c.n).toFixed(2)} ms${name === 'claim' ? `  (${(c.items / c.n).toFixed(1)} messages per claim)` : ''}`);
+if (kind === 'spool') console.log(`  file fsyncs/msg ${(fsyncs.n / M).toFixed(2)}  dir fsyncs/msg ${((store.dirSyncs - dirSyncs0) / M).toFixed(2)}`);
+if (kind === 'redis') {
+  const info = await redisCli(port, 'INFO', 'commandstats');
+  let total = 0;
+  const rows = [];
+  for (const line of info.split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (!m || m[1] === 'info' || m[1] === 'config') continue;
+    total += Number(m[2]);
+    rows.push([m[1], Number(m[2])]);
+  }
+  rows.sort((a, b) => b[1] - a[1]);
+  console.log(`  Redis commands/msg ${(total / M).toFixed(1)} (blocking waits included): ${rows.map(([n, c]) => `${n} ${(c / M).toFixed(2)}`).join(', ')}`);
+}
+await queue.close();
+redisProc?.kill();
+ctl.close();
+sink.proc.kill();
+rmSync(dir, { recursive: true, force: true });
