@@ -84,7 +84,7 @@ fsyncs.n = 0;
 const dirSyncs0 = store.dirSyncs ?? 0;
 await ctl.reset();
 const queue = new MailQueue(store);
-const worker = queue.worker({ smtp: { host: '127.0.0.1', port: sink.port, tlsPolicy: 'none', maxConnections: 4, maxInFlightPerConnection: 10 }, concurrency: 40, pollIntervalMs: 20 });
+const worker = queue.worker({ smtp: { host: '127.0.0.1', port: sink.port, tlsPolicy: 'none', maxConnections: 4 }, concurrency: 40, pollIntervalMs: 20 });
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 await worker.start();

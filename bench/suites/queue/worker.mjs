@@ -8,7 +8,7 @@ const { MailQueue } = await import('../../../packages/queue/dist/index.js');
 const store = await openStore(spec);
 const queue = new MailQueue(store);
 const worker = queue.worker({
-  smtp: { host, port: Number(port), tlsPolicy: 'none', maxConnections: 4, maxInFlightPerConnection: 10 },
+  smtp: { host, port: Number(port), tlsPolicy: 'none', maxConnections: 4 },
   concurrency: 40,
   pollIntervalMs: 20,
 });

@@ -2,17 +2,18 @@
 // SMTPPool, recording every attempt. Many workers (in one process or many)
 // can share a store; a claim is only ever won by one of them.
 //
-// Delivery semantics across crashes: before a claimed group of messages is
-// handed to the pool, the store records for each "attempt n is about to write
-// the end of data" (markCommitting, one store round trip for the group). A
+// Delivery semantics across crashes: before messages are handed to the pool,
+// the store records for each "attempt n is about to write the end of data"
+// (markCommitting, one store round trip for all handed off in one turn; at
+// most markAhead at a time, all claimed ones by default). A
 // claim found with that mark and no recorded outcome was interrupted: its
 // recipients become 'unknown' and are not sent again unless retryUnknown.
 // (Marking before the pool takes the message, rather than in the pool's
 // beforeCommit hook, lets each message ride whole - MAIL, RCPT, BDAT LAST and
 // the body in one write - and queued messages chain behind it: one SMTP round
 // trip per message instead of two plus a store round trip. The cost: a worker
-// killed in the few ms between the mark and the end of data leaves those
-// messages 'unknown' although they were not sent - never a duplicate.)
+// killed between the mark and the end of data leaves those messages (at most
+// markAhead) 'unknown' although they were not sent - never a duplicate.)
 // Accepted recipients are never sent again; transiently refused ones are
 // retried alone on the schedule.
 
@@ -29,12 +30,26 @@ import type { StoredMessage } from './types.js';
 const FINISH_TRIES = 40;
 
 export interface QueueWorkerOptions {
-  /** Where to deliver (a relay / smarthost): SMTPPool options. The worker makes and closes its own pool. */
+  /**
+   * Where to deliver (a relay / smarthost): SMTPPool options. The worker makes and closes its own pool.
+   * Its maxInFlightPerConnection defaults to 1 here: each message still goes in one write (MAIL, RCPT,
+   * BDAT LAST and the body: one round trip), and a lost connection leaves at most one message unknown.
+   * More lets whole messages chain on a connection (fewer round trips at high latency), and a lost
+   * connection then leaves every message whose end of data it carried unknown.
+   */
   smtp?: SMTPPoolOptions;
   /** Or a pool you made; the worker does not close it. Its retry options should be `{ attempts: 1 }` (the queue schedules retries). */
   pool?: SMTPPool;
-  /** Messages in flight at once. Default: maxConnections × maxInFlightPerConnection of the pool options (50 by default). */
+  /** Messages claimed at once. Default: maxConnections × 10 (50). */
   concurrency?: number;
+  /**
+   * How many claimed messages may be marked "about to write the end of data" and handed to the
+   * pool at once. Default: all of them (concurrency): marks then go in large batches, and the pool
+   * always has the next message ready. A worker killed with SIGKILL leaves every message it had
+   * marked and not finished `unknown` (never resent), so fewer means fewer such unknowns after a
+   * crash, at some throughput (each mark's round trip then sits before fewer sends).
+   */
+  markAhead?: number;
   /** Retry schedule; Postfix's by default (300 s doubling to 4000 s, bounce after 5 days). */
   schedule?: RetrySchedule;
   /** Resend recipients whose delivery is unknown (risking a duplicate). Default false. */
@@ -79,6 +94,9 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
   readonly #pollMs: number;
   readonly #recoverMs: number;
   readonly #catalogue: StatusCatalogue;
+  readonly #handOffLimit: number;
+  #handedOff = 0;
+  readonly #handOffWaiters: (() => void)[] = [];
   #id: string | undefined;
   #inFlight = new Set<Promise<void>>();
   #running: Promise<void> | undefined;
@@ -97,12 +115,14 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       this.#pool = options.pool;
       this.#ownsPool = false;
     } else {
-      this.#pool = new SMTPPool({ ...options.smtp, retry: { ...options.smtp?.retry, attempts: 1 } });
+      this.#pool = new SMTPPool({ maxInFlightPerConnection: 1, ...options.smtp, retry: { ...options.smtp?.retry, attempts: 1 } });
       this.#ownsPool = true;
     }
     const smtp = options.smtp ?? {};
-    this.#concurrency = options.concurrency ?? (smtp.maxConnections ?? 5) * (smtp.maxInFlightPerConnection ?? 10);
+    this.#concurrency = options.concurrency ?? (smtp.maxConnections ?? 5) * 10;
     if (!(this.#concurrency >= 1)) throw new RangeError(`concurrency must be >= 1, got ${options.concurrency}`);
+    this.#handOffLimit = options.markAhead ?? this.#concurrency;
+    if (!(this.#handOffLimit >= 1)) throw new RangeError(`markAhead must be >= 1, got ${options.markAhead}`);
     this.#schedule = resolveSchedule(options.schedule);
     this.#retryUnknown = Boolean(options.retryUnknown);
     this.#pollMs = options.pollIntervalMs ?? 500;
@@ -239,9 +259,15 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     const id = message.id;
     let record: AttemptRecord;
     let body: Buffer;
+    await this.#handOff();
     try {
-      // Both in this turn for every message of the group: one batch each.
-      [body] = await Promise.all([this.store.body(id), this.store.markCommitting(worker, id, attempt)]);
+      try {
+        // Both in this turn for every message handed off in it: one store round trip each.
+        [body] = await Promise.all([this.store.body(id), this.store.markCommitting(worker, id, attempt)]);
+      } catch (error) {
+        this.#handedBack();
+        throw error;
+      }
     } catch (error) {
       if (error instanceof QueueError && error.code === 'ERR_QUEUE_CLAIM_LOST') {
         this.#error(error); // another worker owns it now: nothing was sent, nothing to record
@@ -262,9 +288,26 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       record = fromResult(result, pending, startedAt, this.#catalogue, this.#retryUnknown);
     } catch (error) {
       record = fromError(error, pending, startedAt, this.#catalogue, this.#retryUnknown);
+    } finally {
+      this.#handedBack();
     }
     message = applyAttempt(message, record, Date.now(), this.#schedule);
     await this.#record(worker, message, startedAt);
+  }
+
+  /** Waits until the message may be marked and given to the pool (markAhead); those freed in one turn are marked in one batch. */
+  #handOff(): Promise<void> {
+    if (this.#handedOff < this.#handOffLimit) {
+      this.#handedOff++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#handOffWaiters.push(resolve));
+  }
+
+  #handedBack(): void {
+    const next = this.#handOffWaiters.shift();
+    if (next) next(); // the slot passes on
+    else this.#handedOff--;
   }
 
   async #record(worker: string, message: StoredMessage, startedAt: number): Promise<void> {

@@ -81,6 +81,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   #marksScheduled = false;
   /** Bodies read with their claims (see #readClaimed), until the attempt takes them. */
   readonly #bodies = new Map<string, Buffer>();
+  /** Ids whose new copy is in place while their claimed copy is not yet removed (see #place). */
+  readonly #placing = new Set<string>();
   #closed = false;
 
   constructor(dir: string, options: SpoolStoreOptions = {}) {
@@ -445,7 +447,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     for (const name of await this.#queueNames()) {
       const match = QUEUE_NAME.exec(name)!;
       const at = Number(match[1]);
-      if (at <= now) due.push({ name, due: at, priority: Number(match[2]) - 10, id: match[4]! });
+      if (at <= now && !this.#placing.has(match[4]!)) due.push({ name, due: at, priority: Number(match[2]) - 10, id: match[4]! });
     }
     due.sort((a, b) => b.priority - a.priority || a.due - b.due || (a.id < b.id ? -1 : 1));
     const won: StoredMessage[] = [];
@@ -535,9 +537,16 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         : ['queue', queueName(message)];
     const tmp = this.#p('tmp', `${message.id}.${randomBytes(4).toString('hex')}.json`);
     await writeDurable(tmp, JSON.stringify(message));
-    await rename(tmp, this.#p(dir, name));
-    await this.#syncer.sync(this.#p(dir));
-    await unlinkIfPresent(from);
+    // From the rename until the old copy is gone, this process must not claim
+    // the new copy: the claim would land on the path about to be unlinked.
+    this.#placing.add(message.id);
+    try {
+      await rename(tmp, this.#p(dir, name));
+      await this.#syncer.sync(this.#p(dir));
+      await unlinkIfPresent(from);
+    } finally {
+      this.#placing.delete(message.id);
+    }
     return state;
   }
 
@@ -553,6 +562,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         throw new QueueError('ERR_QUEUE_ACTIVE', `message ${id} is being delivered by worker ${located.worker}; try again when the attempt ends`, { messageId: id });
       }
       if (!allowed.includes(located.where)) return undefined;
+      if (this.#placing.has(id)) {
+        await new Promise((r) => setTimeout(r, 5)); // this process is still moving it: look again
+        continue;
+      }
       const worker = await this.#controlWorker();
       const path = this.#p('active', worker, `${id}.json`);
       if (!(await moveIfPresent(located.path, path))) continue; // moved meanwhile: look again
