@@ -195,7 +195,7 @@ export async function run({ quick, host, port, ctrlPort }) {
     '',
     ...enqueueTable,
     '',
-    `Delivery: msgs/s from the first worker's start to the sink's last message, ${f(M)} messages per cell, sink reply latency 1 ms; each worker process: 4 connections, 40 messages in flight (ours: QueueWorker concurrency 40 over an SMTPPool of 4 connections × 10; nodemailer: a BullMQ Worker with concurrency 40 over nodemailer's pool, maxConnections 4). ` +
+    `Delivery: msgs/s from the first worker's start to the sink's last message, ${f(M)} messages per cell, sink reply latency 1 ms; each worker process: 4 connections, 40 messages in flight (ours: QueueWorker concurrency 40 over an SMTPPool of 4 connections, one message in flight on each, every message in one write; nodemailer: a BullMQ Worker with concurrency 40 over nodemailer's pool, maxConnections 4). ` +
       'Redis with AOF and appendfsync always. "dup." = messages the sink received more than once; "unrecorded" = messages the store does not show delivered at the end.',
     '',
     ...delivery,

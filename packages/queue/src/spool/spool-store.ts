@@ -486,11 +486,17 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#marks = [];
     this.#marksScheduled = false;
     try {
-      await Promise.all([...new Set(batch.map((m) => m.worker))].map((w) => this.#syncer.sync(this.#p('active', w))));
-      // Only a worker that still holds its claim may go on to the end of data.
-      const owned = await Promise.all(batch.map((m) => this.#exists(m.claim)));
-      await Promise.all(batch.filter((_, i) => owned[i]).map((m) => createMarker(m.path)));
-      await this.#syncer.sync(this.#p('commit'));
+      // The claims and the marks both durable before any end of data is written; in either order, so the fsyncs run side by side.
+      const [, owned] = await Promise.all([
+        Promise.all([...new Set(batch.map((m) => m.worker))].map((w) => this.#syncer.sync(this.#p('active', w)))),
+        (async () => {
+          // Only a worker that still holds its claim may go on to the end of data.
+          const held = await Promise.all(batch.map((m) => this.#exists(m.claim)));
+          await Promise.all(batch.filter((_, i) => held[i]).map((m) => createMarker(m.path)));
+          await this.#syncer.sync(this.#p('commit'));
+          return held;
+        })(),
+      ]);
       batch.forEach((m, i) => (owned[i] ? m.resolve() : m.reject(claimLost(m.claim))));
     } catch (error) {
       for (const m of batch) m.reject(error);
