@@ -9,6 +9,8 @@
 #                                       in /src (to iterate on one suite, e.g.
 #                                       'bash .ci/suites/50-interop.sh')
 #   bash .ci/clean-root.sh clean        remove the roots (never anything else)
+# CLEAN_ROOT_NOTE='...' adds a line to the generated doc (e.g. how the commit
+# relates to main).
 #
 # Needs root on a Debian/Ubuntu host with network access to the Debian mirror and
 # the npm registry. Everything lives under CLEAN_ROOT_DIR (default /var/tmp/cleanroot):
@@ -239,6 +241,7 @@ doc=$REPO/docs/ci-clean-root.md
   echo "| debootstrap base | $SUITE minbase from $MIRROR, $base_made |"
   echo "| machine | $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg) (shared with other work) |"
   echo "| final status | **$([ "$status" = 0 ] && echo "passed" || echo "FAILED (exit $status)")** |"
+  [ -z "${CLEAN_ROOT_NOTE:-}" ] || echo "| note | $CLEAN_ROOT_NOTE |"
   echo
   echo "## Stages"
   echo
