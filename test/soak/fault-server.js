@@ -14,6 +14,8 @@
 // Usable in-process (startFaultServer) or as a child process (fork this file;
 // it listens, sends { port }, answers { cmd: 'report' } with its counts, and
 // { cmd: 'close' } closes), so a soak can measure the client's memory alone.
+// Options `host`/`port` choose where it listens (default 127.0.0.1, any port);
+// `onDeliver({ id, rcpts, at, remoteAddress, ehlo })` is called per delivery.
 
 import net from 'node:net';
 import tls from 'node:tls';
@@ -155,6 +157,7 @@ export function startFaultServer(options = {}) {
       switch (verb) {
         case 'EHLO': {
           from = undefined; rcpts = [];
+          connection.ehlo = line.slice(5).trim();
           const extensions = ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES'];
           if (options.chunking) extensions.push('CHUNKING');
           if (secureContext && !secure) extensions.push('STARTTLS');
@@ -246,6 +249,8 @@ export function startFaultServer(options = {}) {
           const key = `${id} ${rcpt}`;
           deliveries.set(key, (deliveries.get(key) ?? 0) + 1);
         }
+        // The server's own log of each arrival: when, from which address, under which EHLO name.
+        options.onDeliver?.({ id, rcpts: [...rcpts], at: Date.now(), remoteAddress: socket.remoteAddress, ehlo: connection.ehlo });
       };
       const decision = ask('end-of-data', '.', '.');
       const recipients = rcpts;
@@ -326,7 +331,7 @@ export function startFaultServer(options = {}) {
 
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
       const { port } = server.address();
       resolve({
         port,
