@@ -295,7 +295,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
       stalledInterval: this.#options.stalledIntervalMs ?? Math.max(500, lockMs / 2),
       // A stalled message goes back to wait however often its workers died: the store decides what that means.
       maxStalledCount: Number.MAX_SAFE_INTEGER,
-      ...(this.#options.rateLimit ? { limiter: { max: this.#options.rateLimit.max, duration: this.#options.rateLimit.durationMs } } : {}),
+      ...(this.#options.rateLimit ? { limiter: limiterWindows(this.#options.rateLimit) } : {}),
     });
     bull.on('error', (error) => this.#error(error));
     await bull.waitUntilReady();
@@ -678,6 +678,20 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
  * KEYS: one sorted set per destination. ARGV: now, lease expiry, member, then one limit per key.
  * Drops expired leases, then takes a slot in every set or in none.
  */
+/**
+ * BullMQ's limiter counts claims in fixed windows: all `max` claims of a
+ * window can go at its start, and a span that straddles two windows can hold
+ * up to twice the limit. The same rate in windows ten times shorter (when the
+ * numbers divide evenly) spreads the claims across the period and bounds any
+ * span of `durationMs` to 1.1 x `max` (measured: test/queue/ratelimit).
+ */
+function limiterWindows(rate: { max: number; durationMs: number }): { max: number; duration: number } {
+  for (let k = 10; k > 1; k--) {
+    if (rate.max % k === 0 && rate.durationMs % k === 0 && rate.durationMs / k >= 50) return { max: rate.max / k, duration: rate.durationMs / k };
+  }
+  return { max: rate.max, duration: rate.durationMs };
+}
+
 const MARK_IF_OWNED = `
 local out = {}
 for i = 1, #KEYS, 2 do
@@ -710,7 +724,11 @@ redis.call('ZREM', KEYS[4], ARGV[6])
 if ARGV[4] == 'delivered' then redis.call('HDEL', KEYS[1], 'body') end
 if ARGV[4] == 'pending' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6]) else redis.call('ZREM', KEYS[3], ARGV[6]) end
 redis.call('SREM', KEYS[5], ARGV[6])
-redis.call('DEL', KEYS[6], KEYS[7])
+-- Only the lock holder clears the end-of-data marks. A worker that was cut off
+-- (its lock expired) and records late must leave them: another worker may have
+-- read the record before this write and be about to look for the mark; without
+-- it that worker would send the message again (found by test/queue/netns).
+if owned then redis.call('DEL', KEYS[6], KEYS[7]) end
 return 1
 `;
 
