@@ -128,7 +128,8 @@ const startWorker = (slot) => {
   const child = fork(join(here, 'worker.mjs'), [spec, String(server.port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   workers.set(slot, child);
   child.on('exit', () => {
-    if (workers.get(slot) !== child) return; // killed by the chaos loop, which restarts it
+    // Killed by the chaos loop (which restarts it), or stopped by the soak's own SIGTERM at the end.
+    if (workers.get(slot) !== child || !chaos) return;
     // A worker that died by itself (a crash) is counted, reported and replaced: the soak must not quietly shrink.
     workers.delete(slot);
     unexpectedExits++;
@@ -256,7 +257,7 @@ process.exit(ok ? 0 : 1);
 function writeDocBlock(file, r) {
   const begin = `<!-- soak:${r.store}:begin -->`;
   const end = `<!-- soak:${r.store}:end -->`;
-  const command = `node test/queue/soak/crash-soak.mjs ${process.argv.slice(2).filter((a, i, all) => a !== '--doc' && all[i - 1] !== '--doc').join(' ')}`;
+  const command = `node test/queue/soak/crash-soak.mjs ${process.argv.slice(2).filter((a, i, all) => !['--doc', '--report'].includes(a) && !['--doc', '--report'].includes(all[i - 1])).join(' ')}`;
   const u = r.unknown;
   const lines = [
     begin,
