@@ -24,7 +24,7 @@ await ctl.config({ pipelining: 1, chunking: 1, size: 1, '8bitmime': 1, enh: 1, d
 const msgFile = join(WORK_DIR, 'small.eml');
 writeFileSync(msgFile, smallMessage());
 const dir = mkdtempSync(join(tmpdir(), 'smtplib-prof-'));
-const spec = { client: 'smtplib', kind: 'small', mode: 'awaited', n: N, warmup: 0, warmupMs: 0, targetMs: 0, minN: N, host: '127.0.0.1', port: sink.port, ctrlPort: sink.ctrlPort, msgFile };
+const spec = { client: process.env.PROFILE_CLIENT ?? 'smtplib', kind: 'small', mode: 'awaited', n: N, warmup: 0, warmupMs: 0, targetMs: 0, minN: N, host: '127.0.0.1', port: sink.port, ctrlPort: sink.ctrlPort, msgFile };
 const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200', join(HERE, 'cell.js'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
 let out = '';
 child.stdout.on('data', (d) => (out += d));
@@ -35,6 +35,7 @@ const result = JSON.parse(out.split('\n').find((l) => l.startsWith('RESULT ')).s
 if (result.error) throw new Error(result.error);
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
 const profile = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+if (process.env.PROFILE_KEEP) writeFileSync(process.env.PROFILE_KEEP, JSON.stringify(profile)); // for a closer look (speedscope, Chrome DevTools)
 rmSync(dir, { recursive: true, force: true });
 
 // Self time per function: samples × their interval, attributed to the sampled node.

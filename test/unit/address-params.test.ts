@@ -39,6 +39,28 @@ describe('addresses', () => {
       expect(() => commandLine('NOOP', `a${bad}b`)).toThrow(SMTPInvalidArgumentError);
     }
     expect(commandLine('VRFY', 'bob')).toBe('VRFY bob');
+    // The error still names the verb and the culprit (checked only when the line fails).
+    expect(() => commandLine('RCPT TO:<a@b>', 'x\ry')).toThrow(/RCPT argument contains CR/);
+    expect(() => commandLine('MAIL FROM:<a\x00b>')).toThrow(/command contains NUL/);
+    expect(() => commandLine('NOOP', 'é'.repeat(1100))).toThrow(/over the 2048-octet limit/);
+  });
+});
+
+describe('toPath remembers checked paths', () => {
+  it('per SMTPUTF8 mode, and never a failure', () => {
+    const idn = 'user@bücher.example';
+    for (let i = 0; i < 3; i++) {
+      expect(toPath(idn, { smtputf8: false, role: 'recipient' })).toBe('<user@xn--bcher-kva.example>');
+      expect(toPath(idn, { smtputf8: true, role: 'recipient' })).toBe('<user@bücher.example>');
+      expect(() => toPath('a b@example.org', { smtputf8: false, role: 'recipient' })).toThrow(SMTPInvalidArgumentError);
+      expect(() => toPath('jörg@example.org', { smtputf8: false, role: 'sender' })).toThrow(/non-ASCII local part/);
+      expect(toPath('jörg@example.org', { smtputf8: true, role: 'sender' })).toBe('<jörg@example.org>');
+    }
+  });
+
+  it('stays bounded: thousands of distinct addresses still give their own paths', () => {
+    for (let i = 0; i < 3000; i++) expect(toPath(`u${i}@example.org`, { smtputf8: false, role: 'recipient' })).toBe(`<u${i}@example.org>`);
+    expect(toPath('u7@example.org', { smtputf8: false, role: 'recipient' })).toBe('<u7@example.org>');
   });
 });
 

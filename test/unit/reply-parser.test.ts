@@ -31,6 +31,14 @@ describe('ReplyParser', () => {
     expect(parse('250 2.0.0 ok\r\n')[0]!.enhancedStatus).toBe('2.0.0');
     expect(parse('550 2.1.1 odd\r\n')[0]!.enhancedStatus).toBeUndefined();
     expect(parse('250 1.2.3.4 hello\r\n')[0]!.enhancedStatus).toBeUndefined();
+    // The fast path (one-digit subject and detail) and the general one agree.
+    expect(parse('354 3.0.0 go ahead\r\n')[0]!.enhancedStatus).toBeUndefined(); // class 3 is not a status class
+    expect(parse('250 2.1.5\r\n')[0]!.enhancedStatus).toBe('2.1.5');
+    expect(parse('250 2.1.5\tok\r\n')[0]!.enhancedStatus).toBe('2.1.5');
+    expect(parse('250 2.1.5ok\r\n')[0]!.enhancedStatus).toBeUndefined();
+    expect(parse('550 5.01.010 padded\r\n')[0]!.enhancedStatus).toBe('5.1.10');
+    expect(parse('550 5.7.26 dmarc\r\n')[0]!.enhancedStatus).toBe('5.7.26');
+    expect(parse('550 5.7\r\n')[0]!.enhancedStatus).toBeUndefined();
     const r = parse('451 4.7.1 greylisted\r\n')[0]!;
     expect(r.isTransient).toBe(true);
     expect(r.isPermanent).toBe(false);

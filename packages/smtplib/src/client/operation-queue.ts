@@ -16,20 +16,44 @@ export class OperationQueue {
 
   /** Runs `work` after every operation queued before it has finished. */
   run<T>(work: () => Promise<T>, transaction?: Transaction): Promise<T> {
+    if (!this.#running && this.#waiting.length === 0) {
+      // Idle: start at once and hand the caller the work's own promise
+      // (the common awaited send costs no wrapper promise and no pump).
+      this.#running = true;
+      let running: Promise<T>;
+      try {
+        running = work();
+      } catch (error) {
+        this.#running = false;
+        return Promise.reject(error);
+      }
+      running.then(this.#resume, this.#resume);
+      return running;
+    }
     return new Promise<T>((resolve, reject) => {
       this.#waiting.push({
-        start: async () => {
+        // Settles the caller's promise; never rejects itself (a failure is the caller's, not the queue's).
+        start: () => {
+          let running: Promise<T>;
           try {
-            resolve(await work());
+            running = work();
           } catch (error) {
             reject(error);
+            return Promise.resolve();
           }
+          return running.then(resolve, reject);
         },
         transaction,
       });
       if (!this.#running) void this.#pump();
     });
   }
+
+  /** The operation started directly has ended: run whatever queued up meanwhile. */
+  readonly #resume = (): void => {
+    this.#running = false;
+    if (this.#waiting.length > 0) void this.#pump();
+  };
 
   /**
    * The first waiting transaction not yet written ahead, if every operation

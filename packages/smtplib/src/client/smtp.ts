@@ -804,18 +804,24 @@ export class SMTP {
   }
 
   /** Like sendmail(), with the whole outcome: accepted, refused, the final reply. */
-  async deliver(fromAddr: string, toAddrs: string | readonly string[], msg: MessageInput, options: SendOptions = {}): Promise<DeliveryResult> {
-    const to = typeof toAddrs === 'string' ? [toAddrs] : [...toAddrs];
-    const mail = toMailOptions(options.mailOptions);
-    const transaction = new Transaction({
-      from: fromAddr,
-      to,
-      ...this.#dkimSigned(toMessageSource(msg), mail, options.dkim),
-      mail,
-      rcpt: toRcptOptions(options.rcptOptions),
-      signal: options.signal,
-      beforeCommit: options.beforeCommit,
-    });
+  deliver(fromAddr: string, toAddrs: string | readonly string[], msg: MessageInput, options: SendOptions = {}): Promise<DeliveryResult> {
+    // Not async (one promise less per message): bad arguments still reject, never throw.
+    let transaction: Transaction;
+    try {
+      const to = typeof toAddrs === 'string' ? [toAddrs] : [...toAddrs];
+      const mail = toMailOptions(options.mailOptions);
+      transaction = new Transaction({
+        from: fromAddr,
+        to,
+        ...this.#dkimSigned(toMessageSource(msg), mail, options.dkim),
+        mail,
+        rcpt: toRcptOptions(options.rcptOptions),
+        signal: options.signal,
+        beforeCommit: options.beforeCommit,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#runTransaction(transaction);
   }
 
@@ -878,32 +884,66 @@ export class SMTP {
     if (transaction.request.signal?.aborted) {
       return Promise.reject(abortedBeforeStart(transaction.request.signal));
     }
-    return this.#ops.run(() => this.#transact(transaction), transaction).catch(markNotDelivered);
+    // (#transact marks its failures 'not-delivered' unless they say otherwise: no extra catch() per message.)
+    return this.#ops.run(() => this.#transact(transaction), transaction);
   }
 
   async #transact(transaction: Transaction): Promise<DeliveryResult> {
-    const signal = transaction.request.signal;
-    // Once written ahead (pipelined), the transaction must consume its
-    // replies; an abort then tears the connection down inside run().
-    if (signal?.aborted && !transaction.prewritten) throw abortedBeforeStart(signal);
-    // Written ahead: its replies are read where it was written, even if that session has closed since.
-    let context = transaction.prewrittenContext;
-    if (!context) {
-      if (this.heloResp === null && this.ehloResp === null) await this.#ehloOrHeloIfNeeded(signal);
-      context = this.#transactionContext();
+    try {
+      const signal = transaction.request.signal;
+      // Once written ahead (pipelined), the transaction must consume its
+      // replies; an abort then tears the connection down inside run().
+      if (signal?.aborted && !transaction.prewritten) throw abortedBeforeStart(signal);
+      // Written ahead: its replies are read where it was written, even if that session has closed since.
+      let context = transaction.prewrittenContext;
+      if (!context) {
+        if (this.heloResp === null && this.ehloResp === null) await this.#ehloOrHeloIfNeeded(signal);
+        context = this.#transactionContext();
+      }
+      const started = performance.now();
+      let result: DeliveryResult;
+      try {
+        result = await transaction.run(context, this.#nextTransaction);
+      } catch (error) {
+        notDelivered(error);
+        publishError(this.#session, error, 'transaction', { from: transaction.request.from, to: transaction.request.to, startedAt: started });
+        throw error;
+      }
+      publishSend(this.#session, transaction.request.from, result, started);
+      this.acceptedSinceMail = 0;
+      return result;
+    } catch (error) {
+      // Whatever failed before the end of data was not delivered.
+      throw notDelivered(error);
     }
-    const started = performance.now();
-    const result = await transaction.run(context, () => this.#ops.nextTransaction()).catch((error: unknown) => {
-      publishError(this.#session, error, 'transaction', { from: transaction.request.from, to: transaction.request.to, startedAt: started });
-      throw error;
-    });
-    publishSend(this.#session, transaction.request.from, result, started);
-    this.acceptedSinceMail = 0;
-    return result;
   }
+  readonly #nextTransaction = () => this.#ops.nextTransaction();
+
+
+  /** The context of the last transaction: reused while nothing it holds has changed (one object per session, not per message). */
+  #context: TransactionContext | undefined;
 
   #transactionContext(): TransactionContext {
     const session = this.#requireSession();
+    const cached = this.#context;
+    const capabilities = this.doesEsmtp ? this.#capabilities : undefined;
+    if (
+      cached !== undefined &&
+      cached.session === session &&
+      cached.capabilities === (capabilities ?? cached.capabilities) &&
+      (capabilities !== undefined) === this.#contextEsmtp &&
+      cached.secure === session.transport.secure &&
+      cached.timeouts === this.#timeouts
+    ) {
+      return cached;
+    }
+    this.#contextEsmtp = capabilities !== undefined;
+    this.#context = this.#newTransactionContext(session);
+    return this.#context;
+  }
+  #contextEsmtp = false;
+
+  #newTransactionContext(session: Session): TransactionContext {
     return {
       session,
       capabilities: this.doesEsmtp ? this.#capabilities : new Capabilities(),

@@ -163,7 +163,7 @@ export class Transaction {
       if (!caps.has('8bitmime')) throw new SMTPNotSupportedError('the message has 8-bit content and the server does not offer 8BITMIME; write it with the SMTP policy (quoted-printable or base64)');
       mail.body = '8BITMIME';
     }
-        const useBdat = ctx.chunking && caps.has('chunking');
+    const useBdat = ctx.chunking && caps.has('chunking');
     if (mail.body === 'BINARYMIME' && !useBdat) {
       throw new SMTPNotSupportedError('BODY=BINARYMIME needs CHUNKING (RFC 3030), which the server does not offer or is disabled');
     }
@@ -198,7 +198,8 @@ export class Transaction {
       }
     }
     const mailLine = commandLine(`MAIL FROM:${fromPath}${renderMailParameters(mail, { capabilities: caps, secure: ctx.secure, verified: ctx.verified })}`);
-    this.#plan = { mailLine, rcptLines, recipients: [...request.to], mode, useBdat, ...(encoded ? { encoded } : {}) };
+    this.#plan = { mailLine, rcptLines, recipients: [...request.to], mode, useBdat };
+    if (encoded) this.#plan.encoded = encoded;
     return this.#plan;
   }
 
@@ -225,23 +226,25 @@ export class Transaction {
     return { bytes: group.bytes, log: group.log, flushed: () => { head.flushed = true; } };
   }
 
-  /** Runs the transaction to its end. */
-  async run(ctx: TransactionContext, next: () => Transaction | undefined): Promise<DeliveryResult> {
+  /**
+   * Runs the transaction to its end. A failure that says nothing about
+   * delivery is 'not-delivered' (the caller, SMTP, marks it: one promise
+   * less per message than a catch here).
+   */
+  run(ctx: TransactionContext, next: () => Transaction | undefined): Promise<DeliveryResult> {
+    return this.request.prepare ? this.#runPrepared(ctx, next) : this.#run(ctx, next);
+  }
+
+  async #runPrepared(ctx: TransactionContext, next: () => Transaction | undefined): Promise<DeliveryResult> {
     let release: (() => Promise<void>) | undefined;
     try {
-      const { prepare } = this.request;
-      if (prepare) {
-        const prepared = await prepare();
-        this.request.source = prepared.source;
-        release = prepared.release;
-        delete this.request.prepare;
-      }
+      const prepared = await this.request.prepare!();
+      this.request.source = prepared.source;
+      release = prepared.release;
+      delete this.request.prepare;
       return await this.#run(ctx, next);
-    } catch (error) {
-      if (error instanceof SMTPException && !error.deliveryStatus) error.deliveryStatus = 'not-delivered';
-      throw error;
     } finally {
-      await release?.();
+      if (release) await release();
     }
   }
 
@@ -256,13 +259,13 @@ export class Transaction {
       head = group.head;
       session.write(group.bytes, group.log);
       if (head.bdatLast) {
-        await session.transport.drain(timeouts.dataWrite, signal);
+        if (!session.transport.clear) await session.transport.drain(timeouts.dataWrite, signal);
         head.flushed = true;
       }
     }
     // A whole message is on the wire (MAIL, RCPT, BDAT LAST and the body):
     // queued transactions can follow at once, without waiting for replies.
-    if (head?.bdatLast) await this.#chainAhead(ctx, next);
+    if (head?.bdatLast && next()) await this.#chainAhead(ctx, next);
 
     // --- envelope -------------------------------------------------------
     const refused = new RefusedRecipients();
@@ -293,9 +296,11 @@ export class Transaction {
         command: plan.mailLine,
       }));
     }
-    const closing = [...refused.values()].find((r) => r.code === 421);
-    if (closing) {
-      throw new SMTPServerDisconnected(`the server closed the connection: ${closing.code} ${closing.message}`);
+    if (refused.size) {
+      const closing = [...refused.values()].find((r) => r.code === 421);
+      if (closing) {
+        throw new SMTPServerDisconnected(`the server closed the connection: ${closing.code} ${closing.message}`);
+      }
     }
     if (accepted.length === 0) {
       await this.#drainHead(ctx, head);
@@ -305,9 +310,18 @@ export class Transaction {
     // --- message --------------------------------------------------------
     let endReplies: Reply[];
     try {
-      endReplies = plan.useBdat
-        ? await this.#sendBdat(ctx, plan, head, accepted.length, next)
-        : await this.#sendData(ctx, plan, head, accepted.length, next);
+      if (head?.bdatLast) {
+        // The whole message already went with the envelope (read here: no call, no promise, on the hot path).
+        endReplies = [];
+        for (const waiter of head.bdatLast) {
+          endReplies.push(await session.await(waiter, signal));
+          this.#endRepliesRead++;
+        }
+      } else {
+        endReplies = plan.useBdat
+          ? await this.#sendBdat(ctx, plan, accepted.length, next)
+          : await this.#sendData(ctx, plan, head, accepted.length, next);
+      }
     } catch (error) {
       // LMTP: name every recipient whose own reply after the data never came
       // (their delivery is unknown); the ones before them were answered.
@@ -352,7 +366,7 @@ export class Transaction {
       const ahead = following?.prewrite(ctx);
       if (!following || !ahead) return;
       ctx.session.write(ahead.bytes, ahead.log);
-      await ctx.session.transport.drain(ctx.timeouts.dataWrite, this.request.signal);
+      if (!ctx.session.transport.clear) await ctx.session.transport.drain(ctx.timeouts.dataWrite, this.request.signal);
       ahead.flushed();
       if (!following.#head?.bdatLast) return;
     }
@@ -360,7 +374,9 @@ export class Transaction {
 
   #group(ctx: TransactionContext, plan: Plan): { head: Head; bytes: Buffer[]; log: string[] } {
     const { session, timeouts } = ctx;
+    // The command lines, as written and as logged (one array for both).
     const lines = [plan.mailLine, ...plan.rcptLines];
+    const log = lines;
     // A message that fits one chunk rides whole in this group (BDAT LAST
     // and the body follow the envelope in the same write). Once the group has
     // left this process the server may have delivered it, so ANY of its
@@ -377,19 +393,17 @@ export class Transaction {
     head.mail = session.expect({ command: plan.mailLine, phase: 'command', timeout: timeouts.command, afterDataEnd });
     head.rcpts = plan.rcptLines.map((line) => session.expect({ command: line, phase: 'command', timeout: timeouts.command, afterDataEnd }));
     const bytes: Buffer[] = [];
-    const log = [...lines];
     if (!plan.useBdat) {
       head.data = session.expect({ command: 'DATA', phase: 'command', timeout: timeouts.command });
       lines.push('DATA');
-      log.push('DATA');
       bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
     } else if (whole && plan.encoded) {
       const { chunks, tail, size } = plan.encoded;
       const bdat = `BDAT ${size} LAST`;
       lines.push(bdat);
-      log.push(bdat);
       head.bdatLast = this.#endWaiters(ctx, bdat, 1, () => head.flushed);
-      bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'), ...chunks, tail);
+      bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'), ...chunks);
+      if (tail.length) bytes.push(tail);
     } else {
       bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
     }
@@ -434,18 +448,9 @@ export class Transaction {
     return this.#finish(ctx, [tail], '.', ctx.lmtp ? acceptedCount : 1, next);
   }
 
-  async #sendBdat(ctx: TransactionContext, plan: Plan, head: Head | undefined, acceptedCount: number, next: () => Transaction | undefined): Promise<Reply[]> {
+  async #sendBdat(ctx: TransactionContext, plan: Plan, acceptedCount: number, next: () => Transaction | undefined): Promise<Reply[]> {
     const { session, timeouts } = ctx;
     const signal = this.request.signal;
-    if (head?.bdatLast) {
-      // The whole message already went with the envelope.
-      const replies: Reply[] = [];
-      for (const waiter of head.bdatLast) {
-        replies.push(await session.await(waiter, signal));
-        this.#endRepliesRead++;
-      }
-      return replies;
-    }
     const pipelined = ctx.pipelining && ctx.capabilities.has('pipelining');
     const chunkReplies: Promise<Reply>[] = [];
     let failed: Reply | undefined;
@@ -606,7 +611,7 @@ export class Transaction {
       else if (final.length > 1) session.debug.data(final.slice(1));
     }
     session.write(bytes, log);
-    await session.transport.drain(ctx.timeouts.dataWrite, this.request.signal);
+    if (!session.transport.clear) await session.transport.drain(ctx.timeouts.dataWrite, this.request.signal);
     flushed = true;
     following?.flushed();
     const out: Reply[] = [];

@@ -126,6 +126,24 @@ export interface PathOptions {
  * then (RFC 6531 leaves no ASCII form for it).
  */
 export function toPath(text: string, options: PathOptions): string {
+  // The result depends only on the text and the SMTPUTF8 mode: a bulk send
+  // repeats the same sender (and often the same recipients) thousands of
+  // times, so checked paths are remembered (failures never are).
+  const memo = options.smtputf8 ? utf8Paths : asciiPaths;
+  const known = typeof text === 'string' ? memo.get(text) : undefined;
+  if (known !== undefined) return known;
+  const path = checkedPath(text, options);
+  if (memo.size >= PATH_MEMO_SIZE) memo.clear();
+  memo.set(text, path);
+  return path;
+}
+
+/** How many checked paths are remembered per mode (then forgotten all at once). */
+const PATH_MEMO_SIZE = 512;
+const asciiPaths = new Map<string, string>();
+const utf8Paths = new Map<string, string>();
+
+function checkedPath(text: string, options: PathOptions): string {
   assertSafeArgument(text, `${options.role} address`);
   let address = parseaddr(text).address;
   if (address === '' && text.trim() !== '' && text.trim() !== '<>') address = text.trim();

@@ -38,10 +38,15 @@ export function assertSafeArgument(value: string, what = 'command argument'): vo
  * `args` is appended after a single space, as smtplib's putcmd does.
  */
 export function commandLine(verb: string, args = '', maxLength = MAX_COMMAND_LINE): string {
-  assertSafeArgument(verb, 'command');
-  assertSafeArgument(args, `${verb.split(' ')[0]} argument`);
+  // One test of the whole line on the hot path; the checks that name the
+  // culprit run only when it fails (or when an argument is not a string).
+  if (typeof verb !== 'string' || typeof args !== 'string' || CONTROL.test(verb) || CONTROL.test(args)) {
+    assertSafeArgument(verb, 'command');
+    assertSafeArgument(args, `${String(verb).split(' ')[0]} argument`);
+  }
   const line = args === '' ? verb : `${verb} ${args}`;
-  if (Buffer.byteLength(line) + 2 > maxLength) {
+  // A UTF-16 code unit is at most 3 UTF-8 octets: short lines need no count.
+  if (line.length * 3 + 2 > maxLength && Buffer.byteLength(line) + 2 > maxLength) {
     throw new SMTPInvalidArgumentError(
       `${verb.split(' ')[0]} command line would be ${Buffer.byteLength(line) + 2} octets, over the ${maxLength}-octet limit`,
     );

@@ -36,6 +36,8 @@ const latin1 = new TextDecoder('latin1');
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;
 const CONTROL_TEST = /[\x00-\x08\x0a-\x1f\x7f]/;
 const NON_ASCII = /[\x80-\xff]/;
+/** Anything but printable ASCII and TAB: the text needs a closer look. */
+const UNUSUAL = /[^\x20-\x7e\t]/;
 
 export class ReplyParser {
   readonly #limits: ReplyLimits;
@@ -129,6 +131,7 @@ export function decodeText(bytes: Uint8Array): string {
   const buf = bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // Most reply text is printable ASCII: decode it directly, check once.
   let text = buf.toString('latin1');
+  if (!UNUSUAL.test(text)) return text;
   if (NON_ASCII.test(text)) {
     try {
       text = utf8.decode(bytes);

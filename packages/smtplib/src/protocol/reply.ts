@@ -16,7 +16,7 @@ export class Reply {
 
   constructor(code: number, lines: readonly string[]) {
     this.code = code;
-    this.message = lines.join('\n');
+    this.message = lines.length === 1 ? lines[0]! : lines.join('\n');
     this.lines = lines;
     const status = parseEnhancedStatus(code, lines[0] ?? '');
     if (status) this.enhancedStatus = status;

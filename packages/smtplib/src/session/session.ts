@@ -48,6 +48,7 @@ class Waiter implements ExpectOptions {
   readonly deadline: number;
   resolve: (reply: Reply) => void = noop;
   reject: (error: Error) => void = noop;
+  promise: Promise<Reply> | undefined = undefined;
 
   constructor(options: ExpectOptions) {
     this.command = options.command;
@@ -77,6 +78,9 @@ export class Session {
   #timer: NodeJS.Timeout | undefined;
   /** When the armed timer fires (ms since the epoch). */
   #timerAt = 0;
+  /** The timer holds the process open (a reply is owed). */
+  #timerRefed = false;
+  readonly #onTimer = () => this.#onTimeout();
   #closed: Error | undefined;
   readonly #startedAt: number;
   #closePublished = false;
@@ -134,8 +138,10 @@ export class Session {
       waiter.resolve = resolve;
       waiter.reject = reject;
     });
+    // Marked handled only if it fails (#failAll): a catch() on every reply
+    // would cost one more promise per command on the hot path.
+    waiter.promise = promise;
     this.#waiters.push(waiter);
-    promise.catch(noop);
     if (this.#waiters.length === 1) this.#arm();
     return promise;
   }
@@ -348,18 +354,26 @@ export class Session {
   #arm(): void {
     const head = this.#waiters[0];
     if (!head || !Number.isFinite(head.deadline)) {
-      if (this.#timer) { clearTimeout(this.#timer); this.#timer = undefined; this.#timerAt = 0; }
+      // Nothing owed: the timer may stay scheduled (the next command usually
+      // comes at once and would set it again), but it must not keep the
+      // process alive. It is re-armed or dropped when it fires.
+      if (this.#timer && this.#timerRefed) { this.#timer.unref(); this.#timerRefed = false; }
       return;
     }
-    if (this.#timer && this.#timerAt <= head.deadline) return;
+    if (this.#timer && this.#timerAt <= head.deadline) {
+      if (!this.#timerRefed) { this.#timer.ref(); this.#timerRefed = true; }
+      return;
+    }
     clearTimeout(this.#timer);
     this.#timerAt = head.deadline;
-    this.#timer = setTimeout(() => this.#onTimeout(), Math.max(0, head.deadline - Date.now()));
+    this.#timerRefed = true;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, head.deadline - Date.now()));
   }
 
   #onTimeout(): void {
     this.#timer = undefined;
     this.#timerAt = 0;
+    this.#timerRefed = false;
     const head = this.#waiters[0];
     if (!head) return;
     if (head.deadline > Date.now()) {
@@ -384,9 +398,14 @@ export class Session {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = 0;
+    this.#timerRefed = false;
     const waiters = this.#waiters;
     this.#waiters = [];
-    for (const waiter of waiters) waiter.reject(this.#errorFor(waiter, error));
+    for (const waiter of waiters) {
+      // Pipelined groups fail early without unhandled rejections: a waiter may be awaited later or never.
+      waiter.promise?.catch(noop);
+      waiter.reject(this.#errorFor(waiter, error));
+    }
   }
 
   #errorFor(waiter: Waiter, error: Error): Error {

@@ -1,0 +1,69 @@
+// Per-message CPU of a few clients, side by side, in ONE run (for development: the
+// machine is shared, so only ratios within one run mean anything).
+//   node bench/compare.js [clients] [reps]
+// clients: comma-separated adapter ids from bench/clients (default smtplib,nodemailer-conn,lean,smtplib-otel);
+// reps: rounds (default 3). Each round runs every client once, in turn, as the bench's
+// whole-process cell (a fresh child process sending COMPARE_N messages, default 20,000,
+// awaited, 0 ms): the median over the rounds is printed, with the ratios to the first
+// client and the load average. COMPARE_BODY=text sends a 1 KB body with no dot line;
+// COMPARE_WARMUP=n adds n untimed messages first (the timed-part view then excludes JIT warm-up).
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { buildSink, startSink, SinkControl, WORK_DIR, BENCH_DIR } from './lib/sink.js';
+import { smallMessage } from './lib/messages.js';
+
+const clients = (process.argv[2] ?? 'smtplib,nodemailer-conn,lean,smtplib-otel').split(',');
+const reps = Number(process.argv[3] ?? 3);
+const N = Number(process.env.COMPARE_N ?? 20_000);
+const WARMUP = Number(process.env.COMPARE_WARMUP ?? 0);
+const text = process.env.COMPARE_BODY === 'text';
+
+const sink = await startSink(buildSink());
+const ctl = await SinkControl.connect(sink.ctrlPort);
+await ctl.config({ pipelining: 1, chunking: Number(process.env.COMPARE_CHUNKING ?? 1), size: 1, '8bitmime': 1, enh: 1, delay_us: 0, hash: 0 });
+let msg = smallMessage();
+if (text) msg = Buffer.from(msg.toString('latin1').replace('\r\n.a line', '\r\nA line'), 'latin1');
+const msgFile = join(WORK_DIR, text ? 'small-text.eml' : 'small.eml');
+writeFileSync(msgFile, msg);
+
+function runCell(client) {
+  const spec = { client, kind: 'small', mode: 'awaited', n: N, warmup: WARMUP, warmupMs: WARMUP ? 1e9 : 0, targetMs: 0, minN: N, host: '127.0.0.1', port: sink.port, ctrlPort: sink.ctrlPort, msgFile };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(BENCH_DIR, 'cell.js'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('close', () => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (!line) return reject(new Error(`${client}: no result`));
+      const r = JSON.parse(line.slice(7));
+      if (r.error || r.skipped) return reject(new Error(`${client}: ${r.error ?? r.skipped}`));
+      resolve({ whole: r.processCpuMs / (N + WARMUP), timed: r.cpuMs / N, rate: (N / r.elapsedMs) * 1000, rssMB: r.maxRssKB / 1024 });
+    });
+  });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const runs = Object.fromEntries(clients.map((c) => [c, []]));
+const load0 = os.loadavg()[0];
+for (let i = 0; i < reps; i++) for (const c of clients) runs[c].push(await runCell(c));
+const load1 = os.loadavg()[0];
+ctl.close();
+sink.proc.kill();
+
+console.log(`${N} messages of ${msg.length} B (${text ? 'no dot line' : 'one dot line'}), awaited, 0 ms, ${reps} rounds, median; load ${load0.toFixed(1)} → ${load1.toFixed(1)}`);
+console.log('client'.padEnd(18), 'whole µs/msg', 'timed µs/msg', '  msg/s', 'RSS MB', ' whole ÷ first', 'timed ÷ first');
+const first = clients[0];
+const m = (c, k) => median(runs[c].map((r) => r[k]));
+for (const c of clients) {
+  console.log(
+    c.padEnd(18),
+    (m(c, 'whole') * 1000).toFixed(1).padStart(12),
+    (m(c, 'timed') * 1000).toFixed(1).padStart(12),
+    m(c, 'rate').toFixed(0).padStart(7),
+    m(c, 'rssMB').toFixed(1).padStart(6),
+    (m(c, 'whole') / m(first, 'whole')).toFixed(2).padStart(13),
+    (m(c, 'timed') / m(first, 'timed')).toFixed(2).padStart(13),
+  );
+}
