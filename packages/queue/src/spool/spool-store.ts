@@ -243,6 +243,15 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         const path = this.#p('done', `${state}-${id}.json`);
         if (await this.#exists(path)) return { where: 'done', path };
       }
+      // Back through active and queue: a record a worker moved from active to
+      // queue (a retry) after the queue was read above is found here, so a
+      // message retried as fast as it is looked up is never lost from view.
+      for (const worker of await this.#activeDirs()) {
+        const path = this.#p('active', worker, `${id}.json`);
+        if (await this.#exists(path)) return { where: 'active', path, worker };
+      }
+      const requeued = (await readdir(this.#p('queue'))).find((name) => name.endsWith(suffix) && QUEUE_NAME.test(name));
+      if (requeued) return { where: 'queue', path: this.#p('queue', requeued) };
     }
     return undefined;
   }
