@@ -45,6 +45,11 @@ export class Transport {
   readonly #onData = (chunk: Buffer) => this.#events?.data(chunk);
   readonly #onError = (error: Error) => this.#finish(error);
   readonly #onClose = () => this.#finish(undefined);
+  #corked = false;
+  readonly #uncork = (stream: Duplex) => {
+    this.#corked = false;
+    stream.uncork();
+  };
   readonly #onDrain = () => {
     for (const wake of this.#drainWaiters) wake();
     this.#drainWaiters.clear();
@@ -101,11 +106,16 @@ export class Transport {
     const stream = this.#stream;
     if (Buffer.isBuffer(chunks)) return stream.write(chunks);
     if (chunks.length === 1) return stream.write(chunks[0]!);
-    // Corked, the pieces leave in one writev: no copy to join them, one system call.
-    stream.cork();
+    // Corked until the end of this tick, the pieces (and any group written
+    // right behind them, such as chained BDAT LAST transactions) leave in one
+    // writev: no copy to join them, one system call.
+    if (!this.#corked) {
+      this.#corked = true;
+      stream.cork();
+      process.nextTick(this.#uncork, stream);
+    }
     let ok = true;
     for (const piece of chunks.length <= MAX_WRITEV_PIECES ? chunks : coalesce(chunks)) if (piece.length) ok = stream.write(piece) && ok;
-    stream.uncork();
     return ok;
   }
 
