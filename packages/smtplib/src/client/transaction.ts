@@ -259,7 +259,10 @@ export class Transaction {
       head = group.head;
       session.write(group.bytes, group.log);
       if (head.bdatLast) {
-        if (!session.transport.clear) await session.transport.drain(timeouts.dataWrite, signal);
+        // Always one await here, even with nothing to drain: sends issued in
+        // the same burst as this one are queued by then and ride in the chain
+        // below (written in the same tick: one writev for all of them).
+        await (session.transport.clear ? undefined : session.transport.drain(timeouts.dataWrite, signal));
         head.flushed = true;
       }
     }
