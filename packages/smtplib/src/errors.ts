@@ -96,6 +96,11 @@ export class SMTPException extends Error {
    * answered before the failure are not listed.
    */
   pendingRecipients?: string[];
+  /**
+   * LMTP, with `pendingRecipients`: the replies after the data that did
+   * arrive before the failure, by recipient (2xx: delivered; 4xx/5xx: not).
+   */
+  recipientReplies?: Map<string, Reply>;
 
   constructor(message: string, options: SMTPExceptionOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

@@ -117,8 +117,8 @@ export class Transaction {
   readonly request: TransactionRequest;
   #plan: Plan | undefined;
   #head: Head | undefined;
-  /** End-of-data replies read so far (LMTP: one per recipient). */
-  #endRepliesRead = 0;
+  /** End-of-data replies read so far (LMTP: one per recipient, in RCPT order). */
+  #endReplies: Reply[] = [];
   #prewrittenOn: TransactionContext | undefined;
 
   constructor(request: TransactionRequest) {
@@ -315,11 +315,8 @@ export class Transaction {
     try {
       if (head?.bdatLast) {
         // The whole message already went with the envelope (read here: no call, no promise, on the hot path).
-        endReplies = [];
-        for (const waiter of head.bdatLast) {
-          endReplies.push(await session.await(waiter, signal));
-          this.#endRepliesRead++;
-        }
+        endReplies = this.#endReplies;
+        for (const waiter of head.bdatLast) endReplies.push(await session.await(waiter, signal));
       } else {
         endReplies = plan.useBdat
           ? await this.#sendBdat(ctx, plan, accepted.length, next)
@@ -327,9 +324,12 @@ export class Transaction {
       }
     } catch (error) {
       // LMTP: name every recipient whose own reply after the data never came
-      // (their delivery is unknown); the ones before them were answered.
+      // (their delivery is unknown), and keep the replies of the ones before
+      // them (each delivered or refused for certain).
       if (ctx.lmtp && error instanceof SMTPException && error.deliveryStatus === 'unknown') {
-        error.pendingRecipients = accepted.slice(this.#endRepliesRead);
+        const answered = this.#endReplies.length;
+        error.pendingRecipients = accepted.slice(answered);
+        error.recipientReplies = new Map(accepted.slice(0, answered).map((address, i) => [address, this.#endReplies[i]!]));
       }
       throw error;
     }
@@ -617,12 +617,8 @@ export class Transaction {
     if (!session.transport.clear) await session.transport.drain(ctx.timeouts.dataWrite, this.request.signal);
     flushed = true;
     following?.flushed();
-    const out: Reply[] = [];
-    for (const waiter of waiters) {
-      out.push(await session.await(waiter, this.request.signal));
-      this.#endRepliesRead++;
-    }
-    return out;
+    for (const waiter of waiters) this.#endReplies.push(await session.await(waiter, this.request.signal));
+    return this.#endReplies;
   }
 
   /**
