@@ -32,7 +32,8 @@ describe('a send partly delivered, whose retry for the other recipients never ru
     pool = new SMTPPool({ host: '127.0.0.1', port: server.port, localHostname: 'client.test', retry: { attempts: 3, minDelayMs: 30_000, maxDelayMs: 30_000 } });
     const controller = new AbortController();
     const send = pool.sendmail('x@example.test', ['a@example.test', 'b@example.test'], message('partial'), { signal: controller.signal });
-    await until(() => server!.stats.messages === 1, 'the first attempt');
+    // The first attempt is over on both sides: delivered, and the send back in the queue waiting for its retry.
+    await until(() => server!.stats.messages === 1 && pool!.stats().inFlight === 0 && pool!.stats().queued === 1, 'the first attempt');
     expect(server.deliveries.get('partial a@example.test')).toBe(1);
     return { send, controller };
   };

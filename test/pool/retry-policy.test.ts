@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   backoffDelay,
   classify,
+  classifyConnectFailure,
   partitionRefusals,
   resolveRetryOptions,
 } from '../../packages/smtplib/src/pool/retry-policy.js';
@@ -104,5 +105,20 @@ describe('retry policy: backoff with full jitter', () => {
     expect(resolveRetryOptions()).toEqual({ attempts: 3, minDelayMs: 1000, maxDelayMs: 60_000, retryUnknown: false });
     expect(() => resolveRetryOptions({ attempts: 0 })).toThrow(RangeError);
     expect(() => resolveRetryOptions({ minDelayMs: 10, maxDelayMs: 5 })).toThrow(RangeError);
+  });
+
+  it('connect failures: a connection lost or reset during STARTTLS may pass next time; a certificate that fails verification will not', () => {
+    const lostDuringStarttls = new SMTPTLSError('TLS is required but the server closed the connection; not continuing in plaintext', {
+      cause: new SMTPServerDisconnected('the server closed the connection'),
+    });
+    expect(classifyConnectFailure(lostDuringStarttls)).toBe('retry');
+    const cutInHandshake = new SMTPTLSError('TLS upgrade failed: Client network socket disconnected before secure TLS connection was established', {
+      cause: Object.assign(new Error('Client network socket disconnected before secure TLS connection was established'), { code: 'ECONNRESET' }),
+    });
+    expect(classifyConnectFailure(cutInHandshake)).toBe('retry');
+    const unverified = new SMTPTLSError('TLS upgrade failed: unable to verify the first certificate', {
+      cause: Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }),
+    });
+    expect(classifyConnectFailure(unverified)).toBe('dead');
   });
 });

@@ -64,6 +64,10 @@ export function classifyConnectFailure(error: unknown): ConnectVerdict {
   // Node's "socket disconnected before secure TLS connection was
   // established" is ECONNRESET) says nothing about the certificate.
   if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'ETIMEDOUT') return 'retry';
+  // Likewise the connection lost or timed out during STARTTLS, which the TLS
+  // policy reports as an SMTPTLSError ("TLS is required but the server closed
+  // the connection") with that failure as its cause.
+  if (inChain(error, (e) => e instanceof SMTPServerDisconnected || e instanceof SMTPTimeoutError)) return 'retry';
   if (code === 'ENOTFOUND' || code === 'ENOENT' || code === 'EACCES') return 'dead';
   return classify(error, { retryUnknown: false }).retry ? 'retry' : 'dead';
 }
