@@ -5,7 +5,7 @@
 // change and once after). PROFILE_N changes the count.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
@@ -25,6 +25,7 @@ const msgFile = join(WORK_DIR, 'small.eml');
 writeFileSync(msgFile, smallMessage());
 const dir = mkdtempSync(join(tmpdir(), 'smtplib-prof-'));
 const spec = { client: process.env.PROFILE_CLIENT ?? 'smtplib', kind: 'small', mode: 'awaited', n: N, warmup: 0, warmupMs: 0, targetMs: 0, minN: N, host: '127.0.0.1', port: sink.port, ctrlPort: sink.ctrlPort, msgFile };
+const load0 = loadavg()[0];
 const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200', join(HERE, 'cell.js'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
 let out = '';
 child.stdout.on('data', (d) => (out += d));
@@ -63,7 +64,7 @@ const section = [
   `## ${label}`,
   '',
   `\`node bench/profile.js ${label}\` at commit ${commit}${dirty}, ${new Date().toISOString()}: ${N} messages of ${smallMessage().length} B, awaited, one connection, ` +
-    `sink at 0 ms. Timed part: ${(result.cpuMs / N * 1000).toFixed(1)} µs CPU per message (${result.cpuMs.toFixed(0)} ms for ${N}), ` +
+    `sink at 0 ms, load average ${load0.toFixed(1)} (2 CPUs). Timed part: ${(result.cpuMs / N * 1000).toFixed(1)} µs CPU per message (${result.cpuMs.toFixed(0)} ms for ${N}), ` +
     `${Math.round(N / result.elapsedMs * 1000)} msg/s. Profile: ${total.toFixed(0)} ms sampled; in smtplib's own code ${ours.toFixed(0)} ms ` +
     `(${(ours / total * 100).toFixed(0)} %); idle/program/GC ${idle.map(([k, v]) => `${k.split('\t')[0]} ${v.toFixed(0)} ms`).join(', ')}.`,
   '',
