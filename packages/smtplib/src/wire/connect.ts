@@ -32,6 +32,11 @@ export interface OpenOptions {
   connect?: ConnectHook | undefined;
 }
 
+/** The address family of a source address (4 or 6), or 0 for none or a name. */
+function sourceFamily(address: string | undefined): number {
+  return address ? net.isIP(address) : 0;
+}
+
 /** Opens a TCP or Unix-socket connection. */
 export async function openSocket(options: OpenOptions): Promise<Duplex> {
   const { target } = options;
@@ -57,7 +62,10 @@ export async function openSocket(options: OpenOptions): Promise<Duplex> {
               ...(options.sourceAddress ? { localAddress: options.sourceAddress } : {}),
               ...(options.sourcePort ? { localPort: options.sourcePort } : {}),
               ...(options.lookup ? { lookup: options.lookup } : {}),
-              ...(options.family ? { family: options.family } : {}),
+              // A source address binds the socket to one family: resolve the host in that
+              // family too, or a name like localhost that resolves to ::1 first fails with
+              // "bind EINVAL" instead of reaching 127.0.0.1.
+              ...(options.family || sourceFamily(options.sourceAddress) ? { family: options.family || sourceFamily(options.sourceAddress) } : {}),
               autoSelectFamily: options.autoSelectFamily ?? true,
             });
         register(() => socket.destroy());
