@@ -106,6 +106,10 @@ cleanup() {
 }
 
 mount_root() {
+  # The root a mount point of its own, as / is on a booted machine: `ip netns add`
+  # (the several-hosts queue suite) runs `mount --make-rslave /`, which fails with
+  # EINVAL in a chroot whose / is a plain directory.
+  mount --bind "$ROOT" "$ROOT"
   mount -t proc proc "$ROOT/proc"
   mount -t sysfs -o ro sysfs "$ROOT/sys"
   # a private /dev rather than a bind of the host's: nothing made in it reaches the host
