@@ -62,6 +62,8 @@ export interface RedisStoreOptions {
   lockDurationMs?: number;
   /** How often workers look for such claims. Default lockDurationMs / 2. */
   stalledIntervalMs?: number;
+  /** How long open() waits for Redis to answer (it keeps reconnecting meanwhile). Default 30 000 ms. */
+  connectTimeoutMs?: number;
 }
 
 interface Held {
@@ -83,6 +85,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #url: string;
   readonly #options: RedisStoreOptions;
   readonly #lockMs: number;
+  readonly #connectTimeoutMs: number;
   #redis: Redis | undefined;
   #queue: Queue | undefined;
   readonly #workers = new Map<string, WorkerEntry>();
@@ -102,6 +105,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.prefix = options.prefix ?? 'smtplibq';
     if (!/^[A-Za-z0-9_.-]+$/.test(this.prefix)) throw new RangeError(`prefix must be letters, digits, _ . -; got ${JSON.stringify(this.prefix)}`);
     this.#lockMs = options.lockDurationMs ?? 30_000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
   }
 
   #k(...parts: string[]): string {
@@ -128,11 +132,43 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   async open(): Promise<void> {
     this.#redis = new Redis({ ...(this.#connection() as object), lazyConnect: true, maxRetriesPerRequest: 20 } as never);
     this.#redis.on('error', (error) => this.#error(error));
-    await this.#redis.connect();
+    await this.#connected(this.#redis);
     this.#queue = new Queue(this.prefix, { connection: this.#connection() });
     this.#queue.on('error', (error) => this.#error(error));
     await this.#queue.waitUntilReady();
     await this.recover();
+  }
+
+  /**
+   * Waits until Redis answers. ioredis's connect() fails as soon as one attempt
+   * is refused, but a worker (re)started while Redis restarts should wait for it,
+   * as its reconnects do, not die; it gives up after connectTimeoutMs.
+   */
+  async #connected(redis: Redis): Promise<void> {
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        redis.off('ready', onReady);
+        reject(new QueueError('ERR_QUEUE_STORE', `Redis at ${this.#where()} did not answer within ${this.#connectTimeoutMs} ms; is redis-server running and reachable?`));
+      }, this.#connectTimeoutMs);
+      const onReady = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      redis.once('ready', onReady);
+    });
+    // The first attempt's own failure is not final: ioredis keeps reconnecting and 'ready' settles it.
+    redis.connect().catch(() => undefined);
+    try {
+      await ready;
+    } catch (error) {
+      redis.disconnect();
+      throw error;
+    }
+  }
+
+  #where(): string {
+    const url = new URL(this.#url);
+    return `${url.hostname || '127.0.0.1'}:${url.port || 6379}`;
   }
 
   async close(): Promise<void> {
@@ -401,7 +437,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
           // Deleted, finished or held meanwhile: the job has nothing left to do.
           asides.push(job.moveToCompleted('gone', token, false).catch(() => undefined));
         } else if (message.nextAttemptAt > now + 1000) {
-          asides.push(job.moveToDelayed(message.nextAttemptAt, token));
+          asides.push(this.#aside(job.moveToDelayed(message.nextAttemptAt, token)));
         } else {
           taken.push({ job, token, message, body: rows[3 * i + 2]![1] as Buffer | null });
         }
@@ -412,7 +448,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
         const slots = slotted[i];
         if (slots) won.push({ ...t, slots });
         // Its destination is at its limit: try again shortly (not an attempt).
-        else asides.push(t.job.moveToDelayed(Date.now() + 200, t.token));
+        else asides.push(this.#aside(t.job.moveToDelayed(Date.now() + 200, t.token)));
       });
       await Promise.all(asides);
       if (won.length === 0) continue;
@@ -464,6 +500,16 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     } catch (error) {
       for (const mark of batch) mark.reject(error);
     }
+  }
+
+  /**
+   * A job put back while claiming (not claimed): its failure is reported, not
+   * the claim's. Handled at once, because the claim may fail before it awaits
+   * these (Redis gone mid-claim), and an unhandled rejection would end the
+   * worker's process; a job left active is recovered when its lock expires.
+   */
+  #aside(promise: Promise<unknown>): Promise<unknown> {
+    return promise.catch((error: unknown) => this.#error(error));
   }
 
   #lockKey(id: string): string {
