@@ -54,6 +54,7 @@ export async function openSocket(options: OpenOptions): Promise<Duplex> {
         register(() => stream.destroy());
         if (stream instanceof net.Socket && stream.connecting) await once(stream, 'connect');
       } else {
+        const family = options.family || sourceFamily(options.sourceAddress);
         const socket = target.path
           ? net.connect({ path: target.path })
           : net.connect({
@@ -65,7 +66,7 @@ export async function openSocket(options: OpenOptions): Promise<Duplex> {
               // A source address binds the socket to one family: resolve the host in that
               // family too, or a name like localhost that resolves to ::1 first fails with
               // "bind EINVAL" instead of reaching 127.0.0.1.
-              ...(options.family || sourceFamily(options.sourceAddress) ? { family: options.family || sourceFamily(options.sourceAddress) } : {}),
+              ...(family ? { family } : {}),
               autoSelectFamily: options.autoSelectFamily ?? true,
             });
         register(() => socket.destroy());
