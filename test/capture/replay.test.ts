@@ -12,6 +12,7 @@ import * as smtplib from 'smtplib';
 import { startCapture, type CaptureOptions } from '../../packages/capture/src/index.js';
 import { startReplay } from '../../packages/capture/src/testing.js';
 import { loadTranscript, runTranscript } from '../support/transcript.js';
+import { expectReplayed } from '../support/transcript-suite.js';
 import { testPki } from '../support/certs.js';
 
 const PY_CLIENT = fileURLToPath(new URL('./py_client.py', import.meta.url));
@@ -88,10 +89,7 @@ describe('record', () => {
     writeFileSync(file, `# call: sendmail ["alice@example.org", ["bob@example.org", "carol@example.org"], ${JSON.stringify(MESSAGE)}]\n# result: {}\n# call: quit\n# result: {"code": 221}\n${text}`);
     const t = loadTranscript(file);
     for (const split of ['whole', 'byte', 'line'] as const) {
-      const outcome = await runTranscript(t, split);
-      expect(outcome.failures, split).toEqual([]);
-      expect(outcome.mismatch, split).toBeUndefined();
-      expect(outcome.completed, split).toBe(outcome.steps);
+      expectReplayed(await runTranscript(t, split), split);
     }
   });
 
@@ -103,10 +101,7 @@ describe('record', () => {
     expect(log.some((l) => l.startsWith("send: 'MAIL FROM:<alice@example.org>"))).toBe(true);
     const file = join(tempDir(), 'from-debug-log.smtp');
     writeFileSync(file, `# call: sendmail ["alice@example.org", ["bob@example.org"], ${JSON.stringify(MESSAGE)}]\n# result: {}\n# call: quit\n${log.join('\n')}\n`);
-    const outcome = await runTranscript(loadTranscript(file), 'random', 7);
-    expect(outcome.failures).toEqual([]);
-    expect(outcome.mismatch).toBeUndefined();
-    expect(outcome.completed).toBe(outcome.steps);
+    expectReplayed(await runTranscript(loadTranscript(file), 'random', 7));
     // And the replay server takes the same log.
     const replay = await startReplay({ text: log.join('\n') });
     cleanups.push(() => replay.close());

@@ -12,33 +12,15 @@
 // test/transcript replays its cases: whole, byte by byte, line by line, in
 // seeded random splits. The pool tests below drive the same sequence through
 // SMTPPool against the fault server, which really delivers before dropping.
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SMTPPool, SMTPServerDisconnected } from '../../packages/smtplib/src/index.js';
-import { loadTranscript, runTranscript } from '../support/transcript.js';
-import type { SplitMode } from '../support/scripted-server.js';
+import { describeTranscripts } from '../support/transcript-suite.js';
 import { message, startFaultServer, type FaultContext, type FaultServerHandle } from './helpers.js';
 
-const dir = join(import.meta.dirname, 'transcripts');
-const files = readdirSync(dir).filter((f) => f.endsWith('.smtp')).sort();
-const modes: [SplitMode, number][] = [['whole', 1], ['byte', 1], ['line', 1], ['random', 7]];
-
-describe('a connection dropped under chained BDAT LAST groups: transcripts', () => {
-  it('has the cases', () => expect(files.length).toBeGreaterThanOrEqual(3));
-  for (const file of files) {
-    describe(file.replace(/\.smtp$/, ''), () => {
-      const transcript = loadTranscript(join(dir, file));
-      for (const [mode, seed] of modes) {
-        it(`${mode}${mode === 'random' ? ` seed ${seed}` : ''}`, async () => {
-          const outcome = await runTranscript(transcript, mode, seed);
-          expect(outcome.failures).toEqual([]);
-          expect(outcome.mismatch).toBeUndefined();
-          expect(outcome.completed).toBe(outcome.steps);
-        });
-      }
-    });
-  }
+describeTranscripts('a connection dropped under chained BDAT LAST groups: transcripts', join(import.meta.dirname, 'transcripts'), {
+  minCases: 3,
+  splits: [['whole', 1], ['byte', 1], ['line', 1], ['random', 7]],
 });
 
 let server: FaultServerHandle | undefined;
