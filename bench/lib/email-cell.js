@@ -1,13 +1,18 @@
 // One measurement of bench/suites/email.js, in its own process so its RSS is its own:
-//   node bench/lib/email-cell.js <ours|nodemailer> small <ms>       → compose + serialize a 1 KB text+HTML message, msgs/s
-//   node bench/lib/email-cell.js <ours|nodemailer> attach <file>    → a message with that file attached, streamed out: MB/s, peak RSS
+//   node bench/lib/email-cell.js <ours|nodemailer> small <ms>           → compose + serialize a 1 KB text+HTML message, msgs/s
+//   node bench/lib/email-cell.js <ours|nodemailer|bare> attach <file> <passes>
+//       → a message with that file attached, streamed out `passes` times. The first pass measures memory:
+//         process.memoryUsage() before it (after the library is imported) and after every chunk read and every
+//         5 ms, so the peak is the peak; the later passes are timed (wall clock and the process's CPU time).
+//         `bare` imports nothing and composes nothing: the RSS of a node process that only runs this harness.
 // Prints `RESULT {json}`. Only the library measured is loaded, so the process's RSS is its own.
 
-const [lib, kind, arg] = process.argv.slice(2);
+const [lib, kind, arg, passesArg] = process.argv.slice(2);
 const { EmailMessage } = lib === 'ours' ? await import('smtplib-email') : {};
 const MailComposer = lib === 'nodemailer' ? (await import('nodemailer/lib/mail-composer/index.js')).default : undefined;
 const TEXT = 'Hello Bob,\n\nthe quarterly figures are attached. Revenue is up 4 %, costs are flat.\n'.repeat(4);
 const HTML = `<html><body><p>${TEXT.replace(/\n/g, '<br>')}</p></body></html>`;
+const MiB = 1048576;
 
 function oursSmall(i) {
   const msg = new EmailMessage();
@@ -39,20 +44,8 @@ async function small(ms) {
   return { msgsPerSec: n / seconds, bytes: size };
 }
 
-async function attach(file) {
-  const before = process.memoryUsage();
-  let peak = before.rss;
-  let peakHeap = before.heapTotal;
-  let peakOffHeap = before.external + before.arrayBuffers;
-  const sample = () => {
-    const now = process.memoryUsage();
-    peak = Math.max(peak, now.rss);
-    peakHeap = Math.max(peakHeap, now.heapTotal);
-    peakOffHeap = Math.max(peakOffHeap, now.external + now.arrayBuffers);
-  };
-  const sampler = setInterval(sample, 5);
-  const start = performance.now();
-  let stream;
+/** The serialized message with `file` attached, as a stream of Buffers. */
+function attachmentStream(file) {
   if (lib === 'ours') {
     const msg = new EmailMessage();
     msg.set('From', 'alice@example.com');
@@ -60,26 +53,64 @@ async function attach(file) {
     msg.set('Subject', 'data');
     msg.setContent('attached\n');
     msg.addAttachment({ path: file }, { filename: 'data.bin' });
-    stream = msg.stream();
-  } else {
-    stream = new MailComposer({ from: 'alice@example.com', to: 'bob@example.com', subject: 'data', text: 'attached\n', attachments: [{ path: file, filename: 'data.bin' }] }).compile().createReadStream();
+    return msg.stream();
   }
+  return new MailComposer({ from: 'alice@example.com', to: 'bob@example.com', subject: 'data', text: 'attached\n', attachments: [{ path: file, filename: 'data.bin' }] }).compile().createReadStream();
+}
+
+/** Pass 1: memory. Peak of RSS, heap and Buffers (external + arrayBuffers) over the pass, from its start. */
+async function memoryPass(file) {
+  const before = process.memoryUsage();
+  const peak = { rss: before.rss, heapTotal: before.heapTotal, offHeap: before.external + before.arrayBuffers };
+  const sample = () => {
+    const now = process.memoryUsage();
+    peak.rss = Math.max(peak.rss, now.rss);
+    peak.heapTotal = Math.max(peak.heapTotal, now.heapTotal);
+    peak.offHeap = Math.max(peak.offHeap, now.external + now.arrayBuffers);
+  };
+  const sampler = setInterval(sample, 5);
   let bytes = 0;
-  for await (const chunk of stream) bytes += chunk.length;
-  const seconds = (performance.now() - start) / 1000;
-  clearInterval(sampler);
+  try {
+    if (lib !== 'bare') {
+      for await (const chunk of attachmentStream(file)) {
+        bytes += chunk.length;
+        sample();
+      }
+    }
+  } finally {
+    clearInterval(sampler);
+  }
   sample();
-  const MiB = 1048576;
   return {
-    mbPerSec: bytes / 1e6 / seconds,
     bytes,
-    baseRssMB: before.rss / MiB,
-    peakRssMB: peak / MiB,
-    rssGrowthMB: (peak - before.rss) / MiB,
-    heapGrowthMB: (peakHeap - before.heapTotal) / MiB,
-    offHeapGrowthMB: (peakOffHeap - before.external - before.arrayBuffers) / MiB,
+    startRssMB: before.rss / MiB,
+    peakRssMB: peak.rss / MiB,
+    rssGrowthMB: (peak.rss - before.rss) / MiB,
+    heapGrowthMB: (peak.heapTotal - before.heapTotal) / MiB,
+    offHeapGrowthMB: (peak.offHeap - before.external - before.arrayBuffers) / MiB,
   };
 }
 
-const result = kind === 'small' ? await small(Number(arg)) : await attach(arg);
+/** A timed pass: output MB per wall-clock second and per second of the process's CPU time (user + system, all threads). */
+async function timedPass(file) {
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  let bytes = 0;
+  for await (const chunk of attachmentStream(file)) bytes += chunk.length;
+  const seconds = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
+  return { mbPerSec: bytes / 1e6 / seconds, mbPerCpuSec: bytes / 1e6 / ((used.user + used.system) / 1e6) };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function attach(file, passes) {
+  const memory = await memoryPass(file);
+  if (lib === 'bare') return memory;
+  const timed = [];
+  for (let i = 1; i < passes; i++) timed.push(await timedPass(file));
+  return { ...memory, mbPerSec: median(timed.map((t) => t.mbPerSec)), mbPerCpuSec: median(timed.map((t) => t.mbPerCpuSec)) };
+}
+
+const result = kind === 'small' ? await small(Number(arg)) : await attach(arg, Number(passesArg ?? 4));
 console.log('RESULT ' + JSON.stringify({ lib, kind, ...result }));

@@ -1,8 +1,10 @@
 // smtplib-email beside nodemailer's MailComposer (both: compose and serialize, no network):
 // - a 1 KB text + HTML message, composed and serialized to bytes: messages per second;
 // - a message with a 20 MB file attached, streamed out: MB/s and peak RSS of the process.
-// Each figure comes from its own child process (bench/lib/email-cell.js); the median of 3 runs.
-// Goal (issue 14): at least 2x MailComposer's throughput, at most 0.5x its peak memory.
+// Each figure comes from its own child process (bench/lib/email-cell.js); ours and MailComposer alternate,
+// 5 rounds, medians and paired ratios (see alternate()). A bare node process is measured beside them.
+// Goal (issue 14): at least 2x MailComposer's throughput, at most 0.5x its peak memory; met/missed is
+// computed here, and the peak goal is printed as written even when node's own RSS makes it unreachable.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -19,54 +21,78 @@ function cell(args) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fixed = (x, digits = 1) => x.toFixed(digits);
+const times = (x) => `${x.toFixed(2)}x`;
+
+/**
+ * Rounds alternate the libraries (ours, MailComposer, ours, ...), each cell a fresh process, so a change
+ * of load during the run hits both. A library's figure is its median over the rounds; a ratio is the
+ * median over rounds of that round's ours / theirs (paired, so load drift between rounds cancels).
+ */
+function alternate(rounds, argsFor) {
+  const per = { ours: [], nodemailer: [] };
+  for (let r = 0; r < rounds; r++) for (const lib of ['ours', 'nodemailer']) per[lib].push(cell([lib, ...argsFor(lib)]));
+  return per;
+}
+
+const pairedRatio = (per, key) => median(per.ours.map((o, i) => o[key] / per.nodemailer[i][key]));
 
 export async function run({ quick = false, workDir = join(fileURLToPath(new URL('..', import.meta.url)), '.work') } = {}) {
   mkdirSync(workDir, { recursive: true });
-  const reps = quick ? 1 : 3;
-  const ms = quick ? 300 : 2000;
+  const rounds = quick ? 1 : 5;
+  const passes = quick ? 2 : 4;
+  const ms = quick ? 300 : 1500;
   const mb = quick ? 2 : 20;
   const file = join(workDir, `email-attach-${mb}mb.bin`);
   const data = Buffer.alloc(mb * 1e6);
   for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
   writeFileSync(file, data);
-  const rows = {};
-  for (const lib of ['ours', 'nodemailer']) {
-    const smalls = Array.from({ length: reps }, () => cell([lib, 'small', String(ms)]));
-    const attaches = Array.from({ length: reps }, () => cell([lib, 'attach', file]));
-    rows[lib] = {
-      msgsPerSec: median(smalls.map((r) => r.msgsPerSec)),
-      mbPerSec: median(attaches.map((r) => r.mbPerSec)),
-      baseRssMB: median(attaches.map((r) => r.baseRssMB)),
-      peakRssMB: median(attaches.map((r) => r.peakRssMB)),
-      rssGrowthMB: median(attaches.map((r) => r.rssGrowthMB)),
-      heapGrowthMB: median(attaches.map((r) => r.heapGrowthMB)),
-      offHeapGrowthMB: median(attaches.map((r) => r.offHeapGrowthMB)),
-    };
-  }
-  const o = rows.ours;
-  const n = rows.nodemailer;
-  const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
-  const peakGoalMet = o.peakRssMB <= 0.5 * n.peakRssMB;
-  return [
+
+  const smalls = alternate(rounds, () => ['small', String(ms)]);
+  const attaches = alternate(rounds, () => ['attach', file, String(passes)]);
+  const bares = Array.from({ length: rounds }, () => cell(['bare', 'attach', file, '1']));
+  const row = (per, key) => ({ ours: median(per.ours.map((r) => r[key])), theirs: median(per.nodemailer.map((r) => r[key])) });
+
+  const msgs = { ...row(smalls, 'msgsPerSec'), ratio: pairedRatio(smalls, 'msgsPerSec') };
+  const wall = { ...row(attaches, 'mbPerSec'), ratio: pairedRatio(attaches, 'mbPerSec') };
+  const cpu = { ...row(attaches, 'mbPerCpuSec'), ratio: pairedRatio(attaches, 'mbPerCpuSec') };
+  const peak = { ...row(attaches, 'peakRssMB'), ratio: pairedRatio(attaches, 'peakRssMB') };
+  const start = { ...row(attaches, 'startRssMB'), ratio: pairedRatio(attaches, 'startRssMB') };
+  const growth = { ...row(attaches, 'rssGrowthMB'), ratio: pairedRatio(attaches, 'rssGrowthMB') };
+  const heap = row(attaches, 'heapGrowthMB');
+  const offHeap = row(attaches, 'offHeapGrowthMB');
+  const bare = median(bares.map((r) => r.peakRssMB));
+  const sizes = new Set([...attaches.ours, ...attaches.nodemailer].map((r) => r.bytes));
+
+  const goal = (met) => (met ? 'met' : '**missed**');
+  const peakReachable = bare <= 0.5 * peak.theirs;
+  const lines = [
     '## Messages (smtplib-email vs nodemailer MailComposer)',
     '',
-    `Compose + serialize, no network; median of ${reps} runs, each in its own process that loads only the library it measures. ${quick ? 'QUICK run: small counts.' : ''}`,
+    `Compose + serialize, no network. ${rounds} rounds, each round one fresh process per library, ours and MailComposer alternated; a figure is the median over the rounds, a ratio the median over the rounds of that round's ours / theirs. Attachment cells: pass 1 measures memory (\`process.memoryUsage()\` before the message and after every chunk read, and every 5 ms), passes 2–${passes} are timed (median). ${quick ? 'QUICK run: small counts.' : ''}`,
     '',
-    `| | smtplib-email | MailComposer | ours / theirs | goal |`,
-    `|---|---:|---:|---:|---|`,
-    `| 1 KB text+HTML message, msgs/s | ${o.msgsPerSec.toFixed(0)} | ${n.msgsPerSec.toFixed(0)} | ${ratio(o.msgsPerSec, n.msgsPerSec)} | >= 2x |`,
-    `| ${mb} MB attachment streamed, MB/s | ${o.mbPerSec.toFixed(1)} | ${n.mbPerSec.toFixed(1)} | ${ratio(o.mbPerSec, n.mbPerSec)} | >= 2x |`,
-    `| ${mb} MB attachment, peak RSS MB | ${o.peakRssMB.toFixed(1)} | ${n.peakRssMB.toFixed(1)} | ${ratio(o.peakRssMB, n.peakRssMB)} | <= 0.5x${peakGoalMet ? '' : ' (missed)'} |`,
-    `| process RSS before the message, MB | ${o.baseRssMB.toFixed(1)} | ${n.baseRssMB.toFixed(1)} | ${ratio(o.baseRssMB, n.baseRssMB)} | |`,
-    `| ${mb} MB attachment, RSS growth MB (peak - before) | ${o.rssGrowthMB.toFixed(1)} | ${n.rssGrowthMB.toFixed(1)} | ${ratio(o.rssGrowthMB, n.rssGrowthMB)} | |`,
-    `| of which JS heap growth MB | ${o.heapGrowthMB.toFixed(1)} | ${n.heapGrowthMB.toFixed(1)} | | |`,
-    `| of which Buffers / external growth MB | ${o.offHeapGrowthMB.toFixed(1)} | ${n.offHeapGrowthMB.toFixed(1)} | | |`,
+    '| | smtplib-email | MailComposer | ours / theirs | goal | |',
+    '|---|---:|---:|---:|---|---|',
+    `| 1 KB text+HTML message, msgs/s | ${fixed(msgs.ours, 0)} | ${fixed(msgs.theirs, 0)} | ${times(msgs.ratio)} | >= 2x | ${goal(msgs.ratio >= 2)} |`,
+    `| ${mb} MB attachment streamed, MB/s (wall clock) | ${fixed(wall.ours)} | ${fixed(wall.theirs)} | ${times(wall.ratio)} | >= 2x | ${goal(wall.ratio >= 2)} |`,
+    `| ${mb} MB attachment, MB per CPU second (user + system) | ${fixed(cpu.ours)} | ${fixed(cpu.theirs)} | ${times(cpu.ratio)} | | |`,
+    `| ${mb} MB attachment, peak RSS MB | ${fixed(peak.ours)} | ${fixed(peak.theirs)} | ${times(peak.ratio)} | <= 0.5x | ${goal(peak.ratio <= 0.5)}${peakReachable ? '' : ' (unreachable, below)'} |`,
+    `| RSS before the message (library imported), MB | ${fixed(start.ours)} | ${fixed(start.theirs)} | ${times(start.ratio)} | | |`,
+    `| RSS growth during the message (peak - before), MB | ${fixed(growth.ours)} | ${fixed(growth.theirs)} | ${times(growth.ratio)} | | |`,
+    `| of which JS heap (heapTotal) growth, MB | ${fixed(heap.ours)} | ${fixed(heap.theirs)} | | | |`,
+    `| of which Buffers (external + arrayBuffers) growth, MB | ${fixed(offHeap.ours)} | ${fixed(offHeap.theirs)} | | | |`,
+    `| node running this harness, nothing imported: RSS MB | ${fixed(bare)} | | ${times(bare / peak.theirs)} of MailComposer's peak | | |`,
     '',
-    peakGoalMet
-      ? 'The peak-RSS goal is met.'
-      : `The peak-RSS goal (<= 0.5x) is missed: most of either process's peak is Node itself and the modules loaded before the message is built (${o.baseRssMB.toFixed(1)} MB and ${n.baseRssMB.toFixed(1)} MB above), which no message code can remove; what the message adds is the growth row.`,
+    `Serialized sizes: ${[...sizes].join(', ')} bytes.`,
     '',
-  ].join('\n');
+  ];
+  if (!peakReachable) {
+    lines.push(
+      `The peak-RSS goal as written (ours <= 0.5x MailComposer's peak, i.e. <= ${fixed(0.5 * peak.theirs)} MB here) cannot be met by any library in a node process: node itself, with nothing imported, has an RSS of ${fixed(bare)} MB (${times(bare / peak.theirs)} of MailComposer's peak). What the library controls is what it loads (the "before" row) and what the message adds (the growth row); both are printed beside the goal as written, not instead of it.`,
+      '',
+    );
+  }
+  return lines.join('\n');
 }
 
 function machine() {

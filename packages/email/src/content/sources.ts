@@ -4,6 +4,7 @@
 // written any number of times (what DKIM signing, which reads twice, needs).
 
 import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ContentUnavailableError } from '../errors.js';
 
@@ -57,6 +58,33 @@ export async function* readSource(source: BinarySource): AsyncIterable<Uint8Arra
       return;
     case 'factory':
       yield* source.open();
+  }
+}
+
+/**
+ * The chunks of a source for a consumer that is done with each chunk before
+ * it asks for the next (the base64 writer): a file is read in pieces of
+ * `chunkSize` bytes into one Buffer, reused for every read, so a file of any
+ * size costs one allocation. Other sources are read as by readSource.
+ */
+export async function* readSourceReusing(source: BinarySource, chunkSize: number): AsyncIterable<Uint8Array> {
+  if (source.kind !== 'file') {
+    yield* readSource(source);
+    return;
+  }
+  const file = await open(source.path, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(chunkSize);
+    let position = source.start ?? 0;
+    const end = source.end ?? Number.POSITIVE_INFINITY;
+    while (position < end) {
+      const { bytesRead } = await file.read(buffer, 0, Math.min(chunkSize, end - position), position);
+      if (bytesRead === 0) return;
+      position += bytesRead;
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await file.close();
   }
 }
 
