@@ -3,7 +3,7 @@
 // limit, per-destination limits, a Redis restart with AOF on).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { MailQueue } from 'smtplib-queue';
+import { MailQueue, type Claim, type StoredMessage } from 'smtplib-queue';
 import { RedisStore } from 'smtplib-queue-redis';
 import { storeConformance } from './conformance.js';
 import { redisAvailable, startRedis, type RedisHandle } from './redis-server.js';
@@ -58,24 +58,71 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
     await store.close();
   });
 
-  it('a worker that records after losing its lock leaves the end-of-data mark (a claimer that read the record first must still find it)', async () => {
-    const { store } = await makeStore();
-    const queue = new MailQueue(store);
-    await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-    const w = await store.registerWorker();
-    const [claim] = await store.claim(w, 1);
-    const id = claim!.message.id;
-    await store.markCommitting(w, id, 1);
-    // Cut off: its lock expired (here: removed) while the end of data was on its way; the reply arrives later.
+  /** Claims for worker `w` until it gets one (a job whose lock was lost comes back through BullMQ's stalled check). */
+  async function claimOnce(store: RedisStore, w: string): Promise<Claim> {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const [claim] = await store.claim(w, 1);
+      if (claim) return claim;
+      if (Date.now() > deadline) throw new Error('the stalled job never came back');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The worker holding message `id` is cut off: its lock expires (here: is removed), as when its event loop stalls or Redis is away. */
+  async function cutOff(store: RedisStore, id: string): Promise<void> {
     const { Redis } = await import('ioredis');
     const raw = new Redis(redis.url);
     await raw.del(`bull:${store.prefix}:${id}:lock`);
-    const delivered = { ...claim!.message, attempts: 1, recipients: claim!.message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) };
-    await store.finish(w, delivered);
-    expect((await store.get(id))!.state).toBe('delivered');
-    // Another worker may have loaded the record (attempts 0) just before that write: the mark for attempt 1 must still be there.
-    expect(await raw.exists(`${store.prefix}:commit:${id}@1`)).toBe(1);
     await raw.quit();
+  }
+
+  const withState = (m: StoredMessage, state: 'delivered' | 'deferred'): StoredMessage => ({ ...m, attempts: m.attempts + 1, nextAttemptAt: Date.now(), recipients: m.recipients.map((r) => ({ ...r, state })) });
+
+  it('a worker cut off after its mark: the next claimer finds the mark, the late reply is recorded, and the claimer does not overwrite it', async () => {
+    const { store } = await makeStore();
+    const queue = new MailQueue(store);
+    const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const w1 = await store.registerWorker();
+    const w2 = await store.registerWorker();
+    const first = await claimOnce(store, w1);
+    await store.markCommitting(w1, id, 1);
+    await cutOff(store, id);
+    const second = await claimOnce(store, w2);
+    expect(second.message.id).toBe(id);
+    expect(second.interrupted).toBe(true);
+    // w1's reply arrives: it sent the message and it was accepted. Its mark is still there, so it records that.
+    await store.finish(w1, withState(first.message, 'delivered'));
+    expect((await store.get(id))!.state).toBe('delivered');
+    // w2 settles the interrupted attempt (unknown): attempt 1 is recorded already, by the worker that made it.
+    const verdict = RedisStore.settleInterrupted(second.message, false);
+    await expect(store.finish(w2, verdict)).rejects.toMatchObject({ code: 'ERR_QUEUE_CLAIM_LOST' });
+    const after = (await store.get(id))!;
+    expect(after.state).toBe('delivered');
+    expect(after.attempts).toBe(1);
+    await store.close();
+  });
+
+  it('a late record from a worker that never marked (it sent nothing) is dropped: the attempt number under the next worker\'s mark does not move', async () => {
+    const { store } = await makeStore();
+    const queue = new MailQueue(store);
+    const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const [w1, w2, w3] = [await store.registerWorker(), await store.registerWorker(), await store.registerWorker()];
+    // w1 claims; its mark never got through (Redis was away), so it sent nothing; meanwhile its lock expired.
+    const first = await claimOnce(store, w1);
+    await cutOff(store, id);
+    // w2 claims, marks attempt 1 and writes the end of data.
+    const second = await claimOnce(store, w2);
+    expect(second.interrupted).toBe(false);
+    await store.markCommitting(w2, id, second.message.attempts + 1);
+    // w1 now records "deferred, nothing was sent" for its attempt 1.
+    await expect(store.finish(w1, withState(first.message, 'deferred'))).rejects.toMatchObject({ code: 'ERR_QUEUE_CLAIM_LOST' });
+    expect((await store.get(id))!.attempts).toBe(0);
+    // w2 dies before the reply (SIGKILL): the next claimer must find w2's mark and not send again.
+    await cutOff(store, id);
+    const third = await claimOnce(store, w3);
+    expect(third.message.id).toBe(id);
+    expect(third.interrupted).toBe(true);
     await store.close();
   });
 

@@ -11,7 +11,8 @@
 //   {p}:active          zset of claimed message ids by claim time
 //   {p}:held            set of held ids (a held message has no BullMQ job)
 //   {p}:idem:{sha256}   an idempotency key's message id (SET NX: one winner)
-//   {p}:commit:{id}@{n} "attempt n is about to write the end of data"
+//   {p}:marks:{id}      set of claim tokens whose attempt is about to write (or wrote) the
+//                       end of data and has not recorded its outcome (see markCommitting)
 //   {p}:worker:{id}     a live worker's heartbeat (expires)
 //   {p}:dest:{domain}   zset of claims holding a per-destination slot, by lease expiry
 //
@@ -452,21 +453,29 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
       });
       await Promise.all(asides);
       if (won.length === 0) continue;
-      // One round trip: unresolved end-of-data marks, and the claims recorded.
-      const multi = r.multi();
-      for (const { message } of won) {
-        const id = message.id;
-        multi.exists(this.#k('commit', `${id}@${message.attempts + 1}`)).hset(this.#k('msg', id), 'worker', worker).zrem(this.#k('due'), id).zadd(this.#k('active'), now, id);
-      }
-      const results = (await multi.exec()) ?? [];
-      for (const [error] of results) if (error) throw error;
-      won.forEach(({ job, token, message, body, slots }, i) => {
+      // One round trip: the claims recorded, each with its record and its unresolved
+      // end-of-data marks read in the same script (atomically: see CLAIM_IF_OWNED).
+      const keys = [this.#k('due'), this.#k('active'), ...won.flatMap(({ message }) => [this.#k('msg', message.id), this.#lockKey(message.id), this.#k('marks', message.id), this.#k('held')])];
+      const args = [worker, now, ...won.flatMap(({ message, token }) => [message.id, token])];
+      const results = (await r.eval(CLAIM_IF_OWNED, keys.length, ...keys, ...args)) as [number, string | null, number][];
+      const finished: Promise<unknown>[] = [];
+      won.forEach(({ job, token, body, slots }, i) => {
+        const [status, json, marks] = results[i]!;
+        if (status !== 2) {
+          // 0: the lock is no longer ours (taken for dead meanwhile): another worker has the job.
+          // 1: finished, deleted or held since it was read: nothing left to do.
+          if (status === 1) finished.push(job.moveToCompleted('gone', token, false).catch(() => undefined));
+          if (slots.length > 0) finished.push(this.#freeSlots(worker, job.id!, slots).catch(() => undefined));
+          return;
+        }
+        const message = JSON.parse(json!) as StoredMessage;
         const id = message.id;
         entry.jobs.set(id, { job, token, slots });
         if (body) this.#bodies.set(id, body);
-        claims.push({ message, interrupted: results[4 * i]?.[1] === 1 });
+        claims.push({ message, interrupted: marks > 0 });
         this.#emit({ id, from: restingState(message), to: 'active' });
       });
+      await Promise.all(finished);
     }
     return claims;
   }
@@ -474,7 +483,8 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   markCommitting(worker: string, id: string, attempt: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const token = this.#workers.get(worker)?.jobs.get(checkId(id))?.token ?? '';
-      this.#marks.push({ key: this.#k('commit', `${id}@${attempt}`), lock: this.#lockKey(id), token, resolve, reject });
+      void attempt; // a mark names its claim (the lock token), not an attempt number: see CLAIM_IF_OWNED
+      this.#marks.push({ key: this.#k('marks', id), lock: this.#lockKey(id), token, resolve, reject });
       if (!this.#marksScheduled) {
         this.#marksScheduled = true;
         setImmediate(() => void this.#flushMarks());
@@ -517,7 +527,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   /** Writes the message (and its indexes) in one MULTI. */
-  async #write(message: StoredMessage, extra: { clearWorker?: boolean; marks?: boolean } = {}): Promise<QueueState> {
+  async #write(message: StoredMessage, extra: { clearWorker?: boolean } = {}): Promise<QueueState> {
     const state: QueueState = message.held ? 'held' : restingState(message);
     const key = this.#k('msg', message.id);
     const multi = this.#r.multi().hset(key, 'json', JSON.stringify(message));
@@ -527,7 +537,6 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     else multi.zadd(this.#k('due'), message.nextAttemptAt, message.id);
     if (message.held) multi.sadd(this.#k('held'), message.id);
     else multi.srem(this.#k('held'), message.id);
-    if (extra.marks) for (let n = message.attempts; n >= 1 && n >= message.attempts - 1; n--) multi.del(this.#k('commit', `${message.id}@${n}`));
     const results = await multi.exec();
     for (const [error] of results ?? []) if (error) throw error;
     return state;
@@ -537,17 +546,18 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     const entry = this.#entry(worker);
     this.#bodies.delete(message.id);
     const held = entry.jobs.get(message.id);
-    const to: QueueState = restingState(message);
-    // Recorded only while this worker holds the lock, or when nobody has recorded this attempt yet.
     const id = message.id;
-    const written = (await this.#r.eval(
+    const [code, storedJson] = (await this.#r.eval(
       FINISH_IF_OWNED,
-      7,
-      this.#k('msg', id), this.#lockKey(id), this.#k('due'), this.#k('active'), this.#k('held'),
-      this.#k('commit', `${id}@${message.attempts}`), this.#k('commit', `${id}@${Math.max(0, message.attempts - 1)}`),
-      held?.token ?? '', message.attempts, JSON.stringify(message), to === 'delivered' ? 'delivered' : isTerminal(to) ? 'terminal' : 'pending', message.nextAttemptAt, id,
-    )) as number;
-    if (written !== 1) {
+      6,
+      this.#k('msg', id), this.#lockKey(id), this.#k('due'), this.#k('active'), this.#k('held'), this.#k('marks', id),
+      held?.token ?? '', message.attempts, JSON.stringify(message), restingState(message) === 'delivered' ? 'delivered' : isTerminal(restingState(message)) ? 'terminal' : 'pending', message.nextAttemptAt, id, worker,
+    )) as [number, string | null];
+    // 2: another worker recorded this attempt first (it was cut off, and wrote the reply it
+    // had); that record stands, and the claim is given up according to it.
+    const stored = code === 2 && storedJson ? (JSON.parse(storedJson) as StoredMessage) : message;
+    const to: QueueState = restingState(stored);
+    if (code === 0) {
       entry.jobs.delete(id);
       if (held) await this.#freeSlots(worker, id, held.slots).catch(() => undefined);
       throw new QueueError('ERR_QUEUE_CLAIM_LOST', `message ${id} was recovered by another worker while this one was cut off; its record stands`, { messageId: id });
@@ -555,7 +565,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     if (held) {
       try {
         if (isTerminal(to)) await held.job.moveToCompleted(to, held.token, false);
-        else await held.job.moveToDelayed(Math.max(Date.now() + 1, message.nextAttemptAt), held.token);
+        else await held.job.moveToDelayed(Math.max(Date.now() + 1, stored.nextAttemptAt), held.token);
       } catch (error) {
         // The record is written. A job whose lock was lost (Redis was away
         // longer than the lock) is taken back by the stalled check, and the
@@ -563,10 +573,11 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
         // deferred one waits its turn. Nothing is sent twice.
         this.#error(error);
       }
-      entry.jobs.delete(message.id);
-      await this.#freeSlots(worker, message.id, held.slots);
+      entry.jobs.delete(id);
+      await this.#freeSlots(worker, id, held.slots);
     }
-    this.#emit({ id: message.id, from: 'active', to, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
+    if (code === 2) throw new QueueError('ERR_QUEUE_CLAIM_LOST', `attempt ${message.attempts} of message ${id} was recorded by the worker that made it (after it was cut off); its record stands`, { messageId: id });
+    this.#emit({ id, from: 'active', to, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
   }
 
   async unclaim(worker: string, id: string): Promise<void> {
@@ -680,7 +691,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     const before = held ? 'held' : restingState(message);
     if (!held && !isTerminal(before)) await this.#removeJob(id, worker);
     const multi = this.#r.multi().del(this.#k('msg', id)).zrem(this.#k('ids'), id).zrem(this.#k('due'), id).zrem(this.#k('active'), id).srem(this.#k('held'), id);
-    for (let n = message.attempts + 1; n >= 1 && n >= message.attempts - 1; n--) multi.del(this.#k('commit', `${id}@${n}`));
+    multi.del(this.#k('marks', id));
     await multi.exec();
     this.#emit({ id, from: before, to: 'deleted' });
     return true;
@@ -721,10 +732,6 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
 }
 
 /**
- * KEYS: one sorted set per destination. ARGV: now, lease expiry, member, then one limit per key.
- * Drops expired leases, then takes a slot in every set or in none.
- */
-/**
  * BullMQ's limiter counts claims in fixed windows: all `max` claims of a
  * window can go at its start, and a span that straddles two windows can hold
  * up to twice the limit. The same rate in windows ten times shorter (when the
@@ -738,13 +745,19 @@ function limiterWindows(rate: { max: number; durationMs: number }): { max: numbe
   return { max: rate.max, duration: rate.durationMs };
 }
 
+/**
+ * KEYS: pairs of (job lock, marks set). ARGV: lock duration, then one claim token per pair.
+ * A mark is the claim's token added to the message's marks set, and only while
+ * that claim still holds the job's lock.
+ */
 const MARK_IF_OWNED = `
 local out = {}
 for i = 1, #KEYS, 2 do
   local token = ARGV[1 + (i + 1) / 2]
   if token ~= '' and redis.call('GET', KEYS[i]) == token then
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    redis.call('SET', KEYS[i + 1], '1', 'EX', 2592000)
+    redis.call('SADD', KEYS[i + 1], token)
+    redis.call('EXPIRE', KEYS[i + 1], 2592000)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -754,30 +767,93 @@ return out
 `;
 
 /**
- * KEYS: msg hash, job lock, due, active, held, commit mark n, commit mark n-1.
- * ARGV: token, attempts, json, delivered|terminal|pending, next attempt time, id.
+ * KEYS: due, active, then per message: msg hash, job lock, marks set, held.
+ * ARGV: worker, now, then per message: id, claim token.
+ * Per message: {0} the lock is not this claim's; {1} nothing left to do
+ * (deleted, held or finished); {2, json, marks} claimed.
+ *
+ * The record and its marks are read in one script, so a claimer sees either
+ * the record before a cut-off worker's late write together with that worker's
+ * mark (interrupted: not sent again), or the record after it (the outcome
+ * that worker had). Read one after the other, a late write in between showed
+ * neither, and the message went out twice.
+ */
+const CLAIM_IF_OWNED = `
+local out = {}
+local n = (#KEYS - 2) / 4
+for i = 0, n - 1 do
+  local msg, lock, marks, held = KEYS[3 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i]
+  local id, token = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  if redis.call('GET', lock) ~= token then
+    out[#out + 1] = {0}
+  else
+    local json = redis.call('HGET', msg, 'json')
+    local pending = false
+    if json and redis.call('SISMEMBER', held, id) == 0 then
+      for _, r in ipairs(cjson.decode(json).recipients) do
+        if r.state == 'queued' or r.state == 'deferred' then pending = true end
+      end
+    end
+    if pending then
+      redis.call('HSET', msg, 'worker', ARGV[1])
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZADD', KEYS[2], ARGV[2], id)
+      out[#out + 1] = {2, json, redis.call('SCARD', marks)}
+    else
+      out[#out + 1] = {1}
+    end
+  end
+end
+return out
+`;
+
+/**
+ * KEYS: msg hash, job lock, due, active, held, marks set.
+ * ARGV: token, attempts, json, delivered|terminal|pending, next attempt time, id, worker.
+ * Returns {1} written, {0} not written (the claim was lost and its record
+ * would add nothing true), {2, stored json} the lock holder finds this attempt
+ * already recorded by the worker that made it: that record stands.
+ *
+ * Each attempt number is recorded once. A worker that was cut off (its lock
+ * expired) records late only the attempt it marked, while its mark is still
+ * there, i.e. while no claimer has seen the record without it: it writes the
+ * reply it had and takes its mark away in the same step. A worker that never
+ * marked sent nothing, and its late write is dropped: written, it would count
+ * an attempt that did not happen and move the attempt number under the
+ * worker that holds the message now (whose mark a later claimer would then
+ * not find).
  */
 const FINISH_IF_OWNED = `
 local owned = ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1]
+local current = redis.call('HGET', KEYS[1], 'json')
+if not current then return {0} end
+local recorded = cjson.decode(current).attempts >= tonumber(ARGV[2])
 if not owned then
-  local current = redis.call('HGET', KEYS[1], 'json')
-  if not current then return 0 end
-  if cjson.decode(current).attempts >= tonumber(ARGV[2]) then return 0 end
+  if recorded or ARGV[1] == '' or redis.call('SISMEMBER', KEYS[6], ARGV[1]) == 0 then return {0} end
+elseif recorded then
+  redis.call('HDEL', KEYS[1], 'worker')
+  redis.call('ZREM', KEYS[4], ARGV[6])
+  redis.call('DEL', KEYS[6])
+  return {2, current}
 end
 redis.call('HSET', KEYS[1], 'json', ARGV[3])
-redis.call('HDEL', KEYS[1], 'worker')
-redis.call('ZREM', KEYS[4], ARGV[6])
+if owned or redis.call('HGET', KEYS[1], 'worker') == ARGV[7] then
+  redis.call('HDEL', KEYS[1], 'worker')
+  redis.call('ZREM', KEYS[4], ARGV[6])
+end
 if ARGV[4] == 'delivered' then redis.call('HDEL', KEYS[1], 'body') end
 if ARGV[4] == 'pending' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6]) else redis.call('ZREM', KEYS[3], ARGV[6]) end
 redis.call('SREM', KEYS[5], ARGV[6])
--- Only the lock holder clears the end-of-data marks. A worker that was cut off
--- (its lock expired) and records late must leave them: another worker may have
--- read the record before this write and be about to look for the mark; without
--- it that worker would send the message again (found by test/queue/netns).
-if owned then redis.call('DEL', KEYS[6], KEYS[7]) end
-return 1
+-- The lock holder resolves every mark (those it saw when it claimed, and its own:
+-- only a lock holder adds one); a late writer only its own.
+if owned then redis.call('DEL', KEYS[6]) else redis.call('SREM', KEYS[6], ARGV[1]) end
+return {1}
 `;
 
+/**
+ * KEYS: one sorted set per destination. ARGV: now, lease expiry, member, then one limit per key.
+ * Drops expired leases, then takes a slot in every set or in none.
+ */
 const TAKE_SLOTS = `
 local n = #KEYS
 for i = 1, n do
