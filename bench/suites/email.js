@@ -35,12 +35,18 @@ function alternate(rounds, argsFor) {
   return per;
 }
 
-const pairedRatio = (per, key) => median(per.ours.map((o, i) => o[key] / per.nodemailer[i][key]));
+const pairedRatios = (per, key) => per.ours.map((o, i) => o[key] / per.nodemailer[i][key]);
+const pairedRatio = (per, key) => median(pairedRatios(per, key));
+/** The lowest and highest of the rounds' ratios, so an unstable figure shows as one. */
+const spread = (per, key) => {
+  const xs = pairedRatios(per, key);
+  return xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : '';
+};
 
 export async function run({ quick = false, workDir = join(fileURLToPath(new URL('..', import.meta.url)), '.work') } = {}) {
   mkdirSync(workDir, { recursive: true });
   const rounds = quick ? 1 : 5;
-  const passes = quick ? 2 : 4;
+  const passes = quick ? 2 : 5;
   const ms = quick ? 300 : 1500;
   const mb = quick ? 2 : 20;
   const file = join(workDir, `email-attach-${mb}mb.bin`);
@@ -69,16 +75,16 @@ export async function run({ quick = false, workDir = join(fileURLToPath(new URL(
   const lines = [
     '## Messages (smtplib-email vs nodemailer MailComposer)',
     '',
-    `Compose + serialize, no network. ${rounds} rounds, each round one fresh process per library, ours and MailComposer alternated; a figure is the median over the rounds, a ratio the median over the rounds of that round's ours / theirs. Attachment cells: pass 1 measures memory (\`process.memoryUsage()\` before the message and after every chunk read, and every 5 ms), passes 2–${passes} are timed (median). ${quick ? 'QUICK run: small counts.' : ''}`,
+    `Compose + serialize, no network. ${rounds} rounds, each round one fresh process per library, ours and MailComposer alternated; a figure is the median over the rounds, a ratio the median over the rounds of that round's ours / theirs (in brackets: the lowest and highest round). Attachment cells: pass 1 measures memory (\`process.memoryUsage()\` before the message and after every chunk read, and every 5 ms), passes 2–${passes} are timed (median). ${quick ? 'QUICK run: small counts.' : ''}`,
     '',
     '| | smtplib-email | MailComposer | ours / theirs | goal | |',
     '|---|---:|---:|---:|---|---|',
-    `| 1 KB text+HTML message, msgs/s | ${fixed(msgs.ours, 0)} | ${fixed(msgs.theirs, 0)} | ${times(msgs.ratio)} | >= 2x | ${goal(msgs.ratio >= 2)} |`,
-    `| ${mb} MB attachment streamed, MB/s (wall clock) | ${fixed(wall.ours)} | ${fixed(wall.theirs)} | ${times(wall.ratio)} | >= 2x | ${goal(wall.ratio >= 2)} |`,
-    `| ${mb} MB attachment, MB per CPU second (user + system) | ${fixed(cpu.ours)} | ${fixed(cpu.theirs)} | ${times(cpu.ratio)} | | |`,
-    `| ${mb} MB attachment, peak RSS MB | ${fixed(peak.ours)} | ${fixed(peak.theirs)} | ${times(peak.ratio)} | <= 0.5x | ${goal(peak.ratio <= 0.5)}${peakReachable ? '' : ' (unreachable, below)'} |`,
+    `| 1 KB text+HTML message, msgs/s | ${fixed(msgs.ours, 0)} | ${fixed(msgs.theirs, 0)} | ${times(msgs.ratio)}${spread(smalls, 'msgsPerSec')} | >= 2x | ${goal(msgs.ratio >= 2)} |`,
+    `| ${mb} MB attachment streamed, MB/s (wall clock) | ${fixed(wall.ours)} | ${fixed(wall.theirs)} | ${times(wall.ratio)}${spread(attaches, 'mbPerSec')} | >= 2x | ${goal(wall.ratio >= 2)} |`,
+    `| ${mb} MB attachment, MB per CPU second (user + system) | ${fixed(cpu.ours)} | ${fixed(cpu.theirs)} | ${times(cpu.ratio)}${spread(attaches, 'mbPerCpuSec')} | | |`,
+    `| ${mb} MB attachment, peak RSS MB | ${fixed(peak.ours)} | ${fixed(peak.theirs)} | ${times(peak.ratio)}${spread(attaches, 'peakRssMB')} | <= 0.5x | ${goal(peak.ratio <= 0.5)}${peakReachable ? '' : ' (unreachable, below)'} |`,
     `| RSS before the message (library imported), MB | ${fixed(start.ours)} | ${fixed(start.theirs)} | ${times(start.ratio)} | | |`,
-    `| RSS growth during the message (peak - before), MB | ${fixed(growth.ours)} | ${fixed(growth.theirs)} | ${times(growth.ratio)} | | |`,
+    `| RSS growth during the message (peak - before), MB | ${fixed(growth.ours)} | ${fixed(growth.theirs)} | ${times(growth.ratio)}${spread(attaches, 'rssGrowthMB')} | | |`,
     `| of which JS heap (heapTotal) growth, MB | ${fixed(heap.ours)} | ${fixed(heap.theirs)} | | | |`,
     `| of which Buffers (external + arrayBuffers) growth, MB | ${fixed(offHeap.ours)} | ${fixed(offHeap.theirs)} | | | |`,
     `| node running this harness, nothing imported: RSS MB | ${fixed(bare)} | | ${times(bare / peak.theirs)} of MailComposer's peak | | |`,

@@ -6,7 +6,7 @@
 // once its output is read; file attachments (read into one reused Buffer)
 // come back byte for byte through parseMessage.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -117,7 +117,7 @@ describe('file and stream attachments through the writer', () => {
   const dir = mkdtempSync(join(tmpdir(), 'email-b64-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('readSourceReusing reads a file range in chunks of the size asked, into one Buffer', async () => {
+  it('readSourceReusing reads a file range in chunks of the size asked, into two Buffers used in turn', async () => {
     const path = join(dir, 'range.bin');
     const data = varied(10_000);
     writeFileSync(path, data);
@@ -129,7 +129,25 @@ describe('file and stream attachments through the writer', () => {
       seen.push(Buffer.from(chunk));
     }
     expect(Buffer.concat(seen).equals(data.subarray(123, 9_000))).toBe(true);
-    expect(buffers.size).toBe(1);
+    expect(buffers.size).toBe(2);
+  });
+
+  it('readSourceReusing: a chunk is not overwritten by the read ahead while the consumer holds it; leaving early closes the file', async () => {
+    const path = join(dir, 'ahead.bin');
+    const data = varied(50_000, 5);
+    writeFileSync(path, data);
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const seen: Buffer[] = [];
+    for await (const chunk of readSourceReusing({ kind: 'file', path }, 4096)) {
+      const copy = Buffer.from(chunk);
+      await new Promise((resolve) => setTimeout(resolve, 2)); // the read ahead completes meanwhile
+      expect(Buffer.compare(chunk, copy)).toBe(0);
+      seen.push(copy);
+      if (seen.length === 5) break;
+    }
+    expect(Buffer.concat(seen).equals(data.subarray(0, 5 * 4096))).toBe(true);
+    expect(fds()).toBe(before);
   });
 
   it('a file attachment of each length comes back byte for byte, its body in lines of exactly 76 characters but the last', async () => {

@@ -615,8 +615,8 @@ export class EmailMessage {
         yield* piece.region.chunks();
         continue;
       }
-      // A file is read a whole number of lines at a time into one reused
-      // Buffer (safe: the writer has encoded a chunk before the next read).
+      // A file is read a whole number of lines at a time into reused
+      // Buffers (safe: the writer has encoded a chunk before the next read).
       const writer = new Base64LineWriter(policy.linesep);
       for await (const chunk of readSourceReusing(piece.source, CHUNK_BYTES)) yield* writer.write(chunk);
       const tail = writer.end();
