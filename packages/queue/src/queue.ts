@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { envelopeFromHeaders, removeBccHeaders, type SerializableMessage } from 'smtplib';
 import { QueueError, checkId } from './errors.js';
 import { SpoolStore, type SpoolStoreOptions } from './spool/spool-store.js';
-import type { QueueStore } from './store.js';
+import type { EnqueueStreamInput, QueueStore } from './store.js';
 import { QueueWorker, type QueueWorkerOptions, type WorkerStats } from './worker.js';
 import {
   isTerminal,
@@ -69,19 +69,31 @@ export class MailQueue extends EventEmitter<QueueEvents> {
    * Enqueues a message object (smtplib-email's EmailMessage, or anything with
    * stream()), as sendMessage() would send it: the envelope from its headers
    * unless `from`/`to` are given, Bcc and Resent-Bcc removed from what is stored.
+   * Only the header block is held in memory: the rest streams into a store
+   * that has enqueueStream (the spool); a store without it gets the message
+   * collected into one Buffer (RedisStore keeps a message as one value anyway).
    */
   async enqueueMessage(message: SerializableMessage, options: EnqueueOptions & { from?: string; to?: string | readonly string[] } = {}): Promise<EnqueueResult> {
     const { from, to, ...rest } = options;
+    const source = message.stream()[Symbol.asyncIterator]();
+    let stored: EnqueueStreamInput;
+    try {
+      const { header, after, ended } = await readHeaderBlock(source);
+      const envelope = envelopeFromHeaders(header, { from, to });
+      // What the message says it needs is stored with it, so every attempt declares it (SMTPUTF8, BODY=8BITMIME).
+      const needs = message.smtpRequirements?.();
+      const mailOptions = needs?.smtputf8 || needs?.eightBitMime
+        ? { ...(needs.smtputf8 ? { smtputf8: true } : {}), ...(needs.eightBitMime ? { body: '8BITMIME' } : {}) }
+        : undefined;
+      stored = { from: envelope.from, to: envelope.to, message: messageStream(removeBccHeaders(header), after, ended ? undefined : source), ...(mailOptions ? { mailOptions } : {}) };
+    } catch (error) {
+      await source.return?.();
+      throw error;
+    }
+    if (this.store.enqueueStream) return this.store.enqueueStream(stored, rest);
     const chunks: Buffer[] = [];
-    for await (const chunk of message.stream()) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk));
-    const bytes = Buffer.concat(chunks);
-    const envelope = envelopeFromHeaders(bytes, { from, to });
-    // What the message says it needs is stored with it, so every attempt declares it (SMTPUTF8, BODY=8BITMIME).
-    const needs = message.smtpRequirements?.();
-    const mailOptions = needs?.smtputf8 || needs?.eightBitMime
-      ? { ...(needs.smtputf8 ? { smtputf8: true } : {}), ...(needs.eightBitMime ? { body: '8BITMIME' } : {}) }
-      : undefined;
-    return this.enqueue({ from: envelope.from, to: envelope.to, message: removeBccHeaders(bytes), ...(mailOptions ? { mailOptions } : {}) }, rest);
+    for await (const chunk of stored.message) chunks.push(Buffer.from(chunk));
+    return this.enqueue({ ...stored, message: Buffer.concat(chunks) }, rest);
   }
 
   get(id: string): Promise<QueueMessage | undefined> {
@@ -166,5 +178,40 @@ export class MailQueue extends EventEmitter<QueueEvents> {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+}
+
+const bytesOf = (chunk: Uint8Array | string): Buffer => (typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+
+/**
+ * Reads a message stream up to the end of its header block (the first empty
+ * line, LF or CRLF: the rule of smtplib's findHeaderEnd, which the core does
+ * not export): `header` with its blank line, `after` what the last chunk held
+ * beyond it. A message without an empty line is all header (`ended`).
+ */
+async function readHeaderBlock(source: AsyncIterator<Uint8Array | string>): Promise<{ header: Buffer; after: Buffer; ended: boolean }> {
+  let held: Buffer = Buffer.alloc(0);
+  let lineStart = 0; // where the line being scanned starts
+  for (;;) {
+    const next = await source.next();
+    if (next.done) return { header: held, after: Buffer.alloc(0), ended: true };
+    held = held.length === 0 ? bytesOf(next.value) : Buffer.concat([held, bytesOf(next.value)]);
+    for (let lf = held.indexOf(0x0a, lineStart); lf >= 0; lf = held.indexOf(0x0a, lineStart)) {
+      const empty = lf === lineStart || (lf === lineStart + 1 && held[lineStart] === 0x0d);
+      lineStart = lf + 1;
+      if (empty) return { header: held.subarray(0, lineStart), after: held.subarray(lineStart), ended: false };
+    }
+  }
+}
+
+/** The stored message as a stream: the (Bcc-less) header block, the rest of its chunk, then the source's remaining chunks. */
+async function* messageStream(header: Buffer, after: Buffer, source: AsyncIterator<Uint8Array | string> | undefined): AsyncGenerator<Uint8Array> {
+  yield header;
+  if (after.length > 0) yield after;
+  if (!source) return;
+  try {
+    for (let next = await source.next(); !next.done; next = await source.next()) yield bytesOf(next.value);
+  } finally {
+    await source.return?.();
   }
 }

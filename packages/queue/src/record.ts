@@ -4,7 +4,7 @@
 import type { StatusKind } from 'smtplib';
 import { retryDelay, type ResolvedSchedule } from './schedule.js';
 import { newId } from './ids.js';
-import { validateEnqueue } from './validate.js';
+import { validateEnqueue, validateEnvelope, type ValidEnqueue } from './validate.js';
 import { isTerminal, type EnqueueInput, type EnqueueOptions, type QueueMessage, type QueueState, type StoredMessage, type StoredRecipient, type StoredReply } from './types.js';
 
 /**
@@ -14,7 +14,20 @@ import { isTerminal, type EnqueueInput, type EnqueueOptions, type QueueMessage, 
  */
 export function newRecord(input: EnqueueInput, options: EnqueueOptions, now: number): { record: StoredMessage; body: Buffer } {
   const valid = validateEnqueue(input, options);
-  const record: StoredMessage = {
+  return { record: recordOf(valid, input, options, valid.body.length, now), body: valid.body };
+}
+
+/**
+ * The first record of a message that is streamed into the store: its size is
+ * 0 here, and the store fills it in once the stream has ended (validated
+ * like newRecord, but for the message: an empty stream is refused by the store).
+ */
+export function newStreamedRecord(input: Omit<EnqueueInput, 'message'>, options: EnqueueOptions, now: number): StoredMessage {
+  return recordOf(validateEnvelope(input, options), input, options, 0, now);
+}
+
+function recordOf(valid: Omit<ValidEnqueue, 'body'>, input: Omit<EnqueueInput, 'message'>, options: EnqueueOptions, size: number, now: number): StoredMessage {
+  return {
     v: 1,
     id: newId(now),
     from: valid.from,
@@ -25,12 +38,11 @@ export function newRecord(input: EnqueueInput, options: EnqueueOptions, now: num
     ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
     ...(input.mailOptions !== undefined ? { mailOptions: input.mailOptions } : {}),
     ...(input.rcptOptions !== undefined ? { rcptOptions: input.rcptOptions } : {}),
-    size: valid.body.length,
+    size,
     createdAt: now,
     notBefore: valid.notBefore,
     nextAttemptAt: Math.max(now, valid.notBefore),
   };
-  return { record, body: valid.body };
 }
 
 /** The recipients an attempt still has to send to. */

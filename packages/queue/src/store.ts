@@ -6,6 +6,11 @@ import type { EventEmitter } from 'node:events';
 import type { RetrySchedule } from './schedule.js';
 import type { EnqueueInput, EnqueueOptions, EnqueueResult, ListFilter, QueueEvents, QueueMessage, QueueStats, StoredMessage } from './types.js';
 
+/** enqueue()'s input with the message as a stream of bytes. */
+export interface EnqueueStreamInput extends Omit<EnqueueInput, 'message'> {
+  message: AsyncIterable<Uint8Array>;
+}
+
 /** A message a worker now owns, until it calls finish() or unclaim(). */
 export interface Claim {
   message: StoredMessage;
@@ -26,6 +31,12 @@ export interface QueueStore extends EventEmitter<QueueEvents> {
 
   /** Resolves once the message is durable. */
   enqueue(input: EnqueueInput, options?: EnqueueOptions): Promise<EnqueueResult>;
+  /**
+   * The same for a message read from a stream, stored as it arrives (memory: about one chunk), for
+   * MailQueue.enqueueMessage. Optional: a store without it is given the message collected into one Buffer
+   * (RedisStore: a message is one Redis value, so it is held whole anyway; Redis caps a value at 512 MB).
+   */
+  enqueueStream?(input: EnqueueStreamInput, options?: EnqueueOptions): Promise<EnqueueResult>;
   get(id: string): Promise<QueueMessage | undefined>;
   list(filter?: ListFilter): Promise<QueueMessage[]>;
   stats(): Promise<QueueStats>;

@@ -19,6 +19,32 @@ export async function writeDurable(path: string, data: string | Uint8Array | rea
   }
 }
 
+/**
+ * Writes `head`, then `body` chunk by chunk as it arrives (memory: one chunk at a time), then the bytes
+ * `patch` gives once the body's length is known (written over `head`, which must have room for them),
+ * and fsyncs. `path` must not exist; it is removed if anything fails. Returns the body's length.
+ */
+export async function writeDurableStream(path: string, head: Uint8Array, body: AsyncIterable<Uint8Array>, patch: (bodyLength: number) => { position: number; bytes: Uint8Array }): Promise<number> {
+  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  let length = 0;
+  try {
+    await handle.write(head);
+    for await (const chunk of body) {
+      length += chunk.byteLength;
+      await handle.write(chunk);
+    }
+    const { position, bytes } = patch(length);
+    await handle.write(bytes, 0, bytes.byteLength, position);
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await unlinkIfPresent(path).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  return length;
+}
+
 /** Creates an empty file; false if it already existed. Durable once its directory is synced. */
 export async function createMarker(path: string): Promise<boolean> {
   try {

@@ -28,9 +28,10 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
 import { QueueError, checkId } from '../errors.js';
-import { applyInterrupted, newRecord, requeue, restingState, view } from '../record.js';
+import { applyInterrupted, newRecord, newStreamedRecord, requeue, restingState, view } from '../record.js';
+import { emptyMessage } from '../validate.js';
 import { resolveSchedule, type RetrySchedule } from '../schedule.js';
-import type { Claim, QueueStore } from '../store.js';
+import type { Claim, EnqueueStreamInput, QueueStore } from '../store.js';
 import {
   emptyCounts,
   isTerminal,
@@ -45,7 +46,7 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { DirSyncer, createMarker, linkIfAbsent, moveIfPresent, unlinkIfPresent, writeDurable } from './durable.js';
+import { DirSyncer, createMarker, linkIfAbsent, moveIfPresent, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
 
 const FORMAT = { format: 'smtplib-queue spool', version: 2 };
 const QUEUE_NAME = /^(\d{13})-(\d{2})-([qd])-([0-9a-z]+)\.json$/;
@@ -153,14 +154,40 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async enqueue(input: EnqueueInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     this.#assertOpen();
-    const now = Date.now();
-    const { record: stored, body } = newRecord(input, options, now);
-    const id = stored.id;
+    const { record: stored, body } = newRecord(input, options, Date.now());
     // One file, one fsync: the record's first version and the body. The entry
     // in queue/ is an empty file (its name says all a claim needs to find it):
     // durable by the directory's fsync alone, with no content to lose.
-    const dataTmp = this.#p('tmp', `${id}.eml`);
+    const dataTmp = this.#p('tmp', `${stored.id}.eml`);
     await writeDurable(dataTmp, [Buffer.from(JSON.stringify(stored) + '\n', 'utf8'), body]);
+    return this.#publish(stored, dataTmp, options);
+  }
+
+  /**
+   * enqueue() for a message read from a stream: written to tmp/ as it arrives
+   * (never held whole), then fsynced and published like any other. The record
+   * line is written first with room for the size (spaces, which JSON allows)
+   * and the size is written over them once the stream has ended.
+   */
+  async enqueueStream(input: EnqueueStreamInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    this.#assertOpen();
+    const stored = newStreamedRecord(input, options, Date.now());
+    const { size, ...rest } = stored;
+    void size;
+    const before = Buffer.from(JSON.stringify(rest).slice(0, -1) + ',"size":', 'utf8');
+    const room = 16; // digits of Number.MAX_SAFE_INTEGER
+    const head = Buffer.concat([before, Buffer.from(' '.repeat(room) + '}\n', 'utf8')]);
+    const dataTmp = this.#p('tmp', `${stored.id}.eml`);
+    const length = await writeDurableStream(dataTmp, head, input.message, (bodyLength) => {
+      if (bodyLength === 0) throw emptyMessage();
+      return { position: before.length, bytes: Buffer.from(String(bodyLength).padEnd(room, ' '), 'utf8') };
+    });
+    return this.#publish({ ...stored, size: length }, dataTmp, options);
+  }
+
+  /** Makes a message whose data file is durable in tmp/ visible: idempotency key, data/, then queue/. */
+  async #publish(stored: StoredMessage, dataTmp: string, options: EnqueueOptions): Promise<EnqueueResult> {
+    const id = stored.id;
     if (options.idempotencyKey !== undefined) {
       const existing = await this.#claimKey(options.idempotencyKey, id);
       if (existing) {
