@@ -5,7 +5,21 @@
 // each directory, not N.
 
 import { open, rename, link, unlink } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { constants, readFile } from 'node:fs';
+import { promisify } from 'node:util';
+
+// The callback readFile, promisified: a third of the CPU of fs/promises' readFile for the small files read per message.
+const readFileCallback = promisify(readFile);
+
+/** A whole file's bytes. */
+export function readBytes(path: string): Promise<Buffer> {
+  return readFileCallback(path);
+}
+
+/** A whole file as UTF-8 text. */
+export function readText(path: string): Promise<string> {
+  return readFileCallback(path, 'utf8');
+}
 
 /** Writes `data` (pieces in order) to `path` (which must not exist) and fsyncs it. */
 export async function writeDurable(path: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
@@ -77,6 +91,18 @@ export async function linkIfAbsent(from: string, to: string): Promise<boolean> {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
   }
+}
+
+/**
+ * Gives `from`'s file the name `to` as well (a hard link: the same durable
+ * bytes, nothing to fsync but `to`'s directory), replacing what `to` named,
+ * like rename() would: via `scratch` (a free name in from's directory) when
+ * `to` exists.
+ */
+export async function linkReplacing(from: string, to: string, scratch: string): Promise<void> {
+  if (await linkIfAbsent(from, to)) return;
+  await link(from, scratch);
+  await rename(scratch, to);
 }
 
 export async function unlinkIfPresent(path: string): Promise<boolean> {

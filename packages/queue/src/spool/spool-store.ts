@@ -46,9 +46,13 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { DirSyncer, createMarker, linkIfAbsent, moveIfPresent, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
+import { DirSyncer, createMarker, linkIfAbsent, linkReplacing, moveIfPresent, readBytes, readText, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
 
-const FORMAT = { format: 'smtplib-queue spool', version: 2 };
+// Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
+// together share one file and one fsync, linked under each message's name). A version 2 spool is a
+// valid version 3 spool (every file holds one record) and is upgraded on open.
+const FORMAT = { format: 'smtplib-queue spool', version: 3 };
+const UPGRADABLE = [2];
 const QUEUE_NAME = /^(\d{13})-(\d{2})-([qd])-([0-9a-z]+)\.json$/;
 const DONE_NAME = /^(delivered|bounced|unknown)-([0-9a-z]+)\.json$/;
 const DONE_STATES = ['delivered', 'bounced', 'unknown'] as const;
@@ -80,6 +84,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   #control: Promise<string> | undefined;
   #marks: { path: string; claim: string; worker: string; resolve(): void; reject(error: unknown): void }[] = [];
   #marksScheduled = false;
+  #outcomes: { from: string; message: StoredMessage; resolve(): void; reject(error: unknown): void }[] = [];
+  #outcomesScheduled = false;
   /** Bodies read with their claims (see #readClaimed), until the attempt takes them. */
   readonly #bodies = new Map<string, Buffer>();
   /** Ids whose new copy is in place while their claimed copy is not yet removed (see #place). */
@@ -111,14 +117,16 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     }
     if (marker !== undefined) {
       const found = JSON.parse(marker) as { format?: string; version?: number };
-      if (found.format !== FORMAT.format || found.version !== FORMAT.version) {
+      if (found.format !== FORMAT.format || (found.version !== FORMAT.version && !UPGRADABLE.includes(found.version!))) {
         throw new QueueError('ERR_QUEUE_LAYOUT', `${this.dir} is not a version ${FORMAT.version} smtplib-queue spool (spool.json says ${marker.trim()}); point --queue-dir at an empty or spool directory`);
       }
+      if (found.version !== FORMAT.version) marker = undefined; // written again below: the upgrade
     }
     for (const sub of ['tmp', 'data', 'queue', 'active', 'hold', 'done', 'commit', 'idem', 'workers']) {
       await mkdir(this.#p(sub), { recursive: true, mode: 0o700 });
     }
     if (marker === undefined) {
+      await unlinkIfPresent(this.#p('tmp', `spool.${process.pid}.json`));
       await writeDurable(this.#p('tmp', `spool.${process.pid}.json`), JSON.stringify(FORMAT) + '\n');
       await rename(this.#p('tmp', `spool.${process.pid}.json`), this.#p('spool.json'));
       await this.#syncer.sync(this.dir);
@@ -286,9 +294,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   /** A message's record: its file, or while that is empty (never attempted) data/<id>'s first line. */
   async #read(path: string): Promise<StoredMessage | undefined> {
     try {
-      const text = await readFile(path, 'utf8');
-      if (text !== '') return JSON.parse(text) as StoredMessage;
-      return await this.#readEnqueued(idOfPath(path));
+      const id = idOfPath(path);
+      const text = await readText(path);
+      if (text !== '') return recordIn(text, id, path);
+      return await this.#readEnqueued(id);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
@@ -303,13 +312,13 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async #readClaimed(path: string, id: string): Promise<StoredMessage | undefined> {
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = await readText(path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
-    if (text !== '') return JSON.parse(text) as StoredMessage;
-    const file = await readFile(this.#p('data', id));
+    if (text !== '') return recordIn(text, id, path);
+    const file = await readBytes(this.#p('data', id));
     const end = file.indexOf(0x0a);
     this.#bodies.set(id, file.subarray(end + 1));
     return JSON.parse(file.subarray(0, end).toString('utf8')) as StoredMessage;
@@ -367,7 +376,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       return kept;
     }
     try {
-      const file = await readFile(this.#p('data', id));
+      const file = await readBytes(this.#p('data', id));
       return file.subarray(file.indexOf(0x0a) + 1); // after the record line
     } catch (error) {
       throw new QueueError('ERR_QUEUE_NOT_FOUND', `the body of message ${id} is not in the spool (delivered messages keep only their record)`, { cause: error, messageId: id });
@@ -479,16 +488,20 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async claim(worker: string, limit: number): Promise<Claim[]> {
     this.#assertOpen();
     const now = Date.now();
-    const due: { name: string; due: number; priority: number; id: string }[] = [];
-    for (const name of await this.#queueNames()) {
-      const match = QUEUE_NAME.exec(name)!;
+    const all: Candidate[] = [];
+    for (const name of await readdir(this.#p('queue'))) {
+      const match = QUEUE_NAME.exec(name);
+      if (!match) continue;
       const at = Number(match[1]);
-      if (at <= now && !this.#placing.has(match[4]!)) due.push({ name, due: at, priority: Number(match[2]) - 10, id: match[4]! });
+      if (at <= now && !this.#placing.has(match[4]!)) all.push({ name, due: at, priority: Number(match[2]) - 10, id: match[4]! });
     }
-    due.sort((a, b) => b.priority - a.priority || a.due - b.due || (a.id < b.id ? -1 : 1));
+    // Only the first few in claim order are needed (a full sort of a long queue on every claim was a
+    // large part of a claim's CPU); all of them only if renames keep being lost to other workers.
+    let due = firstInOrder(all, 2 * limit, claimOrder);
     const won: StoredMessage[] = [];
     // Renames in parallel, a window at a time: each rename is won by one worker only.
     for (let i = 0; i < due.length && won.length < limit; ) {
+      if (i + (limit - won.length) > due.length && due.length < all.length) due = all.sort(claimOrder);
       const window = due.slice(i, i + (limit - won.length));
       i += window.length;
       const taken = await Promise.all(window.map(async (candidate) => {
@@ -539,22 +552,66 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     }
   }
 
-  async finish(worker: string, message: StoredMessage): Promise<void> {
+  /**
+   * Records an attempt's outcome and gives up the claim. Outcomes asked for in
+   * one turn are written together (see #flushOutcomes): one file and one fsync
+   * for all of them, not one each.
+   */
+  finish(worker: string, message: StoredMessage): Promise<void> {
     this.#bodies.delete(message.id);
     const from = this.#p('active', worker, `${checkId(message.id)}.json`);
-    if (!(await this.#exists(from))) throw claimLost(from);
-    const to = await this.#place(from, message);
-    // The mark of this attempt, and of the one before (a resent interrupted attempt); the body once delivered.
-    const gone = [this.#p('commit', `${message.id}@${message.attempts}`)];
-    if (message.attempts > 1) gone.push(this.#p('commit', `${message.id}@${message.attempts - 1}`));
-    if (to === 'delivered') gone.push(this.#p('data', message.id));
-    await Promise.all(gone.map(unlinkIfPresent));
-    this.#emit({
-      id: message.id,
-      from: 'active',
-      to,
-      recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })),
+    return new Promise<void>((resolve, reject) => {
+      this.#outcomes.push({ from, message, resolve, reject });
+      this.#scheduleOutcomes();
     });
+  }
+
+  /**
+   * Group commit: one batch of outcomes is written at a time; those asked for
+   * meanwhile wait for it and go together in the next (the busier the worker,
+   * the larger the batches, so the fewer the fsyncs per message).
+   */
+  #scheduleOutcomes(): void {
+    if (this.#outcomesScheduled || this.#outcomes.length === 0) return;
+    this.#outcomesScheduled = true;
+    setImmediate(() => {
+      void this.#flushOutcomes().finally(() => {
+        this.#outcomesScheduled = false;
+        this.#scheduleOutcomes();
+      });
+    });
+  }
+
+  /**
+   * Group commit of outcomes: the claims still held are placed together
+   * (#placeAll: one record file fsynced, linked under each message's new
+   * name, directories fsynced, claimed copies removed), then each attempt's
+   * marks go, and a delivered message's body.
+   */
+  async #flushOutcomes(): Promise<void> {
+    const batch = this.#outcomes;
+    this.#outcomes = [];
+    try {
+      // Only the worker that still holds its claim may record (it was not taken for dead).
+      const held = await Promise.all(batch.map((o) => this.#exists(o.from)));
+      const owned = batch.filter((_, i) => held[i]);
+      batch.forEach((o, i) => held[i] || o.reject(claimLost(o.from)));
+      if (owned.length === 0) return;
+      const states = await this.#placeAll(owned);
+      await Promise.all(owned.map(async ({ message }, i) => {
+        // The mark of this attempt, and of the one before (a resent interrupted attempt); the body once delivered.
+        const gone = [this.#p('commit', `${message.id}@${message.attempts}`)];
+        if (message.attempts > 1) gone.push(this.#p('commit', `${message.id}@${message.attempts - 1}`));
+        if (states[i] === 'delivered') gone.push(this.#p('data', message.id));
+        await Promise.all(gone.map(unlinkIfPresent));
+      }));
+      owned.forEach(({ message, resolve }, i) => {
+        this.#emit({ id: message.id, from: 'active', to: states[i]!, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
+        resolve();
+      });
+    } catch (error) {
+      for (const o of batch) o.reject(error);
+    }
   }
 
   async unclaim(worker: string, id: string): Promise<void> {
@@ -566,30 +623,50 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#emit({ id, from: 'active', to: restingState(message) });
   }
 
+  /** Where a message's record goes for its state: [dir, name]. */
+  #destination(message: StoredMessage): { state: QueueState; dir: string; name: string } {
+    const state: QueueState = message.held ? 'held' : restingState(message);
+    if (message.held) return { state, dir: 'hold', name: `${message.id}.json` };
+    if (isTerminal(state)) return { state, dir: 'done', name: `${state}-${message.id}.json` };
+    return { state, dir: 'queue', name: queueName(message) };
+  }
+
   /**
    * Writes the message's new copy where its state says (tmp/ → fsync →
    * rename → fsync dir), then removes the claimed copy. Returns the state.
    */
   async #place(from: string, message: StoredMessage): Promise<QueueState> {
-    const state: QueueState = message.held ? 'held' : restingState(message);
-    const [dir, name] = message.held
-      ? ['hold', `${message.id}.json`]
-      : isTerminal(state)
-        ? ['done', `${state}-${message.id}.json`]
-        : ['queue', queueName(message)];
-    const tmp = this.#p('tmp', `${message.id}.${randomBytes(4).toString('hex')}.json`);
-    await writeDurable(tmp, JSON.stringify(message));
+    return (await this.#placeAll([{ from, message }]))[0]!;
+  }
+
+  /**
+   * #place for several messages at once, with one record file and one fsync:
+   * every record, one per line, is written to one file in tmp/ and fsynced;
+   * that file is linked under each message's new name (a second name for the
+   * same durable bytes: no fsync of its own), the directories are fsynced
+   * (shared), and only then are the claimed copies removed. Readers take the
+   * line with their message's id (recordIn). Returns each message's state.
+   */
+  async #placeAll(items: readonly { from: string; message: StoredMessage }[]): Promise<QueueState[]> {
+    const places = items.map(({ message }) => this.#destination(message));
+    const tmp = this.#p('tmp', `${items.length === 1 ? items[0]!.message.id : 'batch'}.${randomBytes(6).toString('hex')}.json`);
+    await writeDurable(tmp, items.map(({ message }) => JSON.stringify(message)).join('\n'));
     // From the rename until the old copy is gone, this process must not claim
     // the new copy: the claim would land on the path about to be unlinked.
-    this.#placing.add(message.id);
+    for (const { message } of items) this.#placing.add(message.id);
     try {
-      await rename(tmp, this.#p(dir, name));
-      await this.#syncer.sync(this.#p(dir));
-      await unlinkIfPresent(from);
+      if (items.length === 1) {
+        await rename(tmp, this.#p(places[0]!.dir, places[0]!.name));
+      } else {
+        await Promise.all(places.map(({ dir, name }) => linkReplacing(tmp, this.#p(dir, name), `${tmp}.${name}`)));
+        await unlinkIfPresent(tmp);
+      }
+      await Promise.all([...new Set(places.map((p) => p.dir))].map((dir) => this.#syncer.sync(this.#p(dir))));
+      await Promise.all(items.map(({ from }) => unlinkIfPresent(from)));
     } finally {
-      this.#placing.delete(message.id);
+      for (const { message } of items) this.#placing.delete(message.id);
     }
-    return state;
+    return places.map((p) => p.state);
   }
 
   // --- operators -----------------------------------------------------------------
@@ -784,6 +861,53 @@ function idOfPath(path: string): string {
   const name = basename(path);
   const match = QUEUE_NAME.exec(name) ?? DONE_NAME.exec(name);
   return checkId(match ? match[match.length - 1]! : name.replace(/\.json$/, ''));
+}
+
+/**
+ * The record of message `id` in a record file's text: the file itself when it
+ * holds one record, else the line that is that message's (outcomes recorded
+ * together share one file, linked under each message's name).
+ */
+function recordIn(text: string, id: string, path: string): StoredMessage {
+  if (!text.includes('\n')) return JSON.parse(text) as StoredMessage;
+  const key = `"id":${JSON.stringify(id)}`;
+  for (let at = text.indexOf(key); at >= 0; at = text.indexOf(key, at + key.length)) {
+    const start = text.lastIndexOf('\n', at) + 1;
+    const end = text.indexOf('\n', at);
+    const record = JSON.parse(text.slice(start, end < 0 ? text.length : end)) as StoredMessage;
+    if (record.id === id) return record;
+  }
+  throw new QueueError('ERR_QUEUE_STORE', `${path} holds no record of message ${id}`, { messageId: id });
+}
+
+interface Candidate {
+  name: string;
+  due: number;
+  priority: number;
+  id: string;
+}
+
+/** Claim order: highest priority first, then the earliest due, then the id. */
+function claimOrder(a: Candidate, b: Candidate): number {
+  return b.priority - a.priority || a.due - b.due || (a.id < b.id ? -1 : 1);
+}
+
+/** The first `k` of `items` in `order`, sorted (one pass; an item that would not be among them costs one comparison). */
+function firstInOrder<T>(items: readonly T[], k: number, order: (a: T, b: T) => number): T[] {
+  const top: T[] = [];
+  for (const item of items) {
+    if (top.length >= k && order(item, top[top.length - 1]!) >= 0) continue;
+    let lo = 0;
+    let hi = top.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (order(top[mid]!, item) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    top.splice(lo, 0, item);
+    if (top.length > k) top.pop();
+  }
+  return top;
 }
 
 function claimLost(path: string): QueueError {
