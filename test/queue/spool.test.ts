@@ -69,6 +69,54 @@ describe('spool directory layout', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('a version 2 spool is upgraded on open (its files are valid version 3 files); other versions are refused', async () => {
+    const dir = await (await import('node:fs/promises')).mkdtemp(join(tmpdir(), 'smtplib-spool-'));
+    await writeFile(join(dir, 'spool.json'), '{"format":"smtplib-queue spool","version":2}\n');
+    const store = new SpoolStore(dir);
+    await store.open();
+    const { readFile } = await import('node:fs/promises');
+    expect(JSON.parse(await readFile(join(dir, 'spool.json'), 'utf8'))).toEqual({ format: 'smtplib-queue spool', version: 3 });
+    await store.close();
+    await writeFile(join(dir, 'spool.json'), '{"format":"smtplib-queue spool","version":1}\n');
+    await expect(new SpoolStore(dir).open()).rejects.toMatchObject({ code: 'ERR_QUEUE_LAYOUT' });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('outcomes recorded in one turn share one record file (one fsync), linked under each name; each message reads its own record', async () => {
+    const { store, dir, cleanup } = await spool();
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await store.enqueue({ from: 'a@example.test', to: [`r${i}@example.test`], message: taggedMessage().message })).id);
+    const worker = await store.registerWorker();
+    const claims = await store.claim(worker, 10);
+    expect(claims).toHaveLength(10);
+    const delivered = claims.map(({ message }, i) => ({
+      ...message,
+      attempts: 1,
+      metadata: { n: i },
+      recipients: message.recipients.map((r) => ({ ...r, state: 'delivered' as const })),
+    }));
+    await Promise.all(delivered.map((m) => store.finish(worker, m)));
+    const { stat } = await import('node:fs/promises');
+    const names = await readdir(join(dir, 'done'));
+    expect(names.sort()).toEqual(ids.map((id) => `delivered-${id}.json`).sort());
+    const inodes = new Set(await Promise.all(names.map(async (n) => (await stat(join(dir, 'done', n))).ino)));
+    expect(inodes.size).toBe(1);
+    for (const m of delivered) {
+      const got = await store.get(m.id);
+      expect(got).toMatchObject({ id: m.id, state: 'delivered', metadata: m.metadata, recipients: [{ address: m.recipients[0]!.address, state: 'delivered' }] });
+    }
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    expect(await readdir(join(dir, 'data'))).toEqual([]);
+    expect(await readdir(join(dir, 'active', worker))).toEqual([]);
+    // An operator's retry of one of them takes its own record out of the shared file.
+    expect(await store.retry(delivered[3]!.id)).toBe(false); // no body left: nothing to resend
+    expect((await store.get(delivered[3]!.id))?.metadata).toEqual({ n: 3 });
+    expect(await store.delete(delivered[4]!.id)).toBe(true);
+    expect((await store.get(delivered[5]!.id))?.metadata).toEqual({ n: 5 });
+    await store.close();
+    await cleanup();
+  });
+
   it("on open, a dead worker's stale copy (left between place() and its unlink) is removed, not queued twice", async () => {
     const { store, dir, cleanup } = await spool();
     const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
