@@ -45,9 +45,11 @@ async function startRedisServer() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'smtplib-soak-redis-'));
   let child;
-  const launch = async () => {
+  // A restart replays the AOF: at 20,000 messages on a loaded machine that takes longer than
+  // 10 s (Redis answers -LOADING meanwhile), and a soak that gave up there died mid-run.
+  const launch = async (waitMs = 10_000) => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--logfile', join(dir, 'redis.log')], { stdio: 'ignore' });
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + waitMs;
     while (Date.now() < deadline) {
       const ok = await new Promise((resolve) => {
         const s = net.connect(port, '127.0.0.1');
@@ -58,13 +60,14 @@ async function startRedisServer() {
       if (ok) return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error('redis-server did not start (is it installed? apt-get install redis-server)');
+    throw new Error(`redis-server did not answer within ${waitMs} ms (is it installed? apt-get install redis-server)`);
   };
   await launch();
   return {
     url: `redis://127.0.0.1:${port}`,
     async kill() { await new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }); },
     launch,
+    killNow() { child?.kill('SIGKILL'); },
     async stop() { await new Promise((r) => { if (child.exitCode !== null) return r(); child.once('exit', r); child.kill('SIGTERM'); }); rmSync(dir, { recursive: true, force: true }); },
   };
 }
@@ -138,6 +141,11 @@ const startWorker = (slot) => {
   });
 };
 for (let slot = 0; slot < WORKERS; slot++) startWorker(slot);
+// However the soak ends (a throw included), it leaves no worker or redis-server behind.
+process.on('exit', () => {
+  for (const child of workers.values()) child.kill('SIGKILL');
+  redis?.killNow();
+});
 
 // Progress: stats() reads every record, which at 20,000 messages on a loaded
 // machine takes longer than the poll itself; the spool's pending messages are
@@ -190,8 +198,10 @@ for (;;) {
     log('SIGKILL redis-server (AOF, appendfsync always), restarting it');
     await redis.kill();
     await new Promise((r) => setTimeout(r, 500));
-    await redis.launch();
+    const restartedAt = Date.now();
+    await redis.launch(300_000);
     redisRestarts++;
+    log(`redis-server answered again ${Date.now() - restartedAt} ms after it was started`);
   }
   if (state.pending === 0 || Date.now() > deadline) break;
 }
