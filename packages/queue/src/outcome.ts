@@ -64,11 +64,19 @@ export function fromError(error: unknown, pending: readonly string[], startedAt:
     return { decisions, startedAt };
   }
   if (error instanceof SMTPException && error.deliveryStatus === 'unknown') {
+    // LMTP: the recipients answered after the data before the loss are known
+    // for certain (delivered, or refused); only the others are unknown.
+    const answered = error.pendingRecipients ? (error.recipientReplies ?? new Map<string, Reply>()) : new Map<string, Reply>();
+    const decisions = pending.map((address) => {
+      const reply = answered.get(address);
+      return reply ? decide(address, reply, catalogue) : unknownDecision(address, retryUnknown);
+    });
+    const anyUnknown = decisions.some((d) => d.result === 'unknown');
     return {
-      decisions: pending.map((address) => unknownDecision(address, retryUnknown)),
+      decisions,
       startedAt,
       error: text,
-      ...(retryUnknown ? {} : { unknownReason: `connection lost after the end of data was written: ${text}` }),
+      ...(anyUnknown ? { unknownReason: `connection lost after the end of data was written: ${text}` } : {}),
     };
   }
   if (error instanceof SMTPResponseException && error.smtpCode > 0) {
