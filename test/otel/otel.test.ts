@@ -197,6 +197,33 @@ describe('smtplib-otel', () => {
     expect(points(m, 'smtp.client.connection.duration').reduce((a, p) => a + p.value, 0)).toBe(2);
   });
 
+  it('counters are running totals read at each collection, kept across disable()/enable(), never doubled', async () => {
+    setUp();
+    const server = await startSmtpServer({ rcptReply: (a) => (a.startsWith('gone') ? '550 5.1.1 no such user' : undefined) });
+    closers.push(() => server.close());
+    const smtp = await SMTP.connect({ host: '127.0.0.1', port: server.port, localHostname: 'client.test' });
+    const sends = () => (m: ResourceMetrics) => points(m, 'smtp.client.operation.count').filter((p) => p.attributes['network.operation'] === 'send');
+    const recipients = (m: ResourceMetrics, outcome: string) => points(m, 'smtp.client.recipients').find((p) => p.attributes['smtp.recipient.outcome'] === outcome)?.value;
+    await smtp.sendmail('a@example.test', ['b@example.test', 'gone@example.test'], message(1));
+    await smtp.sendmail('a@example.test', ['b@example.test'], message(2));
+    let m = await collect();
+    expect(sends()(m)).toEqual([{ attributes: { 'server.address': '127.0.0.1', 'server.port': server.port, 'url.scheme': 'smtp', 'network.operation': 'send' }, value: 2 }]);
+    expect(recipients(m, 'accepted')).toBe(2);
+    expect(recipients(m, 'refused')).toBe(1);
+    // Off: nothing is counted. On again: the same totals go on (no second callback, no reset).
+    instrumentation!.disable();
+    await smtp.sendmail('a@example.test', ['b@example.test'], message(3));
+    instrumentation!.enable();
+    const again = await SMTP.connect({ host: '127.0.0.1', port: server.port, localHostname: 'client.test' });
+    await again.sendmail('a@example.test', ['b@example.test'], message(4));
+    m = await collect();
+    expect(sends()(m).map((p) => p.value)).toEqual([3]);
+    expect(recipients(m, 'accepted')).toBe(3);
+    expect(points(m, 'smtp.client.operation.duration').filter((p) => p.attributes['network.operation'] === 'send').reduce((a, p) => a + p.value, 0)).toBe(3);
+    await again.quit();
+    await smtp.quit();
+  });
+
   it('a send inside an active span is its child', async () => {
     setUp();
     const server = await startFaultServer();

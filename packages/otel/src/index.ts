@@ -19,9 +19,16 @@
 // d = transmission):
 //   smtp.client.connection.duration  histogram, s     a connection's life
 //   smtp.client.operation.count      counter          network.operation = connect | authenticate | send, error.type on failure
+//                                                     (observable: counted here per attribute set, read at collection)
 //   smtp.client.operation.duration   histogram, ms    same attributes
 //   smtp.client.delay                histogram, s     smtp.delay.phase = connection_setup | transmission
-//   smtp.client.recipients           counter          smtp.recipient.outcome = accepted | refused
+//   smtp.client.recipients           counter          smtp.recipient.outcome = accepted | refused (observable, likewise)
+//
+// Cost per message (the hot path is one send event): the SDK hashes the
+// attribute set of every measurement (sorted keys, JSON), so the two counters
+// are summed here in plain fields, per server, and handed to the SDK only when
+// a reader collects; the two histograms get attribute objects built once per
+// server and reused. The span's attributes are one literal (no spreads).
 //
 // Privacy: addresses are recorded as their domain only (the local part names
 // a person) unless `recordAddresses: true`; message content is never seen
@@ -31,10 +38,11 @@ import dc from 'node:diagnostics_channel';
 import {
   metrics,
   SpanKind,
+  type BatchObservableResult,
+  type ObservableCounter,
   SpanStatusCode,
   trace,
   type Attributes,
-  type Counter,
   type Histogram,
   type MeterProvider,
   type Span,
@@ -65,15 +73,56 @@ const VERSION = '0.1.0';
 
 interface Instruments {
   connectionDuration: Histogram;
-  operationCount: Counter;
+  operationCount: ObservableCounter;
   operationDuration: Histogram;
   delay: Histogram;
-  recipients: Counter;
+  recipients: ObservableCounter;
+}
+
+type Operation = 'connect' | 'authenticate' | 'send';
+
+/**
+ * Everything measured for one server (one set of peer attributes): the
+ * counters' running totals, and the attribute objects of its measurements,
+ * built once. Kept for the instrumentation's life (counters are cumulative);
+ * there is one per distinct server, as the SDK would keep anyway.
+ */
+class Series {
+  readonly peer: Attributes;
+  /** network.operation = connect | authenticate | send, no error. */
+  readonly ok: Record<Operation, number> = { connect: 0, authenticate: 0, send: 0 };
+  /** Failures by operation and error.type. */
+  readonly failed = new Map<string, { attributes: Attributes; count: number }>();
+  accepted = 0;
+  refused = 0;
+  readonly operation: Record<Operation, Attributes>;
+  readonly setup: Attributes;
+  readonly transmission: Attributes;
+  readonly outcome: { accepted: Attributes; refused: Attributes };
+
+  constructor(peer: Attributes) {
+    this.peer = peer;
+    this.operation = {
+      connect: { ...peer, 'network.operation': 'connect' },
+      authenticate: { ...peer, 'network.operation': 'authenticate' },
+      send: { ...peer, 'network.operation': 'send' },
+    };
+    this.setup = { ...peer, 'smtp.delay.phase': 'connection_setup' };
+    this.transmission = { ...peer, 'smtp.delay.phase': 'transmission' };
+    this.outcome = { accepted: { ...peer, 'smtp.recipient.outcome': 'accepted' }, refused: { ...peer, 'smtp.recipient.outcome': 'refused' } };
+  }
+
+  fail(operation: Operation, type: string): void {
+    const key = `${operation}\n${type}`;
+    const entry = this.failed.get(key);
+    if (entry) entry.count++;
+    else this.failed.set(key, { attributes: { ...this.operation[operation], 'error.type': type }, count: 1 });
+  }
 }
 
 /** Where each open connection goes (from its connect event), for the attributes of later events. */
 interface Peer {
-  attributes: Attributes;
+  series: Series;
 }
 
 export class SmtplibInstrumentation {
@@ -81,6 +130,9 @@ export class SmtplibInstrumentation {
   #tracer: Tracer | undefined;
   #instruments: Instruments | undefined;
   #peers = new Map<number, Peer>();
+  /** By the peer attributes' JSON: one per server. */
+  #series = new Map<string, Series>();
+  readonly #unknownPeer = new Series({});
   #enabled = false;
   readonly #handlers = {
     [CHANNELS.connect]: (event: unknown) => this.#onConnect(event as ConnectEvent),
@@ -102,18 +154,21 @@ export class SmtplibInstrumentation {
   enable(): this {
     if (this.#enabled) return this;
     this.#enabled = true;
-    if (this.#options.traces !== false) {
+    // Tracer and instruments are made once: enable() after disable() goes on with the same totals.
+    if (this.#options.traces !== false && !this.#tracer) {
       this.#tracer = (this.#options.tracerProvider ?? trace.getTracerProvider()).getTracer(NAME, VERSION);
     }
-    if (this.#options.metrics !== false) {
+    if (this.#options.metrics !== false && !this.#instruments) {
       const meter = (this.#options.meterProvider ?? metrics.getMeterProvider()).getMeter(NAME, VERSION);
-      this.#instruments = {
+      const instruments: Instruments = {
         connectionDuration: meter.createHistogram('smtp.client.connection.duration', { unit: 's', description: 'How long each SMTP connection lived' }),
-        operationCount: meter.createCounter('smtp.client.operation.count', { unit: '{operation}', description: 'SMTP operations (connect, authenticate, send)' }),
+        operationCount: meter.createObservableCounter('smtp.client.operation.count', { unit: '{operation}', description: 'SMTP operations (connect, authenticate, send)' }),
         operationDuration: meter.createHistogram('smtp.client.operation.duration', { unit: 'ms', description: 'Duration of SMTP operations' }),
         delay: meter.createHistogram('smtp.client.delay', { unit: 's', description: "Postfix's delay split: connection setup (c) and transmission (d)" }),
-        recipients: meter.createCounter('smtp.client.recipients', { unit: '{recipient}', description: 'Recipients by outcome' }),
+        recipients: meter.createObservableCounter('smtp.client.recipients', { unit: '{recipient}', description: 'Recipients by outcome' }),
       };
+      meter.addBatchObservableCallback((result) => this.#observe(result), [instruments.operationCount, instruments.recipients]);
+      this.#instruments = instruments;
     }
     for (const [name, handler] of Object.entries(this.#handlers)) dc.subscribe(name, handler);
     return this;
@@ -128,14 +183,38 @@ export class SmtplibInstrumentation {
     return this;
   }
 
+  /** The counters' totals, handed to the SDK when a reader collects. */
+  #observe(result: BatchObservableResult): void {
+    const { operationCount, recipients } = this.#instruments!;
+    for (const series of [this.#unknownPeer, ...this.#series.values()]) {
+      for (const operation of ['connect', 'authenticate', 'send'] as const) {
+        if (series.ok[operation]) result.observe(operationCount, series.ok[operation], series.operation[operation]);
+      }
+      for (const { attributes, count } of series.failed.values()) result.observe(operationCount, count, attributes);
+      if (series.accepted) result.observe(recipients, series.accepted, series.outcome.accepted);
+      if (series.refused) result.observe(recipients, series.refused, series.outcome.refused);
+    }
+  }
+
   // --- events ---------------------------------------------------------------
 
   #address(address: string): string {
     return this.#options.recordAddresses ? address : domainOf(address);
   }
 
-  #peer(connectionId: number | undefined): Attributes {
-    return (connectionId !== undefined && this.#peers.get(connectionId)?.attributes) || {};
+  /** The measurements' series for a set of peer attributes (one per server). */
+  #seriesFor(peer: Attributes): Series {
+    const key = JSON.stringify(peer);
+    let series = this.#series.get(key);
+    if (!series) {
+      series = new Series(peer);
+      this.#series.set(key, series);
+    }
+    return series;
+  }
+
+  #peer(connectionId: number | undefined): Series {
+    return (connectionId !== undefined && this.#peers.get(connectionId)?.series) || this.#unknownPeer;
   }
 
   #span(name: string, durationMs: number, attributes: Attributes): Span | undefined {
@@ -144,13 +223,17 @@ export class SmtplibInstrumentation {
     return this.#tracer.startSpan(name, { kind: SpanKind.CLIENT, startTime, attributes });
   }
 
-  #operation(operation: 'connect' | 'authenticate' | 'send', durationMs: number, attributes: Attributes, error?: unknown): void {
+  #operation(series: Series, operation: Operation, durationMs: number, error?: unknown): void {
     const i = this.#instruments;
     if (!i) return;
-    const attrs: Attributes = { ...attributes, 'network.operation': operation };
-    if (error !== undefined) attrs['error.type'] = errorType(error);
-    i.operationCount.add(1, attrs);
-    i.operationDuration.record(durationMs, attrs);
+    if (error === undefined) {
+      series.ok[operation]++;
+      i.operationDuration.record(durationMs, series.operation[operation]);
+      return;
+    }
+    const type = errorType(error);
+    series.fail(operation, type);
+    i.operationDuration.record(durationMs, { ...series.operation[operation], 'error.type': type });
   }
 
   #fail(span: Span | undefined, error: unknown): void {
@@ -168,62 +251,67 @@ export class SmtplibInstrumentation {
       ? { 'server.address': event.path, 'network.transport': 'unix' }
       : { 'server.address': event.host, 'server.port': event.port };
     peer['url.scheme'] = event.tls ? 'smtps' : 'smtp';
-    this.#peers.set(event.connectionId, { attributes: peer });
-    const attributes: Attributes = { ...peer, 'smtp.greeting.status_code': event.greeting.code };
-    if (event.tls) {
-      attributes['tls.established'] = true;
-      const version = tlsVersion(event.tls.protocol);
-      if (version) attributes['tls.protocol.version'] = version;
-      if (event.tls.cipher) attributes['tls.cipher'] = event.tls.cipher;
-      attributes['tls.resumed'] = event.tls.resumed;
-      attributes['smtp.tls.verified'] = event.tls.authorized;
+    const series = this.#seriesFor(peer);
+    this.#peers.set(event.connectionId, { series });
+    if (this.#tracer) {
+      const attributes: Attributes = { ...peer, 'smtp.greeting.status_code': event.greeting.code };
+      if (event.tls) {
+        attributes['tls.established'] = true;
+        const version = tlsVersion(event.tls.protocol);
+        if (version) attributes['tls.protocol.version'] = version;
+        if (event.tls.cipher) attributes['tls.cipher'] = event.tls.cipher;
+        attributes['tls.resumed'] = event.tls.resumed;
+        attributes['smtp.tls.verified'] = event.tls.authorized;
+      }
+      this.#span('smtp connect', event.durationMs, attributes)?.end();
     }
-    this.#span('smtp connect', event.durationMs, attributes)?.end();
-    this.#operation('connect', event.durationMs, peer);
-    this.#instruments?.delay.record(event.durationMs / 1000, { ...peer, 'smtp.delay.phase': 'connection_setup' });
+    this.#operation(series, 'connect', event.durationMs);
+    this.#instruments?.delay.record(event.durationMs / 1000, series.setup);
   }
 
   #onAuth(event: AuthEvent): void {
-    const peer = this.#peer(event.connectionId);
-    const attributes: Attributes = { ...peer, 'smtp.auth.mechanism': event.mechanism };
-    if (event.code > 0) attributes['smtp.status_code'] = event.code;
-    if (event.enhancedStatus) attributes['smtp.enhanced_status_code'] = event.enhancedStatus;
-    const span = this.#span('smtp auth', event.durationMs, attributes);
-    if (event.error) this.#fail(span, event.error);
-    else span?.end();
-    this.#operation('authenticate', event.durationMs, peer, event.error);
+    const series = this.#peer(event.connectionId);
+    if (this.#tracer) {
+      const attributes: Attributes = { ...series.peer, 'smtp.auth.mechanism': event.mechanism };
+      if (event.code > 0) attributes['smtp.status_code'] = event.code;
+      if (event.enhancedStatus) attributes['smtp.enhanced_status_code'] = event.enhancedStatus;
+      const span = this.#span('smtp auth', event.durationMs, attributes);
+      if (event.error) this.#fail(span, event.error);
+      else span?.end();
+    }
+    this.#operation(series, 'authenticate', event.durationMs, event.error);
   }
 
   #onSend(event: SendEvent): void {
-    const peer = this.#peer(event.connectionId);
-    const span = this.#span('smtp send', event.durationMs, {
-      ...peer,
-      'smtp.mail_from': this.#address(event.from),
-      'smtp.recipients.accepted': event.accepted.length,
-      'smtp.recipients.refused': event.refused.length,
-      'smtp.status_code': event.code,
-      ...(event.enhancedStatus ? { 'smtp.enhanced_status_code': event.enhancedStatus } : {}),
-    });
-    if (span) {
-      for (const address of event.accepted) {
-        span.addEvent('smtp.recipient', { 'smtp.recipient': this.#address(address), 'smtp.recipient.outcome': 'accepted' });
+    const series = this.#peer(event.connectionId);
+    const accepted = event.accepted;
+    const refused = event.refusedReplies;
+    if (this.#tracer) {
+      const attributes: Attributes = { ...series.peer };
+      attributes['smtp.mail_from'] = this.#address(event.from);
+      attributes['smtp.recipients.accepted'] = accepted.length;
+      attributes['smtp.recipients.refused'] = refused.length;
+      attributes['smtp.status_code'] = event.code;
+      if (event.enhancedStatus) attributes['smtp.enhanced_status_code'] = event.enhancedStatus;
+      const span = this.#span('smtp send', event.durationMs, attributes)!;
+      for (let k = 0; k < accepted.length; k++) {
+        span.addEvent('smtp.recipient', { 'smtp.recipient': this.#address(accepted[k]!), 'smtp.recipient.outcome': 'accepted' });
       }
-      for (const r of event.refusedReplies) {
-        span.addEvent('smtp.recipient', {
-          'smtp.recipient': this.#address(r.address),
-          'smtp.recipient.outcome': 'refused',
-          'smtp.status_code': r.code,
-          ...(r.enhancedStatus ? { 'smtp.enhanced_status_code': r.enhancedStatus } : {}),
-        });
+      for (let k = 0; k < refused.length; k++) {
+        const r = refused[k]!;
+        const recipient: Attributes = { 'smtp.recipient': this.#address(r.address), 'smtp.recipient.outcome': 'refused', 'smtp.status_code': r.code };
+        if (r.enhancedStatus) recipient['smtp.enhanced_status_code'] = r.enhancedStatus;
+        span.addEvent('smtp.recipient', recipient);
       }
       span.end();
     }
-    this.#operation('send', event.durationMs, peer);
     const i = this.#instruments;
     if (i) {
-      i.delay.record(event.durationMs / 1000, { ...peer, 'smtp.delay.phase': 'transmission' });
-      if (event.accepted.length) i.recipients.add(event.accepted.length, { ...peer, 'smtp.recipient.outcome': 'accepted' });
-      if (event.refused.length) i.recipients.add(event.refused.length, { ...peer, 'smtp.recipient.outcome': 'refused' });
+      series.ok.send++;
+      series.accepted += accepted.length;
+      series.refused += refused.length;
+      i.operationDuration.record(event.durationMs, series.operation.send);
+      i.delay.record(event.durationMs / 1000, series.transmission);
     }
   }
 
@@ -234,11 +322,11 @@ export class SmtplibInstrumentation {
       const peer: Attributes = { 'server.address': event.host ?? '' };
       if (event.port) peer['server.port'] = event.port;
       this.#fail(this.#span('smtp connect', durationMs, peer), event.error);
-      this.#operation('connect', durationMs, peer, event.error);
+      this.#operation(this.#seriesFor(peer), 'connect', durationMs, event.error);
       return;
     }
-    const peer = this.#peer(event.connectionId);
-    const attributes: Attributes = { ...peer };
+    const series = this.#peer(event.connectionId);
+    const attributes: Attributes = { ...series.peer };
     if (event.from !== undefined) attributes['smtp.mail_from'] = this.#address(event.from);
     const span = this.#span('smtp send', durationMs, attributes);
     if (span && event.to) {
@@ -255,13 +343,13 @@ export class SmtplibInstrumentation {
       }
     }
     this.#fail(span, event.error);
-    this.#operation('send', durationMs, peer, event.error);
+    this.#operation(series, 'send', durationMs, event.error);
   }
 
   #onClose(event: CloseEvent): void {
-    const peer = this.#peer(event.connectionId);
+    const series = this.#peer(event.connectionId);
     this.#peers.delete(event.connectionId);
-    this.#instruments?.connectionDuration.record(event.durationMs / 1000, peer);
+    this.#instruments?.connectionDuration.record(event.durationMs / 1000, series.peer);
   }
 }
 
