@@ -786,7 +786,7 @@ export class SMTP {
    * recipient was refused, SMTPSenderRefused, SMTPDataError,
    * SMTPNotSupportedError; after a refusal the connection stays usable.
    */
-  async sendmail(
+  sendmail(
     fromAddr: string,
     toAddrs: string | readonly string[],
     msg: MessageInput,
@@ -794,13 +794,22 @@ export class SMTP {
     rcptOptions?: RcptOptions | readonly string[] | SendmailCallOptions,
     options?: SendmailCallOptions,
   ): Promise<RefusedRecipients> {
-    const args = sendmailArguments<MailOptions | readonly string[], RcptOptions | readonly string[]>(mailOptions, rcptOptions, options);
-    const result = await this.deliver(fromAddr, toAddrs, msg, {
-      ...(args.mailOptions ? { mailOptions: args.mailOptions } : {}),
-      ...(args.rcptOptions ? { rcptOptions: args.rcptOptions } : {}),
-      ...args.call,
-    });
-    return result.refused;
+    // Not async, and no options object when none was given (the common bulk
+    // send): bad arguments still reject, never throw.
+    let sendOptions: SendOptions | undefined;
+    if (mailOptions !== undefined || rcptOptions !== undefined || options !== undefined) {
+      try {
+        const args = sendmailArguments<MailOptions | readonly string[], RcptOptions | readonly string[]>(mailOptions, rcptOptions, options);
+        sendOptions = {
+          ...(args.mailOptions ? { mailOptions: args.mailOptions } : {}),
+          ...(args.rcptOptions ? { rcptOptions: args.rcptOptions } : {}),
+          ...args.call,
+        };
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.deliver(fromAddr, toAddrs, msg, sendOptions).then(refusedOf);
   }
 
   /** Like sendmail(), with the whole outcome: accepted, refused, the final reply. */
@@ -1009,6 +1018,10 @@ export class SMTP {
     }
     this.close();
   }
+}
+
+function refusedOf(result: DeliveryResult): RefusedRecipients {
+  return result.refused;
 }
 
 /** Whatever failed before the end of data (EHLO, a connection already closed by an earlier queued call), the message was not delivered. */

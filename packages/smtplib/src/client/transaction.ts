@@ -377,9 +377,6 @@ export class Transaction {
 
   #group(ctx: TransactionContext, plan: Plan): { head: Head; bytes: Buffer[]; log: string[] } {
     const { session, timeouts } = ctx;
-    // The command lines, as written and as logged (one array for both).
-    const lines = [plan.mailLine, ...plan.rcptLines];
-    const log = lines;
     // A message that fits one chunk rides whole in this group (BDAT LAST
     // and the body follow the envelope in the same write). Once the group has
     // left this process the server may have delivered it, so ANY of its
@@ -393,23 +390,35 @@ export class Transaction {
     const whole = plan.useBdat && plan.encoded !== undefined && plan.encoded.size <= ctx.chunkSize && !ctx.lmtp && !this.request.beforeCommit;
     const head = { flushed: false } as Head;
     const afterDataEnd = whole ? () => head.flushed : false;
-    head.mail = session.expect({ command: plan.mailLine, phase: 'command', timeout: timeouts.command, afterDataEnd });
-    head.rcpts = plan.rcptLines.map((line) => session.expect({ command: line, phase: 'command', timeout: timeouts.command, afterDataEnd }));
+    const timeout = timeouts.command;
+    head.mail = session.expectReply(plan.mailLine, 'command', timeout, afterDataEnd);
+    // The command lines as one string (what is written) and, only when
+    // someone reads them, as a list (what is logged).
+    const rcptLines = plan.rcptLines;
+    const rcpts: Promise<Reply>[] = new Array(rcptLines.length);
+    let text = plan.mailLine + '\r\n';
+    for (let i = 0; i < rcptLines.length; i++) {
+      rcpts[i] = session.expectReply(rcptLines[i]!, 'command', timeout, afterDataEnd);
+      text += rcptLines[i]! + '\r\n';
+    }
+    head.rcpts = rcpts;
+    let last: string | undefined;
     const bytes: Buffer[] = [];
     if (!plan.useBdat) {
-      head.data = session.expect({ command: 'DATA', phase: 'command', timeout: timeouts.command });
-      lines.push('DATA');
-      bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
+      head.data = session.expectReply('DATA', 'command', timeout);
+      last = 'DATA';
+      bytes.push(Buffer.from(text + 'DATA\r\n', 'utf8'));
     } else if (whole && plan.encoded) {
       const { chunks, tail, size } = plan.encoded;
-      const bdat = `BDAT ${size} LAST`;
-      lines.push(bdat);
-      head.bdatLast = this.#endWaiters(ctx, bdat, 1, () => head.flushed);
-      bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'), ...chunks);
+      last = `BDAT ${size} LAST`;
+      head.bdatLast = [session.expectReply(last, 'data-end', timeouts.dataEnd, () => head.flushed)];
+      bytes.push(Buffer.from(text + last + '\r\n', 'utf8'));
+      for (let i = 0; i < chunks.length; i++) bytes.push(chunks[i]!);
       if (tail.length) bytes.push(tail);
     } else {
-      bytes.push(Buffer.from(lines.join('\r\n') + '\r\n', 'utf8'));
+      bytes.push(Buffer.from(text, 'utf8'));
     }
+    const log = session.logsCommands ? [plan.mailLine, ...rcptLines, ...(last ? [last] : [])] : NO_LINES;
     return { head, bytes, log };
   }
 
@@ -417,7 +426,7 @@ export class Transaction {
   #endWaiters(ctx: TransactionContext, command: string, count: number, flushed: () => boolean = () => true): Promise<Reply>[] {
     const waiters: Promise<Reply>[] = [];
     for (let i = 0; i < count; i++) {
-      waiters.push(ctx.session.expect({ command, phase: 'data-end', timeout: ctx.timeouts.dataEnd, afterDataEnd: flushed }));
+      waiters.push(ctx.session.expectReply(command, 'data-end', ctx.timeouts.dataEnd, flushed));
     }
     return waiters;
   }
@@ -706,6 +715,9 @@ export class Transaction {
     return error;
   }
 }
+
+/** The log of a group nobody reads. */
+const NO_LINES: string[] = [];
 
 /** How many complete transactions may be written ahead of the running one. */
 const CHAIN_WINDOW = 16;
