@@ -16,6 +16,11 @@ describe.runIf(existsSync(`${root}packages/smtplib/dist/cjs/index.js`))('built p
     const out = run(['--input-type=module', '-e', "import { createRequire } from 'node:module'; import * as esm from 'smtplib'; const cjs = createRequire(process.cwd() + '/')('smtplib'); const e = new cjs.SMTPDataError(554, 'no'); console.log(typeof cjs.SMTP, e instanceof esm.SMTPDataError, e instanceof esm.SMTPResponseException, e instanceof esm.SMTPSenderRefused, cjs.quoteaddr('A <a@b>'))"]);
     expect(out.trim()).toBe('function true true false <a@b>');
   });
+  it('does not load node:http or node:https until OAuth is used (import and require)', () => {
+    const http = "process.moduleLoadList.filter((m) => /^NativeModule (_?https?|_http_\\w+)$/.test(m)).join(',') || 'none'";
+    expect(run(['--input-type=module', '-e', `await import('smtplib'); console.log(${http})`]).trim()).toBe('none');
+    expect(run(['-e', `require('smtplib'); console.log(${http})`]).trim()).toBe('none');
+  });
   it('ships type declarations for both', () => {
     expect(existsSync(`${root}packages/smtplib/dist/esm/index.d.ts`)).toBe(true);
     expect(existsSync(`${root}packages/smtplib/dist/cjs/index.d.ts`)).toBe(true);

@@ -43,7 +43,6 @@ import { assertMechanismAllowed, CLEARTEXT_MECHANISMS, runExchange } from './aut
 import { readGreeting } from './greeting.js';
 import { defaultLocalHostname, isLoopbackHost } from './local-name.js';
 import { selectLoginMechanism, toMechanism, type AuthObject } from './sasl-selection.js';
-import { loginWithProvider } from '../oauth/login.js';
 import type { TokenProvider } from '../oauth/provider.js';
 import { applyTlsPolicy } from './tls-policy.js';
 import { envelopeFromHeaders, splitBytes, splitMessage, type SplitMessage } from './message-headers.js';
@@ -722,6 +721,8 @@ export class SMTP {
       if (options.provider) {
         // Token, mechanism choice, and one retry with a new token: oauth/login.ts.
         const provider = options.provider;
+        // Loaded with the first OAuth login, not with smtplib.
+        const { loginWithProvider } = await import('../oauth/login.js');
         return loginWithProvider(provider, (token) => select({ ...credentials, token }), (mechanism) => this.#authenticate(mechanism, options), options.signal);
       }
       return this.#authenticate(select(credentials), options);

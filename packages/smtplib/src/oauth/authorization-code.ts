@@ -4,7 +4,6 @@
 // and the S256 code verifier ties the code to this process.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OAuthError, clean } from './errors.js';
 import { checkEndpoint, type OAuthHttpOptions } from './http.js';
@@ -34,6 +33,8 @@ export async function authorizationCodeLogin(options: AuthorizationCodeOptions):
   const challenge = createHash('sha256').update(verifier).digest('base64url');
   let settle!: { resolve: (code: string) => void; reject: (error: Error) => void };
   const codePromise = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
+  // node:http only now: importing smtplib does not load it.
+  const { createServer } = await import('node:http');
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (url.pathname !== '/callback') {

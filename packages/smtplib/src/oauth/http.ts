@@ -10,12 +10,24 @@
 // - bounded time and size; nothing from the request (which holds secrets)
 //   ever appears in an error.
 
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { clean, OAuthError, showEndpoint } from './errors.js';
+
+type HttpModules = { httpRequest: typeof import('node:http').request; httpsRequest: typeof import('node:https').request };
+let httpModules: Promise<HttpModules> | undefined;
+
+/**
+ * node:http and node:https, loaded at the first OAuth request rather than
+ * when smtplib is imported: most programs never use OAuth, and these two
+ * (with their _http_* internals) are a good part of what importing it cost.
+ */
+function loadHttp(): Promise<HttpModules> {
+  httpModules ??= Promise.all([import('node:http'), import('node:https')]).then(([http, https]) => ({ httpRequest: http.request, httpsRequest: https.request }));
+  return httpModules;
+}
 
 /** Opens a byte stream to host:port (TLS is layered on top by this module for https). */
 export type OAuthConnect = (target: { host: string; port: number }) => Duplex | Promise<Duplex>;
@@ -101,7 +113,7 @@ function tunnel(proxyUrl: string, host: string, port: number, signal: AbortSigna
     const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
     headers['proxy-authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
   }
-  return new Promise((resolve, reject) => {
+  return loadHttp().then(({ httpRequest }) => new Promise((resolve, reject) => {
     const req = httpRequest({ host: proxy.hostname, port: Number(proxy.port) || 80, method: 'CONNECT', path: authority, headers, signal });
     req.once('connect', (res, socket) => {
       if (res.statusCode === 200) resolve(socket);
@@ -112,7 +124,7 @@ function tunnel(proxyUrl: string, host: string, port: number, signal: AbortSigna
     });
     req.once('error', (cause) => reject(new OAuthError(`the proxy ${proxy.host} could not be reached: ${cause.message}`, { kind: 'transport', cause })));
     req.end();
-  });
+  }));
 }
 
 /**
@@ -166,6 +178,7 @@ async function requestJson(method: 'GET' | 'POST', url: URL, body: string | unde
       // createConnection is honoured only without an agent (node:http ClientRequest).
       ...(stream ? {} : { agent: false as const }),
     };
+    const { httpRequest, httpsRequest } = await loadHttp();
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = secure
         ? httpsRequest({
