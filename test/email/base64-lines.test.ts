@@ -1,10 +1,10 @@
 // Base64 written into Buffers (content/base64-lines.ts): the bytes equal
 // Node's base64 of the whole input cut into 76-character lines, whatever the
-// input's length (0, 1, around multiples of 3 and 57, around the 840-line
-// output chunk) and however it is split into chunks; output chunks stay
-// within 64 KiB and end on a line end; a chunk may be reused by the caller
-// once its output is read; file attachments (read into one reused Buffer)
-// come back byte for byte through parseMessage.
+// input's length (0, 1, around multiples of 3 and 57, around the
+// CHUNK_LINES output chunk) and however it is split into chunks; output
+// chunks hold at most CHUNK_LINES lines and end on a line end; a chunk may be
+// reused by the caller once its output is read; file attachments (read into
+// two reused Buffers) come back byte for byte through parseMessage.
 
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,7 +70,7 @@ describe('base64 lines into Buffers', () => {
     }
   });
 
-  it('any split of the input into chunks gives the oracle\'s bytes, in chunks of whole lines within 64 KiB', () => {
+  it('any split of the input into chunks gives the oracle\'s bytes, in chunks of whole lines', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 3000 }), fc.array(fc.nat(300), { maxLength: 40 }), fc.constantFrom('\r\n', '\n'), (data, cuts, sep) => {
       const chunks: Uint8Array[] = [];
       let at = 0;
@@ -88,13 +88,14 @@ describe('base64 lines into Buffers', () => {
     }), { numRuns: 300, seed: 13 });
   });
 
-  it('a large chunk comes out in chunks of at most 840 lines (65,520 bytes with CRLF), whatever was held from the last chunk', () => {
+  it('a large chunk comes out in chunks of at most CHUNK_LINES lines (131,040 bytes with CRLF), whatever was held from the last chunk', () => {
     const data = varied(5 * CHUNK_BYTES + 1000);
     for (const first of [0, 1, 56, 57, 100]) {
       const out = writeAll([data.subarray(0, first), data.subarray(first)], '\r\n');
       expect(Buffer.concat(out).toString('latin1')).toBe(expected(data, '\r\n'));
       for (const piece of out) expect(piece.length).toBeLessThanOrEqual(CHUNK_LINES * 78);
-      expect(Math.max(...out.map((p) => p.length))).toBe(65_520);
+      expect(Math.max(...out.map((p) => p.length))).toBe(CHUNK_LINES * 78);
+      expect(CHUNK_LINES * 78).toBe(131_040);
     }
   });
 

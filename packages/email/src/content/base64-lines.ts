@@ -3,21 +3,23 @@
 // lines is encoded by Node in one call into the end of its output Buffer and
 // the lines are then moved forward into place with the line ends between
 // them (a move never overwrites text not yet moved: see encodeLinesInto).
-// Output comes in chunks of at most CHUNK_LINES lines (64 KiB with CRLF), so
-// a consumer that honours backpressure holds about one chunk.
+// Output comes in chunks of at most CHUNK_LINES lines (just under 128 KiB
+// with CRLF), so a consumer that honours backpressure holds about one chunk.
 
 /** Input bytes per output line: 57 bytes make 76 characters. */
 export const LINE_BYTES = 57;
 const LINE_CHARS = 76;
-/** Lines per output chunk: 840 × (76 + 2) = 65,520 bytes with CRLF, within 64 KiB. */
-export const CHUNK_LINES = 840;
 /**
- * Input bytes per output chunk (a whole number of lines), and what file
- * attachments are read in. Reads of 2 or 4 chunks cost less CPU per byte
- * (fewer hand-overs to libuv's thread pool) but, with fewer JS allocations
- * between collections, more output Buffers wait for the GC: the 20 MB bench
- * grew RSS by 7.2–10.1 MB with them against 5.7–6.3 MB with one chunk.
+ * Lines per output chunk: 1680 × (76 + 2) = 131,040 bytes with CRLF, just
+ * under 128 KiB; a file attachment is read 1680 lines (95,760 bytes) at a
+ * time. Chosen by measurement (bench/lib/email-cell.js, 20 MB file, RSS
+ * growth of the process over the message, glibc malloc): 840 lines (64 KiB)
+ * grew 5.8–7.3 MB, 1260 lines 5.6–5.9 MB, 1680 lines 3.1–4.4 MB, and 2520
+ * lines 5.5–6.4 MB (its 191,520-character text goes to V8's large-object
+ * space: 5 MB of heap growth). CPU per byte was no worse than at 840.
  */
+export const CHUNK_LINES = 1680;
+/** Input bytes per output chunk (a whole number of lines), and what file attachments are read in. */
 export const CHUNK_BYTES = LINE_BYTES * CHUNK_LINES;
 
 /** The length of the line-wrapped base64 of `n` bytes, every line (the last partial one too) ended by a `sepLength`-byte separator. */
