@@ -125,6 +125,7 @@ const workers = new Map();
 let kills = 0;
 let restarts = 0;
 let redisRestarts = 0;
+let redisRestartMs;
 let unexpectedExits = 0;
 let chaos = true;
 const startWorker = (slot) => {
@@ -201,7 +202,8 @@ for (;;) {
     const restartedAt = Date.now();
     await redis.launch(300_000);
     redisRestarts++;
-    log(`redis-server answered again ${Date.now() - restartedAt} ms after it was started`);
+    redisRestartMs = Date.now() - restartedAt;
+    log(`redis-server answered again ${redisRestartMs} ms after it was started`);
   }
   if (state.pending === 0 || Date.now() > deadline) break;
 }
@@ -214,7 +216,7 @@ for (const child of workers.values()) child.kill('SIGKILL');
 // Reconcile against the server's own log.
 const messages = await store.list();
 const count = (tag, rcpt) => server.deliveries.get(`${tag} ${rcpt}`) ?? 0;
-const result = { store: STORE, messages: N, workers: WORKERS, kills, restarts, redisRestarts, unexpectedExits, serverDeliveries: server.stats.messages, endOfDataDrops, enqueueMs, durationMs: 0,
+const result = { store: STORE, messages: N, workers: WORKERS, kills, restarts, redisRestarts, redisRestartMs, unexpectedExits, serverDeliveries: server.stats.messages, endOfDataDrops, enqueueMs, durationMs: 0,
   states: {}, lost: [], duplicates: [], unfinished: [], unknown: { total: 0, byKillDelivered: 0, byKillNotDelivered: 0, byDropDelivered: 0, byDropNotDelivered: 0, unexplained: [] } };
 const seen = new Set();
 for (const m of messages) {
@@ -277,7 +279,7 @@ function writeDocBlock(file, r) {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |',
     `| ${r.store} | ${r.messages} | ${r.workers} | ${r.kills} | ${r.redisRestarts} | ${r.serverDeliveries} | ${r.lost.length} | ${r.duplicates.length} | ${r.unfinished.length} | ${u.total} | ${u.byKillDelivered} / ${u.byKillNotDelivered} | ${u.byDropDelivered} / ${u.byDropNotDelivered} | ${u.unexplained.length} |`,
     '',
-    `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply. Durable enqueue of ${r.messages} messages took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
+    `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply. ${r.redisRestartMs !== undefined ? `The restarted redis-server answered ${r.redisRestartMs} ms after it was started (AOF replay). ` : ''}Durable enqueue of ${r.messages} messages took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
     end,
   ].join('\n');
   let text = existsSync(file) ? readFileSync(file, 'utf8') : '';
