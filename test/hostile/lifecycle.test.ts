@@ -45,7 +45,7 @@ async function dead(smtp: SMTP, peer: Peer): Promise<void> {
 describe('H. connection lifecycle, desync, 421, timeouts', () => {
   it('H1 a server that never greets: greeting timeout, typed error, socket destroyed', async () => {
     server = await hostileServer(async (peer) => { await peer.waitClosed(5000); });
-    const { ms, error } = await timed(() => SMTP.connect(clientOptions(server, { timeout: T })));
+    const { ms, error } = await timed(() => SMTP.connect(clientOptions(server!, { timeout: T })));
     expect(error).toBeInstanceOf(SMTPTimeoutError);
     expect(shape(error)).toMatchObject({ name: 'SMTPTimeoutError', code: 'ERR_SMTP_TIMEOUT', phase: 'greeting', timeout: T });
     expect(ms).toBeGreaterThanOrEqual(T - 5);
@@ -54,7 +54,7 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
     expect(await peer.waitClosed(1000)).toBe(true);
     expect(peer.all.length).toBe(0);
     // The greeting deadline is configurable on its own.
-    const t2 = await timed(() => SMTP.connect(clientOptions(server, { timeout: undefined, timeouts: { greeting: 150 } })));
+    const t2 = await timed(() => SMTP.connect(clientOptions(server!, { timeout: undefined, timeouts: { greeting: 150 } })));
     expect(shape(t2.error.cause)).toMatchObject({ phase: 'greeting', timeout: 150 });
     expect(t2.ms).toBeLessThan(650);
   });
@@ -62,7 +62,7 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
   it('H2 a slow drip cannot extend a deadline: greeting, a reply, and a 300-line EHLO all end at the absolute deadline', async () => {
     // Greeting, one byte every 50 ms (an idle timer would never fire).
     server = await hostileServer((peer) => peer.drip('220 mx.test ESMTP slow greeting\r\n', 50));
-    let r = await timed(() => SMTP.connect(clientOptions(server, { timeout: T })));
+    let r = await timed(() => SMTP.connect(clientOptions(server!, { timeout: T })));
     expect(shape(r.error.cause)).toMatchObject({ name: 'SMTPTimeoutError', phase: 'greeting' });
     expect(r.ms).toBeLessThan(T + 400);
     await server.close();
@@ -70,7 +70,7 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
     // NOOP's "250 OK" one byte every 100 ms.
     server = await hostileServer(esmtp({ on: async (line, peer) => (line === 'NOOP' ? (await peer.drip('250 2.0.0 OK\r\n', 100), '') : undefined) }));
     client = await SMTP.connect(clientOptions(server, { timeout: T }));
-    r = await timed(() => client.noop());
+    r = await timed(() => client!.noop());
     expect(r.error).toBeInstanceOf(SMTPTimeoutError);
     expect(shape(r.error)).toMatchObject({ name: 'SMTPTimeoutError', code: 'ERR_SMTP_TIMEOUT', phase: 'command', timeout: T });
     expect(r.ms).toBeGreaterThanOrEqual(T - 5);
@@ -87,7 +87,7 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
       },
     }));
     client = await SMTP.connect(clientOptions(server, { timeout: T }));
-    r = await timed(() => client.ehlo());
+    r = await timed(() => client!.ehlo());
     expect(shape(r.error)).toMatchObject({ name: 'SMTPTimeoutError', phase: 'command' });
     expect(r.ms).toBeLessThan(T + 400);
     expect(client.isConnected).toBe(false);
@@ -251,7 +251,7 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
           },
         }));
         client = await SMTP.connect(clientOptions(server, { timeout: 3000 }));
-        const { error, ms } = await timed(() => client.sendmail('a@x.test', ['b@y.test'], input));
+        const { error, ms } = await timed(() => client!.sendmail('a@x.test', ['b@y.test'], input));
         expect(error).toBeInstanceOf(SMTPServerDisconnected);
         expect(shape(error)).toMatchObject({ ...DISCONNECTED, deliveryStatus: 'not-delivered' });
         expect(ms).toBeLessThan(2500);
@@ -296,7 +296,7 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
         },
       }));
       client = await SMTP.connect(clientOptions(server, { timeout: T }));
-      const { error, ms } = await timed(() => client.sendmail('a@x.test', ['b@y.test'], input()));
+      const { error, ms } = await timed(() => client!.sendmail('a@x.test', ['b@y.test'], input()));
       expect(error).toBeInstanceOf(SMTPTimeoutError);
       expect(shape(error)).toMatchObject({ name: 'SMTPTimeoutError', code: 'ERR_SMTP_TIMEOUT', phase: 'data-write', deliveryStatus: 'not-delivered' });
       expect(ms).toBeLessThan(T + 1000);
@@ -325,7 +325,7 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
       },
     }));
     client = await SMTP.connect(clientOptions(server, { timeout: T, chunkSize: 64 * 1024 * 1024 }));
-    const { error, ms } = await timed(() => client.sendmail('a@x.test', ['b@y.test'], big));
+    const { error, ms } = await timed(() => client!.sendmail('a@x.test', ['b@y.test'], big));
     expect(shape(error)).toMatchObject({ name: 'SMTPTimeoutError', code: 'ERR_SMTP_TIMEOUT', phase: 'data-write', deliveryStatus: 'not-delivered' });
     expect(ms).toBeLessThan(T + 1000);
     expect(client.isConnected).toBe(false);
@@ -351,7 +351,7 @@ describe('H. connection lifecycle, desync, 421, timeouts', () => {
   it('H11 QUIT never answered, or answered with RST: quit() settles within the quit deadline and the socket is destroyed', async () => {
     server = await hostileServer(esmtp({ on: (l) => (l === 'QUIT' ? '' : undefined) }));
     client = await SMTP.connect(clientOptions(server, { timeout: T }));
-    const r = await timed(() => client.quit());
+    const r = await timed(() => client!.quit());
     expect(shape(r.error)).toMatchObject({ name: 'SMTPTimeoutError', phase: 'quit' });
     expect(r.ms).toBeLessThan(T + 300);
     expect(await (await server.peer()).waitClosed(1500)).toBe(true);
