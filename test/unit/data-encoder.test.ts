@@ -56,6 +56,43 @@ describe('DataEncoder', () => {
     expect(decodeData(Buffer.from(encode(input), 'latin1')).toString('latin1')).toBe(input.replace(/\r?\n/g, '\r\n') + '\r\n');
   });
 
+  it('a chunk with more insertions than the scan first has room for (1024) is encoded in full', () => {
+    const input = '\n.'.repeat(3000) + 'x\r'.repeat(2000);
+    expect(encode(input)).toBe(quotedata(input) + '.\r\n'); // the last bare CR already became a line end
+    expect(encode(input, 'data', [1, 4001, 4002])).toBe(quotedata(input) + '.\r\n'); // the last bare CR already became a line end
+  });
+
+  it('reuseOutput: a long stream is encoded into a few buffers handed back by release(), never one per chunk', () => {
+    const block = Buffer.from('.a dotted line\r\n'.repeat(4000), 'latin1');
+    const reused = new DataEncoder('data', { reuseOutput: true });
+    const fresh = new DataEncoder('data');
+    const memory = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 200; i++) {
+      const [piece] = reused.encode(block);
+      expect(piece!.equals(fresh.encode(block)[0]!)).toBe(true);
+      memory.add(piece!.buffer);
+      reused.release(piece!);
+    }
+    expect(memory.size).toBe(1);
+    expect(reused.lentSlots).toBe(0);
+  });
+
+  it('reuseOutput: pieces not released are never written over; past the slots it falls back to fresh buffers', () => {
+    const e = new DataEncoder('data', { reuseOutput: true });
+    const held: { piece: Buffer; copy: Buffer }[] = [];
+    for (let i = 0; i < 20; i++) {
+      const block = Buffer.from(`.line ${i}\n`.repeat(1000), 'latin1');
+      const [piece] = e.encode(block);
+      held.push({ piece: piece!, copy: Buffer.from(piece!) });
+    }
+    for (const { piece, copy } of held) expect(piece.equals(copy)).toBe(true);
+    expect(new Set(held.map((h) => h.piece.buffer)).size).toBe(20);
+    // A piece that is not the encoder's (an input slice) is ignored by release().
+    e.release(Buffer.from('x'.repeat(8192)));
+    for (const { piece } of held) e.release(piece);
+    expect(e.lentSlots).toBe(0);
+  });
+
   it('quotedata matches smtplib', () => {
     expect(quotedata('.a\nb\r.c\r\n')).toBe('..a\r\nb\r\n..c\r\n');
   });

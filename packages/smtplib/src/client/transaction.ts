@@ -440,7 +440,9 @@ export class Transaction {
     if (dataReply.code !== 354) {
       throw await this.#abort(ctx, new SMTPDataError(dataReply.code, dataReply.message, undefined, { reply: dataReply, command: 'DATA' }));
     }
-    const encoder = plan.encoded ? undefined : new DataEncoder('data');
+    // A streamed body is encoded into a few reusable buffers, each given back
+    // when the socket has written it: RSS stays flat however long the stream.
+    const encoder = plan.encoded ? undefined : new DataEncoder('data', { reuseOutput: session.transport.copiesWrites });
     if (plan.encoded) {
       // In batches, with back-pressure, so the socket never holds a second
       // copy of a large message. The end marker goes only once the server has
@@ -452,7 +454,7 @@ export class Transaction {
       }
     } else {
       await this.#streamBody(ctx, encoder!, async (pieces) => {
-        this.#writeData(ctx, pieces);
+        this.#writeData(ctx, pieces, () => { for (const piece of pieces) encoder!.release(piece); });
         await session.transport.drain(timeouts.dataWrite, signal);
       });
     }
@@ -590,9 +592,12 @@ export class Transaction {
     }
   }
 
-  #writeData(ctx: TransactionContext, pieces: Buffer[]): void {
-    ctx.session.write(pieces);
+  /** Writes message data; `written` runs once the socket has taken every byte (the pieces may then be reused). */
+  #writeData(ctx: TransactionContext, pieces: Buffer[], written?: () => void): void {
+    // The debug preview is printed before the write: after it the pieces may be reused.
     if (ctx.session.debug.enabled) ctx.session.debug.data(pieces);
+    ctx.session.assertOpen();
+    ctx.session.transport.write(pieces, written);
   }
 
   /**

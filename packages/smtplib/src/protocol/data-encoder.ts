@@ -21,15 +21,79 @@ const EMPTY = Buffer.alloc(0);
 
 export type EncoderMode = 'data' | 'bdat' | 'binary';
 
+export interface DataEncoderOptions {
+  /**
+   * Write encoded output into a few reusable buffers instead of a fresh one
+   * per chunk. The caller must hand every piece back with `release()` once
+   * it has been written (the socket's write callback) and must not keep it
+   * after that. For streamed bodies: a fresh buffer per 64 KiB chunk is
+   * external memory that V8 reclaims only after external memory has grown by
+   * about 64 MB, so a long stream made RSS swing by tens of MB.
+   */
+  reuseOutput?: boolean;
+}
+
+/** Reusable output buffers (a slot holds the worst case of a 64 KiB input: every byte a bare LF). */
+const SLOT_BYTES = 2 * 64 * 1024 + 2;
+/** At most this many slots; with back-pressure one or two are in flight. Past it, fresh buffers. */
+const MAX_SLOTS = 8;
+/** Outputs smaller than this come from Node's shared 8 KiB pool (cheap), not from a slot. */
+const MIN_SLOT_USE = 4 * 1024;
+
 export class DataEncoder {
   readonly mode: EncoderMode;
   #atLineStart = true;
   #pendingCR = false;
   #stuffed = 0;
   #outBytes = 0;
+  /** Free slots, and the slots lent out keyed by their memory (a piece is a view of its slot). */
+  readonly #free: Buffer[] | undefined;
+  readonly #lent = new Map<ArrayBufferLike, Buffer>();
+  #slots = 0;
+  /**
+   * Insertions found by the scan, as (position, byte) pairs: one typed array
+   * kept for the encoder's life (grown when a chunk needs more), not a JS
+   * array per chunk (a dot on every line made ~30 KB of garbage per 64 KiB).
+   */
+  #inserts = new Int32Array(2048);
+  #insertCount = 0;
 
-  constructor(mode: EncoderMode = 'data') {
+  constructor(mode: EncoderMode = 'data', options: DataEncoderOptions = {}) {
     this.mode = mode;
+    this.#free = options.reuseOutput ? [] : undefined;
+  }
+
+  /**
+   * Gives back a piece encode() returned, once it has been written. Pieces
+   * that are not the encoder's (slices of the input) are ignored.
+   */
+  release(piece: Buffer): void {
+    const slot = this.#lent.get(piece.buffer);
+    if (slot === undefined) return;
+    this.#lent.delete(piece.buffer);
+    this.#free!.push(slot);
+  }
+
+  /** Slots lent out and not released yet (for tests). */
+  get lentSlots(): number {
+    return this.#lent.size;
+  }
+
+  #output(size: number): Buffer {
+    const free = this.#free;
+    if (free !== undefined && size >= MIN_SLOT_USE && size <= SLOT_BYTES) {
+      let slot = free.pop();
+      if (slot === undefined && this.#slots < MAX_SLOTS) {
+        this.#slots++;
+        // Its own memory (never Node's shared pool), so release() can tell it by its ArrayBuffer.
+        slot = Buffer.allocUnsafeSlow(SLOT_BYTES);
+      }
+      if (slot !== undefined) {
+        this.#lent.set(slot.buffer, slot);
+        return slot.subarray(0, size);
+      }
+    }
+    return Buffer.allocUnsafe(size);
   }
 
   /**
@@ -56,8 +120,7 @@ export class DataEncoder {
       return [buf];
     }
     const stuff = this.mode === 'data';
-    // Insertions as (position, byte) pairs, in position order.
-    const inserts: number[] = [];
+    this.#insertCount = 0;
     let prefix = 0; // 1: a CR left from the last chunk ended a line as CRLF; 2: it was bare
     let i = 0;
     if (this.#pendingCR) {
@@ -68,7 +131,7 @@ export class DataEncoder {
       this.#atLineStart = true;
     }
     if (this.#atLineStart && i < len && stuff && buf[i] === DOT) {
-      inserts.push(i, DOT);
+      this.#insert(i, DOT);
       this.#stuffed++;
     }
     let end = len;
@@ -91,26 +154,28 @@ export class DataEncoder {
           lineEnd = p + 2;
           nextLF = buf.indexOf(LF, lineEnd);
         } else {
-          inserts.push(p + 1, LF); // bare CR: add its LF
+          this.#insert(p + 1, LF); // bare CR: add its LF
           lineEnd = p + 1;
         }
         nextCR = buf.indexOf(CR, lineEnd);
       } else {
-        inserts.push(p, CR); // bare LF: add its CR
+        this.#insert(p, CR); // bare LF: add its CR
         lineEnd = p + 1;
         nextLF = buf.indexOf(LF, lineEnd);
       }
       if (stuff && lineEnd < len && buf[lineEnd] === DOT) {
-        inserts.push(lineEnd, DOT);
+        this.#insert(lineEnd, DOT);
         this.#stuffed++;
       }
     }
     this.#atLineStart = !this.#pendingCR && lineEnd === len;
     const prefixBytes = prefix === 1 ? 1 : prefix === 2 ? 2 : 0;
-    const total = prefixBytes + end + inserts.length / 2;
+    const count = this.#insertCount;
+    const inserts = this.#inserts;
+    const total = prefixBytes + end + count;
     this.#outBytes += total;
     if (total === len && prefixBytes === 0 && end === len) return [buf];
-    const out = Buffer.allocUnsafe(total);
+    const out = this.#output(total);
     if (prefix === 1) out[0] = CR;
     else if (prefix === 2) { out[0] = CR; out[1] = LF; }
     // One native copy of the whole chunk, then, from the last insertion to
@@ -120,13 +185,26 @@ export class DataEncoder {
     // by span from the input.
     out.set(end === len ? buf : buf.subarray(0, end), prefixBytes);
     let spanEnd = end;
-    for (let k = inserts.length / 2 - 1; k >= 0; k--) {
+    for (let k = count - 1; k >= 0; k--) {
       const at = inserts[2 * k]!;
       if (spanEnd > at) out.copyWithin(prefixBytes + at + k + 1, prefixBytes + at, prefixBytes + spanEnd);
       out[prefixBytes + at + k] = inserts[2 * k + 1]!;
       spanEnd = at;
     }
     return [out];
+  }
+
+  #insert(position: number, byte: number): void {
+    let inserts = this.#inserts;
+    const at = 2 * this.#insertCount;
+    if (at + 2 > inserts.length) {
+      const grown = new Int32Array(inserts.length * 2);
+      grown.set(inserts);
+      this.#inserts = inserts = grown;
+    }
+    inserts[at] = position;
+    inserts[at + 1] = byte;
+    this.#insertCount++;
   }
 
   /**

@@ -100,12 +100,41 @@ export class Transport {
    * Queues bytes. Several buffers go out in one write (writev) so a pipelined
    * group leaves as one segment. Returns false when the kernel buffer is full
    * and the caller should await `drain()` before writing more.
+   * `written` is called once, when every byte of this write has left our
+   * hands (or the stream failed); on a socket (`copiesWrites`) the caller
+   * may then reuse the buffers. It is never called if the transport has
+   * already ended.
    */
-  write(chunks: Buffer | readonly Buffer[]): boolean {
+  write(chunks: Buffer | readonly Buffer[], written?: () => void): boolean {
     if (this.#ended) return true;
+    if (written === undefined) return this.#write(chunks, undefined);
+    let called = false;
+    const once = () => {
+      if (called) return;
+      called = true;
+      written();
+    };
+    const ok = this.#write(chunks, once);
+    // A socket write the kernel took at once leaves nothing queued, but its
+    // callback waits for a tick that a body pulled from an always-ready
+    // source may not yield for a long time: report it now.
+    if (this.#stream.writableLength === 0 && !this.#corked) once();
+    return ok;
+  }
+
+  /**
+   * The stream copies what it is given before its write callback (a TCP or
+   * Unix socket: the kernel; TLS: the cipher), so a written buffer may be
+   * reused. A caller's own Duplex (a connect hook) may keep it: never reuse.
+   */
+  get copiesWrites(): boolean {
+    return this.#stream instanceof net.Socket;
+  }
+
+  #write(chunks: Buffer | readonly Buffer[], written: (() => void) | undefined): boolean {
     const stream = this.#stream;
-    if (Buffer.isBuffer(chunks)) return stream.write(chunks);
-    if (chunks.length === 1) return stream.write(chunks[0]!);
+    if (Buffer.isBuffer(chunks)) return stream.write(chunks, written);
+    if (chunks.length === 1) return stream.write(chunks[0]!, written);
     // Corked until the end of this tick, the pieces (and any group written
     // right behind them, such as chained BDAT LAST transactions) leave in one
     // writev: no copy to join them, one system call.
@@ -115,7 +144,19 @@ export class Transport {
       process.nextTick(this.#uncork, stream);
     }
     let ok = true;
-    for (const piece of chunks.length <= MAX_WRITEV_PIECES ? chunks : coalesce(chunks)) if (piece.length) ok = stream.write(piece) && ok;
+    const pieces = chunks.length <= MAX_WRITEV_PIECES ? chunks : coalesce(chunks);
+    // A stream completes writes in order: the last piece's callback means all were written.
+    let last = pieces.length - 1;
+    while (last >= 0 && pieces[last]!.length === 0) last--;
+    if (last < 0) {
+      if (written) process.nextTick(written);
+      return !(stream as Duplex & { writableNeedDrain?: boolean }).writableNeedDrain;
+    }
+    for (let i = 0; i <= last; i++) {
+      const piece = pieces[i]!;
+      if (i === last) ok = stream.write(piece, written) && ok;
+      else if (piece.length) ok = stream.write(piece) && ok;
+    }
     return ok;
   }
 
