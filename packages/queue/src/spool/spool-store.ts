@@ -16,6 +16,9 @@
 //   idem/<sha256 of key>         an idempotency key's message id (created by link(), which only one wins)
 //   workers/<worker>.json        a registered worker: host, pid, process start; touched as a heartbeat
 //
+// Outcomes recorded together share one record file (one line per message, one fsync), hard-linked
+// under each message's name in queue/ or done/; a reader takes its message's line (recordIn).
+//
 // A message's JSON is in exactly one of queue/, active/*/, hold/, done/ -
 // except for a moment in place(), which writes the new copy before removing
 // the claimed one; a copy in a dead worker's active/ dir that also exists
