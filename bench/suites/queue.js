@@ -213,9 +213,10 @@ export async function run({ quick, host, port, ctrlPort }) {
     '',
     ...goals,
   ].join('\n');
-  // The same section into docs/queue.md's bench block (a generated block, never typed).
+  // The same section into docs/queue.md's bench block (a generated block, never typed); a quick run's
+  // small counts only show that everything works, so they never replace it.
   const doc = join(ROOT, 'docs', 'queue.md');
-  if (existsSync(doc)) {
+  if (!quick && existsSync(doc)) {
     const text = readFileSync(doc, 'utf8');
     const begin = '<!-- bench:queue:begin -->';
     const end = '<!-- bench:queue:end -->';
