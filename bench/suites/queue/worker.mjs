@@ -1,5 +1,5 @@
 // A queue worker process for the bench: our QueueWorker (spool or Redis store),
-// delivering to the sink until SIGTERM. Prints "ready" when started.
+// delivering to the sink until SIGTERM. Sends "ready" when loaded, starts on "start".
 //   node worker.mjs <store-spec> <host> <port>
 import { openStore } from '../../../test/queue/store-spec.mjs';
 
@@ -12,8 +12,13 @@ const worker = queue.worker({
   concurrency: 40,
   pollIntervalMs: 20,
 });
-await worker.start();
+// Ready once everything is loaded and open; delivery starts when the bench says so, for every worker
+// process at once (a worker that started while the others were still loading would deliver a
+// small run alone, before the clock started).
 process.send?.('ready');
+process.once('message', (m) => {
+  if (m === 'start') void worker.start();
+});
 process.on('SIGTERM', async () => {
   await worker.stop();
   await queue.close();
