@@ -135,12 +135,12 @@ export class Transaction {
     const caps = ctx.capabilities;
     if (request.to.length === 0) throw new SMTPInvalidArgumentError('no recipients given');
     const mail: MailOptions = { ...request.mail };
-    const addresses = [request.from, ...request.to];
-    const international = !addresses.every(isAscii);
+    let international = !isAscii(request.from);
+    for (let i = 0; !international && i < request.to.length; i++) international = !isAscii(request.to[i]!);
     if (international && caps.has('smtputf8') && mail.smtputf8 === undefined) mail.smtputf8 = true;
     if (international && mail.smtputf8 && request.internationalBody && !mail.body && caps.has('8bitmime')) mail.body = '8BITMIME';
     if (request.internationalBody && international && !caps.has('smtputf8')) {
-      const local = addresses.find((a) => !isAscii(a.slice(0, Math.max(0, a.lastIndexOf('@')))));
+      const local = [request.from, ...request.to].find((a) => !isAscii(a.slice(0, Math.max(0, a.lastIndexOf('@')))));
       if (local) {
         throw new SMTPNotSupportedError(`${JSON.stringify(local)} needs SMTPUTF8 (a non-ASCII local part) but the server does not offer it`);
       }

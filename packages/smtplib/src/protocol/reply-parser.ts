@@ -111,7 +111,7 @@ export class ReplyParser {
     if (this.#replyBytes > this.#limits.maxReplyLength) this.#fail('a reply is longer than the limit');
     if (this.#lines.length >= this.#limits.maxReplyLines) this.#fail('a reply has more lines than the limit');
     // Surrounding spaces and tabs are dropped, as smtplib does.
-    this.#lines.push(length > 4 ? trimBlanks(decodeText(data.subarray(start + 4, end))) : '');
+    this.#lines.push(length > 4 ? trimBlanks(lineText(data, start + 4, end)) : '');
     if (sep === 0x2d) return undefined;
     const reply = new Reply(code, this.#lines);
     this.#lines = [];
@@ -124,6 +124,12 @@ export class ReplyParser {
     this.#lines = [];
     throw new SMTPProtocolError(`protocol error: ${message}`);
   }
+}
+
+/** decodeText() of data[start, end), without a Buffer view for the common printable-ASCII line. */
+function lineText(data: Buffer, start: number, end: number): string {
+  const text = data.toString('latin1', start, end);
+  return UNUSUAL.test(text) ? decodeText(data.subarray(start, end)) : text;
 }
 
 /** Reply text as a safe string: UTF-8 if valid, else Latin-1; controls as "?". */
