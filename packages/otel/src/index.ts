@@ -217,10 +217,10 @@ export class SmtplibInstrumentation {
     return (connectionId !== undefined && this.#peers.get(connectionId)?.series) || this.#unknownPeer;
   }
 
-  #span(name: string, durationMs: number, attributes: Attributes): Span | undefined {
+  #span(name: string, durationMs: number, attributes?: Attributes): Span | undefined {
     if (!this.#tracer) return undefined;
     const startTime = performance.timeOrigin + performance.now() - durationMs;
-    return this.#tracer.startSpan(name, { kind: SpanKind.CLIENT, startTime, attributes });
+    return this.#tracer.startSpan(name, attributes ? { kind: SpanKind.CLIENT, startTime, attributes } : { kind: SpanKind.CLIENT, startTime });
   }
 
   #operation(series: Series, operation: Operation, durationMs: number, error?: unknown): void {
@@ -287,13 +287,20 @@ export class SmtplibInstrumentation {
     const accepted = event.accepted;
     const refused = event.refusedReplies;
     if (this.#tracer) {
-      const attributes: Attributes = { ...series.peer };
-      attributes['smtp.mail_from'] = this.#address(event.from);
-      attributes['smtp.recipients.accepted'] = accepted.length;
-      attributes['smtp.recipients.refused'] = refused.length;
-      attributes['smtp.status_code'] = event.code;
-      if (event.enhancedStatus) attributes['smtp.enhanced_status_code'] = event.enhancedStatus;
-      const span = this.#span('smtp send', event.durationMs, attributes)!;
+      // The attributes are set on the started span, one by one: handed to
+      // startSpan() they are copied twice (the tracer sanitizes them for the
+      // sampler, the span again), which made the span three times dearer
+      // (bench/.work micro: 14 us against 4.6 with the SDK's in-memory export).
+      // The span is created after the fact anyway, when the send is over;
+      // a sampler sees its name and kind.
+      const span = this.#span('smtp send', event.durationMs)!;
+      const peer = series.peer;
+      for (const key in peer) span.setAttribute(key, peer[key]!);
+      span.setAttribute('smtp.mail_from', this.#address(event.from));
+      span.setAttribute('smtp.recipients.accepted', accepted.length);
+      span.setAttribute('smtp.recipients.refused', refused.length);
+      span.setAttribute('smtp.status_code', event.code);
+      if (event.enhancedStatus) span.setAttribute('smtp.enhanced_status_code', event.enhancedStatus);
       for (let k = 0; k < accepted.length; k++) {
         span.addEvent('smtp.recipient', { 'smtp.recipient': this.#address(accepted[k]!), 'smtp.recipient.outcome': 'accepted' });
       }
