@@ -71,9 +71,15 @@ const results = [];
 
 // BENCH_ONLY=smtplib,raw,... runs only those clients (for development; the report then goes to bench/.work/)
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+// BENCH_SECTIONS=large runs only those sections of the matrix (small, otel, whole, switch, pool,
+// pool-retire, large); the report then goes to bench/.work/. BENCH_CPU_PROF=<dir> runs each Node
+// cell under --cpu-prof, writing its profile there.
+const SECTIONS = process.env.BENCH_SECTIONS ? new Set(process.env.BENCH_SECTIONS.split(',')) : null;
+const CPU_PROF = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
 
 async function cell({ section, client, mode, n, warmup, cfg, delayMs, kind = 'small', msgFile, maxConnections, maxMessages, bdat, hash = 0, label, whole = false, body }) {
   if (ONLY && !ONLY.has(client)) return undefined;
+  if (SECTIONS && !SECTIONS.has(section.split(':')[0])) return undefined;
   await ctl.config({ ...cfg, delay_us: Math.round(delayMs * 1000), hash });
   const spec = { client, kind, mode, n, warmup, warmupMs: whole ? 0 : P.warmupMs, targetMs: kind === 'small' && !whole ? P.targetMs : 0, minN: P.minN, host: HOST, port: sink.port, ctrlPort: sink.ctrlPort, msgFile, maxConnections, maxMessages, bdat };
   let r;
@@ -81,7 +87,7 @@ async function cell({ section, client, mode, n, warmup, cfg, delayMs, kind = 'sm
   if (c?.runner === 'python') {
     r = await runChild(c.python, [join(BENCH_DIR, 'py_client.py'), JSON.stringify({ ...spec, lib: c.lib })], P.cellTimeout);
   } else {
-    r = await runChild(process.execPath, [join(BENCH_DIR, 'cell.js'), JSON.stringify(spec)], P.cellTimeout);
+    r = await runChild(process.execPath, [...CPU_PROF, join(BENCH_DIR, 'cell.js'), JSON.stringify(spec)], P.cellTimeout);
   }
   if (r.n) n = r.n; // the child may have sized the run from its warm-up rate
   const rec = { section, client, label: label ?? c?.label ?? client, mode, n, delayMs, cfg, kind, maxConnections, maxMessages, body, bdat, ...r };
@@ -383,7 +389,7 @@ async function main() {
   const md = report(M, small.length, large.length, elapsed) + '\n' + comparison.text + '\n' + sections.map((s) => '\n' + s.trim() + '\n').join('') +
     `\n![msgs/s against latency, and the large message](RESULTS.svg)\n\n<!-- bench-data ${JSON.stringify(comparison.data)} -->\n`;
   // only a full run of every client replaces the committed bench/RESULTS.md
-  const outFile = ONLY || QUICK ? join(WORK_DIR, 'RESULTS.md') : join(BENCH_DIR, 'RESULTS.md');
+  const outFile = ONLY || SECTIONS || QUICK ? join(WORK_DIR, 'RESULTS.md') : join(BENCH_DIR, 'RESULTS.md');
   writeFileSync(outFile, md);
   writeFileSync(join(dirname(outFile), 'RESULTS.svg'), chart(large.length));
   console.log(md);

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { DataEncoder, decodeData } from '../../packages/smtplib/src/protocol/data-encoder.js';
+import { contentSize, DataEncoder, decodeData } from '../../packages/smtplib/src/protocol/data-encoder.js';
 import { ReplyParser } from '../../packages/smtplib/src/protocol/reply-parser.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 400);
@@ -130,6 +130,21 @@ describe('DATA encoder properties', () => {
         expect(Buffer.concat(wire).equals(encode('data', chunks).wire)).toBe(true);
       }),
       { numRuns: Math.max(50, RUNS / 4) },
+    );
+  });
+  it('measure() counts what encode() produces, for any split; contentSize() is the content a DATA or BDAT encoding declares', () => {
+    fc.assert(
+      fc.property(messageBytes, cuts, (m, c) => {
+        const chunks = splitAt(m, c);
+        for (const mode of ['data', 'bdat'] as const) {
+          const measured = new DataEncoder(mode);
+          for (const chunk of chunks) measured.measure(chunk);
+          measured.end();
+          expect(measured.contentBytes).toBe(encode(mode, chunks).content);
+        }
+        expect(contentSize(m)).toBe(normalize(m).length);
+      }),
+      { numRuns: RUNS },
     );
   });
 });

@@ -59,8 +59,8 @@ describe('Transport.write(…, written)', () => {
   });
 });
 
-describe('a streamed DATA body over a socket', () => {
-  it('is written from a few reused buffers, not a fresh one per chunk, and arrives intact', async () => {
+describe('a DATA body over a socket', () => {
+  it('is written from a few reused buffers, not a fresh one per chunk, and arrives intact (a stream, and a message in memory)', async () => {
     // A sink that records the message (it is small) and the client socket's writes.
     let message = Buffer.alloc(0);
     const server = net.createServer((socket) => {
@@ -113,6 +113,15 @@ describe('a streamed DATA body over a socket', () => {
       },
     });
     try {
+      // A message in memory is encoded as it is written, into the same few buffers.
+      const whole = Buffer.from('.a dotted line\n'.repeat(4000 * 50), 'latin1');
+      await smtp.sendmail('a@example.org', 'b@example.org', whole);
+      expect(bodyWrites).toBe(Math.ceil(whole.length / 65536)); // one write per 64 KiB window
+      expect(written.size).toBeLessThanOrEqual(8);
+      expect(message.equals(Buffer.from('..a dotted line\r\n'.repeat(4000 * 50), 'latin1'))).toBe(true);
+      written.clear();
+      bodyWrites = 0;
+
       const block = Buffer.from('.a dotted line\n'.repeat(4000), 'latin1');
       async function* body(): AsyncIterable<Buffer> { for (let i = 0; i < 100; i++) yield block; }
       await smtp.sendmail('a@example.org', 'b@example.org', body());

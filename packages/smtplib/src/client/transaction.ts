@@ -25,7 +25,7 @@ import {
 import { isAscii, toPath } from '../protocol/address.js';
 import type { Capabilities } from '../protocol/capabilities.js';
 import { commandLine } from '../protocol/commands.js';
-import { DataEncoder, encodeWhole, type EncoderMode } from '../protocol/data-encoder.js';
+import { contentSize, DataEncoder, ENCODE_WINDOW, encodeWhole, type EncoderMode } from '../protocol/data-encoder.js';
 import {
   renderMailParameters,
   renderRcptParameters,
@@ -34,7 +34,6 @@ import {
 } from '../protocol/params.js';
 import { Reply, syntheticReply } from '../protocol/reply.js';
 import type { Session } from '../session/session.js';
-import { coalesce } from '../wire/transport.js';
 import type { MessageSource, SmtpRequirements } from './message-source.js';
 import type { Timeouts } from './options.js';
 import { RefusedRecipients } from '../protocol/refused-recipients.js';
@@ -98,7 +97,7 @@ interface Plan {
   recipients: string[];
   mode: EncoderMode;
   useBdat: boolean;
-  /** A body in memory, already encoded (slices). */
+  /** A body in memory, already encoded (slices), for BDAT (DATA encodes as it writes). */
   encoded?: { chunks: Buffer[]; tail: Buffer; size: number };
 }
 
@@ -175,13 +174,23 @@ export class Transaction {
     let encoded: Plan['encoded'];
     if (source.kind === 'bytes') {
       if (ctx.longLines === 'reject' && overLongLine(source.bytes, { run: 0 })) throw lineTooLong();
-      const whole = encodeWhole(source.bytes, mode);
-      encoded = { chunks: whole.chunks, tail: whole.tail, size: whole.contentBytes };
-      if (caps.has('size')) mail.size = encoded.size;
+      // BDAT needs the chunks' exact sizes before the first is written, so
+      // the body is encoded now. DATA only needs the size: the body is
+      // encoded window by window as it is written, into a few reused
+      // buffers (a whole dot-stuffed copy of a 20 MB message cost 20 MB of
+      // fresh memory and most of the send's CPU in page faults).
+      let size: number;
+      if (mode === 'data') size = contentSize(source.bytes);
+      else {
+        const whole = encodeWhole(source.bytes, mode);
+        encoded = { chunks: whole.chunks, tail: whole.tail, size: whole.contentBytes };
+        size = encoded.size;
+      }
+      if (caps.has('size')) mail.size = size;
       const limit = caps.maxSize;
-      if (limit !== undefined && encoded.size > limit) {
-        throw new SMTPDataError(552, `5.3.4 message size ${encoded.size} exceeds the server's SIZE limit of ${limit} octets; nothing was sent`, undefined, {
-          reply: syntheticReply(552, `5.3.4 message size ${encoded.size} exceeds the server's limit of ${limit}`),
+      if (limit !== undefined && size > limit) {
+        throw new SMTPDataError(552, `5.3.4 message size ${size} exceeds the server's SIZE limit of ${limit} octets; nothing was sent`, undefined, {
+          reply: syntheticReply(552, `5.3.4 message size ${size} exceeds the server's limit of ${limit}`),
           deliveryStatus: 'not-delivered',
         });
       }
@@ -320,7 +329,7 @@ export class Transaction {
       } else {
         endReplies = plan.useBdat
           ? await this.#sendBdat(ctx, plan, accepted.length, next)
-          : await this.#sendData(ctx, plan, head, accepted.length, next);
+          : await this.#sendData(ctx, head, accepted.length, next);
       }
     } catch (error) {
       // LMTP: name every recipient whose own reply after the data never came
@@ -431,7 +440,7 @@ export class Transaction {
     return waiters;
   }
 
-  async #sendData(ctx: TransactionContext, plan: Plan, head: Head | undefined, acceptedCount: number, next: () => Transaction | undefined): Promise<Reply[]> {
+  async #sendData(ctx: TransactionContext, head: Head | undefined, acceptedCount: number, next: () => Transaction | undefined): Promise<Reply[]> {
     const { session, timeouts } = ctx;
     const signal = this.request.signal;
     const dataReply = head?.data
@@ -442,23 +451,27 @@ export class Transaction {
     }
     // A streamed body is encoded into a few reusable buffers, each given back
     // when the socket has written it: RSS stays flat however long the stream.
-    const encoder = plan.encoded ? undefined : new DataEncoder('data', { reuseOutput: session.transport.copiesWrites });
-    if (plan.encoded) {
-      // In batches, with back-pressure, so the socket never holds a second
-      // copy of a large message. The end marker goes only once the server has
-      // read the body: a server that stopped reading, or went away mid-body,
-      // then certainly has not got the message ('data-write', 'not-delivered').
-      for (const batch of coalesce(plan.encoded.chunks)) {
-        this.#writeData(ctx, [batch]);
-        await session.transport.drain(timeouts.dataWrite, signal);
+    // The body is encoded as it is written (plan() encodes nothing ahead for
+    // DATA), into a few reusable buffers, each given back when the socket
+    // has written it: RSS stays flat however long the message or stream.
+    // The end marker goes only once the body has left: a server that stopped
+    // reading, or went away mid-body, then certainly has not got the message
+    // ('data-write', 'not-delivered').
+    const encoder = new DataEncoder('data', { reuseOutput: session.transport.copiesWrites });
+    const source = this.request.source;
+    if (source.kind === 'bytes') {
+      for (let i = 0; i < source.bytes.length; i += ENCODE_WINDOW) {
+        const pieces = encoder.encode(source.bytes.subarray(i, Math.min(source.bytes.length, i + ENCODE_WINDOW)));
+        this.#writeData(ctx, pieces, () => { for (const piece of pieces) encoder.release(piece); });
+        if (!session.transport.clear) await session.transport.drain(timeouts.dataWrite, signal);
       }
     } else {
-      await this.#streamBody(ctx, encoder!, async (pieces) => {
-        this.#writeData(ctx, pieces, () => { for (const piece of pieces) encoder!.release(piece); });
+      await this.#streamBody(ctx, encoder, async (pieces) => {
+        this.#writeData(ctx, pieces, () => { for (const piece of pieces) encoder.release(piece); });
         await session.transport.drain(timeouts.dataWrite, signal);
       });
     }
-    const tail = plan.encoded ? plan.encoded.tail : encoder!.end();
+    const tail = encoder.end();
     return this.#finish(ctx, [tail], '.', ctx.lmtp ? acceptedCount : 1, next);
   }
 
