@@ -172,7 +172,9 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       server = await startServer({ rcptReply: (rcpt: string) => (rcpt === 'gone@example.test' ? '550 5.1.1 no such user' : rcpt === 'busy@example.test' ? '451 4.3.0 try later' : undefined) });
       const { id } = await queue.enqueue({ from: 'a@example.test', to: ['gone@example.test'], message: taggedMessage().message });
       const { id: busy } = await queue.enqueue({ from: 'a@example.test', to: ['busy@example.test'], message: taggedMessage().message });
-      const worker = queue.worker({ smtp: smtp(server.port), schedule: { ...FAST, maxAgeMs: 300 }, pollIntervalMs: 10 });
+      // maxAge well above the first attempt's start even on a loaded machine (at 300 ms under load
+      // 28 the first attempt came after it, so the message bounced after one attempt, not several).
+      const worker = queue.worker({ smtp: smtp(server.port), schedule: { ...FAST, maxAgeMs: 1500 }, pollIntervalMs: 10 });
       await worker.start();
       const bounced = await queue.wait(id, { timeoutMs: 10_000 });
       const expired = await queue.wait(busy, { timeoutMs: 10_000 });
