@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { SMTP } from 'smtplib';
+import { quotedata, SMTP } from 'smtplib';
 import { Transport } from '../../packages/smtplib/src/wire/transport.js';
 
 async function socketPair(): Promise<{ client: net.Socket; server: net.Socket; close: () => void }> {
@@ -119,6 +119,13 @@ describe('a DATA body over a socket', () => {
       expect(bodyWrites).toBe(Math.ceil(whole.length / 65536)); // one write per 64 KiB window
       expect(written.size).toBeLessThanOrEqual(8);
       expect(message.equals(Buffer.from('..a dotted line\r\n'.repeat(4000 * 50), 'latin1'))).toBe(true);
+      // Around the one-window boundary (encoded ahead below it, as written above it), with
+      // a dot and a bare CR/LF right at the seam: the same bytes arrive either way.
+      for (const size of [65535, 65536, 65537, 131073]) {
+        const text = `${'a'.repeat(size - 5)}\n.\r.x`;
+        await smtp.sendmail('a@example.org', 'b@example.org', Buffer.from(text, 'latin1'));
+        expect(message.toString('latin1')).toBe(`${quotedata(text)}\r\n`);
+      }
       written.clear();
       bodyWrites = 0;
 

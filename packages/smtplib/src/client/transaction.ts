@@ -97,7 +97,7 @@ interface Plan {
   recipients: string[];
   mode: EncoderMode;
   useBdat: boolean;
-  /** A body in memory, already encoded (slices), for BDAT (DATA encodes as it writes). */
+  /** A body in memory, already encoded (slices): for BDAT, and for DATA when it is one window (larger DATA bodies are encoded as they are written). */
   encoded?: { chunks: Buffer[]; tail: Buffer; size: number };
 }
 
@@ -179,8 +179,10 @@ export class Transaction {
       // encoded window by window as it is written, into a few reused
       // buffers (a whole dot-stuffed copy of a 20 MB message cost 20 MB of
       // fresh memory and most of the send's CPU in page faults).
+      // (A message of one window is encoded ahead as before: measuring and
+      // then encoding it would scan it twice, ~0.6 µs more per 1 KB message.)
       let size: number;
-      if (mode === 'data') size = contentSize(source.bytes);
+      if (mode === 'data' && source.bytes.length > ENCODE_WINDOW) size = contentSize(source.bytes);
       else {
         const whole = encodeWhole(source.bytes, mode);
         encoded = { chunks: whole.chunks, tail: whole.tail, size: whole.contentBytes };
@@ -329,7 +331,7 @@ export class Transaction {
       } else {
         endReplies = plan.useBdat
           ? await this.#sendBdat(ctx, plan, accepted.length, next)
-          : await this.#sendData(ctx, head, accepted.length, next);
+          : await this.#sendData(ctx, plan, head, accepted.length, next);
       }
     } catch (error) {
       // LMTP: name every recipient whose own reply after the data never came
@@ -440,7 +442,7 @@ export class Transaction {
     return waiters;
   }
 
-  async #sendData(ctx: TransactionContext, head: Head | undefined, acceptedCount: number, next: () => Transaction | undefined): Promise<Reply[]> {
+  async #sendData(ctx: TransactionContext, plan: Plan, head: Head | undefined, acceptedCount: number, next: () => Transaction | undefined): Promise<Reply[]> {
     const { session, timeouts } = ctx;
     const signal = this.request.signal;
     const dataReply = head?.data
@@ -457,6 +459,12 @@ export class Transaction {
     // The end marker goes only once the body has left: a server that stopped
     // reading, or went away mid-body, then certainly has not got the message
     // ('data-write', 'not-delivered').
+    if (plan.encoded) {
+      // A message of one window, encoded ahead (see plan()).
+      this.#writeData(ctx, plan.encoded.chunks);
+      await session.transport.drain(timeouts.dataWrite, signal);
+      return this.#finish(ctx, [plan.encoded.tail], '.', ctx.lmtp ? acceptedCount : 1, next);
+    }
     const encoder = new DataEncoder('data', { reuseOutput: session.transport.copiesWrites });
     const source = this.request.source;
     if (source.kind === 'bytes') {
