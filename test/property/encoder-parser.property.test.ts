@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { contentSize, DataEncoder, decodeData } from '../../packages/smtplib/src/protocol/data-encoder.js';
+import { contentSize, DataEncoder, decodeData, hasLineStartDot } from '../../packages/smtplib/src/protocol/data-encoder.js';
 import { ReplyParser } from '../../packages/smtplib/src/protocol/reply-parser.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 400);
@@ -143,6 +143,17 @@ describe('DATA encoder properties', () => {
           expect(measured.contentBytes).toBe(encode(mode, chunks).content);
         }
         expect(contentSize(m)).toBe(normalize(m).length);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+  it('hasLineStartDot() is false exactly when DATA stuffs nothing (DATA then encodes as BDAT does, plus the end marker)', () => {
+    fc.assert(
+      fc.property(messageBytes, (m) => {
+        const data = encode('data', [m]).wire;
+        const bdat = encode('bdat', [m]).wire;
+        const stuffsNothing = data.equals(Buffer.concat([bdat, Buffer.from('.\r\n')]));
+        expect(hasLineStartDot(m)).toBe(!stuffsNothing);
       }),
       { numRuns: RUNS },
     );

@@ -25,7 +25,8 @@ import {
 import { isAscii, toPath } from '../protocol/address.js';
 import type { Capabilities } from '../protocol/capabilities.js';
 import { commandLine } from '../protocol/commands.js';
-import { contentSize, DataEncoder, ENCODE_WINDOW, encodeWhole, type EncoderMode } from '../protocol/data-encoder.js';
+import { contentSize, DataEncoder, ENCODE_WINDOW, encodeWhole, hasLineStartDot, type EncoderMode } from '../protocol/data-encoder.js';
+import { coalesce } from '../wire/transport.js';
 import {
   renderMailParameters,
   renderRcptParameters,
@@ -97,7 +98,7 @@ interface Plan {
   recipients: string[];
   mode: EncoderMode;
   useBdat: boolean;
-  /** A body in memory, already encoded (slices): for BDAT, and for DATA when it is one window (larger DATA bodies are encoded as they are written). */
+  /** A body in memory, already encoded (slices): for BDAT, and for DATA unless it is larger than a window and has dots to stuff (then it is encoded as it is written). */
   encoded?: { chunks: Buffer[]; tail: Buffer; size: number };
 }
 
@@ -179,10 +180,13 @@ export class Transaction {
       // encoded window by window as it is written, into a few reused
       // buffers (a whole dot-stuffed copy of a 20 MB message cost 20 MB of
       // fresh memory and most of the send's CPU in page faults).
-      // (A message of one window is encoded ahead as before: measuring and
-      // then encoding it would scan it twice, ~0.6 µs more per 1 KB message.)
+      // A message of one window, or one with no line starting with "." (its
+      // DATA encoding is then its own CRLF slices, nothing copied), is
+      // encoded ahead as before: measuring and then encoding it would scan
+      // it twice (~0.6 µs more per 1 KB message; 85 against 55 ms of CPU for
+      // 20 MB of text).
       let size: number;
-      if (mode === 'data' && source.bytes.length > ENCODE_WINDOW) size = contentSize(source.bytes);
+      if (mode === 'data' && source.bytes.length > ENCODE_WINDOW && hasLineStartDot(source.bytes)) size = contentSize(source.bytes);
       else {
         const whole = encodeWhole(source.bytes, mode);
         encoded = { chunks: whole.chunks, tail: whole.tail, size: whole.contentBytes };
@@ -460,9 +464,12 @@ export class Transaction {
     // reading, or went away mid-body, then certainly has not got the message
     // ('data-write', 'not-delivered').
     if (plan.encoded) {
-      // A message of one window, encoded ahead (see plan()).
-      this.#writeData(ctx, plan.encoded.chunks);
-      await session.transport.drain(timeouts.dataWrite, signal);
+      // Encoded ahead (see plan()): in batches, with back-pressure.
+      for (const batch of coalesce(plan.encoded.chunks)) {
+        this.#writeData(ctx, [batch]);
+        await session.transport.drain(timeouts.dataWrite, signal);
+      }
+      if (plan.encoded.chunks.length === 0) await session.transport.drain(timeouts.dataWrite, signal);
       return this.#finish(ctx, [plan.encoded.tail], '.', ctx.lmtp ? acceptedCount : 1, next);
     }
     const encoder = new DataEncoder('data', { reuseOutput: session.transport.copiesWrites });

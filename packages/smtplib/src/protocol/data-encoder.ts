@@ -302,6 +302,19 @@ export function contentSize(message: Uint8Array): number {
   return encoder.contentBytes;
 }
 
+const NL_DOT = Buffer.from('\n.');
+const CR_DOT = Buffer.from('\r.');
+
+/**
+ * A line of the message may start with "." (so DATA must stuff it): two
+ * native searches, no per-line work. False means DATA encodes it exactly as
+ * BDAT does (for CRLF text: the input itself, no copy).
+ */
+export function hasLineStartDot(message: Uint8Array): boolean {
+  const buf = message instanceof Buffer ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  return buf[0] === DOT || buf.indexOf(NL_DOT) !== -1 || buf.indexOf(CR_DOT) !== -1;
+}
+
 /** The window encodeWhole() works in. */
 export const ENCODE_WINDOW = 64 * 1024;
 
