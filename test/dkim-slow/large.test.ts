@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SMTP, type DkimOptions, type MessageInput } from 'smtplib';
 import { DOMAIN, makeKeys, verifierGate, type TestKeys } from '../dkim/verifiers.js';
+import { sampleRssGrowth } from '../support/rss.js';
 import { execFileSync } from 'node:child_process';
 
 const GB = 1024 * 1024 * 1024;
@@ -68,17 +69,14 @@ describe.skipIf(gate.skip)('a 1 GB message, DKIM-signed in bounded memory', () =
 
   async function sendMeasured(input: MessageInput): Promise<{ growth: number; seconds: number; path: string }> {
     const smtp = await SMTP.connect({ host: '127.0.0.1', port, dkim: dkim(), timeout: 600_000 });
-    global.gc?.();
-    const before = process.memoryUsage().rss;
-    let peak = before;
-    const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+    const rss = sampleRssGrowth();
     const started = performance.now();
     const storedNow = new Promise<string>((resolve) => waiters.push(resolve));
     await smtp.deliver('alice@example.com', ['bob@example.org'], input);
-    clearInterval(sampler);
+    const growth = rss.stop();
     const seconds = (performance.now() - started) / 1000;
     await smtp.quit();
-    return { growth: peak - before, seconds, path: await storedNow };
+    return { growth, seconds, path: await storedNow };
   }
 
   function verify(path: string): { opendkim: string[]; mailauth?: string[] } {

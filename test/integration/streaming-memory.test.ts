@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SMTP } from 'smtplib';
+import { sampleRssGrowth } from '../support/rss.js';
 
 const GB = 1024 * 1024 * 1024;
 const LINE = Buffer.from('.a line that starts with a dot, so every line is stuffed on the DATA path ......\r\n');
@@ -44,21 +45,17 @@ describe('streaming a 1 GB body', () => {
       const sink = await countingSink(chunking);
       try {
         const smtp = await SMTP.connect({ host: '127.0.0.1', port: sink.port });
-        global.gc?.();
-        const before = process.memoryUsage().rss;
-        let peak = before;
-        const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+        const rss = sampleRssGrowth();
         const started = Date.now();
         try {
           await smtp.sendmail('a@example.org', 'b@example.org', oneGigabyte());
         } finally {
-          clearInterval(sampler);
+          rss.stop();
         }
-        peak = Math.max(peak, process.memoryUsage().rss);
         const seconds = (Date.now() - started) / 1000;
-        console.log(`${chunking ? 'BDAT' : 'DATA'}: 1 GiB in ${seconds.toFixed(1)} s, RSS +${((peak - before) / 1e6).toFixed(1)} MB`);
+        console.log(`${chunking ? 'BDAT' : 'DATA'}: 1 GiB in ${seconds.toFixed(1)} s, RSS +${(rss.growth / 1e6).toFixed(1)} MB`);
         expect(await sink.received()).toBeGreaterThanOrEqual(GB);
-        expect(peak - before).toBeLessThan(64 * 1024 * 1024);
+        expect(rss.growth).toBeLessThan(64 * 1024 * 1024);
         await smtp.quit();
       } finally {
         sink.close();
