@@ -7,38 +7,21 @@
 // queued message (0 lost, 0 duplicates).
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import net from 'node:net';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SinkControl } from '../lib/sink.js';
+import { freePort, waitForRedis } from '../../test/queue/script-helpers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = join(here, '..', '..');
 const log = (...a) => console.error('  [queue]', ...a);
 
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 async function startRedis() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'smtplib-bench-redis-'));
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => s.write('PING\r\n'));
-      s.once('data', (d) => { s.destroy(); resolve(String(d).startsWith('+PONG')); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return { url: `redis://127.0.0.1:${port}`, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  if (await waitForRedis(port, 10_000)) return { url: `redis://127.0.0.1:${port}`, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
   proc.kill('SIGKILL');
   throw new Error('redis-server did not start (apt-get install redis-server)');
 }

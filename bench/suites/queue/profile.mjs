@@ -6,11 +6,11 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import fs from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSink, startSink, SinkControl } from '../../lib/sink.js';
+import { freePort, waitForRedis } from '../../../test/queue/script-helpers.mjs';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const kind = process.argv[2] ?? 'spool';
@@ -21,14 +21,6 @@ const M = Number(process.argv[3] ?? 2000);
 const fsyncs = { n: 0 };
 const fsync = fs.fsync;
 fs.fsync = function (...args) { fsyncs.n++; return fsync.apply(this, args); };
-
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function redisCli(port, ...args) {
   return new Promise((resolve) => {
@@ -50,7 +42,7 @@ let port;
 if (kind === 'redis') {
   port = await freePort();
   redisProc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 300));
+  if (!(await waitForRedis(port))) throw new Error('redis-server did not start (apt-get install redis-server)');
   const { RedisStore } = await import(join(ROOT, 'packages/queue-redis/dist/index.js'));
   store = new RedisStore({ url: `redis://127.0.0.1:${port}`, prefix: 'prof' });
 } else {

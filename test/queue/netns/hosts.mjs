@@ -12,13 +12,13 @@
 // (ns=address the host reaches the server at, and the host's own link to cut).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { startFaultServer } from '../../soak/fault-server.js';
 import { openStore } from '../store-spec.mjs';
+import { waitForRedis } from '../script-helpers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const arg = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : fallback; };
@@ -44,17 +44,7 @@ const PREFIX = 'hosts';
 // redis-server, reachable on every link of this namespace; AOF with fsync always.
 const dir = mkdtempSync(join(tmpdir(), 'smtplib-hosts-redis-'));
 const redis = spawn('redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', ...hosts.map((h) => h.address), '--protected-mode', 'no', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
-for (let i = 0; ; i++) {
-  const ok = await new Promise((resolve) => {
-    const s = net.connect(REDIS_PORT, '127.0.0.1');
-    s.once('connect', () => s.write('PING\r\n'));
-    s.once('data', (d) => { s.destroy(); resolve(String(d).startsWith('+PONG')); });
-    s.once('error', () => resolve(false));
-  });
-  if (ok) break;
-  if (i > 200) throw new Error('redis-server did not start');
-  await new Promise((r) => setTimeout(r, 50));
-}
+if (!(await waitForRedis(REDIS_PORT, 10_000))) throw new Error('redis-server did not start');
 
 // The SMTP server on every address, logging each arrival with its source address.
 const arrivals = [];

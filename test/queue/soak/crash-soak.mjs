@@ -14,9 +14,9 @@ import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import net from 'node:net';
 import { startFaultServer, randomFaults } from '../../soak/fault-server.js';
 import { openStore } from '../store-spec.mjs';
+import { freePort, waitForRedis } from '../script-helpers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const arg = (name, fallback) => {
@@ -33,14 +33,6 @@ const KILL_MIN = Number(arg('kill-min', 150));
 const KILL_SPREAD = Number(arg('kill-spread', 600));
 const log = (...a) => console.error(`[soak ${STORE}]`, ...a);
 
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 async function startRedisServer() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'smtplib-soak-redis-'));
@@ -49,17 +41,7 @@ async function startRedisServer() {
   // 10 s (Redis answers -LOADING meanwhile), and a soak that gave up there died mid-run.
   const launch = async (waitMs = 10_000) => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--logfile', join(dir, 'redis.log')], { stdio: 'ignore' });
-    const deadline = Date.now() + waitMs;
-    while (Date.now() < deadline) {
-      const ok = await new Promise((resolve) => {
-        const s = net.connect(port, '127.0.0.1');
-        s.once('connect', () => s.write('PING\r\n'));
-        s.once('data', (d) => { s.destroy(); resolve(String(d).startsWith('+PONG')); });
-        s.once('error', () => resolve(false));
-      });
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    if (await waitForRedis(port, waitMs)) return;
     throw new Error(`redis-server did not answer within ${waitMs} ms (is it installed? apt-get install redis-server)`);
   };
   await launch();

@@ -1,0 +1,33 @@
+// What the queue's scripts (crash soak, several-hosts run, bench suite and
+// profile) share: a free loopback port, and waiting for a redis-server they
+// started to answer PING. The vitest tests have the same in redis-server.ts.
+import net from 'node:net';
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Whether a Redis on 127.0.0.1:port answers PING with +PONG (a loading Redis answers -LOADING). */
+function answersPing(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (data) => { socket.destroy(); resolve(String(data).startsWith('+PONG')); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Polls every 50 ms until Redis answers PING; false when `timeoutMs` passed first. */
+export async function waitForRedis(port, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await answersPing(port)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
