@@ -8,31 +8,12 @@
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SMTP } from 'smtplib';
 import { EmailMessage } from 'smtplib-email';
 import { sampleRssGrowth } from '../support/rss.js';
-
-const GiB = 1024 ** 3;
-const MB = 1024 * 1024;
-
-/** 1 GiB of varied bytes, produced on demand in 64 KiB chunks. */
-function oneGiB(): Readable {
-  const block = Buffer.alloc(64 * 1024);
-  for (let i = 0; i < block.length; i++) block[i] = (i * 2654435761) >>> 24;
-  let left = GiB;
-  return new Readable({
-    read() {
-      if (left === 0) { this.push(null); return; }
-      const n = Math.min(left, block.length);
-      left -= n;
-      // The same block every time: it is never written to, so it can be pushed again.
-      this.push(n === block.length ? block : block.subarray(0, n));
-    },
-  });
-}
+import { GiB, MB, oneGiB } from './one-gib.js';
 
 describe('a 1 GiB attachment', () => {
   it('is sent by sendMessage() with RSS growth under 64 MB, and arrives as the message writes itself', async () => {

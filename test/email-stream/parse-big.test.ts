@@ -9,27 +9,10 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { EmailMessage, parseMessage } from 'smtplib-email';
 import { sampleRssGrowth } from '../support/rss.js';
-
-const GiB = 1024 ** 3;
-const MB = 1024 * 1024;
-
-function oneGiB(): Readable {
-  const block = Buffer.alloc(64 * 1024);
-  for (let i = 0; i < block.length; i++) block[i] = (i * 2654435761) >>> 24;
-  let left = GiB;
-  return new Readable({
-    read() {
-      if (left === 0) { this.push(null); return; }
-      const n = Math.min(left, block.length);
-      left -= n;
-      this.push(n === block.length ? block : block.subarray(0, n));
-    },
-  });
-}
+import { GiB, MB, oneGiB } from './one-gib.js';
 
 async function hashOf(stream: AsyncIterable<unknown>): Promise<string> {
   const hash = createHash('sha256');
