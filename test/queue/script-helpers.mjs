@@ -1,6 +1,7 @@
 // What the queue's scripts (crash soak, several-hosts run, bench suite and
 // profile) share: a free loopback port, and waiting for a redis-server they
 // started to answer PING. The vitest tests have the same in redis-server.ts.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 
 /** A TCP port free on 127.0.0.1 right now. */
@@ -30,4 +31,15 @@ export async function waitForRedis(port, timeoutMs = 10_000) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return false;
+}
+
+/**
+ * Writes a generated block (its first line `begin`, its last `end`) into a
+ * doc: in place of the block between the same markers, or appended.
+ */
+export function replaceDocBlock(file, begin, end, block) {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  writeFileSync(file, a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text}\n${block}\n`);
 }

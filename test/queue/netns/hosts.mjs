@@ -11,14 +11,14 @@
 //   node hosts.mjs --hosts 'ns1=10.213.1.1,veth1 ns2=10.213.2.1,veth2' [--messages N] [--down S] [--heal] [--doc FILE]
 // (ns=address the host reaches the server at, and the host's own link to cut).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { startFaultServer } from '../../soak/fault-server.js';
 import { openStore } from '../store-spec.mjs';
-import { waitForRedis } from '../script-helpers.mjs';
+import { replaceDocBlock, waitForRedis } from '../script-helpers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const arg = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : fallback; };
@@ -194,9 +194,5 @@ function writeDoc(file, r) {
     `| ${r.messages} | ${r.hosts} × ${r.workersPerHost} | ${r.lockMs} ms | ${r.cutHost}, ${HEAL ? `link up again after ${DOWN_S} s` : 'down to the end'} | ${r.heldAtCut} | ${o.deliveredByOther} / ${o.deliveredByCutHost} / ${o.unknownDelivered} / ${o.unknownNotDelivered} | ${r.firstRecoveredDeliveryAfterCutMs ?? '-'} ms | ${Object.entries(r.deliveredPerHost).map(([h, n]) => `${h} ${n}`).join(', ')} | ${r.lost.length} | ${r.duplicates.length} | ${r.unfinished.length} | ${r.unknown} | ${r.unexplainedUnknown.length} |`,
     end,
   ].join('\n');
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const a = text.indexOf(begin);
-  const b = text.indexOf(end);
-  text = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text}\n${block}\n`;
-  writeFileSync(file, text);
+  replaceDocBlock(file, begin, end, block);
 }

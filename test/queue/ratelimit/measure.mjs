@@ -6,7 +6,7 @@
 //   node test/queue/ratelimit/measure.mjs [--workers 4] [--max 100] [--seconds 30] [--doc docs/queue.md]
 // Exit 1 when a message arrived twice or a 1-second span held more than 1.25 x MAX.
 import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startFaultServer } from '../../soak/fault-server.js';
 import { openStore } from '../store-spec.mjs';
+import { replaceDocBlock } from '../script-helpers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const arg = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : fallback; };
@@ -73,12 +74,9 @@ console.log(JSON.stringify(result, null, 2));
 if (DOC && existsSync(DOC)) {
   const begin = `<!-- rate:${MAX}:begin -->`;
   const end = `<!-- rate:${MAX}:end -->`;
-  const text = readFileSync(DOC, 'utf8');
   const split = Object.entries(result.perWorker).map(([w, n]) => `${w.split('.')[0]} ${n}`).join(', ');
   const block = `${begin}\nCommand: \`node test/queue/ratelimit/measure.mjs --workers ${WORKERS} --max ${MAX} --seconds ${SECONDS}\` (${new Date().toISOString().slice(0, 10)}, ${result.cpus} CPUs, load average ${result.loadAverage[0]} at the start, ${result.loadAverage[1]} at the end)\n\n| worker processes | limit | run | delivered | average msgs/s | busiest 1 s span | busiest 100 ms span | per worker | duplicates |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n| ${WORKERS} | ${MAX}/s | ${SECONDS} s | ${result.delivered} | ${result.averagePerSecond} | ${result.busiestOneSecond} | ${result.busiest100ms} | ${split} | ${result.duplicates} |\n${end}`;
-  const a = text.indexOf(begin);
-  const b = text.indexOf(end);
-  writeFileSync(DOC, a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text}\n${block}\n`);
+  replaceDocBlock(DOC, begin, end, block);
 }
 await store.close().catch(() => undefined);
 await server.close();

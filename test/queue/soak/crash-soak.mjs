@@ -9,14 +9,14 @@
 // Exit 1 when a message was lost, delivered twice, left unfinished, or an
 // `unknown` has no cause (a kill or a drop after the dot).
 import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startFaultServer, randomFaults } from '../../soak/fault-server.js';
 import { openStore } from '../store-spec.mjs';
-import { freePort, waitForRedis } from '../script-helpers.mjs';
+import { freePort, replaceDocBlock, waitForRedis } from '../script-helpers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const arg = (name, fallback) => {
@@ -264,9 +264,5 @@ function writeDocBlock(file, r) {
     `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply. ${r.redisRestartMs !== undefined ? `The restarted redis-server answered ${r.redisRestartMs} ms after it was started (AOF replay). ` : ''}Durable enqueue of ${r.messages} messages took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
     end,
   ].join('\n');
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const a = text.indexOf(begin);
-  const b = text.indexOf(end);
-  text = a >= 0 && b > a ? text.slice(0, a) + lines + text.slice(b + end.length) : `${text}\n${lines}\n`;
-  writeFileSync(file, text);
+  replaceDocBlock(file, begin, end, lines);
 }
