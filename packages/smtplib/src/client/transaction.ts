@@ -455,11 +455,9 @@ export class Transaction {
     if (dataReply.code !== 354) {
       throw await this.#abort(ctx, new SMTPDataError(dataReply.code, dataReply.message, undefined, { reply: dataReply, command: 'DATA' }));
     }
-    // A streamed body is encoded into a few reusable buffers, each given back
-    // when the socket has written it: RSS stays flat however long the stream.
-    // The body is encoded as it is written (plan() encodes nothing ahead for
-    // DATA), into a few reusable buffers, each given back when the socket
-    // has written it: RSS stays flat however long the message or stream.
+    // Unless plan() encoded it ahead, the body is encoded as it is written,
+    // into a few reusable buffers, each given back when the socket has
+    // written it: RSS stays flat however long the message or stream.
     // The end marker goes only once the body has left: a server that stopped
     // reading, or went away mid-body, then certainly has not got the message
     // ('data-write', 'not-delivered').
