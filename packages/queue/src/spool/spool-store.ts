@@ -27,7 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
 import { QueueError, checkId } from '../errors.js';
@@ -49,7 +49,7 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, moveIfPresent, readBytes, readText, readdir, rename, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
+import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, moveIfPresent, readBytes, readText, readdir, removeName, rename, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
 
 // Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
 // together share one file and one fsync, linked under each message's name). A version 2 spool is a
@@ -538,9 +538,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       const [, owned] = await Promise.all([
         Promise.all([...new Set(batch.map((m) => m.worker))].map((w) => this.#syncer.sync(this.#p('active', w)))),
         (async () => {
-          // Only a worker that still holds its claim may go on to the end of data.
-          const held = await Promise.all(batch.map((m) => this.#exists(m.claim)));
-          await Promise.all(batch.filter((_, i) => held[i]).map((m) => createMarker(m.path)));
+          // Only a worker that still holds its claim may go on to the end of data. The mark is made as a
+          // second name of the claimed file (a mark is only a name: its bytes are never read), so making
+          // it is also the test that the claim is still held: link() fails when the claim is gone.
+          const held = batch.map((m) => markClaimed(m.claim, m.path));
           await this.#syncer.sync(this.#p('commit'));
           return held;
         })(),
@@ -597,17 +598,29 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       batch.forEach((o, i) => held[i] || o.reject(claimLost(o.from)));
       if (owned.length === 0) return;
       const states = await this.#placeAll(owned);
-      await Promise.all(owned.map(async ({ message }, i) => {
-        // The mark of this attempt, and of the one before (a resent interrupted attempt); the body once delivered.
-        const gone = [this.#p('commit', `${message.id}@${message.attempts}`)];
-        if (message.attempts > 1) gone.push(this.#p('commit', `${message.id}@${message.attempts - 1}`));
-        if (states[i] === 'delivered') gone.push(this.#p('data', message.id));
-        await Promise.all(gone.map(unlinkIfPresent));
-      }));
+      // The outcomes are durable and the claims gone: the callers may go on. The files the outcomes
+      // made useless are removed after (each unlink can wait on the filesystem's journal; the
+      // attempts need not): the mark of this attempt and of the one before (a resent interrupted
+      // attempt) - a mark of an attempt already recorded is never read - and a delivered message's body.
+      // The next batch is written once they are gone, so removals never pile up.
+      const marks: string[] = [];
+      const bodies: string[] = [];
       owned.forEach(({ message, resolve }, i) => {
+        marks.push(this.#p('commit', `${message.id}@${message.attempts}`));
+        if (message.attempts > 1) marks.push(this.#p('commit', `${message.id}@${message.attempts - 1}`));
+        if (states[i] === 'delivered') bodies.push(this.#p('data', message.id));
         this.#emit({ id: message.id, from: 'active', to: states[i]!, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
         resolve();
       });
+      // A file that cannot be removed is left (a mark of a recorded attempt is never read; a body takes room).
+      for (const path of marks) {
+        try {
+          removeName(path);
+        } catch {
+          // left: see above
+        }
+      }
+      await Promise.all(bodies.map((path) => unlinkIfPresent(path).catch(() => false)));
     } catch (error) {
       for (const o of batch) o.reject(error);
     }
@@ -661,7 +674,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         await unlinkIfPresent(tmp);
       }
       await Promise.all([...new Set(places.map((p) => p.dir))].map((dir) => this.#syncer.sync(this.#p(dir))));
-      await Promise.all(items.map(({ from }) => unlinkIfPresent(from)));
+      for (const { from } of items) removeName(from);
     } finally {
       for (const { message } of items) this.#placing.delete(message.id);
     }
@@ -916,6 +929,19 @@ function firstInOrder<T>(items: readonly T[], k: number, order: (a: T, b: T) => 
     if (top.length > k) top.pop();
   }
   return top;
+}
+
+/** Makes the mark `mark` a name of the claimed file `claim`; false when the claim is gone (an existing mark is kept). */
+function markClaimed(claim: string, mark: string): boolean {
+  try {
+    linkSync(claim, mark);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return existsSync(claim);
+    if (code === 'ENOENT') return false;
+    throw error;
+  }
 }
 
 function claimLost(path: string): QueueError {
