@@ -7,6 +7,7 @@
 // SMTP.sendmail() and SMTPPool.sendmail() share this shape.
 
 import { SMTPInvalidArgumentError } from '../errors.js';
+import { assertKnownKeys } from '../known-keys.js';
 
 /** Options accepted by every network call, as its last argument. */
 export interface CallOptions {
@@ -39,16 +40,6 @@ export function checkCallOptions(value: unknown, where: string): CallOptions {
     throw new SMTPInvalidArgumentError(`${where}: signal must be an AbortSignal`);
   }
   return value as CallOptions;
-}
-
-/** Throws SMTPInvalidArgumentError naming any key of `value` not in `known`. */
-export function assertKnownKeys(value: Record<string, unknown>, known: readonly string[], what: string, hint = ''): void {
-  const unknown = Object.keys(value).filter((key) => !known.includes(key));
-  if (unknown.length === 0) return;
-  const signalHint = unknown.includes('signal') ? '; pass { signal } as the last argument' : '';
-  throw new SMTPInvalidArgumentError(
-    `unknown ${what} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${known.join(', ')})${signalHint}${hint}`,
-  );
 }
 
 /**

@@ -7,7 +7,7 @@ import type { DebugOutput } from '../session/debug-log.js';
 import type { ConnectHook } from '../wire/connect.js';
 import type { DkimOption, DkimSigner } from '../dkim/index.js';
 import { SMTPInvalidArgumentError } from '../errors.js';
-import { assertKnownKeys } from './call-options.js';
+import { assertKnownKeys } from '../known-keys.js';
 import { assertModernTls } from '../wire/tls-options.js';
 
 export const SMTP_PORT = 25;

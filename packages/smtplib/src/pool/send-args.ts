@@ -3,7 +3,8 @@
 // see client/call-options.ts), or SMTP.deliver()'s one options object
 // `{ signal, mailOptions, rcptOptions, beforeCommit }`. Checked before anything is queued.
 
-import { assertKnownKeys, checkCallOptions, sendmailArguments, type CallOptions } from '../client/call-options.js';
+import { checkCallOptions, sendmailArguments, type CallOptions } from '../client/call-options.js';
+import { assertKnownKeys } from '../known-keys.js';
 import type { SendOptions } from '../client/smtp.js';
 import { toMailOptions, toRcptOptions, type MailOptions, type RcptOptions } from '../protocol/params.js';
 

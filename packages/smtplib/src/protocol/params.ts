@@ -13,7 +13,7 @@
 import { SMTPInvalidArgumentError, SMTPNotSupportedError } from '../errors.js';
 import type { Capabilities } from './capabilities.js';
 import { assertSafeArgument } from './commands.js';
-import { assertKnownKeys } from '../client/call-options.js';
+import { assertKnownKeys } from '../known-keys.js';
 
 /** Keywords the caller wrote in smtplib's string form: sent whether advertised or not. */
 const WRITTEN = Symbol('smtplib.params.written');
