@@ -59,6 +59,13 @@ const UPGRADABLE = [2];
 const QUEUE_NAME = /^(\d{13})-(\d{2})-([qd])-([0-9a-z]+)\.json$/;
 const DONE_NAME = /^(delivered|bounced|unknown)-([0-9a-z]+)\.json$/;
 const DONE_STATES = ['delivered', 'bounced', 'unknown'] as const;
+/**
+ * A listing of queue/ serves the claims that follow for this long at most (a message another
+ * process puts in queue/ is seen by the next listing; a worker with nothing to do looks every
+ * pollIntervalMs anyway), and holds this many names at most.
+ */
+const LISTING_MS = 250;
+const LISTED_MAX = 2048;
 
 export interface SpoolStoreOptions {
   /** A heartbeat older than this marks a worker on another host as dead. Default 60 000 ms. */
@@ -91,6 +98,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   #outcomesScheduled = false;
   /** Bodies read with their claims (see #readClaimed), until the attempt takes them. */
   readonly #bodies = new Map<string, Buffer>();
+  /** queue/'s due names in claim order, from the last listing, and the next one to try (see #listDue). */
+  #listed: string[] = [];
+  #listedNext = 0;
+  #listedAt = 0;
   /** Ids whose new copy is in place while their claimed copy is not yet removed (see #place). */
   readonly #placing = new Set<string>();
   #closed = false;
@@ -158,6 +169,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   #emit(event: Omit<TransitionEvent, 'at'>): void {
+    if (event.to === 'queued' || event.to === 'deferred') this.#listedAt = 0; // queue/ changed: list it again
     this.emit('transition', { ...event, at: Date.now() });
   }
 
@@ -485,30 +497,17 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async claim(worker: string, limit: number): Promise<Claim[]> {
     this.#assertOpen();
-    const now = Date.now();
-    // Names, not parsed objects: a claim looks at every name in queue/, so this loop is kept to a string
-    // comparison (due: the name starts with the 13-digit due time) and a regex test per name.
-    const dueBefore = String(now + 1).padStart(13, '0');
-    const all: string[] = [];
-    for (const name of await readdir(this.#p('queue'))) {
-      if (name < dueBefore && QUEUE_NAME.test(name) && (this.#placing.size === 0 || !this.#placing.has(queueNameId(name)))) all.push(name);
-    }
-    // Only the first few in claim order are needed (a full sort of a long queue on every claim was a
-    // large part of a claim's CPU); all of them only if renames keep being lost to other workers.
-    let due = firstInOrder(all, 4 * limit, claimOrder);
     const won: StoredMessage[] = [];
-    // Renames in parallel, a window at a time: each rename is won by one worker only.
-    for (let i = 0; i < due.length && won.length < limit; ) {
-      if (i + (limit - won.length) > due.length && due.length < all.length) due = all.sort(claimOrder);
-      const window = due.slice(i, i + (limit - won.length));
-      i += window.length;
-      const taken = await Promise.all(window.map(async (name) => {
-        const id = queueNameId(name);
-        const path = this.#p('active', worker, `${id}.json`);
-        if (!(await moveIfPresent(this.#p('queue', name), path))) return undefined; // another worker won
-        return this.#readClaimed(path, id);
-      }));
-      for (const message of taken) if (message) won.push(message);
+    let listed = false;
+    if (this.#listedNext >= this.#listed.length || Date.now() - this.#listedAt > LISTING_MS) {
+      await this.#listDue();
+      listed = true;
+    }
+    await this.#claimListed(worker, limit, won);
+    if (won.length < limit && !listed) {
+      // The listing ran dry (other workers took its names): look at queue/ again.
+      await this.#listDue();
+      await this.#claimListed(worker, limit, won);
     }
     // One listing of commit/ for the whole claim instead of a stat per message.
     const marks = won.length > 0 ? new Set(await readdir(this.#p('commit'))) : new Set<string>();
@@ -516,6 +515,39 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       this.#emit({ id: message.id, from: restingState(message), to: 'active' });
       return { message, interrupted: marks.has(`${message.id}@${message.attempts + 1}`) };
     });
+  }
+
+  /**
+   * Lists queue/'s due names in claim order, for this and the next claims (up to LISTED_MAX, for
+   * LISTING_MS at most, and until a message enters queue/ through this store): a claim then costs
+   * its renames, not a readdir and a sort of the whole queue (which, with thousands of messages
+   * waiting, was most of a claim's CPU). Names, not parsed objects: due is a string comparison
+   * (the name starts with the 13-digit due time).
+   */
+  async #listDue(): Promise<void> {
+    const now = Date.now();
+    const dueBefore = String(now + 1).padStart(13, '0');
+    const all: string[] = [];
+    for (const name of await readdir(this.#p('queue'))) if (name < dueBefore && QUEUE_NAME.test(name)) all.push(name);
+    this.#listed = all.length > LISTED_MAX ? firstInOrder(all, LISTED_MAX, claimOrder) : all.sort(claimOrder);
+    this.#listedNext = 0;
+    this.#listedAt = now;
+  }
+
+  /**
+   * Claims listed names in order until `won` holds `limit`: a rename into the worker's directory,
+   * which only one worker wins (a name another worker took first is skipped).
+   */
+  async #claimListed(worker: string, limit: number, won: StoredMessage[]): Promise<void> {
+    while (won.length < limit && this.#listedNext < this.#listed.length) {
+      const name = this.#listed[this.#listedNext++]!;
+      const id = queueNameId(name);
+      if (this.#placing.has(id)) continue; // this process is moving it (see #placeAll)
+      const path = this.#p('active', worker, `${id}.json`);
+      if (!(await moveIfPresent(this.#p('queue', name), path))) continue; // another worker won
+      const message = await this.#readClaimed(path, id);
+      if (message) won.push(message);
+    }
   }
 
   markCommitting(worker: string, id: string, attempt: number): Promise<void> {
