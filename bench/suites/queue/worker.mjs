@@ -1,14 +1,14 @@
 // A queue worker process for the bench: our QueueWorker (spool or Redis store),
 // delivering to the sink until SIGTERM. Sends "ready" when loaded, starts on "start".
-//   node worker.mjs <store-spec> <host> <port>
+//   node worker.mjs <store-spec> <host> <port> [transactions in flight per connection, default 1]
 import { openStore } from '../../../test/queue/store-spec.mjs';
 
-const [spec, host, port] = process.argv.slice(2);
+const [spec, host, port, inFlight = '1'] = process.argv.slice(2);
 const { MailQueue } = await import('../../../packages/queue/dist/index.js');
 const store = await openStore(spec);
 const queue = new MailQueue(store);
 const worker = queue.worker({
-  smtp: { host, port: Number(port), tlsPolicy: 'none', maxConnections: 4 },
+  smtp: { host, port: Number(port), tlsPolicy: 'none', maxConnections: 4, maxInFlightPerConnection: Number(inFlight) },
   concurrency: 40,
   pollIntervalMs: 20,
 });
