@@ -112,6 +112,28 @@ describe('F. DATA encoding, SMTP smuggling, BDAT', () => {
     }
   });
 
+  it('F2b a body in memory of many 64 KiB windows (DATA): plain text, bare LFs, a late dot line, smuggling at a window edge: each arrives exactly encoded', async () => {
+    const { rec, handler } = recording({ extensions: ['8BITMIME', 'SIZE'] });
+    server = await hostileServer(handler);
+    client = await SMTP.connect(clientOptions(server));
+    const line = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\r\n';
+    const text = Buffer.from(`Subject: big\r\n\r\n${line.repeat(3000)}`, 'latin1');
+    const edge = 2 * 65536 - 2;
+    const bodies = [
+      text, // encoded ahead: slices of the message
+      Buffer.from(text.toString('latin1').replace(/\r\n/g, '\n'), 'latin1'), // bare LFs: measured, encoded as written
+      Buffer.concat([text.subarray(0, 3 * 65536 + 5), Buffer.from('\r\n.dot\r\n'), text.subarray(3 * 65536 + 5)]),
+      Buffer.concat([text.subarray(0, edge), Buffer.from(`\r.\r${FAKE}`, 'latin1'), text.subarray(edge)]),
+    ];
+    for (const body of bodies) {
+      await client.sendmail('a@x.test', ['b@y.test'], body);
+      checkDataStream(rec.data[rec.data.length - 1]!, body);
+    }
+    // SIZE= is the normalized content size whichever way the body went.
+    const sizes = rec.commands.filter((c) => c.startsWith('MAIL FROM')).map((c) => Number(/SIZE=(\d+)/.exec(c)?.[1]));
+    expect(sizes).toEqual(bodies.map((b) => normalized(b).length));
+  });
+
   it('F3 dot-stuffing across chunk boundaries: every 2-way split and byte-by-byte streaming give the unchunked bytes', async () => {
     const { rec, handler } = recording({ extensions: ['8BITMIME'] });
     server = await hostileServer(handler);

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { contentSize, DataEncoder, decodeData, hasLineStartDot } from '../../packages/smtplib/src/protocol/data-encoder.js';
+import { contentSize, DataEncoder, decodeData, ENCODE_WINDOW, encodeDataAhead } from '../../packages/smtplib/src/protocol/data-encoder.js';
 import { ReplyParser } from '../../packages/smtplib/src/protocol/reply-parser.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 400);
@@ -147,16 +147,33 @@ describe('DATA encoder properties', () => {
       { numRuns: RUNS },
     );
   });
-  it('hasLineStartDot() is false exactly when DATA stuffs nothing (DATA then encodes as BDAT does, plus the end marker)', () => {
+  it('encodeDataAhead() encodes exactly when DATA inserts nothing before the end, and always counts the content', () => {
+    // Inserts: a dot at a line start (after LF, after a bare CR, or first), a CR before a bare LF, an LF after a CR inside the message.
+    const inserts = /^\.|[\r\n]\.|(?<!\r)\n|\r(?=[^\n])/;
     fc.assert(
       fc.property(messageBytes, (m) => {
-        const data = encode('data', [m]).wire;
-        const bdat = encode('bdat', [m]).wire;
-        const stuffsNothing = data.equals(Buffer.concat([bdat, Buffer.from('.\r\n')]));
-        expect(hasLineStartDot(m)).toBe(!stuffsNothing);
+        const { wire, content } = encode('data', [m]);
+        const ahead = encodeDataAhead(m);
+        expect(ahead.contentBytes).toBe(content);
+        expect(ahead.chunks === undefined).toBe(inserts.test(m.toString('latin1')));
+        if (ahead.chunks) expect(Buffer.concat([...ahead.chunks, ahead.tail]).equals(wire)).toBe(true);
       }),
       { numRuns: RUNS },
     );
+  });
+  it('encodeDataAhead() of a text body of many windows is slices of it (no copy); one dot line anywhere makes it measure only', () => {
+    // 64-byte lines: no window boundary falls between a CR and its LF.
+    const line = `${'x'.repeat(62)}\r\n`;
+    const text = Buffer.from(line.repeat((3 * ENCODE_WINDOW) / line.length + 7), 'latin1');
+    const ahead = encodeDataAhead(text);
+    if (!ahead.chunks) throw new Error('a text body needs no change: it should be encoded ahead');
+    expect(ahead.chunks.every((c) => c.buffer === text.buffer)).toBe(true);
+    expect(Buffer.concat([...ahead.chunks, ahead.tail]).equals(Buffer.concat([text, Buffer.from('.\r\n')]))).toBe(true);
+    const dotted = Buffer.concat([text.subarray(0, 2 * ENCODE_WINDOW + 640), Buffer.from('.dot\r\n'), text.subarray(2 * ENCODE_WINDOW + 640)]);
+    const measured = encodeDataAhead(dotted);
+    expect(measured.chunks).toBeUndefined();
+    expect(measured.contentBytes).toBe(dotted.length);
+    expect(measured.contentBytes).toBe(encode('data', [dotted]).content);
   });
 });
 

@@ -137,6 +137,8 @@ export class DataEncoder {
   #atLineStart = true;
   #pendingCR = false;
   #stuffed = 0;
+  /** Bytes added so far: stuffed dots and the CR or LF that completes a bare one. */
+  #inserted = 0;
   #outBytes = 0;
   readonly #reuse: boolean;
   /**
@@ -195,6 +197,11 @@ export class DataEncoder {
     return this.#outBytes - this.#stuffed;
   }
 
+  /** Bytes the encoding has added so far (stuffed dots, completed bare CRs and LFs): 0 while the output is the input. */
+  get insertedBytes(): number {
+    return this.#inserted;
+  }
+
   /**
    * Encodes one chunk. Returns the chunk itself when it needs no change, else
    * new buffers (one per 64 KiB of input): the scan records single-byte
@@ -248,6 +255,7 @@ export class DataEncoder {
     const count = scanResult[0]!;
     const end = scanResult[1]!;
     this.#stuffed += scanResult[2]!;
+    this.#inserted += count + (prefix === 2 ? 1 : 0);
     this.#pendingCR = end < len;
     this.#atLineStart = scanResult[3] === 1;
     const total = prefix + end + count;
@@ -302,17 +310,30 @@ export function contentSize(message: Uint8Array): number {
   return encoder.contentBytes;
 }
 
-const NL_DOT = Buffer.from('\n.');
-const CR_DOT = Buffer.from('\r.');
-
 /**
- * A line of the message may start with "." (so DATA must stuff it): two
- * native searches, no per-line work. False means DATA encodes it exactly as
- * BDAT does (for CRLF text: the input itself, no copy).
+ * DATA for a message in memory, in one pass: encoded ahead when its encoding
+ * is its own bytes (no line starts with ".", no bare CR or LF: the chunks
+ * are slices of it, nothing is copied), else only measured (the content
+ * size SIZE= declares) from the first window that needs a change on, and
+ * encoded later as it is written, into reused buffers (a whole stuffed copy
+ * of a 20 MB message cost 20 MB of fresh memory). A separate search for
+ * "\n." before the scan cost 5 ms more per 20 MB of text (Node 20).
  */
-export function hasLineStartDot(message: Uint8Array): boolean {
-  const buf = message instanceof Buffer ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  return buf[0] === DOT || buf.indexOf(NL_DOT) !== -1 || buf.indexOf(CR_DOT) !== -1;
+export function encodeDataAhead(message: Uint8Array): { chunks: Buffer[]; tail: Buffer; contentBytes: number } | { chunks: undefined; contentBytes: number } {
+  const encoder = new DataEncoder('data');
+  const chunks: Buffer[] = [];
+  const len = message.byteLength;
+  for (let i = 0; i < len; i += ENCODE_WINDOW) {
+    const pieces = encoder.encode(message.subarray(i, Math.min(len, i + ENCODE_WINDOW)));
+    if (encoder.insertedBytes > 0) {
+      if (i + ENCODE_WINDOW < len) encoder.measure(message.subarray(i + ENCODE_WINDOW));
+      encoder.end();
+      return { chunks: undefined, contentBytes: encoder.contentBytes };
+    }
+    for (const piece of pieces) chunks.push(piece);
+  }
+  const tail = encoder.end();
+  return { chunks, tail, contentBytes: encoder.contentBytes };
 }
 
 /** The window encodeWhole() works in. */
