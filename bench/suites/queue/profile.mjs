@@ -1,6 +1,7 @@
 // Where a queued message's time goes: one worker process, one store, the C sink at 1 ms.
 // Prints msgs/s, store calls per message with their mean latency, fsyncs per message
-// (file and directory, counted in this process), and for Redis the commands per
+// (file and directory, counted in this process), every file call per message with its main-thread
+// time, and for Redis the commands per
 // message from INFO commandstats (every client, BullMQ's included).
 //   node bench/suites/queue/profile.mjs spool|redis [messages] [--cpu-prof via NODE_OPTIONS]
 import { spawn } from 'node:child_process';
@@ -21,6 +22,23 @@ const M = Number(process.argv[3] ?? 2000);
 const fsyncs = { n: 0 };
 const fsync = fs.fsync;
 fs.fsync = function (...args) { fsyncs.n++; return fsync.apply(this, args); };
+// Every other file call too (spool: which ones a message costs, sync or on the threadpool), with the
+// time each takes on the main thread: for a sync call the call itself, for a callback call only
+// handing it to the threadpool.
+const calls = {};
+for (const name of ['open', 'close', 'read', 'write', 'fsync', 'rename', 'link', 'unlink', 'stat', 'readdir', 'readFile', 'openSync', 'closeSync', 'readSync', 'writeSync', 'fstatSync', 'statSync', 'renameSync', 'linkSync', 'unlinkSync', 'readdirSync']) {
+  const fn = fs[name];
+  calls[name] = { n: 0, ms: 0 };
+  fs[name] = function (...args) {
+    const t = performance.now();
+    try {
+      return fn.apply(this, args);
+    } finally {
+      calls[name].n++;
+      calls[name].ms += performance.now() - t;
+    }
+  };
+}
 
 function redisCli(port, ...args) {
   return new Promise((resolve) => {
@@ -53,24 +71,25 @@ const body = `From: a@example.test\r\nTo: b@example.test\r\nSubject: profile\r\n
 for (let i = 0; i < M; i += 200) await Promise.all(Array.from({ length: Math.min(200, M - i) }, () => store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: body })));
 
 // Time every store call the worker makes.
-const calls = {};
+const storeCalls = {};
 for (const name of ['claim', 'body', 'markCommitting', 'finish', 'recover', 'nextDueAt']) {
   const fn = store[name].bind(store);
-  calls[name] = { n: 0, ms: 0, items: 0 };
+  storeCalls[name] = { n: 0, ms: 0, items: 0 };
   store[name] = async (...args) => {
     const t = performance.now();
     try {
       const out = await fn(...args);
-      if (name === 'claim') calls[name].items += out.length;
+      if (name === 'claim') storeCalls[name].items += out.length;
       return out;
     } finally {
-      calls[name].n++;
-      calls[name].ms += performance.now() - t;
+      storeCalls[name].n++;
+      storeCalls[name].ms += performance.now() - t;
     }
   };
 }
 if (kind === 'redis') await redisCli(port, 'CONFIG', 'RESETSTAT');
 fsyncs.n = 0;
+for (const c of Object.values(calls)) Object.assign(c, { n: 0, ms: 0 });
 const dirSyncs0 = store.dirSyncs ?? 0;
 await ctl.reset();
 const queue = new MailQueue(store);
@@ -87,8 +106,10 @@ const cpu = process.cpuUsage(cpu0);
 await worker.stop();
 const st = await ctl.stats();
 console.log(`${kind}: ${M} messages, 1 worker in process, sink 1 ms: ${(M / (ms / 1000)).toFixed(0)} msgs/s; sink reply batches ${st.batches ?? '?'}; this process's CPU ${((cpu.user + cpu.system) / 1000 / M).toFixed(2)} ms/msg (user ${(cpu.user / 1000 / M).toFixed(2)}, system ${(cpu.system / 1000 / M).toFixed(2)})`);
-for (const [name, c] of Object.entries(calls)) if (c.n) console.log(`  ${name.padEnd(15)} ${(c.n / M).toFixed(3)} calls/msg  mean ${(c.ms / c.n).toFixed(2)} ms${name === 'claim' ? `  (${(c.items / c.n).toFixed(1)} messages per claim)` : ''}`);
+for (const [name, c] of Object.entries(storeCalls)) if (c.n) console.log(`  ${name.padEnd(15)} ${(c.n / M).toFixed(3)} calls/msg  mean ${(c.ms / c.n).toFixed(2)} ms${name === 'claim' ? `  (${(c.items / c.n).toFixed(1)} messages per claim)` : ''}`);
 if (kind === 'spool') console.log(`  file fsyncs/msg ${((fsyncs.n - (store.dirSyncs - dirSyncs0)) / M).toFixed(2)}  dir fsyncs/msg ${((store.dirSyncs - dirSyncs0) / M).toFixed(2)}`);
+const fileCalls = Object.entries(calls).filter(([, c]) => c.n > 0);
+if (fileCalls.length) console.log(`  file calls/msg ${(fileCalls.reduce((n, [, c]) => n + c.n, 0) / M).toFixed(2)} (main-thread us each): ${fileCalls.map(([name, c]) => `${name} ${(c.n / M).toFixed(2)} (${((1000 * c.ms) / c.n).toFixed(1)})`).join(', ')}`);
 if (kind === 'redis') {
   const info = await redisCli(port, 'INFO', 'commandstats');
   let total = 0;
