@@ -65,7 +65,14 @@ async function measure(id) {
   const owner = {};
   publishConnect(owner, { host: '127.0.0.1', port: 25, secure: false, verified: false, greeting: { code: 220, message: 'ready' } }, performance.now(), undefined);
   const result = { accepted: ['sink@sink.example'], refused: new Map(), reply: { code: 250, message: '2.0.0 queued', enhancedStatus: '2.0.0' } };
-  const mainThreadNs = () => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
+  // Linux only; elsewhere the main-thread column reads n/a.
+  const mainThreadNs = () => {
+    try {
+      return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
+    } catch {
+      return Number.NaN;
+    }
+  };
   const N = 20_000;
   const block = async () => {
     const c0 = process.cpuUsage();
@@ -118,7 +125,7 @@ async function main() {
     process.stderr.write(`${config.id}: ${line}\n`);
   }
   const base = rows.find((r) => r.id === 'event');
-  const fmt = (v) => v.toFixed(2);
+  const fmt = (v) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
   const load = os.loadavg()[0].toFixed(2);
   const table = [
     '| configuration | µs per message, process CPU | µs per message, main thread | above the bare event, process CPU | heap kept per exported span |',
