@@ -260,20 +260,3 @@ describe('deterministic output', () => {
     expect((await msg.asBytes({ policy: policy.default.clone({ linesep: '\n' }) })).toString()).not.toContain('\r');
   });
 });
-
-describe('streamed base64', () => {
-  it('any split of the input into chunks gives the same lines as encoding it whole', async () => {
-    const { Base64LineEncoder, encodeBase64Lines } = await import('../../packages/email/src/content/transfer-encoding.js');
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 3000 }), fc.array(fc.nat(300), { maxLength: 40 }), (data, cuts) => {
-      const encoder = new Base64LineEncoder('\r\n');
-      const out: Buffer[] = [];
-      let at = 0;
-      for (const cut of cuts) {
-        out.push(encoder.encode(data.subarray(at, at + cut), false));
-        at = Math.min(data.length, at + cut);
-      }
-      out.push(encoder.encode(data.subarray(at), false), encoder.encode(new Uint8Array(0), true));
-      expect(Buffer.concat(out).toString('latin1')).toBe(encodeBase64Lines(data, '\r\n'));
-    }), { numRuns: 300, seed: 13 });
-  });
-});

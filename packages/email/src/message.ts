@@ -14,15 +14,14 @@ import { formatDate } from './headers/date.js';
 import { checkName, type HeaderField, type HeaderValue, renderField, toField } from './headers/fields.js';
 import { paramsText, parseParams } from './headers/params.js';
 import { guessType } from './content/mime-types.js';
-import { type BinarySource, type BinarySourceInput, isBinarySourceInput, readSource, sourceBytesSync, toBinarySource } from './content/sources.js';
+import { type BinarySource, type BinarySourceInput, isBinarySourceInput, readSource, readSourceReusing, sourceBytesSync, toBinarySource } from './content/sources.js';
+import { Base64LineWriter, base64LinesBuffer, CHUNK_BYTES, FILE_READ_BYTES } from './content/base64-lines.js';
 import { FileRegion, hasHighBit, type ParseFile, type Region, regionBytes, regionChunks, regionHasHighBit } from './content/parse-file.js';
 import { decodeBase64Chunks, decodeQuotedPrintableChunks } from './content/decode-stream.js';
 import {
-  Base64LineEncoder,
   chooseTextEncoding,
   decodeBase64,
   decodeQuotedPrintable,
-  encodeBase64Lines,
   encodeQuotedPrintableLines,
   textLines,
   type TransferEncoding,
@@ -320,7 +319,7 @@ export class EmailMessage {
     if (body.kind === 'multipart') return [...body.parts];
     if (body.kind === 'message') return [body.message];
     if (body.kind === 'encoded' || body.kind === 'raw') return regionBytes(body.data).toString('latin1');
-    if (body.kind === 'base64') return encodeBase64Lines(sourceBytesSync(body.source), '\n');
+    if (body.kind === 'base64') return base64LinesBuffer(sourceBytesSync(body.source), '\n').toString('latin1');
     return '';
   }
 
@@ -383,7 +382,7 @@ export class EmailMessage {
     this.#pushField('Content-Transfer-Encoding', cte);
     let data: Buffer;
     if (cte === 'quoted-printable') data = Buffer.from(encodeQuotedPrintableLines(lines, '\r\n'), 'latin1');
-    else if (cte === 'base64') data = Buffer.from(encodeBase64Lines(Buffer.from(lines.map((l) => l.toString('utf8')).join('\r\n') + '\r\n', 'utf8'), '\r\n'), 'latin1');
+    else if (cte === 'base64') data = base64LinesBuffer(Buffer.from(lines.map((l) => l.toString('utf8')).join('\r\n') + '\r\n', 'utf8'), '\r\n');
     else {
       for (const line of lines) if (line.length > 998) throw new MessageStructureError(`a line of ${line.length} octets cannot be sent as ${cte}; use quoted-printable or base64`);
       data = Buffer.concat(lines.flatMap((l) => [l, CRLF]));
@@ -616,13 +615,12 @@ export class EmailMessage {
         yield* piece.region.chunks();
         continue;
       }
-      const encoder = new Base64LineEncoder(policy.linesep);
-      for await (const chunk of readSource(piece.source)) {
-        const out = encoder.encode(chunk, false);
-        if (out.length > 0) yield out;
-      }
-      const tail = encoder.encode(new Uint8Array(0), true);
-      if (tail.length > 0) yield tail;
+      // A file is read into two reused Buffers (safe: the writer is done with
+      // a chunk, or has copied what it keeps, before the next is read).
+      const writer = new Base64LineWriter(policy.linesep);
+      for await (const chunk of readSourceReusing(piece.source, FILE_READ_BYTES)) yield* writer.write(chunk);
+      const tail = writer.end();
+      if (tail) yield tail;
     }
     if (size > 0) yield flush();
   }
@@ -661,7 +659,7 @@ export class EmailMessage {
         yield piece(body.data);
         return;
       case 'base64':
-        if (body.source.kind === 'bytes' && body.source.bytes.length <= 64 * 1024) yield encodeBase64Lines(body.source.bytes, nl);
+        if (body.source.kind === 'bytes' && body.source.bytes.length <= CHUNK_BYTES) yield base64LinesBuffer(body.source.bytes, nl);
         else yield { source: body.source };
         return;
       case 'message':

@@ -4,6 +4,7 @@
 // written any number of times (what DKIM signing, which reads twice, needs).
 
 import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ContentUnavailableError } from '../errors.js';
 
@@ -57,6 +58,48 @@ export async function* readSource(source: BinarySource): AsyncIterable<Uint8Arra
       return;
     case 'factory':
       yield* source.open();
+  }
+}
+
+/**
+ * The chunks of a source for a consumer that is done with each chunk before
+ * it asks for the next (the base64 writer, which copies what it keeps). A
+ * file is read in pieces of `chunkSize` bytes into two Buffers used in turn
+ * for the whole file: while the consumer encodes one, the next read fills
+ * the other (it starts where the last one ended, so a short read leaves no
+ * gap). A file of any size costs two allocations and no fresh memory per
+ * read. Other sources are read as by readSource.
+ */
+export async function* readSourceReusing(source: BinarySource, chunkSize: number): AsyncIterable<Uint8Array> {
+  if (source.kind !== 'file') {
+    yield* readSource(source);
+    return;
+  }
+  const file = await open(source.path, 'r');
+  const buffers = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)] as const;
+  const end = source.end ?? Number.POSITIVE_INFINITY;
+  const readAt = (buffer: Buffer, position: number): { position: number; done: Promise<number> } => {
+    const done = file.read(buffer, 0, Math.min(chunkSize, end - position), position).then((r) => r.bytesRead);
+    // Handled here so that a read failing while the consumer holds the last chunk is not an unhandled rejection; it is thrown below.
+    done.catch(() => {});
+    return { position, done };
+  };
+  let which = 0;
+  let next: { position: number; done: Promise<number> } | undefined = readAt(buffers[0], source.start ?? 0);
+  try {
+    while (next) {
+      const bytesRead = await next.done;
+      if (bytesRead === 0) return;
+      const chunk = buffers[which]!.subarray(0, bytesRead);
+      const position: number = next.position + bytesRead;
+      which ^= 1;
+      next = position < end ? readAt(buffers[which]!, position) : undefined;
+      yield chunk;
+    }
+  } finally {
+    // A read still in flight writes into our Buffer and uses the descriptor: let it finish first.
+    if (next) await next.done.catch(() => {});
+    await file.close();
   }
 }
 

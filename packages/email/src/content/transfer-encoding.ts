@@ -1,17 +1,15 @@
-// Content-Transfer-Encoding (RFC 2045 §6): choosing one for a text, and
-// quoted-printable and base64 in both directions. Encoders write lines of at
-// most 76 characters; decoders are tolerant and report what they had to
-// skip, so the parser can record Python's defects.
+// Content-Transfer-Encoding (RFC 2045 §6): choosing one for a text,
+// quoted-printable in both directions and base64 decoding (base64 encoding
+// is content/base64-lines.ts). The encoder writes lines of at most 76
+// characters; decoders are tolerant and report what they had to skip, so the
+// parser can record Python's defects.
 
-import { Transform, type TransformCallback } from 'node:stream';
 import type { DefectKind } from '../defects.js';
 import type { Policy } from '../policy.js';
 
 export type TransferEncoding = '7bit' | '8bit' | 'binary' | 'quoted-printable' | 'base64';
 
 const QP_LINE = 76;
-const B64_LINE = 76;
-const B64_GROUP = (B64_LINE / 4) * 3; // 57 input bytes per output line
 
 /** Splits a text into lines (any of CRLF, CR, LF end a line); a final line end adds no empty line. */
 export function textLines(text: string): string[] {
@@ -69,67 +67,6 @@ export function encodeQuotedPrintableLines(lines: readonly Buffer[], linesep: st
   }
   return out;
 }
-
-/** Base64 of a whole buffer, in lines of 76 characters, each ended with `linesep`. */
-export function encodeBase64Lines(bytes: Uint8Array, linesep: string): string {
-  const encoded = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-  let out = '';
-  for (let i = 0; i < encoded.length; i += B64_LINE) out += encoded.slice(i, i + B64_LINE) + linesep;
-  return out;
-}
-
-/** Base64 as a stream transform: holds at most one partial line of input between chunks. */
-export class Base64LineEncoder extends Transform {
-  #rest: Buffer = Buffer.alloc(0);
-  readonly #linesep: string;
-  constructor(linesep: string) {
-    super();
-    this.#linesep = linesep;
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    callback(null, this.encode(chunk, false));
-  }
-  override _flush(callback: TransformCallback): void {
-    const tail = this.encode(Buffer.alloc(0), true);
-    callback(null, tail.length > 0 ? tail : undefined);
-  }
-  /**
-   * Encodes whole lines of `chunk` (and, at the end, the rest). The chunk is
-   * never copied: a partial group left from the last chunk is completed from
-   * its first bytes, the rest is encoded in place, and the text is copied
-   * once into the output with the line ends.
-   */
-  encode(chunk: Uint8Array, end: boolean): Buffer {
-    const view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    let text = '';
-    let offset = 0;
-    if (this.#rest.length > 0) {
-      const need = B64_GROUP - this.#rest.length;
-      if (view.length < need && !end) {
-        this.#rest = Buffer.concat([this.#rest, view]);
-        return EMPTY;
-      }
-      offset = Math.min(need, view.length);
-      text = Buffer.concat([this.#rest, view.subarray(0, offset)]).toString('base64');
-      this.#rest = EMPTY;
-    }
-    const available = view.length - offset;
-    const whole = end ? available : available - (available % B64_GROUP);
-    if (whole > 0) text += view.toString('base64', offset, offset + whole);
-    if (whole < available) this.#rest = Buffer.from(view.subarray(offset + whole));
-    if (text.length === 0) return EMPTY;
-    const sep = this.#linesep;
-    const out = Buffer.allocUnsafe(text.length + Math.ceil(text.length / B64_LINE) * sep.length);
-    let pos = 0;
-    for (let i = 0; i < text.length; i += B64_LINE) {
-      pos += out.write(text.slice(i, i + B64_LINE), pos, 'latin1');
-      pos += out.write(sep, pos, 'latin1');
-    }
-    return out;
-  }
-}
-
-const EMPTY = Buffer.alloc(0);
 
 export interface DecodeOutcome {
   bytes: Buffer;
