@@ -630,21 +630,17 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       batch.forEach((o, i) => held[i] || o.reject(claimLost(o.from)));
       if (owned.length === 0) return;
       const states = await this.#placeAll(owned);
-      // The outcomes are durable and the claims gone: the callers may go on. The files the outcomes
-      // made useless are removed after (each unlink can wait on the filesystem's journal; the
-      // attempts need not): the mark of this attempt and of the one before (a resent interrupted
-      // attempt) - a mark of an attempt already recorded is never read - and a delivered message's body.
-      // The next batch is written once they are gone, so removals never pile up.
+      // The outcomes are durable and the claims gone. The files they made useless go: the mark of
+      // this attempt and of the one before (a resent interrupted attempt) - a mark of an attempt
+      // already recorded is never read, so one that cannot be removed is left - and a delivered
+      // message's body, before the callers return (a delivered message has no body).
       const marks: string[] = [];
       const bodies: string[] = [];
-      owned.forEach(({ message, resolve }, i) => {
+      owned.forEach(({ message }, i) => {
         marks.push(this.#p('commit', `${message.id}@${message.attempts}`));
         if (message.attempts > 1) marks.push(this.#p('commit', `${message.id}@${message.attempts - 1}`));
         if (states[i] === 'delivered') bodies.push(this.#p('data', message.id));
-        this.#emit({ id: message.id, from: 'active', to: states[i]!, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
-        resolve();
       });
-      // A file that cannot be removed is left (a mark of a recorded attempt is never read; a body takes room).
       for (const path of marks) {
         try {
           removeName(path);
@@ -653,6 +649,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         }
       }
       await Promise.all(bodies.map((path) => unlinkIfPresent(path).catch(() => false)));
+      owned.forEach(({ message, resolve }, i) => {
+        this.#emit({ id: message.id, from: 'active', to: states[i]!, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
+        resolve();
+      });
     } catch (error) {
       for (const o of batch) o.reject(error);
     }
