@@ -8,6 +8,15 @@
 // repository's LICENSE is copied next to package.json so that `npm pack`
 // ships it (the copy is git-ignored: one LICENSE in git).
 //
+// smtplib's two entry points (dist/esm/index.js, dist/cjs/index.js) are then
+// replaced by a bundle of the modules each reaches (rolldown, no minifying; a
+// lazily imported module stays a chunk of its own in dist/<format>/chunks/). Why:
+// Node keeps a per-module cost in memory, and importing the 70-odd modules one by
+// one raised RSS by 13 MB against 6-7 MB for the same code bundled (measured on
+// Node 20: `import('smtplib')` then gc, RSS before and after). The per-module files
+// stay in dist/ for the repository's own scripts that import an internal module;
+// package.json's "files" ships only the bundles and the declaration files.
+//
 // `node build-package.mjs --check` (the packages' `prepack`) builds nothing:
 // it fails when dist/ or the LICENSE copy is missing, so a tarball is never
 // packed from an unbuilt tree.
@@ -29,6 +38,29 @@ if (process.argv.includes('--check')) {
   process.exit(0);
 }
 
+/** Packages whose entry points are bundled (see the comment at the top). */
+const BUNDLED = new Set(['smtplib']);
+
+/** Replaces dist/{esm,cjs}/index.js under `out` by a bundle of what each reaches. */
+async function bundleEntryPoints(out) {
+  const { build } = await import('rolldown');
+  for (const format of ['esm', 'cjs']) {
+    const dir = join(out, format);
+    const bundled = join(out, `${format}-bundle`);
+    await build({
+      input: join(dir, 'index.js'),
+      cwd: out, // region comments name cjs/client/smtp.js, not this build's temporary folder
+      platform: 'node',
+      logLevel: 'warn',
+      write: true,
+      output: { dir: bundled, format, entryFileNames: 'index.js', chunkFileNames: 'chunks/[name]-[hash].js', minify: false },
+    });
+    renameSync(join(bundled, 'index.js'), join(dir, 'index.js'));
+    if (existsSync(join(bundled, 'chunks'))) renameSync(join(bundled, 'chunks'), join(dir, 'chunks'));
+    rmSync(bundled, { recursive: true, force: true });
+  }
+}
+
 const tsc = join(repository, 'node_modules', '.bin', 'tsc');
 const out = join(pkg, `dist.tmp-${process.pid}`);
 const cjsConfig = join(pkg, 'tsconfig.cjs.json');
@@ -41,6 +73,7 @@ try {
     execFileSync(tsc, ['-p', cjsConfig, '--outDir', join(out, 'cjs')], { stdio: 'inherit' });
     writeFileSync(join(out, 'cjs', 'package.json'), '{ "type": "commonjs" }\n');
   }
+  if (BUNDLED.has(name)) await bundleEntryPoints(out);
   for (const file of readdirSync(out, { recursive: true, encoding: 'utf8' })) {
     if (!file.endsWith('.js')) continue;
     const path = join(out, file);
