@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
 import * as smtplib from 'smtplib';
-import { envelopeFromHeaders, parseHeaderFields, splitMessage } from '../../packages/smtplib/src/client/message-headers.js';
-import { toMessageSource } from '../../packages/smtplib/src/client/message-source.js';
+import { envelopeFromHeaders, parseHeaderFields, splitMessage } from '../../packages/smtplib/src/message/headers.js';
+import { toMessageSource } from '../../packages/smtplib/src/message/source.js';
 import { splitHostPort } from '../../packages/smtplib/src/client/options.js';
 
 describe('errors', () => {

@@ -2,7 +2,7 @@
 
 export { SMTP, type LoginOptions, type SendOptions, type SendMessageOptions, type AuthObject } from './client/smtp.js';
 export { type CallOptions, type SendmailCallOptions } from './client/call-options.js';
-export { envelopeFromHeaders, removeBccHeaders, type EnvelopeOptions, type HeaderEnvelope } from './client/message-headers.js';
+export { envelopeFromHeaders, removeBccHeaders, type EnvelopeOptions, type HeaderEnvelope } from './message/headers.js';
 export { maskSecret } from './protocol/commands.js';
 export { SMTP_SSL } from './client/smtp-ssl.js';
 export { LMTP } from './client/lmtp.js';
@@ -19,7 +19,7 @@ export {
 } from './client/options.js';
 export { RefusedRecipients } from './protocol/refused-recipients.js';
 export type { DeliveryResult } from './client/transaction.js';
-export type { MessageInput } from './client/message-source.js';
+export type { MessageInput } from './message/source.js';
 export { quoteaddr, parseaddr, getaddresses, type ParsedAddress } from './protocol/address.js';
 export { quotedata, DataEncoder, decodeData, type EncoderMode } from './protocol/data-encoder.js';
 export { Reply } from './protocol/reply.js';
@@ -59,4 +59,4 @@ export type { PoolAuth } from './pool/pool-connection.js';
 export { channels as diagnosticsChannels, CONNECT_CHANNEL, COMMAND_CHANNEL, REPLY_CHANNEL, SEND_CHANNEL, ERROR_CHANNEL, AUTH_CHANNEL, CLOSE_CHANNEL, type ConnectEvent, type CommandEvent, type ReplyEvent, type SendEvent, type ErrorEvent, type AuthEvent, type CloseEvent, type TlsDetails } from './diagnostics.js';
 export * from './oauth/index.js';
 export { DkimSigner, dkimDnsRecord, DKIM_SPOOL_THRESHOLD, DEFAULT_SIGNED_HEADERS, OVERSIGNED_HEADERS, type DkimOptions, type DkimOption, type DkimAlgorithm, type DkimCanonicalization } from './dkim/index.js';
-export type { MessageFile, SerializableMessage, SmtpRequirements } from './client/message-source.js';
+export type { MessageFile, SerializableMessage, SmtpRequirements } from './message/source.js';

@@ -45,9 +45,9 @@ import { defaultLocalHostname, isLoopbackHost } from './local-name.js';
 import { selectLoginMechanism, toMechanism, type AuthObject } from './sasl-selection.js';
 import type { TokenProvider } from '../oauth/provider.js';
 import { applyTlsPolicy } from './tls-policy.js';
-import { envelopeFromHeaders, splitBytes, splitMessage, type SplitMessage } from './message-headers.js';
+import { envelopeFromHeaders, splitBytes, splitMessage, type SplitMessage } from '../message/headers.js';
 import { checkCallOptions, isCallOptions, sendmailArguments, type CallOptions } from './call-options.js';
-import { toMessageSource, type MessageInput } from './message-source.js';
+import { toMessageSource, type MessageInput } from '../message/source.js';
 import { OperationQueue } from './operation-queue.js';
 import {
   resolveTimeouts,
@@ -65,7 +65,7 @@ import type { SendmailCallOptions } from './call-options.js';
 import { Transaction, type DeliveryResult, type TransactionContext, type TransactionRequest } from './transaction.js';
 import { publishAuth, publishConnect, publishError, publishSend } from '../diagnostics.js';
 import { planDkim, toDkimSigner, type DkimOption, type DkimSigner } from '../dkim/index.js';
-import type { MessageSource } from './message-source.js';
+import type { MessageSource } from '../message/source.js';
 
 export type { AuthObject, CallOptions };
 

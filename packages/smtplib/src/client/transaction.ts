@@ -35,7 +35,7 @@ import {
 } from '../protocol/params.js';
 import { Reply, syntheticReply } from '../protocol/reply.js';
 import type { Session } from '../session/session.js';
-import type { MessageSource, SmtpRequirements } from './message-source.js';
+import type { MessageSource, SmtpRequirements } from '../message/source.js';
 import type { Timeouts } from './options.js';
 import { RefusedRecipients } from '../protocol/refused-recipients.js';
 

@@ -3,7 +3,7 @@
 import { createPublicKey, KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 import { SMTPInvalidArgumentError } from '../errors.js';
-import { toMessageSource, type MessageInput, type MessageSource } from '../client/message-source.js';
+import { toMessageSource, type MessageInput, type MessageSource } from '../message/source.js';
 import type { EncoderMode } from '../protocol/data-encoder.js';
 import { resolveDkim, type DkimOption, type ResolvedSignature } from './options.js';
 import { MessageHasher } from './signature.js';

@@ -4,7 +4,7 @@
 // bounded), the body only passes through the body hashers.
 
 import { SMTPInvalidArgumentError } from '../errors.js';
-import { findHeaderEnd, MAX_HEADER_BLOCK, parseHeaderFields, type HeaderField } from '../client/message-headers.js';
+import { findHeaderEnd, MAX_HEADER_BLOCK, parseHeaderFields, type HeaderField } from '../message/headers.js';
 import { DataEncoder, type EncoderMode } from '../protocol/data-encoder.js';
 import { canonicalHeader, createBodyHasher, type BodyHasher, type Canonicalization } from './canonicalize.js';
 import { OVERSIGNED_HEADERS, type ResolvedSignature } from './options.js';

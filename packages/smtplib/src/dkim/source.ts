@@ -17,7 +17,7 @@ import { open, mkdtemp, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPException, SMTPInvalidArgumentError } from '../errors.js';
-import type { MessageSource } from '../client/message-source.js';
+import type { MessageSource } from '../message/source.js';
 import { ENCODE_WINDOW, type EncoderMode } from '../protocol/data-encoder.js';
 import type { ResolvedSignature } from './options.js';
 import { MessageHasher } from './signature.js';

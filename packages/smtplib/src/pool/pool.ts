@@ -48,8 +48,8 @@ import { EventEmitter } from 'node:events';
 import type { SMTP } from '../client/smtp.js';
 import type { SMTPOptions } from '../client/options.js';
 import { toDkimSigner } from '../dkim/index.js';
-import { readAll, toMessageSource } from '../client/message-source.js';
-import { envelopeFromHeaders, readHeaderFields } from '../client/message-headers.js';
+import { readAll, toMessageSource } from '../message/source.js';
+import { envelopeFromHeaders, readHeaderFields } from '../message/headers.js';
 import { RefusedRecipients } from '../protocol/refused-recipients.js';
 import type { DeliveryResult } from '../client/transaction.js';
 import {

@@ -6,8 +6,8 @@
 // given directly can be read only once: such a send is never retried, and
 // when a retry would have been needed it fails 'not-delivered' saying so.
 
-import type { MessageInput } from '../client/message-source.js';
-import { toMessageSource } from '../client/message-source.js';
+import type { MessageInput } from '../message/source.js';
+import { toMessageSource } from '../message/source.js';
 import { SMTPException, SMTPInvalidArgumentError } from '../errors.js';
 
 export type PoolMessage = MessageInput | (() => MessageInput);

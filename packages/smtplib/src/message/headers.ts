@@ -5,7 +5,7 @@
 
 import { SMTPInvalidArgumentError } from '../errors.js';
 import { envelopeAddresses } from '../protocol/address.js';
-import type { MessageSource } from './message-source.js';
+import type { MessageSource } from './source.js';
 
 /** Header blocks larger than this are refused rather than buffered. */
 export const MAX_HEADER_BLOCK = 1024 * 1024;
