@@ -337,7 +337,7 @@ async function main() {
       if (rec) (wholeRuns[client] ??= []).push(rec);
     }
   }
-  for (const [client, runs] of Object.entries(wholeRuns)) {
+  for (const runs of Object.values(wholeRuns)) {
     const measured = runs.filter((r) => r.wholeCpuPerMsg !== undefined).sort((a, b) => a.wholeCpuPerMsg - b.wholeCpuPerMsg);
     const median = measured[Math.floor((measured.length - 1) / 2)] ?? runs[0];
     results.push({ ...median, section: 'whole', rounds: measured.map((r) => r.wholeCpuPerMsg) });
