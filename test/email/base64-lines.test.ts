@@ -46,6 +46,18 @@ function writeAll(chunks: Uint8Array[], sep: string): Buffer[] {
   return out;
 }
 
+
+/** `data` cut into consecutive chunks of the given lengths (past the end: empty), and the rest. */
+function splitAt(data: Uint8Array, cuts: readonly number[]): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  let at = 0;
+  for (const cut of cuts) {
+    chunks.push(data.subarray(at, at + cut));
+    at = Math.min(data.length, at + cut);
+  }
+  chunks.push(data.subarray(at));
+  return chunks;
+}
 describe('base64 lines into Buffers', () => {
   it('base64LinesBuffer equals the oracle, and its length is base64LinesLength, for lengths around 3, 57 and the chunk', () => {
     for (const sep of ['\r\n', '\n']) {
@@ -73,14 +85,7 @@ describe('base64 lines into Buffers', () => {
 
   it('any split of the input into chunks gives the oracle\'s bytes, in chunks of whole lines', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 3000 }), fc.array(fc.nat(300), { maxLength: 40 }), fc.constantFrom('\r\n', '\n'), (data, cuts, sep) => {
-      const chunks: Uint8Array[] = [];
-      let at = 0;
-      for (const cut of cuts) {
-        chunks.push(data.subarray(at, at + cut));
-        at = Math.min(data.length, at + cut);
-      }
-      chunks.push(data.subarray(at));
-      const out = writeAll(chunks, sep);
+      const out = writeAll(splitAt(data, cuts), sep);
       expect(Buffer.concat(out).toString('latin1')).toBe(expected(data, sep));
       for (const piece of out) {
         expect(piece.length).toBeGreaterThan(0);
@@ -92,14 +97,7 @@ describe('base64 lines into Buffers', () => {
   it('any split of a large input (several chunks) gives the oracle\'s bytes, every chunk but the last exactly CHUNK_LINES lines', () => {
     const data = varied(3 * CHUNK_BYTES + 4321, 9);
     fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 2 * CHUNK_BYTES }), { maxLength: 8 }), fc.constantFrom('\r\n', '\n'), (cuts, sep) => {
-      const chunks: Uint8Array[] = [];
-      let at = 0;
-      for (const cut of cuts) {
-        chunks.push(data.subarray(at, at + cut));
-        at = Math.min(data.length, at + cut);
-      }
-      chunks.push(data.subarray(at));
-      const out = writeAll(chunks, sep);
+      const out = writeAll(splitAt(data, cuts), sep);
       expect(Buffer.concat(out).toString('latin1')).toBe(expected(data, sep));
       for (const piece of out.slice(0, -1)) expect(piece.length).toBe(CHUNK_LINES * (76 + sep.length));
       expect(out.at(-1)!.length).toBeLessThanOrEqual(CHUNK_LINES * (76 + sep.length));
