@@ -26,7 +26,10 @@ describe('soak (short)', () => {
       // Every unknown outcome is explained by a dropped connection (at most one connection's in-flight sends each).
       expect(result.unknown.sends).toBeLessThanOrEqual(result.unknown.bound);
       expect(result.pool.retried).toBeGreaterThan(30);
-      expect(result.outcomes.resolved).toBeGreaterThan(MESSAGES * 0.97);
+      // Retries absorb the transient faults: a send that did not resolve is unknown (bounded
+      // above by the drops) or, rarely, not delivered. (This was "resolved > 97 %", which a
+      // run with 45 explained unknowns out of 1,500 failed by one: it tested the drops' timing.)
+      expect(result.outcomes.notDelivered).toBeLessThanOrEqual(MESSAGES * 0.01);
       if (mode !== 'data') expect(result.server.maxBdatLastInOneRead).toBeGreaterThanOrEqual(2);
       if (mode === 'tls-auth') expect(result.server.starttls).toBeGreaterThanOrEqual(result.pool.connectionsOpened);
     }, 90_000);
