@@ -26,7 +26,7 @@ export const CHUNK_BYTES = LINE_BYTES * CHUNK_LINES;
  * characters), so each JS-heap string the writer makes is small. Measured with test/email-stream/big-attachment.test.ts (1 GiB sent,
  * RSS growth): with a whole chunk per call (127,680-character strings) V8 grew
  * its young generation to 32 MB and RSS grew 40-48 MB; with 240 lines it kept
- * 16 MB and RSS grew 29-31 MB. Throughput of the 20 MB bench cell was the same.
+ * 16 MB and RSS grew 29-31 MB (in the runs of that comparison; see paceGc). Throughput of the 20 MB bench cell was the same.
  */
 const PIECE_BYTES = LINE_BYTES * 240;
 /**
@@ -164,7 +164,11 @@ export class Base64LineWriter {
  * between collections: 50-58 MB in 5 such runs (the encoder before this
  * one, whose per-line strings paced it the same way: 36-59 MB in 5). The
  * copy is a memcpy of 18 KB per piece, within the noise of the bench's CPU
- * per byte. Sent alone, RSS grew 28-35 MB in most runs with or without it.
+ * per byte. Sent alone, RSS grew 28-35 MB in most runs of that comparison
+ * with or without it; later, on a quiet machine with the email-stream files
+ * run one at a time, 14 runs grew 44.8-55.4 MB, and the clean-root CI runs
+ * 49.2-59.5 MB (the bound is 64): the headroom depends on V8's collector. A
+ * bound that does not would need output buffers the consumer gives back.
  */
 function paceGc(out: Buffer, start: number, end: number): void {
   out.toString('latin1', start, end);

@@ -158,6 +158,22 @@ export async function linkReplacing(from: string, to: string, scratch: string): 
 }
 
 /**
+ * link() of `to` as a second name of `from` while `from` is there (made synchronously: a name of a
+ * small file): true when `to` names it now (made now, or already there and `from` still is), false
+ * when `from` is gone.
+ */
+export function linkWhilePresent(from: string, to: string): boolean {
+  try {
+    fs.linkSync(from, to);
+    return true;
+  } catch (error) {
+    if (errno(error) === 'EEXIST') return fs.existsSync(from);
+    if (errno(error) === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/**
  * unlink() made synchronously, for a name of an empty or small file (a claim, a mark, a record):
  * false when it is already gone. A message body is removed with unlinkIfPresent, on the threadpool:
  * freeing its blocks can wait on the filesystem's journal.

@@ -27,7 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
-import { existsSync, linkSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
 import { QueueError, checkId } from '../errors.js';
@@ -49,7 +49,7 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, moveIfPresent, readBytes, readText, readdir, removeName, rename, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
+import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
 
 // Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
 // together share one file and one fsync, linked under each message's name). A version 2 spool is a
@@ -573,7 +573,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
           // Only a worker that still holds its claim may go on to the end of data. The mark is made as a
           // second name of the claimed file (a mark is only a name: its bytes are never read), so making
           // it is also the test that the claim is still held: link() fails when the claim is gone.
-          const held = batch.map((m) => markClaimed(m.claim, m.path));
+          const held = batch.map((m) => linkWhilePresent(m.claim, m.path));
           await this.#syncer.sync(this.#p('commit'));
           return held;
         })(),
@@ -961,19 +961,6 @@ function firstInOrder<T>(items: readonly T[], k: number, order: (a: T, b: T) => 
     if (top.length > k) top.pop();
   }
   return top;
-}
-
-/** Makes the mark `mark` a name of the claimed file `claim`; false when the claim is gone (an existing mark is kept). */
-function markClaimed(claim: string, mark: string): boolean {
-  try {
-    linkSync(claim, mark);
-    return true;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return existsSync(claim);
-    if (code === 'ENOENT') return false;
-    throw error;
-  }
 }
 
 function claimLost(path: string): QueueError {

@@ -796,13 +796,22 @@ const DATA_WRITE_BYTES = 1024 * 1024;
 function joinViews(chunks: Buffer[]): Buffer[] {
   if (chunks.length < 2) return chunks;
   const joined: Buffer[] = [];
+  let run: Buffer | undefined; // the first piece of the current run of adjacent views
+  let runLength = 0;
+  const close = () => {
+    if (run) joined.push(runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, runLength));
+  };
   for (const piece of chunks) {
     if (piece.length === 0) continue;
-    const last = joined[joined.length - 1];
-    if (last !== undefined && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset) {
-      joined[joined.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + piece.length);
-    } else joined.push(piece);
+    if (run !== undefined && run.buffer === piece.buffer && run.byteOffset + runLength === piece.byteOffset) {
+      runLength += piece.length;
+      continue;
+    }
+    close();
+    run = piece;
+    runLength = piece.length;
   }
+  close();
   return joined;
 }
 
