@@ -1,5 +1,6 @@
-// The message-data encoder. Works on whole buffers with native byte search
-// (Buffer.indexOf), not per-byte JavaScript loops, and returns zero-copy
+// The message-data encoder. Works on whole buffers with a SIMD scan
+// (line-scan.ts; native Buffer.indexOf where WebAssembly SIMD is missing),
+// not per-byte JavaScript loops, and returns zero-copy
 // slices of the input wherever the input is already correct; state carries
 // across chunks so output never depends on how the input was split.
 //
@@ -11,10 +12,13 @@
 // BDAT (RFC 3030) wants normalization without stuffing; BINARYMIME wants
 // neither, only counting.
 
+import { lineScanner, SCAN_BASE, type LineScanner } from './line-scan.js';
+
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
 const CRLF = Buffer.from('\r\n');
+const CR_PIECE = Buffer.from('\r');
 const END_MARKER = Buffer.from('.\r\n');
 const CRLF_END_MARKER = Buffer.from('\r\n.\r\n');
 const EMPTY = Buffer.alloc(0);
@@ -42,15 +46,23 @@ const MIN_SLOT_USE = 4 * 1024;
 
 /**
  * The scan's insertions, as (position, byte) pairs. One scratch array for
- * all encoders (encode() is synchronous, so never in use by two at once),
- * grown to the largest window seen: a window of n bytes has at most n + 1
- * insertions (no byte adds more than one, but the dot at a window's start).
+ * all encoders (encode() is synchronous, so never in use by two at once).
+ * The indexOf scan writes without checks, so it grows the array first to the
+ * window's worst case (a window of n bytes has at most n + 1 insertions: no
+ * byte adds more than one, but the dot at a window's start); the SIMD scan
+ * grows it as insertions come (a text body makes none: no 512 KiB array).
  */
-let scratchInserts = new Int32Array(0);
+let scratchInserts: Int32Array = new Int32Array(256);
 function scratch(len: number): Int32Array {
   const need = 2 * (len + 2);
   if (scratchInserts.length < need) scratchInserts = new Int32Array(need);
   return scratchInserts;
+}
+function growScratch(): Int32Array {
+  const grown = new Int32Array(scratchInserts.length * 2);
+  grown.set(scratchInserts);
+  scratchInserts = grown;
+  return grown;
 }
 
 /** scanWindow's results: insertions, where the output ends (before a held-back CR), dots stuffed, at a line start (1/0). */
@@ -112,6 +124,64 @@ function scanWindow(buf: Buffer, start: number, stuff: boolean, atLineStart: boo
   scanResult[1] = end;
   scanResult[2] = stuffed;
   scanResult[3] = end === len && lineEnd === len ? 1 : 0;
+}
+
+/**
+ * scanWindow's twin on the SIMD scanner (line-scan.ts): the same results
+ * from one WebAssembly call per insertion (and one per window) instead of
+ * two indexOf calls per line. The scanner reports pairs of adjacent bytes;
+ * the bytes it cannot pair are decided here: the window's first byte (a dot
+ * at a line start, or a bare LF) and its last (a CR, held back).
+ */
+function scanWindowSimd(scanner: LineScanner, buf: Buffer, start: number, stuff: boolean, atLineStart: boolean): void {
+  const len = buf.length;
+  let inserts = scratchInserts;
+  let n = 0;
+  let stuffed = 0;
+  if (start < len) {
+    const first = buf[start];
+    if (first === DOT && atLineStart && stuff) {
+      inserts[n++] = start;
+      inserts[n++] = DOT;
+      stuffed++;
+    } else if (first === LF) {
+      inserts[n++] = start; // bare LF (a CRLF split over two chunks was taken off as `start`)
+      inserts[n++] = CR;
+    }
+  }
+  const end = start < len && buf[len - 1] === CR ? len - 1 : len;
+  const memory = scanner.memory;
+  memory.set(buf, SCAN_BASE);
+  const limit = SCAN_BASE + len - 1; // pairs whose both bytes are in the window
+  for (let q = SCAN_BASE + start; ; ) {
+    const r = scanner.scan(q, limit, stuff ? 1 : 0);
+    if (r < 0) break;
+    const p = r - SCAN_BASE;
+    const x = buf[p];
+    const y = buf[p + 1];
+    if (n + 4 > inserts.length) inserts = growScratch();
+    if (x === CR && y !== LF) {
+      inserts[n++] = p + 1; // bare CR: add its LF; the next byte starts a line
+      inserts[n++] = LF;
+      if (stuff && y === DOT) {
+        inserts[n++] = p + 1;
+        inserts[n++] = DOT;
+        stuffed++;
+      }
+    } else if (y === LF && x !== CR) {
+      inserts[n++] = p + 1; // bare LF: add its CR
+      inserts[n++] = CR;
+    } else {
+      inserts[n++] = p + 1; // an LF, then "." starting the next line
+      inserts[n++] = DOT;
+      stuffed++;
+    }
+    q = r + 1;
+  }
+  scanResult[0] = n / 2;
+  scanResult[1] = end;
+  scanResult[2] = stuffed;
+  scanResult[3] = end < len ? 0 : start < len ? (buf[len - 1] === LF ? 1 : 0) : atLineStart ? 1 : 0;
 }
 
 /**
@@ -208,7 +278,9 @@ export class DataEncoder {
    * insertions (a CR before a bare LF, an LF after a bare CR, a "." before a
    * leading dot), then the output is built with one native copy per span
    * between insertions, so a large message makes one buffer per window, not
-   * one object per line.
+   * one object per line. A window whose only change is a CRLF split across
+   * windows or chunks (its CR held back until the next byte is known) stays
+   * zero-copy: slices of the input around a one-byte CR piece.
    */
   encode(chunk: Uint8Array): Buffer[] {
     const buf = chunk instanceof Buffer ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -218,10 +290,10 @@ export class DataEncoder {
       this.#outBytes += len;
       return [buf];
     }
-    if (len <= ENCODE_WINDOW) return [this.#encodeWindow(buf)];
-    // Windows keep the scratch insert list and each output buffer small (and in cache).
     const pieces: Buffer[] = [];
-    for (let i = 0; i < len; i += ENCODE_WINDOW) pieces.push(this.#encodeWindow(buf.subarray(i, Math.min(len, i + ENCODE_WINDOW))));
+    if (len <= ENCODE_WINDOW) this.#encodeWindow(buf, pieces);
+    // Windows keep the scratch insert list and each output buffer small (and in cache).
+    else for (let i = 0; i < len; i += ENCODE_WINDOW) this.#encodeWindow(buf.subarray(i, Math.min(len, i + ENCODE_WINDOW)), pieces);
     return pieces;
   }
 
@@ -236,10 +308,11 @@ export class DataEncoder {
       this.#outBytes += buf.length;
       return;
     }
-    for (let i = 0; i < buf.length; i += ENCODE_WINDOW) this.#encodeWindow(buf.subarray(i, Math.min(buf.length, i + ENCODE_WINDOW)), false);
+    for (let i = 0; i < buf.length; i += ENCODE_WINDOW) this.#encodeWindow(buf.subarray(i, Math.min(buf.length, i + ENCODE_WINDOW)));
   }
 
-  #encodeWindow(buf: Buffer, produce = true): Buffer {
+  /** Encodes one window into `pieces`; without `pieces` only counts (measure()). */
+  #encodeWindow(buf: Buffer, pieces?: Buffer[]): void {
     const len = buf.length;
     let prefix = 0; // 1: a CR left from the last chunk ended a line as CRLF; 2: it was bare
     let i = 0;
@@ -250,8 +323,10 @@ export class DataEncoder {
       if (prefix === 1) i = 1;
       this.#atLineStart = true;
     }
-    const inserts = scratch(len);
-    scanWindow(buf, i, this.mode === 'data', this.#atLineStart, inserts);
+    const scanner = lineScanner();
+    if (scanner !== undefined && len <= scanner.maxWindow) scanWindowSimd(scanner, buf, i, this.mode === 'data', this.#atLineStart);
+    else scanWindow(buf, i, this.mode === 'data', this.#atLineStart, scratch(len));
+    const inserts = scratchInserts;
     const count = scanResult[0]!;
     const end = scanResult[1]!;
     this.#stuffed += scanResult[2]!;
@@ -260,12 +335,19 @@ export class DataEncoder {
     this.#atLineStart = scanResult[3] === 1;
     const total = prefix + end + count;
     this.#outBytes += total;
-    if (!produce || (total === len && prefix === 0 && end === len)) return buf;
+    if (pieces === undefined) return;
+    if (count === 0) {
+      // Nothing inserted in the window: at most a held-back CR to put back in front.
+      if (prefix === 1) pieces.push(CR_PIECE); // the window starts with that CR's LF
+      else if (prefix === 2) pieces.push(CRLF);
+      if (end > 0) pieces.push(end === len ? buf : buf.subarray(0, end));
+      return;
+    }
     const out = this.#output(total);
     if (prefix === 1) out[0] = CR;
     else if (prefix === 2) { out[0] = CR; out[1] = LF; }
     spread(out, buf, end, prefix, inserts, count);
-    return out;
+    pieces.push(out);
   }
 
   /**
