@@ -184,8 +184,11 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     if (this.listenerCount('error') > 0) this.emit('error', error instanceof Error ? error : new Error(String(error)));
   }
 
+  /** `event` is the caller's own new object: `at` is set on it (a spread copy with one more property cost V8 ~2.5 us, twice per message). */
   #emit(event: Omit<TransitionEvent, 'at'>): void {
-    this.emit('transition', { ...event, at: Date.now() });
+    const full = event as TransitionEvent;
+    full.at = Date.now();
+    this.emit('transition', full);
   }
 
   #addJob(message: StoredMessage): Promise<unknown> {

@@ -49,7 +49,7 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
+import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, sizeOf, unlinkIfPresent, writeDurable, writeDurableStream } from './durable.js';
 
 // Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
 // together share one file and one fsync, linked under each message's name). A version 2 spool is a
@@ -153,6 +153,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     if (this.#closed) return;
     this.#closed = true;
     for (const worker of [...this.#workers.keys()]) await this.unregisterWorker(worker);
+    await this.#syncer.close();
   }
 
   /** Files in tmp/ older than 10 minutes belong to writes that crashed. */
@@ -168,9 +169,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     }
   }
 
+  /** `event` is the caller's own new object: `at` is set on it (a spread copy with one more property cost V8 ~2.5 us, twice per message). */
   #emit(event: Omit<TransitionEvent, 'at'>): void {
     if (event.to === 'queued' || event.to === 'deferred') this.#listedAt = 0; // queue/ changed: list it again
-    this.emit('transition', { ...event, at: Date.now() });
+    const full = event as TransitionEvent;
+    full.at = Date.now();
+    this.emit('transition', full);
   }
 
   // --- enqueue -------------------------------------------------------------------
@@ -320,14 +324,20 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    * for the attempt that follows (no second read of the file).
    */
   async #readClaimed(path: string, id: string): Promise<StoredMessage | undefined> {
-    let text: string;
-    try {
-      text = await readText(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
+    // Most claims are of messages never attempted, whose entry is empty: one stat says so
+    // (open + fstat + close did, three calls).
+    const size = sizeOf(path);
+    if (size === undefined) return undefined;
+    if (size > 0) {
+      let text: string;
+      try {
+        text = await readText(path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      }
+      if (text !== '') return recordIn(text, id, path);
     }
-    if (text !== '') return recordIn(text, id, path);
     const file = await readBytes(this.#p('data', id));
     const end = file.indexOf(0x0a);
     this.#bodies.set(id, file.subarray(end + 1));
@@ -486,6 +496,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     // Whatever it still holds goes back (an attempt that wrote its end of data is settled by recovery rules).
     await this.#settleWorkerDir(worker, {}, true);
     await unlinkIfPresent(this.#p('workers', `${worker}.json`));
+    await this.#syncer.forget(this.#p('active', worker));
     if (this.#control && worker === (await this.#control)) this.#control = undefined;
   }
 
@@ -509,11 +520,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       await this.#listDue();
       await this.#claimListed(worker, limit, won);
     }
-    // One listing of commit/ for the whole claim instead of a stat per message.
-    const marks = won.length > 0 ? new Set(await readdir(this.#p('commit'))) : new Set<string>();
+    // A stat per claimed message (a few us each, on the main thread), not a readdir of commit/ per
+    // claim: that readdir waited on the threadpool behind the fsyncs and body unlinks, 2 to 3 ms per
+    // claim (4 workers, 4,000 messages: 230 to 290 ms per worker process).
     return won.map((message) => {
       this.#emit({ id: message.id, from: restingState(message), to: 'active' });
-      return { message, interrupted: marks.has(`${message.id}@${message.attempts + 1}`) };
+      return { message, interrupted: sizeOf(this.#p('commit', `${message.id}@${message.attempts + 1}`)) !== undefined };
     });
   }
 
