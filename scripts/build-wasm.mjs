@@ -16,7 +16,7 @@ const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'smt
 export async function compileLineScan() {
   const wabt = await wabtInit();
   const source = readFileSync(join(dir, 'line-scan.wat'), 'utf8');
-  const module = wabt.parseWat('line-scan.wat', source, { simd: true });
+  const module = wabt.parseWat('line-scan.wat', source, { simd: true, bulk_memory: true });
   try {
     module.validate();
     return Buffer.from(module.toBinary({}).buffer);

@@ -25,7 +25,7 @@ import {
 import { isAscii, toPath } from '../protocol/address.js';
 import type { Capabilities } from '../protocol/capabilities.js';
 import { commandLine } from '../protocol/commands.js';
-import { DataEncoder, ENCODE_WINDOW, encodeDataAhead, encodeWhole, type EncoderMode } from '../protocol/data-encoder.js';
+import { DATA_ENCODER_SLOTS, DataEncoder, ENCODE_WINDOW, encodeDataAhead, encodeWhole, type EncoderMode } from '../protocol/data-encoder.js';
 import { coalesce } from '../wire/transport.js';
 import {
   renderMailParameters,
@@ -471,10 +471,26 @@ export class Transaction {
     const encoder = new DataEncoder('data', { reuseOutput: session.transport.copiesWrites });
     const source = this.request.source;
     if (source.kind === 'bytes') {
-      for (let i = 0; i < source.bytes.length; i += ENCODE_WINDOW) {
-        const pieces = encoder.encode(source.bytes.subarray(i, Math.min(source.bytes.length, i + ENCODE_WINDOW)));
-        this.#writeData(ctx, pieces, () => { for (const piece of pieces) encoder.release(piece); });
+      // Windows go out DATA_WRITE_BATCH at a time, in one write (one writev):
+      // a write per 64 KiB window cost 14 ms of system time per 20 MB with a
+      // dot on every line, against 6 ms for the same bytes in large writes
+      // (loopback, Node 20). The pieces are lent from the encoder's slots;
+      // when none would be free for the next batch, the loop yields to the
+      // event loop, where the finished writes give theirs back (a write that
+      // completed at once reports it on a later tick), instead of making the
+      // encoder allocate fresh ones.
+      const bytes = source.bytes;
+      let batch: Buffer[] = [];
+      let windows = 0;
+      for (let i = 0; i < bytes.length; i += ENCODE_WINDOW) {
+        for (const piece of encoder.encode(bytes.subarray(i, Math.min(bytes.length, i + ENCODE_WINDOW)))) batch.push(piece);
+        if (++windows < DATA_WRITE_BATCH && i + ENCODE_WINDOW < bytes.length) continue;
+        const lent = batch;
+        batch = [];
+        windows = 0;
+        this.#writeData(ctx, lent, () => { for (const piece of lent) encoder.release(piece); });
         if (!session.transport.clear) await session.transport.drain(timeouts.dataWrite, signal);
+        else if (encoder.lentSlots > DATA_ENCODER_SLOTS - DATA_WRITE_BATCH) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } else {
       await this.#streamBody(ctx, encoder, async (pieces) => {
@@ -787,6 +803,8 @@ function sizeExceeded(size: number, limit: number): SMTPDataError {
 
 /** The largest single write of a body encoded ahead (one system call, one wait for the socket to drain). */
 const DATA_WRITE_BYTES = 1024 * 1024;
+/** Windows (64 KiB of input each) encoded into one write when the body is encoded as it is written. */
+const DATA_WRITE_BATCH = 8;
 
 /**
  * Adjacent views of one buffer (the windows of a message whose encoding

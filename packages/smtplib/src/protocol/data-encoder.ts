@@ -12,7 +12,7 @@
 // BDAT (RFC 3030) wants normalization without stuffing; BINARYMIME wants
 // neither, only counting.
 
-import { lineScanner, SCAN_BASE, type LineScanner } from './line-scan.js';
+import { INS_BASE, lineScanner, OUT_BASE, SCAN_BASE, type LineScanner } from './line-scan.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -39,30 +39,28 @@ export interface DataEncoderOptions {
 
 /** Reusable output buffers (a slot holds the worst case of a 64 KiB input: every byte a bare LF). */
 const SLOT_BYTES = 2 * 64 * 1024 + 2;
-/** At most this many slots; with back-pressure one or two are in flight. Past it, fresh buffers. */
-const MAX_SLOTS = 8;
+/**
+ * At most this many slots (2 MiB when all are made): two batched writes of
+ * eight windows each (see the DATA path in client/transaction.ts). Past it,
+ * fresh buffers.
+ */
+const MAX_SLOTS = 16;
+export const DATA_ENCODER_SLOTS = MAX_SLOTS;
 /** Outputs smaller than this come from Node's shared 8 KiB pool (cheap), not from a slot. */
 const MIN_SLOT_USE = 4 * 1024;
 
 /**
- * The scan's insertions, as (position, byte) pairs. One scratch array for
- * all encoders (encode() is synchronous, so never in use by two at once).
- * The indexOf scan writes without checks, so it grows the array first to the
- * window's worst case (a window of n bytes has at most n + 1 insertions: no
- * byte adds more than one, but the dot at a window's start); the SIMD scan
- * grows it as insertions come (a text body makes none: no 512 KiB array).
+ * The indexOf scan's insertions, as (position, byte) pairs. One scratch
+ * array for all encoders (encode() is synchronous, so never in use by two at
+ * once), grown to the largest window seen: a window of n bytes has at most
+ * n + 1 insertions (no byte adds more than one, but the dot at a window's
+ * start). The SIMD scan keeps its own in the scanner's memory.
  */
-let scratchInserts: Int32Array = new Int32Array(256);
+let scratchInserts = new Int32Array(0);
 function scratch(len: number): Int32Array {
   const need = 2 * (len + 2);
   if (scratchInserts.length < need) scratchInserts = new Int32Array(need);
   return scratchInserts;
-}
-function growScratch(): Int32Array {
-  const grown = new Int32Array(scratchInserts.length * 2);
-  grown.set(scratchInserts);
-  scratchInserts = grown;
-  return grown;
 }
 
 /** scanWindow's results: insertions, where the output ends (before a held-back CR), dots stuffed, at a line start (1/0). */
@@ -127,15 +125,15 @@ function scanWindow(buf: Buffer, start: number, stuff: boolean, atLineStart: boo
 }
 
 /**
- * scanWindow's twin on the SIMD scanner (line-scan.ts): the same results
- * from one WebAssembly call per insertion (and one per window) instead of
- * two indexOf calls per line. The scanner reports pairs of adjacent bytes;
- * the bytes it cannot pair are decided here: the window's first byte (a dot
- * at a line start, or a bare LF) and its last (a CR, held back).
+ * scanWindow's twin on the SIMD scanner (line-scan.wat): the same results
+ * from one WebAssembly call per window instead of two indexOf calls per
+ * line. The module decides every pair of adjacent bytes inside the window;
+ * the bytes that pair with other chunks are decided here: the window's first
+ * byte (a dot at a line start, or a bare LF) and its last (a CR, held back).
  */
 function scanWindowSimd(scanner: LineScanner, buf: Buffer, start: number, stuff: boolean, atLineStart: boolean): void {
   const len = buf.length;
-  let inserts = scratchInserts;
+  const inserts = scanner.inserts; // sized for the worst case of the largest window
   let n = 0;
   let stuffed = 0;
   if (start < len) {
@@ -150,35 +148,11 @@ function scanWindowSimd(scanner: LineScanner, buf: Buffer, start: number, stuff:
     }
   }
   const end = start < len && buf[len - 1] === CR ? len - 1 : len;
-  const memory = scanner.memory;
-  memory.set(buf, SCAN_BASE);
-  const limit = SCAN_BASE + len - 1; // pairs whose both bytes are in the window
-  for (let q = SCAN_BASE + start; ; ) {
-    const r = scanner.scan(q, limit, stuff ? 1 : 0);
-    if (r < 0) break;
-    const p = r - SCAN_BASE;
-    const x = buf[p];
-    const y = buf[p + 1];
-    if (n + 4 > inserts.length) inserts = growScratch();
-    if (x === CR && y !== LF) {
-      inserts[n++] = p + 1; // bare CR: add its LF; the next byte starts a line
-      inserts[n++] = LF;
-      if (stuff && y === DOT) {
-        inserts[n++] = p + 1;
-        inserts[n++] = DOT;
-        stuffed++;
-      }
-    } else if (y === LF && x !== CR) {
-      inserts[n++] = p + 1; // bare LF: add its CR
-      inserts[n++] = CR;
-    } else {
-      inserts[n++] = p + 1; // an LF, then "." starting the next line
-      inserts[n++] = DOT;
-      stuffed++;
-    }
-    q = r + 1;
-  }
-  scanResult[0] = n / 2;
+  scanner.memory.set(buf, SCAN_BASE);
+  // pairs whose both bytes are in the window
+  const found = scanner.insertions(SCAN_BASE + start, SCAN_BASE + len - 1, stuff ? 1 : 0, INS_BASE + 4 * n, SCAN_BASE);
+  if (found > 0) stuffed += scanner.dotsWritten();
+  scanResult[0] = n / 2 + found;
   scanResult[1] = end;
   scanResult[2] = stuffed;
   scanResult[3] = end < len ? 0 : start < len ? (buf[len - 1] === LF ? 1 : 0) : atLineStart ? 1 : 0;
@@ -323,10 +297,12 @@ export class DataEncoder {
       if (prefix === 1) i = 1;
       this.#atLineStart = true;
     }
-    const scanner = lineScanner();
+    let scanner = lineScanner();
     if (scanner !== undefined && len <= scanner.maxWindow) scanWindowSimd(scanner, buf, i, this.mode === 'data', this.#atLineStart);
-    else scanWindow(buf, i, this.mode === 'data', this.#atLineStart, scratch(len));
-    const inserts = scratchInserts;
+    else {
+      scanner = undefined;
+      scanWindow(buf, i, this.mode === 'data', this.#atLineStart, scratch(len));
+    }
     const count = scanResult[0]!;
     const end = scanResult[1]!;
     this.#stuffed += scanResult[2]!;
@@ -346,7 +322,12 @@ export class DataEncoder {
     const out = this.#output(total);
     if (prefix === 1) out[0] = CR;
     else if (prefix === 2) { out[0] = CR; out[1] = LF; }
-    spread(out, buf, end, prefix, inserts, count);
+    if (scanner === undefined) spread(out, buf, end, prefix, scratchInserts, count);
+    else {
+      // The window is still in the scanner's memory (scanWindowSimd put it there): spread it there, copy it out once.
+      scanner.spread(SCAN_BASE, end, OUT_BASE, INS_BASE, count);
+      out.set(scanner.memory.subarray(OUT_BASE, OUT_BASE + end + count), prefix);
+    }
     pieces.push(out);
   }
 

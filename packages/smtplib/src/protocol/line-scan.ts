@@ -11,15 +11,37 @@
 
 import { LINE_SCAN_WASM } from './line-scan-wasm.js';
 
-/** Where a window is copied in the scanner's memory (bytes before it are never read). */
+// The module's memory (16 pages, 1 MiB; a page never touched is never
+// backed by RAM, so a text body costs only the window's 64 KiB):
+//   [0, 4)                          insertions()'s dot count
+//   [SCAN_BASE, +maxWindow + 32)   the window (the scan reads 17 bytes past it)
+//   [OUT_BASE, +2 * maxWindow + 2) spread()'s output (worst case: every byte a bare LF)
+//   [INS_BASE, ...)                the insertions, i32 pairs (position, byte)
+/** Where a window is copied (bytes before it are never read). */
 export const SCAN_BASE = 16;
+/** The encoder's windows are 64 KiB at most (ENCODE_WINDOW); a larger one falls back to the indexOf scan. */
+const MAX_WINDOW = 64 * 1024;
+export const OUT_BASE = 128 * 1024;
+/** 2 * (MAX_WINDOW + 2) pairs of i32 from here end at 832 KiB + 16 bytes, inside the 1 MiB. */
+export const INS_BASE = 320 * 1024;
+const MEMORY_BYTES = 16 * 65536;
 
 export interface LineScanner {
-  /** First flagged pair (p, p + 1) with p in [q, limit) (memory offsets), or -1. */
-  scan(q: number, limit: number, stuff: number): number;
+  /**
+   * Writes at `ins` the insertions the window at `base` needs for its pairs
+   * (p, p + 1), p in [q, limit) (memory offsets); returns how many, and
+   * leaves how many of them are dots in dotsWritten().
+   */
+  insertions(q: number, limit: number, stuff: number, ins: number, base: number): number;
+  /** The dots among the last insertions() call's. */
+  dotsWritten(): number;
+  /** Copies the window [src, src + end) to dst with `count` insertions (pairs at ins) made. */
+  spread(src: number, end: number, dst: number, ins: number, count: number): void;
   /** The module's memory, where a window is copied at SCAN_BASE. */
   memory: Uint8Array;
-  /** The largest window it can take: its loads read up to 17 bytes past the window. */
+  /** The insertions' place in memory, as pairs (position in the window, byte). */
+  inserts: Int32Array;
+  /** The largest window it can take. */
   maxWindow: number;
 }
 
@@ -42,7 +64,7 @@ export function useSimdLineScan(on: boolean): void {
 interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { scan: LineScanner['scan']; memory: { buffer: ArrayBuffer } } };
+  Instance: new (module: object) => { exports: { insertions: LineScanner['insertions']; spread: LineScanner['spread']; memory: { buffer: ArrayBuffer } } };
 }
 
 function load(): LineScanner | null {
@@ -52,8 +74,18 @@ function load(): LineScanner | null {
     const bytes = Buffer.from(LINE_SCAN_WASM, 'base64');
     if (!wasm.validate(bytes)) return null; // no SIMD here
     const { exports } = new wasm.Instance(new wasm.Module(bytes));
-    const memory = new Uint8Array(exports.memory.buffer);
-    return { scan: exports.scan, memory, maxWindow: memory.length - SCAN_BASE - 32 };
+    const buffer = exports.memory.buffer;
+    if (buffer.byteLength !== MEMORY_BYTES) return null;
+    const inserts = new Int32Array(buffer, INS_BASE, 2 * (MAX_WINDOW + 2));
+    const dots = new Int32Array(buffer, 0, 1); // insertions() leaves its dot count at address 0
+    return {
+      insertions: exports.insertions,
+      dotsWritten: () => dots[0]!,
+      spread: exports.spread,
+      memory: new Uint8Array(buffer),
+      inserts,
+      maxWindow: MAX_WINDOW,
+    };
   } catch {
     return null; // code generation disallowed, or no WebAssembly at all
   }
