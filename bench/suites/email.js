@@ -5,6 +5,10 @@
 // 5 rounds, medians and paired ratios (see alternate()). A bare node process is measured beside them.
 // Goal (issue 14): at least 2x MailComposer's throughput, at most 0.5x its peak memory; met/missed is
 // computed here, and the peak goal is printed as written even when node's own RSS makes it unreachable.
+// What the library controls is the memory the message adds (RSS growth over the message, and its heap and
+// Buffer parts): the same 0.5x goal is computed for those. Before the "before" sample every attachment cell
+// warms V8's optimizing compiler and settles the young generation (bench/lib/email-cell.js says why); the
+// RSS each added is printed.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -65,9 +69,15 @@ export async function run({ quick = false, workDir = join(fileURLToPath(new URL(
   const peak = { ...row(attaches, 'peakRssMB'), ratio: pairedRatio(attaches, 'peakRssMB') };
   const start = { ...row(attaches, 'startRssMB'), ratio: pairedRatio(attaches, 'startRssMB') };
   const growth = { ...row(attaches, 'rssGrowthMB'), ratio: pairedRatio(attaches, 'rssGrowthMB') };
-  const heap = row(attaches, 'heapGrowthMB');
-  const offHeap = row(attaches, 'offHeapGrowthMB');
-  const bare = median(bares.map((r) => r.peakRssMB));
+  // Ratios of the medians: these parts move in steps (heapTotal in 256 KiB pages), so a round's ratio can be 0/0.
+  const part = (key) => { const r = row(attaches, key); return { ...r, ratio: r.theirs > 0 ? r.ours / r.theirs : Number.NaN }; };
+  const heap = part('heapGrowthMB');
+  const buffers = part('arrayBuffersGrowthMB');
+  const warm = row(attaches, 'warmRssMB');
+  const settle = row(attaches, 'settleRssMB');
+  const bare = median(bares.map((r) => r.initialRssMB));
+  const bareWarm = median(bares.map((r) => r.warmRssMB));
+  const bareSettle = median(bares.map((r) => r.settleRssMB));
   const sizes = new Set([...attaches.ours, ...attaches.nodemailer].map((r) => r.bytes));
 
   const goal = (met) => (met ? 'met' : '**missed**');
@@ -84,14 +94,20 @@ export async function run({ quick = false, workDir = join(fileURLToPath(new URL(
     `| ${mb} MB attachment, MB per CPU second (user + system) | ${fixed(cpu.ours)} | ${fixed(cpu.theirs)} | ${times(cpu.ratio)}${spread(attaches, 'mbPerCpuSec')} | | |`,
     `| ${mb} MB attachment, peak RSS MB | ${fixed(peak.ours)} | ${fixed(peak.theirs)} | ${times(peak.ratio)}${spread(attaches, 'peakRssMB')} | <= 0.5x | ${goal(peak.ratio <= 0.5)}${peakReachable ? '' : ' (unreachable, below)'} |`,
     `| RSS before the message (library imported), MB | ${fixed(start.ours)} | ${fixed(start.theirs)} | ${times(start.ratio)} | | |`,
-    `| RSS growth during the message (peak - before), MB | ${fixed(growth.ours)} | ${fixed(growth.theirs)} | ${times(growth.ratio)}${spread(attaches, 'rssGrowthMB')} | | |`,
-    `| of which JS heap (heapTotal) growth, MB | ${fixed(heap.ours)} | ${fixed(heap.theirs)} | | | |`,
-    `| of which Buffers (external + arrayBuffers) growth, MB | ${fixed(offHeap.ours)} | ${fixed(offHeap.theirs)} | | | |`,
-    `| node running this harness, nothing imported: RSS MB | ${fixed(bare)} | | ${times(bare / peak.theirs)} of MailComposer's peak | | |`,
+    `| RSS growth during the message (peak - before), MB: the library's share | ${fixed(growth.ours)} | ${fixed(growth.theirs)} | ${times(growth.ratio)}${spread(attaches, 'rssGrowthMB')} | <= 0.5x | ${goal(growth.ratio <= 0.5)} |`,
+    `| of which JS heap (heapTotal) growth, MB | ${fixed(heap.ours, 2)} | ${fixed(heap.theirs, 2)} | ${times(heap.ratio)} | <= 0.5x | ${goal(heap.ratio <= 0.5)} |`,
+    `| of which Buffers (arrayBuffers) growth, MB | ${fixed(buffers.ours, 2)} | ${fixed(buffers.theirs, 2)} | ${times(buffers.ratio)} | <= 0.5x | ${goal(buffers.ratio <= 0.5)} |`,
+    `| harness, before import: optimizing-compiler warm-up, RSS added MB | ${fixed(warm.ours)} | ${fixed(warm.theirs)} | bare node: ${fixed(bareWarm)} | | |`,
+    `| harness, after import: young generation settled (16 MB of dead strings), RSS added MB | ${fixed(settle.ours)} | ${fixed(settle.theirs)} | bare node: ${fixed(bareSettle)} | | |`,
+    `| node with nothing imported (a bare cell at its start, before the two steps): RSS MB | ${fixed(bare)} | | ${times(bare / peak.theirs)} of MailComposer's peak | | |`,
     '',
     `Serialized sizes: ${[...sizes].join(', ')} bytes.`,
     '',
   ];
+  lines.push(
+    'Before the "before" sample each attachment cell, bare node too, runs the same two steps so that one-time costs of a node process are counted in "before" whichever code happens to trigger them first (bench/lib/email-cell.js): a loop that allocates nothing, before the import, so the optimizing compiler\'s own code is paged in (MailComposer\'s import triggers that compiler, smtplib-email\'s does not: without this step its first message paid it); and 16 MB of strings that die at once, after the import, so V8 has grown the young generation and promoted the import\'s objects (MailComposer\'s import allocates enough to do this itself). The RSS each step added is in the table. "Buffers" is `arrayBuffers`, the memory of every Buffer (the figure before 2026-12-06 added `external`, which already includes it).',
+    '',
+  );
   if (!peakReachable) {
     lines.push(
       `The peak-RSS goal as written (ours <= 0.5x MailComposer's peak, i.e. <= ${fixed(0.5 * peak.theirs)} MB here) cannot be met by any library in a node process: node itself, with nothing imported, has an RSS of ${fixed(bare)} MB (${times(bare / peak.theirs)} of MailComposer's peak). What the library controls is what it loads (the "before" row) and what the message adds (the growth row); both are printed beside the goal as written, not instead of it.`,

@@ -30,11 +30,16 @@ export const CHUNK_BYTES = LINE_BYTES * CHUNK_LINES;
  */
 const PIECE_BYTES = LINE_BYTES * 240;
 /**
- * A file attachment is read in pieces of 4 chunks (383,040 bytes) into two
- * reused Buffers: a fifth of the reads (thread-pool round trips) of 64 KiB
- * reads, and no fresh memory per read.
+ * A file attachment is read in pieces of 2 chunks (191,520 bytes) into two
+ * reused Buffers: no fresh memory per read, and a third of the reads
+ * (thread-pool round trips) of 64 KiB reads. Measured with
+ * bench/lib/email-cell.js (20 MB file, medians of 4 alternated runs, load
+ * 3.5): pieces of 4 chunks (383 KB more held) grew RSS 3.06 MB over the
+ * message and external memory 2.23 MB, pieces of 2 chunks 2.11 and 1.49 MB,
+ * at 714 vs 702 MB/s wall and 669 vs 630 MB per CPU second. Pieces of 1
+ * chunk saved another 0.2-0.4 MB but lost 10-15 % per CPU second.
  */
-export const FILE_READ_BYTES = 4 * CHUNK_BYTES;
+export const FILE_READ_BYTES = 2 * CHUNK_BYTES;
 
 /** The length of the line-wrapped base64 of `n` bytes, every line (the last partial one too) ended by a `sepLength`-byte separator. */
 export function base64LinesLength(n: number, sepLength: number): number {
