@@ -33,6 +33,27 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it('with several workers registered each claims its own stripe first, yet a higher priority and the stripe of a worker that never claims are still taken', async () => {
+    const { store, cleanup } = await spool();
+    const urgent = new Set<string>();
+    for (let i = 0; i < 8; i++) urgent.add((await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { priority: 5 })).id);
+    for (let i = 0; i < 40; i++) await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const w1 = await store.registerWorker();
+    const idle = await store.registerWorker(); // registered, never claims: half the messages are in its stripe
+    const got: string[] = [];
+    for (;;) {
+      const claims = await store.claim(w1, 3);
+      if (claims.length === 0) break;
+      got.push(...claims.map((c) => c.message.id));
+    }
+    expect(got.length).toBe(48);
+    expect(new Set(got.slice(0, 8))).toEqual(urgent);
+    await store.unregisterWorker(w1);
+    await store.unregisterWorker(idle);
+    await store.close();
+    await cleanup();
+  });
+
   it('concurrent enqueues share directory fsyncs (group commit)', async () => {
     const { store, dir, cleanup } = await spool();
     const before = store.dirSyncs;
