@@ -36,7 +36,7 @@ function splitAt(buf: Buffer, at: number[]): Buffer[] {
 }
 
 function run(simd: boolean, mode: 'data' | 'bdat', chunks: Buffer[]) {
-  useSimdLineScan(simd);
+  useSimdLineScan(simd, { minWindow: 0 }); // the SIMD scan for windows of any length, short ones included
   const encoder = new DataEncoder(mode);
   const out: Buffer[] = [];
   for (const chunk of chunks) out.push(...encoder.encode(chunk));
@@ -46,9 +46,19 @@ function run(simd: boolean, mode: 'data' | 'bdat', chunks: Buffer[]) {
 
 afterEach(() => useSimdLineScan(true));
 
+describe('which scan a window gets', () => {
+  it('the SIMD scan from 4 KiB to 64 KiB, the indexOf scan below and above', () => {
+    expect(lineScanner(4095)).toBeUndefined();
+    expect(lineScanner(4096)).toBeDefined();
+    expect(lineScanner(65536)).toBeDefined();
+    expect(lineScanner(65537)).toBeUndefined();
+  });
+});
+
 describe('SIMD line scan', () => {
   it('runs on this machine (else the comparisons below would compare the indexOf scan with itself)', () => {
-    expect(lineScanner()).toBeDefined();
+    useSimdLineScan(true, { minWindow: 0 });
+    expect(lineScanner(1)).toBeDefined();
   });
 
   for (const [name, input] of [['any bytes', bytes], ['text-like lines', textish]] as const) {
@@ -66,7 +76,7 @@ describe('SIMD line scan', () => {
   it('measures what the indexOf scan measures', () => {
     fc.assert(
       fc.property(textish, (m) => {
-        useSimdLineScan(true);
+        useSimdLineScan(true, { minWindow: 0 });
         const simd = contentSize(m);
         useSimdLineScan(false);
         expect(simd).toBe(contentSize(m));

@@ -297,12 +297,9 @@ export class DataEncoder {
       if (prefix === 1) i = 1;
       this.#atLineStart = true;
     }
-    let scanner = lineScanner();
-    if (scanner !== undefined && len <= scanner.maxWindow) scanWindowSimd(scanner, buf, i, this.mode === 'data', this.#atLineStart);
-    else {
-      scanner = undefined;
-      scanWindow(buf, i, this.mode === 'data', this.#atLineStart, scratch(len));
-    }
+    const scanner = lineScanner(len);
+    if (scanner !== undefined) scanWindowSimd(scanner, buf, i, this.mode === 'data', this.#atLineStart);
+    else scanWindow(buf, i, this.mode === 'data', this.#atLineStart, scratch(len));
     const count = scanResult[0]!;
     const end = scanResult[1]!;
     this.#stuffed += scanResult[2]!;

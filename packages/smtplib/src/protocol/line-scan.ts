@@ -14,8 +14,8 @@ import { LINE_SCAN_WASM } from './line-scan-wasm.js';
 // The module's memory (16 pages, 1 MiB; a page never touched is never
 // backed by RAM, so a text body costs only the window's 64 KiB):
 //   [0, 4)                          insertions()'s dot count
-//   [SCAN_BASE, +maxWindow + 32)   the window (the scan reads 17 bytes past it)
-//   [OUT_BASE, +2 * maxWindow + 2) spread()'s output (worst case: every byte a bare LF)
+//   [SCAN_BASE, +MAX_WINDOW + 32)  the window (the scan reads 17 bytes past it)
+//   [OUT_BASE, +2 * MAX_WINDOW + 2) spread()'s output (worst case: every byte a bare LF)
 //   [INS_BASE, ...)                the insertions, i32 pairs (position, byte)
 /** Where a window is copied (bytes before it are never read). */
 export const SCAN_BASE = 16;
@@ -41,23 +41,32 @@ export interface LineScanner {
   memory: Uint8Array;
   /** The insertions' place in memory, as pairs (position in the window, byte). */
   inserts: Int32Array;
-  /** The largest window it can take. */
-  maxWindow: number;
 }
 
 let loaded: LineScanner | null | undefined;
 let enabled = true;
+/**
+ * Windows shorter than this use the indexOf scan: a small message has a few
+ * lines, and a process that only sends small ones never compiles the module
+ * (compiling pages about 1 MB of V8's WebAssembly compiler into RSS).
+ */
+const DEFAULT_MIN_WINDOW = 4096;
+let minWindow = DEFAULT_MIN_WINDOW;
 
-/** The SIMD scanner, or undefined where it cannot run (or is switched off). */
-export function lineScanner(): LineScanner | undefined {
-  if (!enabled) return undefined;
+/** The SIMD scanner for a window of `length` bytes, or undefined: too short, too long, or it cannot run here. */
+export function lineScanner(length: number): LineScanner | undefined {
+  if (!enabled || length < minWindow || length > MAX_WINDOW) return undefined;
   if (loaded === undefined) loaded = load();
   return loaded ?? undefined;
 }
 
-/** Tests switch the SIMD scan off to check the indexOf scan gives the same bytes. */
-export function useSimdLineScan(on: boolean): void {
+/**
+ * Tests switch the SIMD scan off to check that the indexOf scan gives the same
+ * bytes, and on for windows of any length (`minWindow: 0`).
+ */
+export function useSimdLineScan(on: boolean, options: { minWindow?: number } = {}): void {
   enabled = on;
+  minWindow = options.minWindow ?? DEFAULT_MIN_WINDOW;
 }
 
 /** The part of the WebAssembly global used here (the project's TypeScript libraries do not declare it). */
@@ -84,7 +93,6 @@ function load(): LineScanner | null {
       spread: exports.spread,
       memory: new Uint8Array(buffer),
       inserts,
-      maxWindow: MAX_WINDOW,
     };
   } catch {
     return null; // code generation disallowed, or no WebAssembly at all
