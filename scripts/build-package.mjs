@@ -17,6 +17,11 @@
 // Node 20: `import('smtplib')` then gc, RSS before and after). The per-module files
 // stay in dist/ for the repository's own scripts that import an internal module;
 // package.json's "files" ships only the bundles and the declaration files.
+// The bundles carry no comments (the declaration files keep the documentation)
+// and only ASCII (other characters escaped): V8 keeps a module's source text in
+// the heap for as long as the module lives, and a handful of "–" and "→" in
+// comments made smtplib's 330 KB source a two-byte string. Heap kept after
+// `import('smtplib')` and a gc: 1,809 KB -> 1,426 KB (Node 20).
 //
 // `node build-package.mjs --check` (the packages' `prepack`) builds nothing:
 // it fails when dist/ or the LICENSE copy is missing, so a tarball is never
@@ -58,7 +63,7 @@ async function bundleEntryPoints(out, dual) {
       platform: 'node',
       logLevel: 'warn',
       write: true,
-      output: { dir: bundled, format, entryFileNames: 'index.js', chunkFileNames: 'chunks/[name]-[hash].js', minify: false },
+      output: { dir: bundled, format, entryFileNames: 'index.js', chunkFileNames: 'chunks/[name]-[hash].js', minify: false, comments: false, charset: 'ascii' },
     });
     renameSync(join(bundled, 'index.js'), join(dir, 'index.js'));
     if (existsSync(join(bundled, 'chunks'))) renameSync(join(bundled, 'chunks'), join(dir, 'chunks'));
