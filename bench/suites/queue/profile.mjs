@@ -2,8 +2,10 @@
 // Prints msgs/s, store calls per message with their mean latency, fsyncs per message
 // (file and directory, counted in this process), every file call per message with its main-thread
 // time, and for Redis the commands per
-// message from INFO commandstats (every client, BullMQ's included).
-//   node bench/suites/queue/profile.mjs spool|redis [messages] [--cpu-prof via NODE_OPTIONS]
+// message from INFO commandstats (every client, BullMQ's included) and redis-server's CPU per message.
+// The worker's CPU is split into its main thread and its other threads (V8's compiler and GC
+// helpers, libuv's threadpool).
+//   node [--cpu-prof] bench/suites/queue/profile.mjs spool|redis [messages]   (--cpu-prof: a node flag; NODE_OPTIONS refuses it)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import fs from 'node:fs';
@@ -94,8 +96,20 @@ const dirSyncs0 = store.dirSyncs ?? 0;
 await ctl.reset();
 const queue = new MailQueue(store);
 const worker = queue.worker({ smtp: { host: '127.0.0.1', port: sink.port, tlsPolicy: 'none', maxConnections: 4 }, concurrency: 40, pollIntervalMs: 20 });
+// CPU from Linux's /proc (clock ticks of USER_HZ 100, as ms): redis-server's (the scripts and
+// BullMQ's commands run there), and this process's main thread apart from its other threads (V8's
+// compiler and GC helpers, libuv's threadpool: fsyncs, file writes, unlinks).
+const ticksMs = (path) => {
+  const stat = fs.readFileSync(path, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+};
+const redisCpuMs = () => (redisProc ? ticksMs(`/proc/${redisProc.pid}/stat`) : 0);
+const mainCpuMs = () => ticksMs(`/proc/self/task/${process.pid}/stat`);
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
+const redisCpu0 = redisCpuMs();
+const main0 = mainCpuMs();
 await worker.start();
 for (;;) {
   if ((await ctl.stats()).messages >= M) break;
@@ -103,9 +117,11 @@ for (;;) {
 }
 const ms = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
+const redisCpu = redisCpuMs() - redisCpu0;
+const mainCpu = mainCpuMs() - main0;
 await worker.stop();
 const st = await ctl.stats();
-console.log(`${kind}: ${M} messages, 1 worker in process, sink 1 ms: ${(M / (ms / 1000)).toFixed(0)} msgs/s; sink reply batches ${st.batches ?? '?'}; this process's CPU ${((cpu.user + cpu.system) / 1000 / M).toFixed(2)} ms/msg (user ${(cpu.user / 1000 / M).toFixed(2)}, system ${(cpu.system / 1000 / M).toFixed(2)})`);
+console.log(`${kind}: ${M} messages, 1 worker in process, sink 1 ms: ${(M / (ms / 1000)).toFixed(0)} msgs/s; sink reply batches ${st.batches ?? '?'}; this process's CPU ${((cpu.user + cpu.system) / 1000 / M).toFixed(2)} ms/msg (user ${(cpu.user / 1000 / M).toFixed(2)}, system ${(cpu.system / 1000 / M).toFixed(2)}; main thread ${(mainCpu / M).toFixed(2)}, other threads ${((cpu.user + cpu.system) / 1000 / M - mainCpu / M).toFixed(2)})${redisProc ? `; redis-server's CPU ${(redisCpu / M).toFixed(3)} ms/msg` : ''}`);
 for (const [name, c] of Object.entries(storeCalls)) if (c.n) console.log(`  ${name.padEnd(15)} ${(c.n / M).toFixed(3)} calls/msg  mean ${(c.ms / c.n).toFixed(2)} ms${name === 'claim' ? `  (${(c.items / c.n).toFixed(1)} messages per claim)` : ''}`);
 if (kind === 'spool') console.log(`  file fsyncs/msg ${((fsyncs.n - (store.dirSyncs - dirSyncs0)) / M).toFixed(2)}  dir fsyncs/msg ${((store.dirSyncs - dirSyncs0) / M).toFixed(2)}`);
 const fileCalls = Object.entries(calls).filter(([, c]) => c.n > 0);
