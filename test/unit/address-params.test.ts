@@ -112,6 +112,23 @@ describe('Capabilities', () => {
     expect([...c.features.keys()]).toEqual(['pipelining', 'size', 'auth', 'x-custom', '8bitmime']);
   });
 
+  it('answers from the features map as it is now (esmtpFeatures is that map, and callers may change it)', () => {
+    const c = caps('SIZE 1000', '8BITMIME');
+    expect(c.has('8bitmime')).toBe(true);
+    expect(c.has('8BitMime')).toBe(true);
+    expect(c.has('chunking')).toBe(false);
+    expect(c.has('CHUNKING')).toBe(false);
+    expect(c.maxSize).toBe(1000);
+    c.features.set('size', '2000');
+    expect(c.maxSize).toBe(2000);
+    c.features.set('size', 'nonsense');
+    expect(c.maxSize).toBeUndefined();
+    c.features.delete('size');
+    expect(c.maxSize).toBeUndefined();
+    c.features.set('size', '2000');
+    expect(c.maxSize).toBe(2000);
+  });
+
   it('treats malformed SIZE as no limit', () => {
     for (const v of ['', 'abc', '-1', '0', '1e3', '0x10', '99999999999999999999999']) {
       expect(caps(`SIZE ${v}`).maxSize).toBeUndefined();

@@ -101,6 +101,26 @@ describe('RefusedRecipients', () => {
     expect(map).toMatchObject({ 'bob@x.org': { code: 550 } });
   });
 
+  it('reads the same empty before any set() (its Map is made by the first one)', () => {
+    const empty = new smtplib.RefusedRecipients();
+    expect(empty.size).toBe(0);
+    expect(empty.has('bob@x.org')).toBe(false);
+    expect(empty.get('bob@x.org')).toBeUndefined();
+    expect(empty.delete('bob@x.org')).toBe(false);
+    expect([...empty, ...empty.keys(), ...empty.values(), ...empty.entries()]).toEqual([]);
+    let calls = 0;
+    empty.forEach(() => calls++);
+    expect(calls).toBe(0);
+    expect(empty.toJSON()).toEqual({});
+    expect(JSON.stringify(empty)).toBe('{}');
+    empty.clear();
+    const reply = new smtplib.Reply(550, ['no']);
+    empty.set('bob@x.org', reply);
+    expect([...empty.keys()]).toEqual(['bob@x.org']);
+    // a second empty map still iterates nothing (the empty iterable is shared, never written)
+    expect([...new smtplib.RefusedRecipients()]).toEqual([]);
+  });
+
   it('keeps an address named like a method without breaking the methods', () => {
     const map = new smtplib.RefusedRecipients().set('size', new smtplib.Reply(550, ['odd']));
     expect(map.size).toBe(1);

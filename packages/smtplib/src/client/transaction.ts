@@ -34,7 +34,7 @@ import {
   type RcptOptions,
 } from '../protocol/params.js';
 import { Reply, syntheticReply } from '../protocol/reply.js';
-import type { Session } from '../session/session.js';
+import { settledReply, type ReplyHandle, type Session } from '../session/session.js';
 import type { MessageSource, SmtpRequirements } from '../message/source.js';
 import type { Timeouts } from './options.js';
 import { RefusedRecipients } from '../protocol/refused-recipients.js';
@@ -102,16 +102,25 @@ interface Plan {
   encoded?: { chunks: Buffer[]; tail: Buffer; size: number };
 }
 
-/** Waiters registered by a group write that this transaction has not consumed yet. */
-interface Head {
-  mail: Promise<Reply>;
-  rcpts: Promise<Reply>[];
-  data?: Promise<Reply>;
+/**
+ * Waiters registered by a group write that this transaction has not consumed yet.
+ * A class, every field set from the start: one shape for every group (a property
+ * added later, as a plain object grew, gave #group a second shape and a deopt).
+ */
+class Head {
+  /** MAIL's and each RCPT's reply: promises, or for a whole message (bdatLast) handles read once BDAT LAST's reply has come. */
+  mail: Promise<Reply> | ReplyHandle = NO_HANDLE;
+  rcpts: readonly (Promise<Reply> | ReplyHandle)[] = NO_OWED;
+  data: Promise<Reply> | undefined = undefined;
   /** The whole body went as one BDAT LAST; these are its replies (one, or one per recipient for LMTP). */
-  bdatLast?: Promise<Reply>[];
+  bdatLast: Promise<Reply>[] | undefined = undefined;
   /** The group's last byte has left this process (so a lost BDAT LAST reply means "maybe delivered"). */
-  flushed: boolean;
+  flushed = false;
 }
+
+/** Head.mail and Head.rcpts before the group sets them. */
+const NO_HANDLE: ReplyHandle = { reply: undefined, error: undefined };
+const NO_OWED: readonly (Promise<Reply> | ReplyHandle)[] = [];
 
 export class Transaction {
   readonly request: TransactionRequest;
@@ -210,8 +219,9 @@ export class Transaction {
       }
     }
     const mailLine = commandLine(`MAIL FROM:${fromPath}${renderMailParameters(mail, { capabilities: caps, secure: ctx.secure, verified: ctx.verified })}`);
-    this.#plan = { mailLine, rcptLines, recipients: [...request.to], mode, useBdat };
-    if (encoded) this.#plan.encoded = encoded;
+    // One literal, `encoded` always present (possibly undefined): every plan
+    // has the same shape, so the code that reads plans stays monomorphic.
+    this.#plan = { mailLine, rcptLines, recipients: [...request.to], mode, useBdat, encoded };
     return this.#plan;
   }
 
@@ -286,10 +296,24 @@ export class Transaction {
     const refused = new RefusedRecipients();
     const accepted: string[] = [];
     let mailReply: Reply;
+    // A whole message's group: one wait, for BDAT LAST's reply (or the
+    // failure that ended the session); MAIL's and RCPT's replies came before
+    // it and are read from their handles, in the same order and with the
+    // same errors as awaiting each would give.
+    let endReply: Reply | undefined;
+    let endError: unknown;
+    if (head?.bdatLast && !(head.mail instanceof Promise)) {
+      try {
+        endReply = await session.await(head.bdatLast[0]!, signal);
+      } catch (error) {
+        endError = error;
+      }
+    }
     if (head) {
-      mailReply = await session.await(head.mail, signal);
+      mailReply = head.mail instanceof Promise ? await session.await(head.mail, signal) : settledReply(head.mail);
       for (let i = 0; i < head.rcpts.length; i++) {
-        const reply = await session.await(head.rcpts[i]!, signal);
+        const owed = head.rcpts[i]!;
+        const reply = owed instanceof Promise ? await session.await(owed, signal) : settledReply(owed);
         if (reply.isPositive) accepted.push(plan.recipients[i]!);
         else refused.set(plan.recipients[i]!, reply);
       }
@@ -328,7 +352,9 @@ export class Transaction {
       if (head?.bdatLast) {
         // The whole message already went with the envelope (read here: no call, no promise, on the hot path).
         endReplies = this.#endReplies;
-        for (const waiter of head.bdatLast) endReplies.push(await session.await(waiter, signal));
+        if (endReply !== undefined) endReplies.push(endReply);
+        else if (endError !== undefined) throw endError;
+        else for (const waiter of head.bdatLast) endReplies.push(await session.await(waiter, signal));
       } else {
         endReplies = plan.useBdat
           ? await this.#sendBdat(ctx, plan, accepted.length, next)
@@ -400,17 +426,20 @@ export class Transaction {
     // per recipient accepted at RCPT after BDAT LAST, a count not known
     // until the RCPT replies are in.)
     const whole = plan.useBdat && plan.encoded !== undefined && plan.encoded.size <= ctx.chunkSize && !ctx.lmtp && !this.request.beforeCommit;
-    const head = { flushed: false } as Head;
+    const head = new Head();
     const afterDataEnd = whole ? () => head.flushed : false;
     const timeout = timeouts.command;
-    head.mail = session.expectReply(plan.mailLine, 'command', timeout, afterDataEnd);
+    // A whole message's envelope replies need no promise of their own: BDAT
+    // LAST's reply comes after them (see ReplyHandle).
+    head.mail = whole ? session.expectHandle(plan.mailLine, 'command', timeout, afterDataEnd) : session.expectReply(plan.mailLine, 'command', timeout, afterDataEnd);
     // The command lines as one string (what is written) and, only when
     // someone reads them, as a list (what is logged).
     const rcptLines = plan.rcptLines;
-    const rcpts: Promise<Reply>[] = new Array(rcptLines.length);
+    // Filled by push: a preallocated `new Array(n)` changed its elements kind on the first store (a deopt of this function).
+    const rcpts: (Promise<Reply> | ReplyHandle)[] = [];
     let text = plan.mailLine + '\r\n';
     for (let i = 0; i < rcptLines.length; i++) {
-      rcpts[i] = session.expectReply(rcptLines[i]!, 'command', timeout, afterDataEnd);
+      rcpts.push(whole ? session.expectHandle(rcptLines[i]!, 'command', timeout, afterDataEnd) : session.expectReply(rcptLines[i]!, 'command', timeout, afterDataEnd));
       text += rcptLines[i]! + '\r\n';
     }
     head.rcpts = rcpts;
@@ -726,7 +755,7 @@ export class Transaction {
   /** Consumes replies a group still owes after a failure, so the stream stays in step. */
   async #drainHead(ctx: TransactionContext, head: Head | undefined): Promise<void> {
     if (!head) return;
-    for (const waiter of head.rcpts) await waiter.catch(() => undefined);
+    for (const waiter of head.rcpts) if (waiter instanceof Promise) await waiter.catch(() => undefined);
     if (head.data) {
       const reply = await head.data.catch(() => undefined);
       if (reply?.code === 354 && ctx.session.isOpen) {

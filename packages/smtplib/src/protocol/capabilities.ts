@@ -48,7 +48,11 @@ export class Capabilities {
   }
 
   has(keyword: string): boolean {
-    return this.features.has(keyword.toLowerCase());
+    // Keys are lower case, and so is every keyword the library asks about:
+    // lower-casing only when that misses saves a string per call (several per message).
+    if (this.features.has(keyword)) return true;
+    const lower = keyword.toLowerCase();
+    return lower !== keyword && this.features.has(lower);
   }
 
   get(keyword: string): string | undefined {
@@ -68,10 +72,20 @@ export class Capabilities {
    */
   get maxSize(): number | undefined {
     const value = this.features.get('size');
-    if (value === undefined || !/^\d{1,16}$/.test(value)) return undefined;
-    const size = Number(value);
-    return size > 0 && Number.isSafeInteger(size) ? size : undefined;
+    // Read per message: the last answer is kept for the text it was read from
+    // (features is a public Map, so the text is looked up every time).
+    if (value === this.#sizeText) return this.#size;
+    let size: number | undefined;
+    if (value !== undefined && /^\d{1,16}$/.test(value)) {
+      size = Number(value);
+      if (!(size > 0 && Number.isSafeInteger(size))) size = undefined;
+    }
+    this.#sizeText = value;
+    this.#size = size;
+    return size;
   }
+  #sizeText: string | undefined;
+  #size: number | undefined;
 }
 
 function appendAuth(features: Map<string, string>, mechanisms: string): void {

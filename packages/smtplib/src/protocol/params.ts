@@ -237,7 +237,7 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
     }
     words.push('REQUIRETLS');
   }
-  words.push(...renderExtra(options.extra, 'mail option'));
+  if (options.extra) words.push(...renderExtra(options.extra, 'mail option'));
   return words.length ? ` ${words.join(' ')}` : '';
 }
 
@@ -247,6 +247,8 @@ function validateRet(ret: string): void {
 
 /** The RCPT TO parameter string (leading space included when non-empty). */
 export function renderRcptParameters(options: RcptOptions, context: RenderContext): string {
+  // No parameters asked for (the common send): nothing to render or check.
+  if (options.notify === undefined && options.orcpt === undefined && options.extra === undefined) return '';
   const caps = context.capabilities;
   const written = (options as Written)[WRITTEN];
   const words: string[] = [];

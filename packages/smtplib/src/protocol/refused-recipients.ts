@@ -11,12 +11,16 @@
 
 import type { Reply } from './reply.js';
 
+/** What an empty map iterates (never written to). */
+const NONE: ReadonlyMap<string, Reply> = new Map();
+
 const RESERVED = new Set(['size', 'get', 'has', 'set', 'delete', 'clear', 'keys', 'values', 'entries', 'forEach', 'toJSON', 'constructor']);
 
 export class RefusedRecipients implements Iterable<[string, Reply]> {
   /** Each refused address, as a property (use get() for a typed lookup). */
   readonly [address: string]: unknown;
-  readonly #map = new Map<string, Reply>();
+  /** Made by the first set(): most sends refuse no one, and a Map per message is not free. */
+  #map: Map<string, Reply> | undefined;
 
   /** A map with the entries of a plain object or any iterable of pairs. */
   static from(entries: Record<string, Reply> | Iterable<[string, Reply]>): RefusedRecipients {
@@ -28,19 +32,19 @@ export class RefusedRecipients implements Iterable<[string, Reply]> {
 
   /** The number of refused recipients. */
   get size(): number {
-    return this.#map.size;
+    return this.#map === undefined ? 0 : this.#map.size;
   }
 
   get(address: string): Reply | undefined {
-    return this.#map.get(address);
+    return this.#map?.get(address);
   }
 
   has(address: string): boolean {
-    return this.#map.has(address);
+    return this.#map !== undefined && this.#map.has(address);
   }
 
   set(address: string, reply: Reply): this {
-    this.#map.set(address, reply);
+    (this.#map ??= new Map()).set(address, reply);
     if (!RESERVED.has(address)) {
       Object.defineProperty(this, address, { value: reply, enumerable: true, configurable: true, writable: false });
     }
@@ -48,37 +52,37 @@ export class RefusedRecipients implements Iterable<[string, Reply]> {
   }
 
   delete(address: string): boolean {
-    if (!this.#map.delete(address)) return false;
+    if (!this.#map?.delete(address)) return false;
     if (!RESERVED.has(address)) delete (this as Record<string, unknown>)[address];
     return true;
   }
 
   clear(): void {
-    for (const address of [...this.#map.keys()]) this.delete(address);
+    for (const address of [...this.keys()]) this.delete(address);
   }
 
   keys(): IterableIterator<string> {
-    return this.#map.keys();
+    return (this.#map ?? NONE).keys();
   }
 
   values(): IterableIterator<Reply> {
-    return this.#map.values();
+    return (this.#map ?? NONE).values();
   }
 
   entries(): IterableIterator<[string, Reply]> {
-    return this.#map.entries();
+    return (this.#map ?? NONE).entries();
   }
 
   forEach(callback: (reply: Reply, address: string, map: this) => void): void {
-    for (const [address, reply] of this.#map) callback(reply, address, this);
+    for (const [address, reply] of this.entries()) callback(reply, address, this);
   }
 
   [Symbol.iterator](): IterableIterator<[string, Reply]> {
-    return this.#map.entries();
+    return this.entries();
   }
 
   /** A plain object of the same entries. */
   toJSON(): Record<string, Reply> {
-    return Object.fromEntries(this.#map);
+    return Object.fromEntries(this.entries());
   }
 }

@@ -37,8 +37,26 @@ export interface ExpectOptions {
 
 const noop = () => {};
 
+/**
+ * A reply awaited without a promise: settled (reply or error) by the time
+ * any reply registered after it has settled, since replies are matched in
+ * order and a failure fails every waiter still owed. A pipelined group reads
+ * its earlier replies from handles once its last one has come: one promise
+ * per group instead of one per command.
+ */
+export interface ReplyHandle {
+  readonly reply: Reply | undefined;
+  readonly error: Error | undefined;
+}
+
+/** A settled handle's reply; throws what failed it. Only for a handle known to be settled. */
+export function settledReply(handle: ReplyHandle): Reply {
+  if (handle.reply !== undefined) return handle.reply;
+  throw handle.error ?? new SMTPProtocolError('internal error: a reply was read before it had come');
+}
+
 /** One awaited reply. A class, so every waiter has the same shape (this is the hot path). */
-class Waiter implements ExpectOptions {
+class Waiter implements ExpectOptions, ReplyHandle {
   readonly command: string;
   readonly phase: TimeoutPhase;
   readonly timeout: number;
@@ -48,7 +66,10 @@ class Waiter implements ExpectOptions {
   readonly deadline: number;
   resolve: (reply: Reply) => void = noop;
   reject: (error: Error) => void = noop;
+  /** Undefined for a handle (expectHandle): its outcome is kept in `reply` or `error` instead. */
   promise: Promise<Reply> | undefined = undefined;
+  reply: Reply | undefined = undefined;
+  error: Error | undefined = undefined;
 
   constructor(command: string, phase: TimeoutPhase, timeout: number, afterDataEnd: boolean | (() => boolean), maskReply: boolean, startsTls: boolean, now: number) {
     this.command = command;
@@ -151,6 +172,22 @@ export class Session {
     this.#waiters.push(waiter);
     if (this.#waiters.length === 1) this.#arm();
     return promise;
+  }
+
+  /**
+   * expectReply() without a promise: the reply (or the error that failed the
+   * session) is kept on the handle. Only for a command followed in the same
+   * pipelined group by one whose reply is awaited (see ReplyHandle).
+   */
+  expectHandle(command: string, phase: TimeoutPhase, timeout: number, afterDataEnd: boolean | (() => boolean) = false): ReplyHandle {
+    const waiter = new Waiter(command, phase, timeout, afterDataEnd, false, false, timeout > 0 ? Date.now() : 0);
+    if (this.#closed) {
+      waiter.error = this.#disconnectedError(this.#closed);
+      return waiter;
+    }
+    this.#waiters.push(waiter);
+    if (this.#waiters.length === 1) this.#arm();
+    return waiter;
   }
 
   /** Command lines written are logged or published: someone reads them (else callers may skip building the list). */
@@ -325,7 +362,8 @@ export class Session {
     publishReply(this, waiter.command, reply, waiter.maskReply);
     if (waiter.startsTls && reply.code === 220) this.#upgrading = true;
     this.#arm();
-    waiter.resolve(reply);
+    if (waiter.promise) waiter.resolve(reply);
+    else waiter.reply = reply;
     if (reply.code === 421) {
       // RFC 5321 §3.8: a server answering 421 closes and carries out nothing
       // written after the command it answered, so every reply still owed
@@ -414,8 +452,12 @@ export class Session {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const waiter of waiters) {
+      if (!waiter.promise) {
+        waiter.error = this.#errorFor(waiter, error);
+        continue;
+      }
       // Pipelined groups fail early without unhandled rejections: a waiter may be awaited later or never.
-      waiter.promise?.catch(noop);
+      waiter.promise.catch(noop);
       waiter.reject(this.#errorFor(waiter, error));
     }
   }
