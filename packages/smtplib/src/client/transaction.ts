@@ -180,7 +180,16 @@ export class Transaction {
     const utf8 = Boolean(mail.smtputf8);
     const fromPath = toPath(request.from, { smtputf8: utf8, role: 'sender' });
     const rcptParams = renderRcptParameters(request.rcpt, { capabilities: caps, secure: ctx.secure, verified: ctx.verified });
-    const rcptLines = request.to.map((to) => commandLine(`RCPT TO:${toPath(to, { smtputf8: utf8, role: 'recipient' })}${rcptParams}`));
+    // Built by push, not map(): map() inlined by the optimizing compiler gave
+    // the array another shape than the interpreter's, and #group, optimized
+    // on the first shape, was deoptimized and compiled again.
+    const rcptLines: string[] = [];
+    const recipients: string[] = [];
+    for (let i = 0; i < request.to.length; i++) {
+      const to = request.to[i]!;
+      rcptLines.push(commandLine(`RCPT TO:${toPath(to, { smtputf8: utf8, role: 'recipient' })}${rcptParams}`));
+      recipients.push(to);
+    }
     let encoded: Plan['encoded'];
     if (source.kind === 'bytes') {
       if (ctx.longLines === 'reject' && overLongLine(source.bytes, { run: 0 })) throw lineTooLong();
@@ -221,7 +230,7 @@ export class Transaction {
     const mailLine = commandLine(`MAIL FROM:${fromPath}${renderMailParameters(mail, { capabilities: caps, secure: ctx.secure, verified: ctx.verified })}`);
     // One literal, `encoded` always present (possibly undefined): every plan
     // has the same shape, so the code that reads plans stays monomorphic.
-    this.#plan = { mailLine, rcptLines, recipients: [...request.to], mode, useBdat, encoded };
+    this.#plan = { mailLine, rcptLines, recipients, mode, useBdat, encoded };
     return this.#plan;
   }
 
