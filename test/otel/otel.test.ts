@@ -125,6 +125,21 @@ describe('smtplib-otel', () => {
     expect(send!.events[0]!.attributes).toMatchObject({ 'smtp.recipient': 'bob@example.test' });
   });
 
+  it('each send names its own domains (the last ones are kept, never reused for another address)', async () => {
+    setUp();
+    const server = await startFaultServer();
+    closers.push(() => server.close());
+    const smtp = await SMTP.connect({ host: '127.0.0.1', port: server.port, localHostname: 'client.test' });
+    await smtp.sendmail('alice@one.test', ['bob@two.test'], message(1));
+    await smtp.sendmail('alice@one.test', ['bob@two.test', 'carol@Three.test'], message(2));
+    await smtp.sendmail('dave@four.test', ['bob@two.test'], message(3));
+    await smtp.quit();
+    const sends = byName('smtp send');
+    expect(sends.map((s) => s.attributes['smtp.mail_from'])).toEqual(['one.test', 'one.test', 'four.test']);
+    expect(sends.map((s) => s.events.map((e) => e.attributes!['smtp.recipient']))).toEqual([['two.test'], ['two.test', 'three.test'], ['two.test']]);
+    expect(sends[0]!.attributes).toMatchObject({ 'server.address': '127.0.0.1', 'server.port': server.port, 'url.scheme': 'smtp' });
+  });
+
   it('TLS details on the connect span: protocol, cipher, resumed, verified', async () => {
     setUp();
     const smtpServer = await startFaultServer();

@@ -43,6 +43,7 @@ import {
   SpanStatusCode,
   trace,
   type Attributes,
+  type AttributeValue,
   type Histogram,
   type MeterProvider,
   type Span,
@@ -89,6 +90,8 @@ type Operation = 'connect' | 'authenticate' | 'send';
  */
 class Series {
   readonly peer: Attributes;
+  /** The peer attributes as pairs, for the send span (one loop over an array, not for-in, per message). */
+  readonly peerPairs: [string, AttributeValue][];
   /** network.operation = connect | authenticate | send, no error. */
   readonly ok: Record<Operation, number> = { connect: 0, authenticate: 0, send: 0 };
   /** Failures by operation and error.type. */
@@ -102,6 +105,7 @@ class Series {
 
   constructor(peer: Attributes) {
     this.peer = peer;
+    this.peerPairs = Object.entries(peer).filter((pair): pair is [string, AttributeValue] => pair[1] !== undefined);
     this.operation = {
       connect: { ...peer, 'network.operation': 'connect' },
       authenticate: { ...peer, 'network.operation': 'authenticate' },
@@ -117,6 +121,19 @@ class Series {
     const entry = this.failed.get(key);
     if (entry) entry.count++;
     else this.failed.set(key, { attributes: { ...this.operation[operation], 'error.type': type }, count: 1 });
+  }
+}
+
+/** domainOf() with the last answer kept. */
+class LastDomain {
+  #address = '';
+  #domain = '';
+  of(address: string): string {
+    if (address !== this.#address) {
+      this.#address = address;
+      this.#domain = domainOf(address);
+    }
+    return this.#domain;
   }
 }
 
@@ -198,9 +215,13 @@ export class SmtplibInstrumentation {
 
   // --- events ---------------------------------------------------------------
 
-  #address(address: string): string {
-    return this.#options.recordAddresses ? address : domainOf(address);
+  #address(address: string, last: LastDomain = this.#recipientDomain): string {
+    return this.#options.recordAddresses ? address : last.of(address);
   }
+  // A bulk send names the same sender (and often the same recipient) message
+  // after message: the last domain of each is kept.
+  readonly #senderDomain = new LastDomain();
+  readonly #recipientDomain = new LastDomain();
 
   /** The measurements' series for a set of peer attributes (one per server). */
   #seriesFor(peer: Attributes): Series {
@@ -294,9 +315,9 @@ export class SmtplibInstrumentation {
       // The span is created after the fact anyway, when the send is over;
       // a sampler sees its name and kind.
       const span = this.#span('smtp send', event.durationMs)!;
-      const peer = series.peer;
-      for (const key in peer) span.setAttribute(key, peer[key]!);
-      span.setAttribute('smtp.mail_from', this.#address(event.from));
+      const pairs = series.peerPairs;
+      for (let k = 0; k < pairs.length; k++) span.setAttribute(pairs[k]![0], pairs[k]![1]);
+      span.setAttribute('smtp.mail_from', this.#address(event.from, this.#senderDomain));
       span.setAttribute('smtp.recipients.accepted', accepted.length);
       span.setAttribute('smtp.recipients.refused', refused.length);
       span.setAttribute('smtp.status_code', event.code);
