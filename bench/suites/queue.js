@@ -23,7 +23,15 @@ async function startRedis() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'smtplib-bench-redis-'));
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
-  if (await waitForRedis(port, 10_000)) return { url: `redis://127.0.0.1:${port}`, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
+  // stop(): redis-server must be gone before its directory is (it writes its AOF on the way out; one
+  // whose directory was removed first can stay up).
+  const stop = () => new Promise((resolve) => {
+    if (proc.exitCode !== null) return resolve();
+    proc.once('exit', resolve);
+    proc.kill('SIGTERM');
+    setTimeout(() => proc.kill('SIGKILL'), 5000).unref();
+  }).then(() => rmSync(dir, { recursive: true, force: true }));
+  if (await waitForRedis(port, 10_000)) return { url: `redis://127.0.0.1:${port}`, stop };
   proc.kill('SIGKILL');
   throw new Error('redis-server did not start (apt-get install redis-server)');
 }
@@ -161,7 +169,7 @@ export async function run({ quick, host, port, ctrlPort }) {
       log(`nodemailer+bullmq ${workers}: ${(M / (ms / 1000)).toFixed(0)} msgs/s`);
     }
   } finally {
-    redis.stop();
+    await redis.stop();
     rmSync(dir, { recursive: true, force: true });
     await ctl.config({ delay_us: 0 });
     ctl.close();

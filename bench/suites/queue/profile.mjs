@@ -140,7 +140,15 @@ if (kind === 'redis') {
   console.log(`  Redis commands/msg ${(total / M).toFixed(1)} (blocking waits included): ${rows.map(([n, c]) => `${n} ${(c / M).toFixed(2)}`).join(', ')}`);
 }
 await queue.close();
-redisProc?.kill();
+// redis-server must be gone before its directory is: it writes its AOF on the way out, and one
+// whose directory was removed first stayed up (nine were found running minutes later).
+if (redisProc && redisProc.exitCode === null) {
+  await new Promise((resolve) => {
+    redisProc.once('exit', resolve);
+    redisProc.kill();
+    setTimeout(() => redisProc.kill('SIGKILL'), 5000).unref();
+  });
+}
 ctl.close();
 sink.proc.kill();
 rmSync(dir, { recursive: true, force: true });
