@@ -13,6 +13,14 @@ interface Operation {
 export class OperationQueue {
   #waiting: Operation[] = [];
   #running = false;
+  /**
+   * Every waiting operation before this index is a transaction written ahead
+   * whole (that never changes until it is taken off the front): the scan for
+   * the next transaction starts here. Without it a burst of queued sends,
+   * thousands written ahead, was scanned from the front for every message
+   * (quadratic: 20,000 queued sends spent ~300 us each in the scan).
+   */
+  #scanFrom = 0;
 
   /** Runs `work` after every operation queued before it has finished. */
   run<T>(work: () => Promise<T>, transaction?: Transaction): Promise<T> {
@@ -61,13 +69,20 @@ export class OperationQueue {
    * follow on the wire without anything else in between).
    */
   nextTransaction(): Transaction | undefined {
-    for (const op of this.#waiting) {
-      if (!op.transaction) return undefined;
-      if (!op.transaction.prewritten) return op.transaction;
+    const waiting = this.#waiting;
+    let i = this.#scanFrom;
+    for (; i < waiting.length; i++) {
+      const transaction = waiting[i]!.transaction;
+      if (!transaction) break;
+      if (!transaction.prewritten) {
+        this.#scanFrom = i;
+        return transaction;
+      }
       // Written ahead without its body (a DATA group, or BDAT in several
       // chunks): only that body may follow it on the wire.
-      if (!op.transaction.prewrittenWhole) return undefined;
+      if (!transaction.prewrittenWhole) break;
     }
+    this.#scanFrom = i;
     return undefined;
   }
 
@@ -81,10 +96,16 @@ export class OperationQueue {
     return this.#waiting.length;
   }
 
+  /** The first waiting operation, taken off the queue. */
+  #take(): Operation | undefined {
+    if (this.#scanFrom > 0) this.#scanFrom--;
+    return this.#waiting.shift();
+  }
+
   async #pump(): Promise<void> {
     this.#running = true;
     try {
-      for (let op = this.#waiting.shift(); op; op = this.#waiting.shift()) await op.start();
+      for (let op = this.#take(); op; op = this.#take()) await op.start();
     } finally {
       this.#running = false;
     }
