@@ -3,6 +3,7 @@
 // transaction queued right behind it (to pipeline its commands into the same
 // write as its own end of data).
 
+import { Fifo } from '../session/fifo.js';
 import type { Transaction } from './transaction.js';
 
 interface Operation {
@@ -11,7 +12,7 @@ interface Operation {
 }
 
 export class OperationQueue {
-  #waiting: Operation[] = [];
+  #waiting = new Fifo<Operation>();
   #running = false;
   /**
    * Every waiting operation before this index is a transaction written ahead
@@ -72,7 +73,7 @@ export class OperationQueue {
     const waiting = this.#waiting;
     let i = this.#scanFrom;
     for (; i < waiting.length; i++) {
-      const transaction = waiting[i]!.transaction;
+      const transaction = waiting.at(i)!.transaction;
       if (!transaction) break;
       if (!transaction.prewritten) {
         this.#scanFrom = i;
@@ -88,7 +89,7 @@ export class OperationQueue {
 
   /** Whether the next waiting operation is a transaction already written ahead. */
   nextIsWrittenAhead(): boolean {
-    return this.#waiting[0]?.transaction?.prewritten ?? false;
+    return this.#waiting.at(0)?.transaction?.prewritten ?? false;
   }
 
   /** Operations not started yet. */

@@ -19,6 +19,7 @@ import { ReplyParser, type ReplyLimits } from '../protocol/reply-parser.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Transport } from '../wire/transport.js';
 import type { DebugLog } from './debug-log.js';
+import { Fifo } from './fifo.js';
 import { channels, publishClose, publishCommand, publishError, publishReply } from '../diagnostics.js';
 
 export interface ExpectOptions {
@@ -92,7 +93,7 @@ export class Session {
   readonly debug: DebugLog;
   #parser: ReplyParser;
   #limits: Partial<ReplyLimits>;
-  #waiters: Waiter[] = [];
+  #waiters = new Fifo<Waiter>();
   #inbox: Reply[] = [];
   #owedRaw = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -402,7 +403,7 @@ export class Session {
    * per reply on the hot path.
    */
   #arm(): void {
-    const head = this.#waiters[0];
+    const head = this.#waiters.at(0);
     if (!head || !Number.isFinite(head.deadline)) {
       // Nothing owed: the timer may stay scheduled (the next command usually
       // comes at once and would set it again), but it must not keep the
@@ -424,7 +425,7 @@ export class Session {
     this.#timer = undefined;
     this.#timerAt = 0;
     this.#timerRefed = false;
-    const head = this.#waiters[0];
+    const head = this.#waiters.at(0);
     if (!head) return;
     if (head.deadline > Date.now()) {
       // The timer was set for an earlier waiter that has been answered since.
@@ -449,8 +450,7 @@ export class Session {
     this.#timer = undefined;
     this.#timerAt = 0;
     this.#timerRefed = false;
-    const waiters = this.#waiters;
-    this.#waiters = [];
+    const waiters = this.#waiters.takeAll();
     for (const waiter of waiters) {
       if (!waiter.promise) {
         waiter.error = this.#errorFor(waiter, error);
