@@ -7,6 +7,12 @@
 // awaited, 0 ms): the median over the rounds is printed, with the ratios to the first
 // client and the load average. COMPARE_BODY=text sends a 1 KB body with no dot line;
 // COMPARE_WARMUP=n adds n untimed messages first (the timed-part view then excludes JIT warm-up).
+// On this 2-CPU machine a cell lands at random in one of two modes: the client on the sink's
+// CPU (each reply a context switch: ~25 us per message for ours) or on the other one (each
+// reply a cross-CPU wake-up: ~60 us), and a median over rounds mixes them (the "timed runs"
+// column shows each run). For A/B work pin everything to one CPU, which children inherit:
+// `taskset -c 1 node bench/compare.js ...` (even then, at load 4-5, runs of the same code differ
+// by up to ~10 %: compare medians of many alternating rounds).
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -53,7 +59,7 @@ ctl.close();
 sink.proc.kill();
 
 console.log(`${N} messages of ${msg.length} B (${text ? 'no dot line' : 'one dot line'}), awaited, 0 ms, ${reps} rounds, median; load ${load0.toFixed(1)} → ${load1.toFixed(1)}`);
-console.log('client'.padEnd(18), 'whole µs/msg', 'timed µs/msg', '  msg/s', 'RSS MB', ' whole ÷ first', 'timed ÷ first');
+console.log('client'.padEnd(18), 'whole µs/msg', 'timed µs/msg', '  msg/s', 'RSS MB', ' whole ÷ first', 'timed ÷ first', ' timed runs');
 const first = clients[0];
 const m = (c, k) => median(runs[c].map((r) => r[k]));
 for (const c of clients) {
@@ -65,5 +71,6 @@ for (const c of clients) {
     m(c, 'rssMB').toFixed(1).padStart(6),
     (m(c, 'whole') / m(first, 'whole')).toFixed(2).padStart(13),
     (m(c, 'timed') / m(first, 'timed')).toFixed(2).padStart(13),
+    ` ${runs[c].map((r) => (r.timed * 1000).toFixed(1)).join(' ')}`,
   );
 }
