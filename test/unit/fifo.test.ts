@@ -16,13 +16,26 @@ describe('Fifo', () => {
         expect(fifo.length).toBe(model.length);
       }
     }
-    expect(fifo.takeAll()).toEqual(model);
+    expect(fifo.drain()).toEqual(model);
     expect(fifo.length).toBe(0);
     expect(fifo.shift()).toBeUndefined();
     expect(fifo.at(0)).toBeUndefined();
     fifo.push(1);
     fifo.push(2);
     expect(fifo.shift()).toBe(1);
-    expect(fifo.takeAll()).toEqual([2]);
+    expect(fifo.drain()).toEqual([2]);
+  });
+
+  it('puts an item back at the front (unshift) and peeks at it, before and after taking some', () => {
+    const fifo = new Fifo<string>();
+    fifo.unshift('b');
+    fifo.unshift('a');
+    fifo.push('c');
+    expect(fifo.peek()).toBe('a');
+    expect(fifo.shift()).toBe('a');
+    fifo.unshift('a2');
+    expect([fifo.peek(), fifo.at(1), fifo.at(2), fifo.length]).toEqual(['a2', 'b', 'c', 3]);
+    expect(fifo.drain()).toEqual(['a2', 'b', 'c']);
+    expect(fifo.peek()).toBeUndefined();
   });
 });

@@ -70,7 +70,7 @@ import type {
   SMTPPoolEvents,
   SMTPPoolOptions,
 } from './types.js';
-import { Fifo } from './fifo.js';
+import { Fifo } from '../session/fifo.js';
 import { PoolConnection, type DisconnectReason } from './pool-connection.js';
 import { RateLimiter } from './rate-limiter.js';
 import { poolSendArguments } from './send-args.js';

@@ -450,7 +450,7 @@ export class Session {
     this.#timer = undefined;
     this.#timerAt = 0;
     this.#timerRefed = false;
-    const waiters = this.#waiters.takeAll();
+    const waiters = this.#waiters.drain();
     for (const waiter of waiters) {
       if (!waiter.promise) {
         waiter.error = this.#errorFor(waiter, error);
