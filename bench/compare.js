@@ -7,12 +7,13 @@
 // awaited, 0 ms): the median over the rounds is printed, with the ratios to the first
 // client and the load average. COMPARE_BODY=text sends a 1 KB body with no dot line;
 // COMPARE_WARMUP=n adds n untimed messages first (the timed-part view then excludes JIT warm-up).
-// On this 2-CPU machine a cell lands at random in one of two modes: the client on the sink's
-// CPU (each reply a context switch: ~25 us per message for ours) or on the other one (each
-// reply a cross-CPU wake-up: ~60 us), and a median over rounds mixes them (the "timed runs"
-// column shows each run). For A/B work pin everything to one CPU, which children inherit:
-// `taskset -c 1 node bench/compare.js ...` (even then, at load 4-5, runs of the same code differ
-// by up to ~10 %: compare medians of many alternating rounds).
+// On this shared 2-CPU machine the same cell gives about 25 or about 60 us per message for
+// ours from one run to the next (where the client, the sink and other engineers' processes
+// land), and a median over rounds mixes the two modes (the "timed runs" column shows each
+// run). For A/B work pin everything to one CPU, which children inherit:
+// `taskset -c 1 node bench/compare.js ...`: the fast mode is then the usual one, not the only
+// one, and at load 4-5 runs of the same code still differ by up to ~10 %: compare medians of
+// many alternating rounds.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
