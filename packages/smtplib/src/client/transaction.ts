@@ -25,7 +25,7 @@ import {
 import { isAscii, toPath } from '../protocol/address.js';
 import type { Capabilities } from '../protocol/capabilities.js';
 import { commandLine } from '../protocol/commands.js';
-import { DATA_ENCODER_SLOTS, DataEncoder, ENCODE_WINDOW, encodeDataAhead, encodeWhole, type EncoderMode } from '../protocol/data-encoder.js';
+import { DataEncoder, ENCODE_WINDOW, encodeDataAhead, encodeWhole, type EncoderMode } from '../protocol/data-encoder.js';
 import { coalesce } from '../wire/transport.js';
 import {
   renderMailParameters,
@@ -528,7 +528,7 @@ export class Transaction {
         windows = 0;
         this.#writeData(ctx, lent, () => { for (const piece of lent) encoder.release(piece); });
         if (!session.transport.clear) await session.transport.drain(timeouts.dataWrite, signal);
-        else if (encoder.lentSlots > DATA_ENCODER_SLOTS - DATA_WRITE_BATCH) await new Promise<void>((resolve) => setImmediate(resolve));
+        else if (encoder.slotsLeft < DATA_WRITE_BATCH) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } else {
       await this.#streamBody(ctx, encoder, async (pieces) => {

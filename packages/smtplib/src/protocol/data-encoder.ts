@@ -12,7 +12,7 @@
 // BDAT (RFC 3030) wants normalization without stuffing; BINARYMIME wants
 // neither, only counting.
 
-import { INS_BASE, lineScanner, OUT_BASE, SCAN_BASE, type LineScanner } from './line-scan.js';
+import { lineScanner, type LineScanner } from './line-scan.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -45,7 +45,6 @@ const SLOT_BYTES = 2 * 64 * 1024 + 2;
  * fresh buffers.
  */
 const MAX_SLOTS = 16;
-export const DATA_ENCODER_SLOTS = MAX_SLOTS;
 /** Outputs smaller than this come from Node's shared 8 KiB pool (cheap), not from a slot. */
 const MIN_SLOT_USE = 4 * 1024;
 
@@ -148,9 +147,7 @@ function scanWindowSimd(scanner: LineScanner, buf: Buffer, start: number, stuff:
     }
   }
   const end = start < len && buf[len - 1] === CR ? len - 1 : len;
-  scanner.memory.set(buf, SCAN_BASE);
-  // pairs whose both bytes are in the window
-  const found = scanner.insertions(SCAN_BASE + start, SCAN_BASE + len - 1, stuff ? 1 : 0, INS_BASE + 4 * n, SCAN_BASE);
+  const found = scanner.scan(buf, start, stuff, n / 2);
   if (found > 0) stuffed += scanner.dotsWritten();
   scanResult[0] = n / 2 + found;
   scanResult[1] = end;
@@ -213,6 +210,11 @@ export class DataEncoder {
   /** Slots lent out and not released yet (for tests). */
   get lentSlots(): number {
     return this.#lent?.size ?? 0;
+  }
+
+  /** Slots that can still be lent before encode() has to make fresh buffers. */
+  get slotsLeft(): number {
+    return MAX_SLOTS - this.lentSlots;
   }
 
   #output(size: number): Buffer {
@@ -319,12 +321,9 @@ export class DataEncoder {
     const out = this.#output(total);
     if (prefix === 1) out[0] = CR;
     else if (prefix === 2) { out[0] = CR; out[1] = LF; }
-    if (scanner === undefined) spread(out, buf, end, prefix, scratchInserts, count);
-    else {
-      // The window is still in the scanner's memory (scanWindowSimd put it there): spread it there, copy it out once.
-      scanner.spread(SCAN_BASE, end, OUT_BASE, INS_BASE, count);
-      out.set(scanner.memory.subarray(OUT_BASE, OUT_BASE + end + count), prefix);
-    }
+    // The SIMD scan left the window in the module's memory: it is spread there and copied out once.
+    if (scanner !== undefined) out.set(scanner.spread(end, count), prefix);
+    else spread(out, buf, end, prefix, scratchInserts, count);
     pieces.push(out);
   }
 

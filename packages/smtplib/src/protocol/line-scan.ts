@@ -18,28 +18,30 @@ import { LINE_SCAN_WASM } from './line-scan-wasm.js';
 //   [OUT_BASE, +2 * MAX_WINDOW + 2) spread()'s output (worst case: every byte a bare LF)
 //   [INS_BASE, ...)                the insertions, i32 pairs (position, byte)
 /** Where a window is copied (bytes before it are never read). */
-export const SCAN_BASE = 16;
+const SCAN_BASE = 16;
 /** The encoder's windows are 64 KiB at most (ENCODE_WINDOW); a larger one falls back to the indexOf scan. */
 const MAX_WINDOW = 64 * 1024;
-export const OUT_BASE = 128 * 1024;
+const OUT_BASE = 128 * 1024;
 /** 2 * (MAX_WINDOW + 2) pairs of i32 from here end at 832 KiB + 16 bytes, inside the 1 MiB. */
-export const INS_BASE = 320 * 1024;
+const INS_BASE = 320 * 1024;
 const MEMORY_BYTES = 16 * 65536;
 
 export interface LineScanner {
   /**
-   * Writes at `ins` the insertions the window at `base` needs for its pairs
-   * (p, p + 1), p in [q, limit) (memory offsets); returns how many, and
+   * Copies `window` into the module and writes, after the `preset` pairs
+   * already in `inserts`, the insertions its pairs of adjacent bytes
+   * (p, p + 1) need, p from `start`; returns how many pairs it wrote and
    * leaves how many of them are dots in dotsWritten().
    */
-  insertions(q: number, limit: number, stuff: number, ins: number, base: number): number;
-  /** The dots among the last insertions() call's. */
+  scan(window: Buffer, start: number, stuff: boolean, preset: number): number;
+  /** The dots among the last scan()'s insertions. */
   dotsWritten(): number;
-  /** Copies the window [src, src + end) to dst with `count` insertions (pairs at ins) made. */
-  spread(src: number, end: number, dst: number, ins: number, count: number): void;
-  /** The module's memory, where a window is copied at SCAN_BASE. */
-  memory: Uint8Array;
-  /** The insertions' place in memory, as pairs (position in the window, byte). */
+  /**
+   * The last scanned window's bytes [0, end) with the first `count`
+   * insertions made: a view of the module's memory, valid until its next call.
+   */
+  spread(end: number, count: number): Uint8Array;
+  /** The insertions, as pairs (position in the window, byte): the encoder writes the window's first one itself. */
   inserts: Int32Array;
 }
 
@@ -73,7 +75,14 @@ export function useSimdLineScan(on: boolean, options: { minWindow?: number } = {
 interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { insertions: LineScanner['insertions']; spread: LineScanner['spread']; memory: { buffer: ArrayBuffer } } };
+  Instance: new (module: object) => { exports: WasmExports };
+}
+
+/** line-scan.wat's exports (offsets are into its memory). */
+interface WasmExports {
+  insertions(q: number, limit: number, stuff: number, ins: number, base: number): number;
+  spread(src: number, end: number, dst: number, ins: number, count: number): void;
+  memory: { buffer: ArrayBuffer };
 }
 
 function load(): LineScanner | null {
@@ -85,13 +94,20 @@ function load(): LineScanner | null {
     const { exports } = new wasm.Instance(new wasm.Module(bytes));
     const buffer = exports.memory.buffer;
     if (buffer.byteLength !== MEMORY_BYTES) return null;
+    const memory = new Uint8Array(buffer);
     const inserts = new Int32Array(buffer, INS_BASE, 2 * (MAX_WINDOW + 2));
     const dots = new Int32Array(buffer, 0, 1); // insertions() leaves its dot count at address 0
     return {
-      insertions: exports.insertions,
+      scan(window, start, stuff, preset) {
+        memory.set(window, SCAN_BASE);
+        // pairs whose both bytes are in the window
+        return exports.insertions(SCAN_BASE + start, SCAN_BASE + window.length - 1, stuff ? 1 : 0, INS_BASE + 8 * preset, SCAN_BASE);
+      },
       dotsWritten: () => dots[0]!,
-      spread: exports.spread,
-      memory: new Uint8Array(buffer),
+      spread(end, count) {
+        exports.spread(SCAN_BASE, end, OUT_BASE, INS_BASE, count);
+        return memory.subarray(OUT_BASE, OUT_BASE + end + count);
+      },
       inserts,
     };
   } catch {
