@@ -258,6 +258,41 @@ describe('F. DATA encoding, SMTP smuggling, BDAT', () => {
     server = undefined;
   });
 
+  it('F2c BODY=8BITMIME for bytes in memory: declared exactly when a byte is over 127, wherever it sits, in DATA and BDAT', async () => {
+    // The encoder's scan finds the 8-bit byte (there is no separate pass): in
+    // a short body, at the edges of its 64 KiB windows, as the very last byte.
+    const line = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\r\n';
+    const large = Buffer.from(`Subject: big\r\n\r\n${line.repeat(3000)}`, 'latin1');
+    const withHigh = (body: Buffer, at: number): Buffer => {
+      const copy = Buffer.from(body);
+      copy[at] = 0xe9;
+      return copy;
+    };
+    const small = Buffer.from('Subject: s\r\n\r\nplain\r\n', 'latin1');
+    const bodies: [Buffer, boolean][] = [
+      [small, false],
+      [withHigh(small, small.length - 3), true],
+      [large, false],
+      [withHigh(large, 65535), true],
+      [withHigh(large, 65536), true],
+      [withHigh(large, 2 * 65536 + 17), true],
+      [withHigh(large, large.length - 3), true],
+      [Buffer.concat([large, Buffer.from([0xc3, 0xa9])]), true], // the last byte, no final line end
+    ];
+    for (const chunking of [false, true]) {
+      const { rec, handler } = recording({ chunking });
+      server = await hostileServer(handler);
+      client = await SMTP.connect(clientOptions(server));
+      for (const [body] of bodies) await client.sendmail('a@x.test', ['b@y.test'], body);
+      await client.quit();
+      await server.settled();
+      const declared = rec.commands.filter((c) => c.startsWith('MAIL FROM')).map((c) => c.includes(' BODY=8BITMIME'));
+      expect(declared, chunking ? 'BDAT' : 'DATA').toEqual(bodies.map(([, high]) => high));
+      await server.close();
+    }
+    server = undefined;
+  });
+
   it('F9 BDAT: each chunk declares exactly the octets that follow, normalized, unstuffed, no trailing ".", then a command', async () => {
     const body = Buffer.from('Subject: bdat\n\n.dot line\nbare lf\rbare cr\r\n..two\n' + 'q'.repeat(100) + '\n.', 'latin1');
     for (const [chunkSize, pipelining] of [[16, true], [16, false], [1 << 20, true], [7, false]] as const) {

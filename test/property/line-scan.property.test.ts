@@ -1,12 +1,13 @@
 // The encoder has two scans: the SIMD one (line-scan.wat, used wherever
 // WebAssembly SIMD runs) and the indexOf one it accelerates (the definition,
 // used elsewhere). Whatever the bytes and however they are split, both must
-// give the same output, content size and line state. The other property tests
+// give the same output, content size, line state and 8-bit verdict (the SIMD
+// scan finds bytes over 127 in the same loads). The other property tests
 // (encoder-parser.property.test.ts) check the output itself, on the SIMD scan.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { contentSize, DataEncoder } from '../../packages/smtplib/src/protocol/data-encoder.js';
+import { contentSize, DataEncoder, hasEightBit } from '../../packages/smtplib/src/protocol/data-encoder.js';
 import { lineScanner, useSimdLineScan } from '../../packages/smtplib/src/protocol/line-scan.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 400);
@@ -41,7 +42,7 @@ function run(simd: boolean, mode: 'data' | 'bdat', chunks: Buffer[]) {
   const out: Buffer[] = [];
   for (const chunk of chunks) out.push(...encoder.encode(chunk));
   out.push(encoder.end());
-  return { wire: Buffer.concat(out).toString('latin1'), content: encoder.contentBytes, inserted: encoder.insertedBytes };
+  return { wire: Buffer.concat(out).toString('latin1'), content: encoder.contentBytes, inserted: encoder.insertedBytes, eightBit: encoder.eightBit };
 }
 
 afterEach(() => useSimdLineScan(true));
@@ -66,7 +67,9 @@ describe('SIMD line scan', () => {
       fc.assert(
         fc.property(input, cuts, fc.constantFrom('data' as const, 'bdat' as const), (m, at, mode) => {
           const chunks = splitAt(m, at);
-          expect(run(true, mode, chunks)).toEqual(run(false, mode, chunks));
+          const simd = run(true, mode, chunks);
+          expect(simd).toEqual(run(false, mode, chunks));
+          expect(simd.eightBit).toBe(hasEightBit(m));
         }),
         { numRuns: RUNS },
       );
@@ -95,6 +98,30 @@ describe('SIMD line scan', () => {
         m[at] = byte;
         for (const mode of ['data', 'bdat'] as const) expect(run(true, mode, [m])).toEqual(run(false, mode, [m]));
       }
+    }
+  });
+
+  it('finds a byte over 127 at every offset near the lane and window edges, and nothing left from a larger window before', () => {
+    const clean = Buffer.from('abcdefghi\r\n'.repeat(6000).slice(0, 65536), 'latin1');
+    const positions = [0, 1, 2, 14, 15, 16, 17, 30, 31, 32, 33, 47, 48, 65503, 65504, 65519, 65520, 65533, 65534, 65535];
+    for (const at of positions) {
+      const m = Buffer.from(clean);
+      m[at] = 0x80 + (at % 128);
+      for (const mode of ['data', 'bdat'] as const) {
+        expect(run(true, mode, [m]).eightBit, `byte at ${at}, ${mode}`).toBe(true);
+        // the same window split at the byte and just after it
+        expect(run(true, mode, splitAt(m, [at, at + 1])).eightBit, `split at ${at}, ${mode}`).toBe(true);
+      }
+    }
+    // A window of 0xff bytes, then shorter clean ones: the scan reads past a
+    // window's end, where the longer window's bytes would still be.
+    const high = Buffer.alloc(65536, 0xff);
+    for (const length of [4096, 4097, 4111, 4112, 4127, 4128, 65535]) {
+      useSimdLineScan(true);
+      new DataEncoder('bdat').encode(high);
+      const encoder = new DataEncoder('bdat');
+      encoder.encode(clean.subarray(0, length));
+      expect(encoder.eightBit, `clean window of ${length} after a high one`).toBe(false);
     }
   });
 });

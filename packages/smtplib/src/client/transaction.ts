@@ -155,7 +155,20 @@ export class Transaction {
       }
     }
     const source = request.source;
-    if (source.kind === 'bytes' && source.eightBit && !mail.body) {
+    const useBdat = ctx.chunking && caps.has('chunking');
+    if (mail.body === 'BINARYMIME' && !useBdat) {
+      throw new SMTPNotSupportedError('BODY=BINARYMIME needs CHUNKING (RFC 3030), which the server does not offer or is disabled');
+    }
+    // Only the caller sets BINARYMIME: the 8-bit decisions below cannot change the mode.
+    const mode: EncoderMode = mail.body === 'BINARYMIME' ? 'binary' : useBdat ? 'bdat' : 'data';
+    // A body in memory is read once, here: the scan that encodes it (or
+    // measures it, see below) also finds whether a byte is over 127.
+    let ahead: ReturnType<typeof encodeDataAhead> | undefined;
+    if (source.kind === 'bytes') {
+      if (ctx.longLines === 'reject' && overLongLine(source.bytes, { run: 0 })) throw lineTooLong();
+      ahead = mode === 'data' && source.bytes.length > ENCODE_WINDOW ? encodeDataAhead(source.bytes) : encodeWhole(source.bytes, mode);
+    }
+    if (source.kind === 'bytes' && (source.eightBit ?? ahead!.eightBit) && !mail.body) {
       if (caps.has('8bitmime')) mail.body = '8BITMIME';
       else if (source.fromString) {
         throw new SMTPNotSupportedError(
@@ -172,11 +185,6 @@ export class Transaction {
       if (!caps.has('8bitmime')) throw new SMTPNotSupportedError('the message has 8-bit content and the server does not offer 8BITMIME; write it with the SMTP policy (quoted-printable or base64)');
       mail.body = '8BITMIME';
     }
-    const useBdat = ctx.chunking && caps.has('chunking');
-    if (mail.body === 'BINARYMIME' && !useBdat) {
-      throw new SMTPNotSupportedError('BODY=BINARYMIME needs CHUNKING (RFC 3030), which the server does not offer or is disabled');
-    }
-    const mode: EncoderMode = mail.body === 'BINARYMIME' ? 'binary' : useBdat ? 'bdat' : 'data';
     const utf8 = Boolean(mail.smtputf8);
     const fromPath = toPath(request.from, { smtputf8: utf8, role: 'sender' });
     const rcptParams = renderRcptParameters(request.rcpt, { capabilities: caps, secure: ctx.secure, verified: ctx.verified });
@@ -191,18 +199,16 @@ export class Transaction {
       recipients.push(to);
     }
     let encoded: Plan['encoded'];
-    if (source.kind === 'bytes') {
-      if (ctx.longLines === 'reject' && overLongLine(source.bytes, { run: 0 })) throw lineTooLong();
+    if (ahead !== undefined) {
       // BDAT needs the chunks' exact sizes before the first is written, so
-      // the body is encoded now. DATA only needs the size: a body whose
+      // the body was encoded above. DATA only needs the size: a body whose
       // encoding is its own bytes (no line starting with ".", no bare CR or
-      // LF) is encoded ahead as slices of it, nothing copied; any other is
-      // measured in the same pass and encoded window by window as it is
+      // LF) was encoded ahead as slices of it, nothing copied; any other was
+      // measured in the same pass and is encoded window by window as it is
       // written, into a few reused buffers (a whole dot-stuffed copy of a
       // 20 MB message cost 20 MB of fresh memory and most of the send's CPU
       // in page faults).
       let size: number;
-      const ahead = mode === 'data' && source.bytes.length > ENCODE_WINDOW ? encodeDataAhead(source.bytes) : encodeWhole(source.bytes, mode);
       if (ahead.chunks) {
         encoded = { chunks: joinViews(ahead.chunks), tail: ahead.tail, size: ahead.contentBytes };
         size = encoded.size;

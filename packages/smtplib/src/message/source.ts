@@ -2,7 +2,6 @@
 // an async sequence of byte chunks read on demand (with back-pressure: the
 // next chunk is pulled only after the previous one was written).
 
-import * as nodeBuffer from 'node:buffer';
 import { createReadStream, ReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SMTPInvalidArgumentError } from '../errors.js';
@@ -34,7 +33,17 @@ export interface SmtpRequirements {
 }
 
 export type MessageSource =
-  | { kind: 'bytes'; bytes: Buffer; eightBit: boolean; fromString: boolean }
+  | {
+      kind: 'bytes';
+      bytes: Buffer;
+      /**
+       * A byte over 127 (BODY=8BITMIME). Undefined for bytes the caller gave:
+       * the transaction's encoder finds it in the same scan as the size and
+       * the line ends, instead of reading the message once more.
+       */
+      eightBit: boolean | undefined;
+      fromString: boolean;
+    }
   | {
       kind: 'stream';
       chunks: AsyncIterable<Buffer>;
@@ -52,7 +61,7 @@ export function toMessageSource(message: MessageInput): MessageSource {
   }
   if (message instanceof Uint8Array) {
     const bytes = message instanceof Buffer ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-    return { kind: 'bytes', bytes, eightBit: hasEightBit(bytes), fromString: false };
+    return { kind: 'bytes', bytes, eightBit: undefined, fromString: false };
   }
   if (message && typeof (message as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
     const size = message instanceof ReadStream ? readStreamSize(message) : undefined;
@@ -104,22 +113,6 @@ async function* asBuffers(source: AsyncIterable<Uint8Array | string>): AsyncIter
     else if (chunk instanceof Uint8Array) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     else throw new SMTPInvalidArgumentError('message stream chunks must be bytes or strings');
   }
-}
-
-const nativeIsAscii = (nodeBuffer as { isAscii?: (input: Uint8Array) => boolean }).isAscii;
-
-/** True if any byte has the high bit set. */
-export function hasEightBit(bytes: Uint8Array): boolean {
-  // Native (SIMD) where Node has it (20.x has buffer.isAscii).
-  if (nativeIsAscii) return bytes.byteLength > 0 && !nativeIsAscii(bytes);
-  // Checking 8 bytes at a time is ~8× faster than a byte loop on large bodies.
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const whole = bytes.byteLength & ~7;
-  for (let i = 0; i < whole; i += 8) {
-    if ((view.getUint32(i) | view.getUint32(i + 4)) & 0x80808080) return true;
-  }
-  for (let i = whole; i < bytes.byteLength; i++) if (bytes[i]! & 0x80) return true;
-  return false;
 }
 
 /** Reads a whole source into memory (used only where the caller's API requires it). */

@@ -14,13 +14,16 @@ import { LINE_SCAN_WASM } from './line-scan-wasm.js';
 // The module's memory (16 pages, 1 MiB; a page never touched is never
 // backed by RAM, so a text body costs only the window's 64 KiB):
 //   [0, 4)                          insertions()'s dot count
-//   [SCAN_BASE, +MAX_WINDOW + 32)  the window (the scan reads 17 bytes past it)
+//   [4, 8)                          insertions()'s "a byte over 127" flag
+//   [SCAN_BASE, +MAX_WINDOW + 48)  the window, then 48 zero bytes (the scan reads up to 32 bytes past it)
 //   [OUT_BASE, +2 * MAX_WINDOW + 2) spread()'s output (worst case: every byte a bare LF)
 //   [INS_BASE, ...)                the insertions, i32 pairs (position, byte)
 /** Where a window is copied (bytes before it are never read). */
 const SCAN_BASE = 16;
 /** The encoder's windows are 64 KiB at most (ENCODE_WINDOW); a larger one falls back to the indexOf scan. */
 const MAX_WINDOW = 64 * 1024;
+/** Zeroed after each window: the scan's last 32-byte step reads up to 31 bytes past it. */
+const TAIL_BYTES = 48;
 const OUT_BASE = 128 * 1024;
 /** 2 * (MAX_WINDOW + 2) pairs of i32 from here end at 832 KiB + 16 bytes, inside the 1 MiB. */
 const INS_BASE = 320 * 1024;
@@ -36,6 +39,8 @@ export interface LineScanner {
   scan(window: Buffer, start: number, stuff: boolean, preset: number): number;
   /** The dots among the last scan()'s insertions. */
   dotsWritten(): number;
+  /** Whether the last scanned window has a byte over 127 from `start` on. */
+  highBit(): boolean;
   /**
    * The last scanned window's bytes [0, end) with the first `count`
    * insertions made: a view of the module's memory, valid until its next call.
@@ -96,14 +101,17 @@ function load(): LineScanner | null {
     if (buffer.byteLength !== MEMORY_BYTES) return null;
     const memory = new Uint8Array(buffer);
     const inserts = new Int32Array(buffer, INS_BASE, 2 * (MAX_WINDOW + 2));
-    const dots = new Int32Array(buffer, 0, 1); // insertions() leaves its dot count at address 0
+    const results = new Int32Array(buffer, 0, 2); // insertions() leaves its dot count at address 0, the high-bit flag at 4
     return {
       scan(window, start, stuff, preset) {
         memory.set(window, SCAN_BASE);
+        // What the scan reads past the window must not be an earlier window's bytes (a false "over 127").
+        memory.fill(0, SCAN_BASE + window.length, SCAN_BASE + window.length + TAIL_BYTES);
         // pairs whose both bytes are in the window
         return exports.insertions(SCAN_BASE + start, SCAN_BASE + window.length - 1, stuff ? 1 : 0, INS_BASE + 8 * preset, SCAN_BASE);
       },
-      dotsWritten: () => dots[0]!,
+      dotsWritten: () => results[0]!,
+      highBit: () => results[1] !== 0,
       spread(end, count) {
         exports.spread(SCAN_BASE, end, OUT_BASE, INS_BASE, count);
         return memory.subarray(OUT_BASE, OUT_BASE + end + count);
