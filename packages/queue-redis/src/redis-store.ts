@@ -23,7 +23,7 @@
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { Queue, Worker, type Job, type ConnectionOptions } from 'bullmq';
+import { Job, Queue, Worker, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
   QueueError,
@@ -73,12 +73,41 @@ interface Held {
   slots: string[];
 }
 
+/** A job this worker locked and has not claimed yet. */
+interface Fetched {
+  job: Job;
+  token: string;
+  /** Fetched with a completion: locked with the finished job's token, to be replaced when claimed. */
+  chained?: true;
+}
+
 interface WorkerEntry {
   bull: Worker;
   jobs: Map<string, Held>;
+  /**
+   * Jobs BullMQ handed over with a completion (moveToCompleted's fetchNext: the
+   * next job comes back in the same script call), locked with the finished
+   * job's token and not yet claimed; claim() takes these first.
+   */
+  fetched: Fetched[];
+  /** Set by unregisterWorker: no more fetching ahead. */
+  closing: boolean;
   timer: NodeJS.Timeout;
   seq: number;
 }
+
+/** Our Lua scripts, loaded once per connection and run by EVALSHA (EVAL sent each script's text, ~1 KB, every call). */
+type ScriptCall = (numKeys: number, ...args: (string | number | Buffer)[]) => Promise<unknown>;
+interface Scripts {
+  smtplibqClaim: ScriptCall;
+  smtplibqClaimBuffer: ScriptCall;
+  smtplibqMark: ScriptCall;
+  smtplibqFinish: ScriptCall;
+  smtplibqTakeSlots: ScriptCall;
+}
+
+/** How many fetched-ahead jobs a worker keeps at most (each holds a lock until claimed). */
+const MAX_FETCHED = 64;
 
 export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore {
   readonly kind = 'redis';
@@ -118,6 +147,10 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     return this.#redis;
   }
 
+  get #scripts(): Scripts {
+    return this.#r as unknown as Scripts;
+  }
+
   #connection(): ConnectionOptions {
     const url = new URL(this.#url);
     return {
@@ -133,6 +166,11 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   async open(): Promise<void> {
     this.#redis = new Redis({ ...(this.#connection() as object), lazyConnect: true, maxRetriesPerRequest: 20 } as never);
     this.#redis.on('error', (error) => this.#error(error));
+    // ioredis runs a defined command by EVALSHA, and by EVAL when Redis lost its script cache (a restart).
+    this.#redis.defineCommand('smtplibqClaim', { lua: CLAIM_IF_OWNED });
+    this.#redis.defineCommand('smtplibqMark', { lua: MARK_IF_OWNED });
+    this.#redis.defineCommand('smtplibqFinish', { lua: FINISH_IF_OWNED });
+    this.#redis.defineCommand('smtplibqTakeSlots', { lua: TAKE_SLOTS });
     await this.#connected(this.#redis);
     this.#queue = new Queue(this.prefix, { connection: this.#connection() });
     this.#queue.on('error', (error) => this.#error(error));
@@ -340,7 +378,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     bull.on('error', (error) => this.#error(error));
     await bull.waitUntilReady();
     void bull.startStalledCheckTimer().catch((error: unknown) => this.#error(error));
-    const entry: WorkerEntry = { bull, jobs: new Map(), seq: 0, timer: setInterval(() => void this.#renew(worker, entry), Math.max(200, lockMs / 3)) };
+    const entry: WorkerEntry = { bull, jobs: new Map(), fetched: [], closing: false, seq: 0, timer: setInterval(() => void this.#renew(worker, entry), Math.max(200, lockMs / 3)) };
     entry.timer.unref();
     this.#workers.set(worker, entry);
     await this.#r.set(this.#k('worker', worker), String(process.pid), 'PX', lockMs);
@@ -357,6 +395,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
         await held.job.extendLock(held.token, this.#lockMs);
         for (const slot of held.slots) await r.zadd(this.#k('dest', slot), until, `${worker}:${id}`);
       }
+      for (const { job, token } of entry.fetched) await job.extendLock(token, this.#lockMs);
     } catch (error) {
       this.#error(error);
     }
@@ -366,7 +405,10 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     const entry = this.#workers.get(worker);
     if (!entry) return;
     clearInterval(entry.timer);
+    entry.closing = true;
     for (const id of [...entry.jobs.keys()]) await this.unclaim(worker, id).catch((error) => this.#error(error));
+    // Fetched ahead and never claimed: back to the queue, due at once (nothing was read or written for them).
+    for (const { job, token } of entry.fetched.splice(0)) await job.moveToDelayed(Date.now() + 1, token).catch((error: unknown) => this.#error(error));
     this.#workers.delete(worker);
     await entry.bull.close();
     await this.#r.del(this.#k('worker', worker)).catch(() => undefined);
@@ -397,7 +439,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     if (wanted.length === 0) return [];
     const now = Date.now();
     const keys = wanted.map((w) => this.#k('dest', w.domain));
-    const ok = (await this.#r.eval(TAKE_SLOTS, keys.length, ...keys, now, now + this.#lockMs, `${worker}:${message.id}`, ...wanted.map((w) => w.limit))) as number;
+    const ok = (await this.#scripts.smtplibqTakeSlots(keys.length, ...keys, now, now + this.#lockMs, `${worker}:${message.id}`, ...wanted.map((w) => w.limit))) as number;
     return ok === 1 ? wanted.map((w) => w.domain) : undefined;
   }
 
@@ -406,80 +448,94 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   /**
-   * Claims in batches: every BullMQ fetch of a batch is sent at once (one
-   * round trip), then one pipeline reads their records, held flags and
-   * bodies, and one MULTI records the claims and looks for unresolved marks.
-   * Three round trips for the batch, not three per message.
+   * Claims in batches. The jobs: those BullMQ handed over with earlier
+   * completions (fetched), then one BullMQ fetch per job still wanted, all
+   * sent at once. Then one script call records every claim and returns each
+   * record, its unresolved end-of-data marks and its body. With destination
+   * limits, the records are read first (their recipients' domains decide the
+   * slots). One or two round trips for the batch, not several per message.
    */
   async claim(worker: string, limit: number): Promise<Claim[]> {
     const entry = this.#entry(worker);
-    const r = this.#r;
     const claims: Claim[] = [];
     let tries = 0;
     while (claims.length < limit && tries < limit * 2) {
       const want = limit - claims.length;
       tries += want;
-      const fetched = await Promise.all(Array.from({ length: want }, () => {
-        const token = `${worker}:${entry.seq++}`;
-        return entry.bull.getNextJob(token, { block: false }).then((job) => (job ? { job, token } : undefined));
-      }));
-      const jobs = fetched.filter((j): j is { job: Job; token: string } => j !== undefined);
-      if (jobs.length === 0) break;
-      const read = r.pipeline();
-      for (const { job } of jobs) read.hget(this.#k('msg', job.id!), 'json').sismember(this.#k('held'), job.id!).hgetBuffer(this.#k('msg', job.id!), 'body');
-      const rows = (await read.exec()) ?? [];
-      for (const [error] of rows) if (error) throw error;
-      const now = Date.now();
-      const taken: { job: Job; token: string; message: StoredMessage; body: Buffer | null }[] = [];
-      const asides: Promise<unknown>[] = [];
-      for (let i = 0; i < jobs.length; i++) {
-        const { job, token } = jobs[i]!;
-        const json = rows[3 * i]![1] as string | null;
-        const isHeld = rows[3 * i + 1]![1] as number;
-        const message = json ? (JSON.parse(json) as StoredMessage) : undefined;
-        if (!message || isTerminal(restingState(message)) || isHeld === 1) {
-          // Deleted, finished or held meanwhile: the job has nothing left to do.
-          asides.push(job.moveToCompleted('gone', token, false).catch(() => undefined));
-        } else if (message.nextAttemptAt > now + 1000) {
-          asides.push(this.#aside(job.moveToDelayed(message.nextAttemptAt, token)));
-        } else {
-          taken.push({ job, token, message, body: rows[3 * i + 2]![1] as Buffer | null });
-        }
+      const jobs: Fetched[] = entry.fetched.splice(0, want);
+      if (jobs.length < want) {
+        const fetched = await Promise.all(Array.from({ length: want - jobs.length }, () => {
+          const token = this.#token(entry, worker);
+          return entry.bull.getNextJob(token, { block: false }).then((job) => (job ? { job, token } : undefined));
+        }));
+        for (const j of fetched) if (j) jobs.push(j);
       }
-      const slotted = await Promise.all(taken.map((t) => this.#takeSlots(worker, t.message)));
-      const won: (typeof taken[number] & { slots: string[] })[] = [];
-      taken.forEach((t, i) => {
-        const slots = slotted[i];
-        if (slots) won.push({ ...t, slots });
-        // Its destination is at its limit: try again shortly (not an attempt).
-        else asides.push(this.#aside(t.job.moveToDelayed(Date.now() + 200, t.token)));
-      });
+      if (jobs.length === 0) break;
+      const asides: Promise<unknown>[] = [];
+      const candidates = this.#options.destinationLimits ? await this.#slotted(worker, jobs, asides) : jobs.map((j) => ({ ...j, slots: [] as string[] }));
       await Promise.all(asides);
-      if (won.length === 0) continue;
-      // One round trip: the claims recorded, each with its record and its unresolved
-      // end-of-data marks read in the same script (atomically: see CLAIM_IF_OWNED).
-      const keys = [this.#k('due'), this.#k('active'), ...won.flatMap(({ message }) => [this.#k('msg', message.id), this.#lockKey(message.id), this.#k('marks', message.id), this.#k('held')])];
-      const args = [worker, now, ...won.flatMap(({ message, token }) => [message.id, token])];
-      const results = (await r.eval(CLAIM_IF_OWNED, keys.length, ...keys, ...args)) as [number, string | null, number][];
-      const finished: Promise<unknown>[] = [];
-      won.forEach(({ job, token, body, slots }, i) => {
-        const [status, json, marks] = results[i]!;
-        if (status !== 2) {
-          // 0: the lock is no longer ours (taken for dead meanwhile): another worker has the job.
-          // 1: finished, deleted or held since it was read: nothing left to do.
-          if (status === 1) finished.push(job.moveToCompleted('gone', token, false).catch(() => undefined));
-          if (slots.length > 0) finished.push(this.#freeSlots(worker, job.id!, slots).catch(() => undefined));
-          return;
-        }
-        const message = JSON.parse(json!) as StoredMessage;
-        const id = message.id;
-        entry.jobs.set(id, { job, token, slots });
-        if (body) this.#bodies.set(id, body);
-        claims.push({ message, interrupted: marks > 0 });
-        this.#emit({ id, from: restingState(message), to: 'active' });
-      });
-      await Promise.all(finished);
+      if (candidates.length === 0) continue;
+      claims.push(...(await this.#claimJobs(worker, entry, candidates)));
     }
+    return claims;
+  }
+
+  /** A new lock token, never used before by this store. */
+  #token(entry: WorkerEntry, worker: string): string {
+    return `${worker}:${entry.seq++}`;
+  }
+
+  /**
+   * With destination limits: reads the jobs' records, takes their slots, and
+   * returns those that got them; the others go back for 200 ms (not an attempt).
+   */
+  async #slotted(worker: string, jobs: Fetched[], asides: Promise<unknown>[]): Promise<(Fetched & { slots: string[] })[]> {
+    const read = this.#r.pipeline();
+    for (const { job } of jobs) read.hget(this.#k('msg', job.id!), 'json');
+    const rows = (await read.exec()) ?? [];
+    for (const [error] of rows) if (error) throw error;
+    const out: (Fetched & { slots: string[] })[] = [];
+    await Promise.all(jobs.map(async (j, i) => {
+      const json = rows[i]![1] as string | null;
+      // No record: the claim script finds it gone and completes the job.
+      const slots = json ? await this.#takeSlots(worker, JSON.parse(json) as StoredMessage) : [];
+      if (slots) out.push({ ...j, slots });
+      else asides.push(this.#aside(j.job.moveToDelayed(Date.now() + 200, j.token)));
+    }));
+    return out;
+  }
+
+  /** One script call: the claims recorded, each with its record, marks and body read in the same step (see CLAIM_IF_OWNED). */
+  async #claimJobs(worker: string, entry: WorkerEntry, won: { job: Job; token: string; slots: string[]; chained?: true }[]): Promise<Claim[]> {
+    const now = Date.now();
+    // Every claim gets a token of its own, set on the lock by the script: a job fetched with a
+    // completion is locked with the finished job's token, and a token must name one claim (marks
+    // and late writes are told apart by it).
+    const fresh = won.map((j) => (j.chained ? this.#token(entry, worker) : j.token));
+    const keys = [this.#k('due'), this.#k('active'), this.#k('held'), ...won.flatMap(({ job }) => [this.#k('msg', job.id!), this.#lockKey(job.id!), this.#k('marks', job.id!)])];
+    const args = [worker, now, ...won.flatMap(({ job, token }, i) => [job.id!, token, fresh[i]!])];
+    const results = (await this.#scripts.smtplibqClaimBuffer(keys.length, ...keys, ...args)) as [number, Buffer | number | null, number, Buffer | null][];
+    const claims: Claim[] = [];
+    const finished: Promise<unknown>[] = [];
+    won.forEach(({ job, slots }, i) => {
+      const [status, json, marks, body] = results[i]!;
+      const token = fresh[i]!;
+      if (status !== 2) {
+        // 0: the lock is no longer ours (taken for dead meanwhile): another worker has the job.
+        // 1: finished, deleted or held: nothing left to do. 3: not due yet (retried early): back to delayed.
+        if (status === 1) finished.push(job.moveToCompleted('gone', token, false).catch(() => undefined));
+        if (status === 3) finished.push(this.#aside(job.moveToDelayed(json as number, token)));
+        if (slots.length > 0) finished.push(this.#freeSlots(worker, job.id!, slots).catch(() => undefined));
+        return;
+      }
+      const message = JSON.parse((json as Buffer).toString()) as StoredMessage;
+      const id = message.id;
+      entry.jobs.set(id, { job, token, slots });
+      if (body) this.#bodies.set(id, body);
+      claims.push({ message, interrupted: marks > 0 });
+      this.#emit({ id, from: restingState(message), to: 'active' });
+    });
+    await Promise.all(finished);
     return claims;
   }
 
@@ -508,7 +564,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     try {
       const keys = batch.flatMap((m) => [m.lock, m.key]);
       this.markRoundTrips++;
-      const owned = (await this.#r.eval(MARK_IF_OWNED, keys.length, ...keys, this.#lockMs, ...batch.map((m) => m.token))) as number[];
+      const owned = (await this.#scripts.smtplibqMark(keys.length, ...keys, this.#lockMs, ...batch.map((m) => m.token))) as number[];
       batch.forEach((m, i) => (owned[i] === 1 ? m.resolve() : m.reject(new QueueError('ERR_QUEUE_CLAIM_LOST', `the lock on ${m.lock} is no longer this worker's (it was taken for dead while Redis was away); the end of data was not written`))));
     } catch (error) {
       for (const mark of batch) mark.reject(error);
@@ -550,8 +606,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#bodies.delete(message.id);
     const held = entry.jobs.get(message.id);
     const id = message.id;
-    const [code, storedJson] = (await this.#r.eval(
-      FINISH_IF_OWNED,
+    const [code, storedJson] = (await this.#scripts.smtplibqFinish(
       6,
       this.#k('msg', id), this.#lockKey(id), this.#k('due'), this.#k('active'), this.#k('held'), this.#k('marks', id),
       held?.token ?? '', message.attempts, JSON.stringify(message), restingState(message) === 'delivered' ? 'delivered' : isTerminal(restingState(message)) ? 'terminal' : 'pending', message.nextAttemptAt, id, worker,
@@ -567,8 +622,12 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     }
     if (held) {
       try {
-        if (isTerminal(to)) await held.job.moveToCompleted(to, held.token, false);
-        else await held.job.moveToDelayed(Math.max(Date.now() + 1, stored.nextAttemptAt), held.token);
+        if (isTerminal(to)) {
+          // The next job comes back from the same script call (BullMQ's fetchNext, as its own
+          // workers run): one call fewer per message. It waits, locked, for the next claim().
+          const next = await held.job.moveToCompleted(to, held.token, !entry.closing && entry.fetched.length < MAX_FETCHED);
+          this.#stash(entry, next, held.token);
+        } else await held.job.moveToDelayed(Math.max(Date.now() + 1, stored.nextAttemptAt), held.token);
       } catch (error) {
         // The record is written. A job whose lock was lost (Redis was away
         // longer than the lock) is taken back by the stalled check, and the
@@ -581,6 +640,16 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     }
     if (code === 2) throw new QueueError('ERR_QUEUE_CLAIM_LOST', `attempt ${message.attempts} of message ${id} was recorded by the worker that made it (after it was cut off); its record stands`, { messageId: id });
     this.#emit({ id, from: 'active', to, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
+  }
+
+  /** Keeps the job moveToCompleted fetched (its raw data: [job hash, id, ...]) for the next claim. */
+  #stash(entry: WorkerEntry, next: unknown, token: string): void {
+    if (!Array.isArray(next) || !next[0] || typeof next[1] !== 'string') return;
+    const job = Job.fromJSON(entry.bull, next[0] as never, next[1]);
+    job.token = token;
+    // Fetched while the worker was being unregistered: given back at once, as unregisterWorker gives back the others.
+    if (entry.closing) void this.#aside(job.moveToDelayed(Date.now() + 1, token));
+    else entry.fetched.push({ job, token, chained: true });
   }
 
   async unclaim(worker: string, id: string): Promise<void> {
@@ -770,10 +839,13 @@ return out
 `;
 
 /**
- * KEYS: due, active, then per message: msg hash, job lock, marks set, held.
- * ARGV: worker, now, then per message: id, claim token.
- * Per message: {0} the lock is not this claim's; {1} nothing left to do
- * (deleted, held or finished); {2, json, marks} claimed.
+ * KEYS: due, active, held, then per message: msg hash, job lock, marks set.
+ * ARGV: worker, now, then per message: id, lock token, the claim's own token.
+ * Per message: {0} the lock is not this worker's; {1} nothing left to do
+ * (deleted, held or finished); {3, next attempt time} not due yet (taken
+ * early: a job's due time and its record's can differ after a retry);
+ * {2, json, marks, body} claimed. Except for {0}, the lock is set to the
+ * claim's own token (its time to live kept).
  *
  * The record and its marks are read in one script, so a claimer sees either
  * the record before a cut-off worker's late write together with that worker's
@@ -783,27 +855,33 @@ return out
  */
 const CLAIM_IF_OWNED = `
 local out = {}
-local n = (#KEYS - 2) / 4
-for i = 0, n - 1 do
-  local msg, lock, marks, held = KEYS[3 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i]
-  local id, token = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+local now = tonumber(ARGV[2])
+for i = 0, (#KEYS - 3) / 3 - 1 do
+  local msg, lock, marks = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
+  local id, token, own = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
   if redis.call('GET', lock) ~= token then
     out[#out + 1] = {0}
   else
+    if own ~= token then redis.call('SET', lock, own, 'KEEPTTL') end
     local json = redis.call('HGET', msg, 'json')
-    local pending = false
-    if json and redis.call('SISMEMBER', held, id) == 0 then
-      for _, r in ipairs(cjson.decode(json).recipients) do
+    local record = nil
+    if json and redis.call('SISMEMBER', KEYS[3], id) == 0 then
+      record = cjson.decode(json)
+      local pending = false
+      for _, r in ipairs(record.recipients) do
         if r.state == 'queued' or r.state == 'deferred' then pending = true end
       end
+      if not pending then record = nil end
     end
-    if pending then
+    if not record then
+      out[#out + 1] = {1}
+    elseif record.nextAttemptAt > now + 1000 then
+      out[#out + 1] = {3, record.nextAttemptAt}
+    else
       redis.call('HSET', msg, 'worker', ARGV[1])
       redis.call('ZREM', KEYS[1], id)
-      redis.call('ZADD', KEYS[2], ARGV[2], id)
-      out[#out + 1] = {2, json, redis.call('SCARD', marks)}
-    else
-      out[#out + 1] = {1}
+      redis.call('ZADD', KEYS[2], now, id)
+      out[#out + 1] = {2, json, redis.call('SCARD', marks), redis.call('HGET', msg, 'body')}
     end
   end
 end
