@@ -23,23 +23,27 @@ const log = (...a) => console.error('  [queue]', ...a);
  * A process's CPU time so far (user + system, ms), from Linux's /proc (clock ticks of USER_HZ 100);
  * undefined elsewhere. Unlike msgs/s, CPU per message hardly depends on what else the machine runs.
  */
-function cpuMs(pid) {
+function cpuMs(pid, which = 'both') {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // 'main': the process's main thread alone (its other threads: V8's compiler and GC helpers, libuv's threadpool).
+    const stat = readFileSync(which === 'main' ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    const user = Number(fields[11]);
+    const sys = Number(fields[12]);
+    return (which === 'user' ? user : which === 'sys' ? sys : user + sys) * 10; // 'both' and 'main': user + sys
   } catch {
     return undefined;
   }
 }
 
 /** CPU ms per message that the worker processes and redis-server spend from `before` (see cpuUsed) to now. */
-function cpuPerMessage(before, messages) {
-  const now = before.map(({ pid }) => cpuMs(pid));
-  if (now.some((ms) => ms === undefined) || before.some((b) => b.ms === undefined)) return undefined;
-  return now.reduce((sum, ms, i) => sum + ms - before[i].ms, 0) / messages;
+function cpuPerMessage(before, messages, which = 'both') {
+  const now = before.map(({ pid }) => cpuMs(pid, which));
+  const key = which === 'both' ? 'ms' : which;
+  if (now.some((ms) => ms === undefined) || before.some((b) => b[key] === undefined)) return undefined;
+  return now.reduce((sum, ms, i) => sum + ms - before[i][key], 0) / messages;
 }
-const cpuUsed = (pids) => pids.map((pid) => ({ pid, ms: cpuMs(pid) }));
+const cpuUsed = (pids) => pids.map((pid) => ({ pid, ms: cpuMs(pid), user: cpuMs(pid, 'user'), sys: cpuMs(pid, 'sys'), main: cpuMs(pid, 'main') }));
 
 async function startRedis() {
   const port = await freePort();
@@ -101,8 +105,11 @@ async function waitForSink(ctl, n, t0, timeoutMs, cpu0) {
   }
   const ms = Date.now() - t0;
   const cpu = cpuPerMessage(cpu0, n);
+  const user = cpuPerMessage(cpu0, n, 'user');
+  const sys = cpuPerMessage(cpu0, n, 'sys');
+  const main = cpuPerMessage(cpu0, n, 'main');
   await new Promise((r) => setTimeout(r, 300));
-  return { ms, received: (await ctl.stats()).messages, cpu };
+  return { ms, received: (await ctl.stats()).messages, cpu, user, sys, main };
 }
 
 /** Enqueues `count` messages, `inFlight` calls at a time; returns msgs/s. */
@@ -123,13 +130,18 @@ const PIPELINED = 4;
 
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 
-export async function run({ quick, host, port, ctrlPort }) {
+/**
+ * `only`: run just these cells while iterating (names: enqueue, spool-1, spool-2, spool-4, spool-pipelined,
+ * redis-1 ..., nodemailer-1, nodemailer-2, nodemailer-4); prints one line per cell and writes no docs.
+ */
+export async function run({ quick, host, port, ctrlPort, only, messages }) {
+  const want = (name) => !only || only.includes(name);
   const { SpoolStore } = await import(join(ROOT, 'packages/queue/dist/index.js'));
   const { RedisStore } = await import(join(ROOT, 'packages/queue-redis/dist/index.js'));
   const { Queue } = await import('bullmq');
   const ctl = await SinkControl.connect(ctrlPort);
   const E = quick ? 500 : 5000; // enqueue count
-  const M = quick ? 300 : 4000; // delivery count per cell
+  const M = messages ?? (quick ? 300 : 4000); // delivery count per cell
   const timeout = quick ? 60_000 : 300_000;
   const loadBefore = load();
   const started = Date.now();
@@ -140,7 +152,7 @@ export async function run({ quick, host, port, ctrlPort }) {
   try {
     // 1. durable enqueue: one call at a time (each waits for its own fsyncs), and 100 calls in flight
     //    (their directory fsyncs shared: group commit). Resolved = durable in both.
-    for (const inFlight of [1, 100]) {
+    for (const inFlight of want('enqueue') ? [1, 100] : []) {
       const spool = new SpoolStore(join(dir, `enqueue-${inFlight}`));
       await spool.open();
       const n = inFlight === 1 ? Math.ceil(E / 5) : E;
@@ -161,6 +173,7 @@ export async function run({ quick, host, port, ctrlPort }) {
       cells[kind] = {};
       for (const [key, workers, inFlight] of [[1, 1, 1], [2, 2, 1], [4, 4, 1], ['pipelined', 4, PIPELINED]]) {
         const name = `${kind}-${key}`;
+        if (!want(name)) continue;
         const spec = kind === 'spool' ? `spool:${join(dir, name)}` : `redis:${redis.url}#${name}#30000`;
         const store = kind === 'spool' ? new SpoolStore(spec.slice(6)) : new RedisStore({ url: redis.url, prefix: name });
         await store.open();
@@ -169,12 +182,12 @@ export async function run({ quick, host, port, ctrlPort }) {
         const children = await startChildren(join(here, 'queue/worker.mjs'), [spec, host, String(port), String(inFlight)], workers);
         const cpu0 = cpuUsed([...children.map((c) => c.pid), redis.pid]);
         const t0 = go(children);
-        const { ms, received, cpu } = await waitForSink(ctl, M, t0, timeout, cpu0);
+        const { ms, received, cpu, user, sys, main } = await waitForSink(ctl, M, t0, timeout, cpu0);
         await stopChildren(children);
         const stats = await store.stats();
         await store.close();
-        cells[kind][key] = { rate: M / (ms / 1000), duplicates: received - M, unrecorded: M - stats.messages.delivered, cpu };
-        log(`${kind} ${key}: ${(M / (ms / 1000)).toFixed(0)} msgs/s`);
+        cells[kind][key] = { rate: M / (ms / 1000), duplicates: received - M, unrecorded: M - stats.messages.delivered, cpu, user, sys, main };
+        log(`${kind} ${key}: ${(M / (ms / 1000)).toFixed(0)} msgs/s; CPU ${cpu?.toFixed(3)} ms/msg (user ${user?.toFixed(3)}, sys ${sys?.toFixed(3)}); load ${load()}`);
         if (received !== M || stats.messages.delivered !== M) throw new Error(`queue ${kind} ${key}: sink got ${received} of ${M}, ${stats.messages.delivered} recorded delivered`);
       }
     }
@@ -182,6 +195,7 @@ export async function run({ quick, host, port, ctrlPort }) {
     cells.nodemailer = {};
     for (const workers of [1, 2, 4]) {
       const name = `nm${workers}`;
+      if (!want(`nodemailer-${workers}`)) continue;
       const q = new Queue(name, { connection: { host: '127.0.0.1', port: Number(new URL(redis.url).port) } });
       for (let i = 0; i < M; i += 500) {
         await q.addBulk(Array.from({ length: Math.min(500, M - i) }, (_, j) => ({ name: 'mail', data: { from: 'bench@example.test', to: ['sink@example.test'], raw: message(i + j) }, opts: { removeOnComplete: true } })));
@@ -190,11 +204,11 @@ export async function run({ quick, host, port, ctrlPort }) {
       const children = await startChildren(join(here, 'queue/nodemailer-bullmq-worker.mjs'), [redis.url, name, host, String(port)], workers);
       const cpu0 = cpuUsed([...children.map((c) => c.pid), redis.pid]);
       const t0 = go(children);
-      const { ms, received, cpu } = await waitForSink(ctl, M, t0, timeout, cpu0);
+      const { ms, received, cpu, user, sys, main } = await waitForSink(ctl, M, t0, timeout, cpu0);
       await stopChildren(children);
       await q.close();
-      cells.nodemailer[workers] = { rate: M / (ms / 1000), duplicates: received - M, cpu };
-      log(`nodemailer+bullmq ${workers}: ${(M / (ms / 1000)).toFixed(0)} msgs/s`);
+      cells.nodemailer[workers] = { rate: M / (ms / 1000), duplicates: received - M, cpu, user, sys, main };
+      log(`nodemailer+bullmq ${workers}: ${(M / (ms / 1000)).toFixed(0)} msgs/s; CPU ${cpu?.toFixed(3)} ms/msg (user ${user?.toFixed(3)}, sys ${sys?.toFixed(3)}); load ${load()}`);
     }
   } finally {
     await redis.stop();
@@ -203,6 +217,10 @@ export async function run({ quick, host, port, ctrlPort }) {
     ctl.close();
   }
   const loadAfter = load();
+  if (only) {
+    return Object.entries(cells).flatMap(([kind, byKey]) => Object.entries(byKey).map(([key, c]) =>
+      `${kind}-${key}: ${c.rate.toFixed(0)} msgs/s, ${c.duplicates} dup., CPU ${c.cpu?.toFixed(3)} ms/msg (user ${c.user?.toFixed(3)}, sys ${c.sys?.toFixed(3)}; main threads ${c.main?.toFixed(3)})`)).join('\n') + `\nload ${loadBefore} -> ${loadAfter}`;
+  }
 
   const f = (x) => Math.round(x).toLocaleString('en-US');
   const cell = (c) => `${f(c.rate)} (${c.duplicates} dup.${c.unrecorded !== undefined ? `, ${c.unrecorded} unrecorded` : ''}${c.cpu !== undefined ? `; ${c.cpu.toFixed(2)} ms CPU` : ''})`;
@@ -275,12 +293,18 @@ export async function run({ quick, host, port, ctrlPort }) {
   return section;
 }
 
-// Standalone: node bench/suites/queue.js [--quick]  (starts its own sink)
+// Standalone: node bench/suites/queue.js [--quick] [--only spool-4,nodemailer-4] [--messages N]  (starts its own sink)
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { buildSink, startSink } = await import('../lib/sink.js');
   const sink = await startSink(buildSink());
   try {
-    console.log(await run({ quick: process.argv.includes('--quick'), host: '127.0.0.1', port: sink.port, ctrlPort: sink.ctrlPort }));
+    const arg = (name) => {
+      const at = process.argv.indexOf(name);
+      return at > 0 ? process.argv[at + 1] : undefined;
+    };
+    const only = arg('--only')?.split(',');
+    const messages = arg('--messages') ? Number(arg('--messages')) : undefined;
+    console.log(await run({ quick: process.argv.includes('--quick'), host: '127.0.0.1', port: sink.port, ctrlPort: sink.ctrlPort, only, messages }));
   } finally {
     sink.proc.kill();
   }

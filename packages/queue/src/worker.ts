@@ -95,6 +95,8 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
   readonly #recoverMs: number;
   readonly #catalogue: StatusCatalogue;
   readonly #handOffLimit: number;
+  /** Claims wait until this many slots are free (see #loop). */
+  readonly #refillAt: number;
   #handedOff = 0;
   readonly #handOffWaiters: (() => void)[] = [];
   #id: string | undefined;
@@ -121,6 +123,7 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     const smtp = options.smtp ?? {};
     this.#concurrency = options.concurrency ?? (smtp.maxConnections ?? 5) * 10;
     if (!(this.#concurrency >= 1)) throw new RangeError(`concurrency must be >= 1, got ${options.concurrency}`);
+    this.#refillAt = Math.max(1, Math.ceil(this.#concurrency / 4));
     this.#handOffLimit = options.markAhead ?? this.#concurrency;
     if (!(this.#handOffLimit >= 1)) throw new RangeError(`markAhead must be >= 1, got ${options.markAhead}`);
     this.#schedule = resolveSchedule(options.schedule);
@@ -186,7 +189,10 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       }
       const room = this.#concurrency - this.#inFlight.size;
       let claimed = 0;
-      if (room > 0) {
+      // Claims are made in batches of at least a quarter of the concurrency (while the other three
+      // quarters still keep the pool busy), not one claim per finished message: each claim, and the
+      // batch of end-of-data marks it leads to, costs directory syncs and a turn of its own.
+      if (room >= this.#refillAt) {
         let claims: Claim[] = [];
         try {
           claims = await this.store.claim(worker, room);
