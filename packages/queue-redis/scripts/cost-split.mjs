@@ -7,10 +7,11 @@
 //     includes the commands it calls), named from BullMQ's own script files for BullMQ's and by their
 //     first key for this store's, and the commands per message (INFO commandstats, inner calls included);
 //   - with --cpu-prof, the worker processes' busy CPU split by layer (a sample goes to the nearest
-//     package on its stack: smtplib, the Redis client (ioredis, BullMQ, msgpackr), this store, the
-//     queue's worker), from V8 CPU profiles of the delivery window (the profiler slows the run).
+//     package on its stack: smtplib, BullMQ, this store, the queue's worker; time in ioredis to the
+//     package that called it, or to reading replies), from V8 CPU profiles of the delivery window
+//     (the profiler slows the run).
 // Measures; judges nothing. --write puts the tables into docs/queue.md's cost block.
-//   node packages/queue-redis/scripts/cost-split.mjs [--workers 4] [--messages 4000] [--cpu-prof] [--write]
+//   node packages/queue-redis/scripts/cost-split.mjs [--workers 4] [--messages 4000[,16000...]] [--cpu-prof] [--write]
 import { createHash } from 'node:crypto';
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -27,22 +28,30 @@ const arg = (name, fallback) => {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const W = arg('--workers', 4);
-const M = arg('--messages', 4000);
+// One or more run sizes (--messages 4000,16000): each worker process's start-up work (V8 compiling
+// the hot code, on other threads too) is spread over more messages in a longer run.
+const SIZES = process.argv.includes('--messages') ? process.argv[process.argv.indexOf('--messages') + 1].split(',').map(Number) : [4000];
+// SLOWLOG keeps every command of a cell (some 50 a message with the ones scripts call): only cells up to this size.
+const SLOWLOG_MAX = 5000;
 const PROFILE = process.argv.includes('--cpu-prof');
 const WRITE = process.argv.includes('--write');
 const log = (...a) => console.error('  [cost-split]', ...a);
 
-function stat(pid) {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime of a /proc stat file, in clock ticks of USER_HZ 100, as ms. */
+function ticksMs(path) {
+  const s = readFileSync(path, 'utf8');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+/** A process's CPU (all threads, and its main thread alone) and its read and write system calls. */
+function stat(pid) {
   const io = readFileSync(`/proc/${pid}/io`, 'utf8');
-  // utime + stime in clock ticks of USER_HZ 100, as ms; read and write system calls.
-  return { cpu: (Number(f[11]) + Number(f[12])) * 10, r: Number(/syscr: (\d+)/.exec(io)[1]), w: Number(/syscw: (\d+)/.exec(io)[1]) };
+  return { cpu: ticksMs(`/proc/${pid}/stat`), main: ticksMs(`/proc/${pid}/task/${pid}/stat`), r: Number(/syscr: (\d+)/.exec(io)[1]), w: Number(/syscw: (\d+)/.exec(io)[1]) };
 }
 const used = (pids, before) => pids.map((pid, i) => {
   const now = stat(pid);
-  return { cpu: now.cpu - before[i].cpu, r: now.r - before[i].r, w: now.w - before[i].w };
-}).reduce((a, b) => ({ cpu: a.cpu + b.cpu, r: a.r + b.r, w: a.w + b.w }));
+  return { cpu: now.cpu - before[i].cpu, main: now.main - before[i].main, r: now.r - before[i].r, w: now.w - before[i].w };
+}).reduce((a, b) => ({ cpu: a.cpu + b.cpu, main: a.main + b.main, r: a.r + b.r, w: a.w + b.w }));
 
 /** Talks RESP to redis-server directly (one command at a time): replies as nested arrays, strings, numbers. */
 async function redisClient(port) {
@@ -77,14 +86,17 @@ const message = (i) => `From: bench@example.test\r\nTo: sink@example.test\r\nSub
 
 /** Samples of the delivery window (from the first to the last sample under one of `markers`), by layer. */
 function layers(dir, markers) {
-  const category = (url) => {
-    if (/\/node_modules\/(ioredis|@ioredis|bullmq|msgpackr|denque|cluster-key-slot)\//.test(url)) return 'Redis client (ioredis, BullMQ, msgpackr)';
+  // The nearest package frame above the leaf owns a sample; ioredis (and msgpackr, denque) frames
+  // only say the time went into the Redis client, on behalf of the owner above them.
+  const owner = (url) => {
+    if (/\/node_modules\/bullmq\//.test(url)) return 'BullMQ (its job handling, and the Redis client under it)';
     if (/\/node_modules\/nodemailer\//.test(url)) return 'nodemailer';
     if (url.includes('/packages/smtplib/')) return 'smtplib (pool, SMTP)';
     if (url.includes('/packages/queue-redis/')) return 'this store (queue-redis)';
     if (url.includes('/packages/queue/')) return 'queue worker and records';
     return undefined;
   };
+  const client = (url) => /\/node_modules\/(ioredis|@ioredis|msgpackr|denque|cluster-key-slot|standard-as-callback)\//.test(url);
   const total = new Map();
   let busy = 0;
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
@@ -97,7 +109,14 @@ function layers(dir, markers) {
       if (memo.has(id)) return memo.get(id);
       const fn = nodes.get(id).callFrame.functionName;
       let out = ['(idle)', '(garbage collector)', '(program)'].includes(fn) ? fn : undefined;
-      for (let x = id; !out && x !== undefined; x = parent.get(x)) out = category(nodes.get(x).callFrame.url);
+      let inClient = false;
+      for (let x = id; !out && x !== undefined; x = parent.get(x)) {
+        const url = nodes.get(x).callFrame.url;
+        if (client(url)) inClient = true;
+        else out = owner(url);
+      }
+      if (inClient && out === 'this store (queue-redis)') out = 'Redis client (ioredis) sending this store\'s scripts';
+      else if (inClient && out === undefined) out = 'Redis client (ioredis) reading replies (BullMQ\'s and the store\'s)';
       out ??= 'Node.js (socket reads, timers, promise jobs)';
       memo.set(id, out);
       return out;
@@ -119,8 +138,8 @@ function layers(dir, markers) {
   return { busy, rows: [...total].sort((a, b) => b[1] - a[1]) };
 }
 
-async function cell(kind, { sink, ctl, port, url, shas }) {
-  const prefix = kind === 'redis' ? 'cost' : 'costnm';
+async function cell(kind, M, { sink, ctl, port, url, shas }) {
+  const prefix = kind === 'redis' ? `cost${M}` : `costnm${M}`;
   let store;
   let q;
   if (kind === 'redis') {
@@ -149,9 +168,10 @@ async function cell(kind, { sink, ctl, port, url, shas }) {
     child.once('exit', (code) => reject(new Error(`${script} exited ${code}`)));
   })));
   const r = await redisClient(port);
-  await r.config('SET', 'slowlog-log-slower-than', '0');
+  const slowlog = M <= SLOWLOG_MAX;
+  if (slowlog) await r.config('SET', 'slowlog-log-slower-than', '0');
   // Commands called by scripts are logged too (client "?:0"), some 50 per message in all.
-  await r.config('SET', 'slowlog-max-len', String(M * 100));
+  if (slowlog) await r.config('SET', 'slowlog-max-len', String(M * 100));
   await r.slowlog('RESET');
   await r.config('RESETSTAT');
   const pids = children.map((c) => c.pid);
@@ -169,7 +189,8 @@ async function cell(kind, { sink, ctl, port, url, shas }) {
   const redis = used([sink.redisPid], r0);
   // Both read at once: idle workers keep polling after the last message.
   const [info] = await Promise.all([r.info('commandstats'), r.config('SET', 'slowlog-log-slower-than', '-1')]);
-  const entries = await r.slowlog('GET', '-1');
+  const entries = slowlog ? await r.slowlog('GET', '-1') : [];
+  await r.slowlog('RESET');
   await r.config('SET', 'slowlog-max-len', '128');
   await r.config('SET', 'slowlog-log-slower-than', '10000');
   await r.quit();
@@ -209,7 +230,7 @@ async function cell(kind, { sink, ctl, port, url, shas }) {
   if (profDir) rmSync(profDir, { recursive: true, force: true });
   const received = (await ctl.stats()).messages;
   if (received !== M) throw new Error(`${kind}: the sink got ${received} of ${M}`);
-  return { kind, rate: M / (ms / 1000), workers, redis, byScript, logged, commands, profile };
+  return { kind, M, rate: M / (ms / 1000), workers, redis, byScript, logged, commands, profile };
 }
 
 const sinkProc = await startSink(buildSink());
@@ -224,9 +245,11 @@ try {
   if (!(await waitForRedis(port))) throw new Error('redis-server did not start (apt-get install redis-server)');
   await ctl.config({ delay_us: 1000 });
   const ctx = { sink: { port: sinkProc.port, redisPid: redisProc.pid }, ctl, port, url: `redis://127.0.0.1:${port}`, shas: bullmqScripts() };
-  for (const kind of ['redis', 'nodemailer']) {
-    results.push(await cell(kind, ctx));
-    log(`${kind}: ${results.at(-1).rate.toFixed(0)} msgs/s`);
+  for (const M of SIZES) {
+    for (const kind of ['redis', 'nodemailer']) {
+      results.push(await cell(kind, M, ctx));
+      log(`${kind}, ${M} messages: ${results.at(-1).rate.toFixed(0)} msgs/s`);
+    }
   }
 } finally {
   await new Promise((res) => {
@@ -241,27 +264,28 @@ try {
   sinkProc.proc.kill();
 }
 
-const name = { redis: 'smtplib-queue, Redis store', nodemailer: 'nodemailer pool + BullMQ' };
+const names = { redis: 'smtplib-queue, Redis store', nodemailer: 'nodemailer pool + BullMQ' };
+const name = (c) => `${names[c.kind]}, ${c.M.toLocaleString('en-US')} msgs`;
 const f2 = (x) => x.toFixed(2);
 const f3 = (x) => x.toFixed(3);
 const lines = [
-  `Command: \`node packages/queue-redis/scripts/cost-split.mjs --workers ${W} --messages ${M}${PROFILE ? ' --cpu-prof' : ''}\`. ` +
+  `Command: \`node packages/queue-redis/scripts/cost-split.mjs --workers ${W} --messages ${SIZES.join(',')}${PROFILE ? ' --cpu-prof' : ''}\`. ` +
     `${os.cpus().length} CPUs, load average (1 / 5 / 15 min) ${loadBefore} at the start and ${load()} at the end. ` +
-    `${W} worker processes, ${M.toLocaleString('en-US')} messages, sink latency 1 ms, redis-server with AOF and appendfsync always and every command in its SLOWLOG (which costs it CPU)${PROFILE ? '; the workers under the V8 profiler (slower)' : ''}. One run; msgs/s moves with the machine, CPU per message much less.`,
+    `${W} worker processes, ${SIZES.map((m) => m.toLocaleString('en-US')).join(' and ')} messages per cell, sink latency 1 ms, redis-server with AOF and appendfsync always and, in cells of up to ${SLOWLOG_MAX.toLocaleString('en-US')} messages, every command in its SLOWLOG (which costs it CPU)${PROFILE ? '; the workers under the V8 profiler (slower)' : ''}. One run; msgs/s moves with the machine, CPU per message much less.`,
   '',
-  '| cell | msgs/s | CPU ms/msg: workers | redis-server | system calls/msg, workers (read / write) | redis-server (read / write) | Redis commands/msg (inner calls included) |',
+  '| cell | msgs/s | CPU ms/msg: workers (their main threads) | redis-server | system calls/msg, workers (read / write) | redis-server (read / write) | Redis commands/msg (inner calls included) |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...results.map((c) => `| ${name[c.kind]} | ${Math.round(c.rate).toLocaleString('en-US')} | ${f3(c.workers.cpu / M)} | ${f3(c.redis.cpu / M)} | ${f2(c.workers.r / M)} / ${f2(c.workers.w / M)} | ${f2(c.redis.r / M)} / ${f2(c.redis.w / M)} | ${(c.commands / M).toFixed(1)} |`),
+  ...results.map(({ M, ...c }) => `| ${name({ M, ...c })} | ${Math.round(c.rate).toLocaleString('en-US')} | ${f3(c.workers.cpu / M)} (${f3(c.workers.main / M)}) | ${f3(c.redis.cpu / M)} | ${f2(c.workers.r / M)} / ${f2(c.workers.w / M)} | ${f2(c.redis.r / M)} / ${f2(c.redis.w / M)} | ${(c.commands / M).toFixed(1)} |`),
   '',
   'redis-server\'s time per message by what ran (SLOWLOG: a script\'s time includes the commands it calls; fsyncs and socket I/O are not in it; wall-clock time, so it includes any time redis-server waited for a CPU: compare the shares within a cell rather than the µs across cells):',
   '',
   '| cell | what ran | calls/msg | µs/msg | share |',
   '| --- | --- | ---: | ---: | ---: |',
-  ...results.flatMap((c) => [...c.byScript].sort((a, b) => b[1].us - a[1].us).filter(([, v]) => v.us / c.logged >= 0.005).map(([k, v]) => `| ${name[c.kind]} | ${k} | ${f2(v.calls / M)} | ${(v.us / M).toFixed(1)} | ${((100 * v.us) / c.logged).toFixed(0)}% |`)),
+  ...results.flatMap((c) => [...c.byScript].sort((a, b) => b[1].us - a[1].us).filter(([, v]) => v.us / c.logged >= 0.005).map(([k, v]) => `| ${name(c)} | ${k} | ${f2(v.calls / c.M)} | ${(v.us / c.M).toFixed(1)} | ${((100 * v.us) / c.logged).toFixed(0)}% |`)),
 ];
 if (PROFILE) {
-  lines.push('', 'Worker processes\' busy CPU by layer (V8 CPU profiles of the delivery window; a sample goes to the nearest package on its stack; ms/msg under the profiler):', '', '| cell | layer | ms/msg | share |', '| --- | --- | ---: | ---: |');
-  for (const c of results) for (const [k, us] of c.profile.rows) lines.push(`| ${name[c.kind]} | ${k} | ${f3(us / 1000 / M)} | ${((100 * us) / c.profile.busy).toFixed(0)}% |`);
+  lines.push('', 'Worker processes\' main threads, busy CPU by layer (V8 CPU profiles of the delivery window, which sample the main thread only; a sample goes to the nearest package on its stack, time in ioredis to the package that called it; ms/msg under the profiler):', '', '| cell | layer | ms/msg | share |', '| --- | --- | ---: | ---: |');
+  for (const c of results) for (const [k, us] of c.profile.rows) lines.push(`| ${name(c)} | ${k} | ${f3(us / 1000 / c.M)} | ${((100 * us) / c.profile.busy).toFixed(0)}% |`);
 }
 const block = lines.join('\n');
 console.log(block);
