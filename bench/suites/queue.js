@@ -132,7 +132,7 @@ const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 
 /**
  * `only`: run just these cells while iterating (names: enqueue, spool-1, spool-2, spool-4, spool-pipelined,
- * redis-1 ..., nodemailer-1, nodemailer-2, nodemailer-4); prints one line per cell and writes no docs.
+ * redis-1 ..., nodemailer-1, nodemailer-2, nodemailer-4, pool-4); prints one line per cell and writes no docs.
  */
 export async function run({ quick, host, port, ctrlPort, only, messages }) {
   const want = (name) => !only || only.includes(name);
@@ -210,6 +210,17 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
       cells.nodemailer[workers] = { rate: M / (ms / 1000), duplicates: received - M, cpu, user, sys, main };
       log(`nodemailer+bullmq ${workers}: ${(M / (ms / 1000)).toFixed(0)} msgs/s; CPU ${cpu?.toFixed(3)} ms/msg (user ${user?.toFixed(3)}, sys ${sys?.toFixed(3)}); load ${load()}`);
     }
+    // 4. the floor: the same pool in 4 processes with no queue (how much of a queue cell's CPU is the pool's)
+    if (want('pool-4')) {
+      await ctl.reset();
+      const children = await startChildren(join(here, 'queue/pool-worker.mjs'), [host, String(port), String(M / 4)], 4);
+      const cpu0 = cpuUsed(children.map((c) => c.pid));
+      const t0 = go(children);
+      const { ms, received, cpu, user, sys, main } = await waitForSink(ctl, M, t0, timeout, cpu0);
+      await stopChildren(children);
+      cells.pool = { 4: { rate: M / (ms / 1000), duplicates: received - M, cpu, user, sys, main } };
+      log(`pool alone 4: ${(M / (ms / 1000)).toFixed(0)} msgs/s; CPU ${cpu?.toFixed(3)} ms/msg (user ${user?.toFixed(3)}, sys ${sys?.toFixed(3)}); load ${load()}`);
+    }
   } finally {
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -240,7 +251,7 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
     '| ---: | ---: | ---: | ---: | ---: |',
     `| 4 | ${PIPELINED} | ${cell(cells.spool.pipelined)} | ${cell(cells.redis.pipelined)} | ${ratio(cells.spool.pipelined, cells.nodemailer[4])}${(cells.redis.pipelined.rate / cells.nodemailer[4].rate).toFixed(1)}x |`,
   ];
-  const allCells = [...Object.values(cells.spool), ...Object.values(cells.redis), ...Object.values(cells.nodemailer)];
+  const allCells = [...Object.values(cells.spool), ...Object.values(cells.redis), ...Object.values(cells.nodemailer), ...Object.values(cells.pool)];
   const duplicates = allCells.reduce((n, c) => n + c.duplicates, 0);
   // Issue 13's goals, judged from this run's own figures.
   const met = (ok) => (ok ? 'met' : 'missed');
@@ -254,6 +265,11 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
         : ''),
     `- Goal: 0 duplicates in every cell: ${duplicates}, ${met(duplicates === 0)}.`,
   ];
+  const floor = cells.pool[4];
+  const poolLine = `Floor: the same pool with no queue (4 processes, each an SMTPPool of 4 connections with one message in flight on each, 40 sendmail calls at a time, ${f(M / 4)} messages each: \`bench/suites/queue/pool-worker.mjs\`): ${cell(floor)}` +
+    (floor.cpu !== undefined && cells.spool[4].cpu !== undefined && cells.redis[4].cpu !== undefined
+      ? `; so of the 4-worker cells' CPU per message, the queue's own part is spool ${(cells.spool[4].cpu - floor.cpu).toFixed(2)} ms, Redis ${(cells.redis[4].cpu - floor.cpu).toFixed(2)} ms (redis-server's included).`
+      : '.');
   const section = [
     '## Durable queue (smtplib-queue)',
     '',
@@ -274,6 +290,8 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
     `Pipelined: the same 4 worker processes, 4 connections and 40 messages in flight each, with the pool allowed ${PIPELINED} transactions in flight per connection (\`smtp: { maxInFlightPerConnection: ${PIPELINED} }\`; QueueWorker's default is 1): whole messages then follow each other on a connection without waiting for the reply before. nodemailer's pool sends one message at a time per connection and has no such setting, so its cell above is the comparison. The trade-off: a connection lost mid-run leaves every message whose end of data it carried \`unknown\` (up to ${PIPELINED}), not one. The goal below is judged on the default cells.`,
     '',
     ...pipelined,
+    '',
+    poolLine,
     '',
     `Duplicates over every cell: ${duplicates}.`,
     '',
