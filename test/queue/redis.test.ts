@@ -103,6 +103,46 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
     await store.close();
   });
 
+  it('a completion brings the next job back locked to the worker; its claim puts a token of its own on the lock; unregistering gives back what was not claimed', async () => {
+    const { store } = await makeStore();
+    const queue = new MailQueue(store);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message })).id);
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.url);
+    const lock = (id: string): Promise<string | null> => raw.get(`bull:${store.prefix}:${id}:lock`);
+    const w = await store.registerWorker();
+    const first = await claimOnce(store, w);
+    const token = await lock(first.message.id);
+    expect(token).toBeTruthy();
+    await store.markCommitting(w, first.message.id, 1);
+    await store.finish(w, withState(first.message, 'delivered'));
+    // The next job came back with the completion, under the finished claim's token, before any claim.
+    const fetched = [];
+    for (const id of ids) if (id !== first.message.id && (await lock(id)) === token) fetched.push(id);
+    expect(fetched).toHaveLength(1);
+    const second = await claimOnce(store, w);
+    expect(second.message.id).toBe(fetched[0]);
+    const own = await lock(second.message.id);
+    expect(own).toBeTruthy();
+    expect(own).not.toBe(token);
+    // A mark names this claim: a stale holder of the old token cannot mark or record it.
+    await store.markCommitting(w, second.message.id, 1);
+    expect(await raw.smembers(`${store.prefix}:marks:${second.message.id}`)).toEqual([own]);
+    await store.finish(w, withState(second.message, 'delivered'));
+    // The third came back with that completion; unregistering gives it back, due at once, to any worker.
+    const third = ids.find((id) => id !== first.message.id && id !== second.message.id)!;
+    expect(await lock(third)).toBe(own);
+    await store.unregisterWorker(w);
+    expect(await lock(third)).toBeNull();
+    const w2 = await store.registerWorker();
+    const again = await claimOnce(store, w2);
+    expect(again.message.id).toBe(third);
+    expect(again.interrupted).toBe(false);
+    await raw.quit();
+    await store.close();
+  });
+
   it('a late record from a worker that never marked (it sent nothing) is dropped: the attempt number under the next worker\'s mark does not move', async () => {
     const { store } = await makeStore();
     const queue = new MailQueue(store);
