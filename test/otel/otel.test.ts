@@ -206,6 +206,11 @@ describe('smtplib-otel', () => {
     const delay = points(m, 'smtp.client.delay');
     expect(delay.find((p) => p.attributes['smtp.delay.phase'] === 'connection_setup')?.value).toBe(2);
     expect(delay.find((p) => p.attributes['smtp.delay.phase'] === 'transmission')?.value).toBe(6);
+    // The phase alone (per server, the same durations are operation.duration's connect and send): one series per phase.
+    expect(delay.map((p) => p.attributes).sort((x, y) => String(x['smtp.delay.phase']).localeCompare(String(y['smtp.delay.phase'])))).toEqual([
+      { 'smtp.delay.phase': 'connection_setup' },
+      { 'smtp.delay.phase': 'transmission' },
+    ]);
     const recipients = points(m, 'smtp.client.recipients');
     expect(recipients.find((p) => p.attributes['smtp.recipient.outcome'] === 'accepted')?.value).toBe(6);
     expect(recipients.find((p) => p.attributes['smtp.recipient.outcome'] === 'refused')?.value).toBe(6);

@@ -28,7 +28,11 @@
 // attribute set of every measurement (sorted keys, JSON), so the two counters
 // are summed here in plain fields, per server, and handed to the SDK only when
 // a reader collects; the two histograms get attribute objects built once per
-// server and reused. The span's attributes are one literal (no spreads).
+// server and reused. The delay split carries its phase alone: its values are
+// the connect and send operation durations, which operation.duration already
+// records per server, and the SDK's hash of a one-key set costs less than half
+// that of the four-key set (2,000,000 records of each, real SDK: 0.45 µs against
+// 1.03). The span's attributes are set one by one (see #onSend).
 //
 // Privacy: addresses are recorded as their domain only (the local part names
 // a person) unless `recordAddresses: true`; message content is never seen
@@ -99,8 +103,6 @@ class Series {
   accepted = 0;
   refused = 0;
   readonly operation: Record<Operation, Attributes>;
-  readonly setup: Attributes;
-  readonly transmission: Attributes;
   readonly outcome: { accepted: Attributes; refused: Attributes };
 
   constructor(peer: Attributes) {
@@ -111,8 +113,6 @@ class Series {
       authenticate: { ...peer, 'network.operation': 'authenticate' },
       send: { ...peer, 'network.operation': 'send' },
     };
-    this.setup = { ...peer, 'smtp.delay.phase': 'connection_setup' };
-    this.transmission = { ...peer, 'smtp.delay.phase': 'transmission' };
     this.outcome = { accepted: { ...peer, 'smtp.recipient.outcome': 'accepted' }, refused: { ...peer, 'smtp.recipient.outcome': 'refused' } };
   }
 
@@ -123,6 +123,14 @@ class Series {
     else this.failed.set(key, { attributes: { ...this.operation[operation], 'error.type': type }, count: 1 });
   }
 }
+
+/**
+ * The delay split's attribute sets (Postfix's c and d), the same for every
+ * server: per server, the same durations are operation.duration's connect and
+ * send measurements.
+ */
+const CONNECTION_SETUP: Attributes = Object.freeze({ 'smtp.delay.phase': 'connection_setup' });
+const TRANSMISSION: Attributes = Object.freeze({ 'smtp.delay.phase': 'transmission' });
 
 /** domainOf() with the last answer kept. */
 class LastDomain {
@@ -287,7 +295,7 @@ export class SmtplibInstrumentation {
       this.#span('smtp connect', event.durationMs, attributes)?.end();
     }
     this.#operation(series, 'connect', event.durationMs);
-    this.#instruments?.delay.record(event.durationMs / 1000, series.setup);
+    this.#instruments?.delay.record(event.durationMs / 1000, CONNECTION_SETUP);
   }
 
   #onAuth(event: AuthEvent): void {
@@ -339,7 +347,7 @@ export class SmtplibInstrumentation {
       series.accepted += accepted.length;
       series.refused += refused.length;
       i.operationDuration.record(event.durationMs, series.operation.send);
-      i.delay.record(event.durationMs / 1000, series.transmission);
+      i.delay.record(event.durationMs / 1000, TRANSMISSION);
     }
   }
 
