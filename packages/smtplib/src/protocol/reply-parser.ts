@@ -28,7 +28,6 @@ export const DEFAULT_REPLY_LIMITS: Readonly<ReplyLimits> = Object.freeze({
   maxReplyLines: 10_000,
 });
 
-const LF = 0x0a;
 const CR = 0x0d;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const latin1 = new TextDecoder('latin1');
@@ -38,6 +37,11 @@ const CONTROL_TEST = /[\x00-\x08\x0a-\x1f\x7f]/;
 const NON_ASCII = /[\x80-\xff]/;
 /** Anything but printable ASCII and TAB: the text needs a closer look. */
 const UNUSUAL = /[^\x20-\x7e\t]/;
+/**
+ * A chunk whose every line text would pass UNUSUAL: printable ASCII and TAB,
+ * with CR only right before LF (the line ending, never part of a text).
+ */
+const UNUSUAL_IN_CHUNK = /[^\x20-\x7e\t\r\n]|\r(?!\n)/;
 
 export class ReplyParser {
   readonly #limits: ReplyLimits;
@@ -64,13 +68,19 @@ export class ReplyParser {
     }
     const replies: Reply[] = [];
     let start = 0;
+    // The chunk read once as Latin-1: one character per byte, so offsets in
+    // the string are offsets in the bytes. Lines are found and cut in the
+    // string (no call into Buffer per line), and a chunk of plain text, the
+    // usual case, is checked once instead of line by line.
+    const text = data.toString('latin1');
+    const plain = !UNUSUAL_IN_CHUNK.test(text);
     try {
       for (;;) {
-        const lf = data.indexOf(LF, start);
+        const lf = text.indexOf('\n', start);
         if (lf === -1) break;
         if (lf + 1 - start > this.#limits.maxLineLength) this.#fail('a reply line is longer than the limit');
-        const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
-        const reply = this.#line(data, start, end, lf + 1 - start);
+        const end = lf > start && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
+        const reply = this.#line(data, text, plain, start, end, lf + 1 - start);
         if (reply) replies.push(reply);
         start = lf + 1;
       }
@@ -87,9 +97,11 @@ export class ReplyParser {
     return replies;
   }
 
-  #line(data: Buffer, start: number, end: number, size: number): Reply | undefined {
+  /** One line: `text` is `data` read as Latin-1; `plain` says the whole chunk passed UNUSUAL_IN_CHUNK. */
+  #line(data: Buffer, text: string, plain: boolean, start: number, end: number, size: number): Reply | undefined {
     const length = end - start;
-    const d0 = data[start]!, d1 = data[start + 1]!, d2 = data[start + 2]!;
+    // (Read past a short line's end, these are never used: length < 3 fails first.)
+    const d0 = text.charCodeAt(start), d1 = text.charCodeAt(start + 1), d2 = text.charCodeAt(start + 2);
     if (
       length < 3 ||
       d0 < 0x32 || d0 > 0x35 ||
@@ -98,7 +110,7 @@ export class ReplyParser {
     ) {
       this.#fail(`malformed reply line ${quote(data.subarray(start, Math.min(end, start + 40)))}`);
     }
-    const sep = length > 3 ? data[start + 3] : 0x20;
+    const sep = length > 3 ? text.charCodeAt(start + 3) : 0x20;
     if (sep !== 0x20 && sep !== 0x2d) {
       this.#fail(`malformed reply line ${quote(data.subarray(start, Math.min(end, start + 40)))}`);
     }
@@ -111,7 +123,7 @@ export class ReplyParser {
     if (this.#replyBytes > this.#limits.maxReplyLength) this.#fail('a reply is longer than the limit');
     if (this.#lines.length >= this.#limits.maxReplyLines) this.#fail('a reply has more lines than the limit');
     // Surrounding spaces and tabs are dropped, as smtplib does.
-    this.#lines.push(length > 4 ? trimBlanks(lineText(data, start + 4, end)) : '');
+    this.#lines.push(length > 4 ? trimBlanks(plain ? text.slice(start + 4, end) : lineText(data, start + 4, end)) : '');
     if (sep === 0x2d) return undefined;
     const reply = new Reply(code, this.#lines);
     this.#lines = [];
