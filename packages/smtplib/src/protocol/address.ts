@@ -107,9 +107,12 @@ export function addrOnly(text: string): string {
   return address === '' ? text : address;
 }
 
+/** Not global (no lastIndex state): one object for every call, as a literal in the body would make a new one per call. */
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+
 /** True when every character is 7-bit ASCII. */
 export function isAscii(text: string): boolean {
-  return /^[\x00-\x7f]*$/.test(text);
+  return ASCII_ONLY.test(text);
 }
 
 export interface PathOptions {

@@ -123,9 +123,17 @@ export class ReplyParser {
     if (this.#replyBytes > this.#limits.maxReplyLength) this.#fail('a reply is longer than the limit');
     if (this.#lines.length >= this.#limits.maxReplyLines) this.#fail('a reply has more lines than the limit');
     // Surrounding spaces and tabs are dropped, as smtplib does.
-    this.#lines.push(length > 4 ? trimBlanks(plain ? text.slice(start + 4, end) : lineText(data, start + 4, end)) : '');
-    if (sep === 0x2d) return undefined;
-    const reply = new Reply(code, this.#lines);
+    const line = length > 4 ? trimBlanks(plain ? text.slice(start + 4, end) : lineText(data, start + 4, end)) : '';
+    if (sep === 0x2d) {
+      this.#lines.push(line);
+      return undefined;
+    }
+    // A one-line reply (most are) gets a one-element array, not a push onto
+    // an empty one (V8 grows that to 16 slots).
+    let lines = this.#lines;
+    if (lines.length === 0) lines = [line];
+    else lines.push(line);
+    const reply = new Reply(code, lines);
     this.#lines = [];
     this.#replyBytes = 0;
     return reply;
