@@ -37,11 +37,6 @@ const CONTROL_TEST = /[\x00-\x08\x0a-\x1f\x7f]/;
 const NON_ASCII = /[\x80-\xff]/;
 /** Anything but printable ASCII and TAB: the text needs a closer look. */
 const UNUSUAL = /[^\x20-\x7e\t]/;
-/**
- * A chunk whose every line text would pass UNUSUAL: printable ASCII and TAB,
- * with CR only right before LF (the line ending, never part of a text).
- */
-const UNUSUAL_IN_CHUNK = /[^\x20-\x7e\t\r\n]|\r(?!\n)/;
 
 export class ReplyParser {
   readonly #limits: ReplyLimits;
@@ -70,17 +65,17 @@ export class ReplyParser {
     let start = 0;
     // The chunk read once as Latin-1: one character per byte, so offsets in
     // the string are offsets in the bytes. Lines are found and cut in the
-    // string (no call into Buffer per line), and a chunk of plain text, the
-    // usual case, is checked once instead of line by line.
+    // string, with no call into Buffer per line. (Checking the whole chunk
+    // for unusual characters once instead of each line's text was slower:
+    // 110 ns against 70 for three replies' texts, a regex micro-benchmark.)
     const text = data.toString('latin1');
-    const plain = !UNUSUAL_IN_CHUNK.test(text);
     try {
       for (;;) {
         const lf = text.indexOf('\n', start);
         if (lf === -1) break;
         if (lf + 1 - start > this.#limits.maxLineLength) this.#fail('a reply line is longer than the limit');
         const end = lf > start && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
-        const reply = this.#line(data, text, plain, start, end, lf + 1 - start);
+        const reply = this.#line(data, text, start, end, lf + 1 - start);
         if (reply) replies.push(reply);
         start = lf + 1;
       }
@@ -97,8 +92,8 @@ export class ReplyParser {
     return replies;
   }
 
-  /** One line: `text` is `data` read as Latin-1; `plain` says the whole chunk passed UNUSUAL_IN_CHUNK. */
-  #line(data: Buffer, text: string, plain: boolean, start: number, end: number, size: number): Reply | undefined {
+  /** One line, data[start, end): `text` is `data` read as Latin-1. */
+  #line(data: Buffer, text: string, start: number, end: number, size: number): Reply | undefined {
     const length = end - start;
     // (Read past a short line's end, these are never used: length < 3 fails first.)
     const d0 = text.charCodeAt(start), d1 = text.charCodeAt(start + 1), d2 = text.charCodeAt(start + 2);
@@ -123,7 +118,7 @@ export class ReplyParser {
     if (this.#replyBytes > this.#limits.maxReplyLength) this.#fail('a reply is longer than the limit');
     if (this.#lines.length >= this.#limits.maxReplyLines) this.#fail('a reply has more lines than the limit');
     // Surrounding spaces and tabs are dropped, as smtplib does.
-    const line = length > 4 ? trimBlanks(plain ? text.slice(start + 4, end) : lineText(data, start + 4, end)) : '';
+    const line = length > 4 ? trimBlanks(lineText(data, text, start + 4, end)) : '';
     if (sep === 0x2d) {
       this.#lines.push(line);
       return undefined;
@@ -146,10 +141,10 @@ export class ReplyParser {
   }
 }
 
-/** decodeText() of data[start, end), without a Buffer view for the common printable-ASCII line. */
-function lineText(data: Buffer, start: number, end: number): string {
-  const text = data.toString('latin1', start, end);
-  return UNUSUAL.test(text) ? decodeText(data.subarray(start, end)) : text;
+/** decodeText() of data[start, end), cut from its Latin-1 reading `text` for the common printable-ASCII line. */
+function lineText(data: Buffer, text: string, start: number, end: number): string {
+  const line = text.slice(start, end);
+  return UNUSUAL.test(line) ? decodeText(data.subarray(start, end)) : line;
 }
 
 /** Reply text as a safe string: UTF-8 if valid, else Latin-1; controls as "?". */
