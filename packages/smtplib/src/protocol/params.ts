@@ -183,12 +183,14 @@ export interface RenderContext {
 export function renderMailParameters(options: MailOptions, context: RenderContext): string {
   const caps = context.capabilities;
   const written = (options as Written)[WRITTEN];
-  const words: string[] = [];
+  // Built as one string, each parameter with its leading space: no array to
+  // grow and join for the one or two words of every message.
+  let line = '';
   if (options.size !== undefined && (caps.has('size') || written?.has('SIZE'))) {
     if (!Number.isSafeInteger(options.size) || options.size < 0) {
       throw new SMTPInvalidArgumentError(`SIZE must be a non-negative integer, got ${options.size}`);
     }
-    words.push(`SIZE=${options.size}`);
+    line += ` SIZE=${options.size}`;
   }
   if (options.body && options.body !== '7BIT') {
     if (options.body !== '8BITMIME' && options.body !== 'BINARYMIME') {
@@ -197,27 +199,27 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
     if (!caps.has(options.body.toLowerCase())) {
       throw new SMTPNotSupportedError(`the message needs BODY=${options.body} but the server does not offer ${options.body}`);
     }
-    words.push(`BODY=${options.body}`);
+    line += ` BODY=${options.body}`;
   } else if (options.body === '7BIT' && (caps.has('8bitmime') || written?.has('BODY'))) {
-    words.push('BODY=7BIT');
+    line += ' BODY=7BIT';
   }
   if (options.smtputf8) {
     if (!caps.has('smtputf8')) {
       throw new SMTPNotSupportedError('the message needs SMTPUTF8 (non-ASCII addresses or UTF-8 header fields) but the server does not offer it; nothing was sent. Send through a server that offers SMTPUTF8, or use ASCII addresses and write the message with encoded headers (smtplib-email: the SMTP policy)');
     }
-    words.push('SMTPUTF8');
+    line += ' SMTPUTF8';
   }
   if (caps.has('dsn') || written?.has('RET') || written?.has('ENVID')) {
     if (options.ret) {
       const ret = options.ret.toUpperCase();
       if (ret !== 'FULL' && ret !== 'HDRS') throw new SMTPInvalidArgumentError(`RET must be FULL or HDRS, got ${options.ret}`);
-      words.push(`RET=${ret}`);
+      line += ` RET=${ret}`;
     }
     if (options.envid !== undefined) {
       assertSafeArgument(options.envid, 'ENVID');
       if (Buffer.byteLength(options.envid) > 100) throw new SMTPInvalidArgumentError('ENVID is longer than 100 octets (RFC 3461 §4.4)');
       if (options.envid === '') throw new SMTPInvalidArgumentError('ENVID must not be empty (an ESMTP value has at least one character)');
-      words.push(`ENVID=${encodeXtext(options.envid)}`);
+      line += ` ENVID=${encodeXtext(options.envid)}`;
     }
   } else if (options.ret) {
     validateRet(options.ret);
@@ -235,10 +237,10 @@ export function renderMailParameters(options: MailOptions, context: RenderContex
     if (!caps.has('requiretls')) {
       throw new SMTPNotSupportedError('REQUIRETLS was asked for but the server does not offer it (RFC 8689)');
     }
-    words.push('REQUIRETLS');
+    line += ' REQUIRETLS';
   }
-  if (options.extra) words.push(...renderExtra(options.extra, 'mail option'));
-  return words.length ? ` ${words.join(' ')}` : '';
+  if (options.extra) for (const word of renderExtra(options.extra, 'mail option')) line += ` ${word}`;
+  return line;
 }
 
 function validateRet(ret: string): void {
