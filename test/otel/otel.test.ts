@@ -82,6 +82,18 @@ function points(resource: ResourceMetrics, name: string): { attributes: Record<s
   return [];
 }
 
+/** The sum of one histogram's values for one network.operation (one recording in these tests). */
+function histogramSum(resource: ResourceMetrics, name: string, operation: string): number {
+  for (const scope of resource.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      if (metric.descriptor.name !== name) continue;
+      const point = metric.dataPoints.find((p) => p.attributes['network.operation'] === operation);
+      if (point) return (point.value as { sum: number }).sum;
+    }
+  }
+  throw new Error(`no ${name} point for ${operation}`);
+}
+
 const byName = (name: string) => spans.getFinishedSpans().filter((s: ReadableSpan) => s.name === name);
 
 describe('smtplib-otel', () => {
@@ -109,6 +121,13 @@ describe('smtplib-otel', () => {
     const ms = (t: [number, number]) => t[0] * 1e3 + t[1] / 1e6;
     expect(ms(connect!.endTime)).toBeGreaterThan(ms(connect!.startTime));
     expect(ms(send!.startTime)).toBeGreaterThanOrEqual(ms(connect!.endTime) - 1);
+    // Each span is exactly as long as the duration the metrics record for it
+    // (start and end on one clock, to the microsecond, not Date.now()'s whole ms).
+    const durations = await collect();
+    for (const [span, operation] of [[connect!, 'connect'], [auth!, 'authenticate'], [send!, 'send']] as const) {
+      const recorded = histogramSum(durations, 'smtp.client.operation.duration', operation);
+      expect(Math.abs(ms(span.endTime) - ms(span.startTime) - recorded), operation).toBeLessThan(0.005);
+    }
     const everything = JSON.stringify(spans.getFinishedSpans().map((s) => ({ a: s.attributes, e: s.events })));
     for (const leak of ['alice', 'bob', 'gone@', 'secret-body-text', 'pw-secret']) expect(everything).not.toContain(leak);
   });
