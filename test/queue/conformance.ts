@@ -55,6 +55,14 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       expect((await queue.list()).map((m) => m.id).sort()).toEqual([first.id, other.id].sort());
     });
 
+    it('enqueues racing with one new idempotency key: exactly one is created, every call gets its id', async () => {
+      const racing = await Promise.all([1, 2, 3, 4, 5].map(() => queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: 'order-9' })));
+      expect(racing.filter((r) => r.created)).toHaveLength(1);
+      const id = racing.find((r) => r.created)!.id;
+      for (const r of racing) expect(r.id).toBe(id);
+      expect((await queue.list()).map((m) => m.id)).toEqual([id]);
+    });
+
     it('list filters by state and searches addresses; stats counts messages and recipients', async () => {
       const a = await queue.enqueue({ from: 'a@example.test', to: ['alice@one.test', 'bob@two.test'], message: taggedMessage().message });
       const b = await queue.enqueue({ from: 'a@example.test', to: ['carol@two.test'], message: taggedMessage().message });

@@ -104,6 +104,7 @@ interface Scripts {
   smtplibqMark: ScriptCall;
   smtplibqFinish: ScriptCall;
   smtplibqTakeSlots: ScriptCall;
+  smtplibqEnqueue: ScriptCall;
 }
 
 /** How many fetched-ahead jobs a worker keeps at most (each holds a lock until claimed). */
@@ -171,6 +172,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#redis.defineCommand('smtplibqMark', { lua: MARK_IF_OWNED });
     this.#redis.defineCommand('smtplibqFinish', { lua: FINISH_IF_OWNED });
     this.#redis.defineCommand('smtplibqTakeSlots', { lua: TAKE_SLOTS });
+    this.#redis.defineCommand('smtplibqEnqueue', { lua: ENQUEUE });
     await this.#connected(this.#redis);
     this.#queue = new Queue(this.prefix, { connection: this.#connection() });
     this.#queue.on('error', (error) => this.#error(error));
@@ -246,20 +248,15 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     const now = Date.now();
     const { record: stored, body } = newRecord(input, options, now);
     const id = stored.id;
-    const r = this.#r;
-    // The message first (invisible: no job, not in ids), then the key, then the job.
-    await r.hset(this.#k('msg', id), 'json', JSON.stringify(stored), 'body', body);
-    if (options.idempotencyKey !== undefined) {
-      const key = this.#k('idem', createHash('sha256').update(options.idempotencyKey).digest('hex'));
-      const won = await r.set(key, id, 'NX');
-      if (won !== 'OK') {
-        await r.del(this.#k('msg', id));
-        const existing = await r.get(key);
-        if (existing) return { id: existing, created: false };
-        throw new QueueError('ERR_QUEUE_STORE', 'the idempotency key vanished while being read; try again');
-      }
-    }
-    await r.multi().zadd(this.#k('ids'), now, id).zadd(this.#k('due'), stored.nextAttemptAt, id).exec();
+    // One script writes the message, its idempotency key and its place in
+    // ids and due, all or nothing; then BullMQ adds its job. Two round trips,
+    // each waiting for Redis's fsync (appendfsync always), where separate
+    // writes waited for three (four with a key). A stop between the two leaves a pending message
+    // with no job: recover() gives it one.
+    const keys = [this.#k('msg', id), this.#k('ids'), this.#k('due')];
+    if (options.idempotencyKey !== undefined) keys.push(this.#k('idem', createHash('sha256').update(options.idempotencyKey).digest('hex')));
+    const existing = (await this.#scripts.smtplibqEnqueue(keys.length, ...keys, JSON.stringify(stored), body, id, now, stored.nextAttemptAt)) as string | null;
+    if (existing !== null) return { id: existing, created: false };
     await this.#addJob(stored);
     this.#emit({ id, from: 'new', to: 'queued' });
     return { id, created: true };
@@ -935,6 +932,24 @@ return {1}
  * KEYS: one sorted set per destination. ARGV: now, lease expiry, member, then one limit per key.
  * Drops expired leases, then takes a slot in every set or in none.
  */
+/**
+ * A new message: KEYS msg, ids, due[, idem]; ARGV json, body, id, now, due at.
+ * With an idempotency key already taken, writes nothing and returns the id it
+ * names; else writes the message, the key, and its place in ids and due, and
+ * returns nil.
+ */
+const ENQUEUE = `
+if KEYS[4] then
+  local existing = redis.call('GET', KEYS[4])
+  if existing then return existing end
+end
+redis.call('HSET', KEYS[1], 'json', ARGV[1], 'body', ARGV[2])
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[3]) end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
+return false
+`;
+
 const TAKE_SLOTS = `
 local n = #KEYS
 for i = 1, n do
