@@ -13,7 +13,7 @@ import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SinkControl } from '../lib/sink.js';
-import { freePort, waitForRedis } from '../../test/queue/script-helpers.mjs';
+import { freePort, stopChildren, waitForRedis } from '../../test/queue/script-helpers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = join(here, '..', '..');
@@ -80,16 +80,6 @@ function go(children) {
   const t0 = Date.now();
   for (const child of children) child.send('start');
   return t0;
-}
-
-async function stopChildren(children) {
-  await Promise.all(children.map((c) => new Promise((r) => {
-    if (c.exitCode !== null) return r();
-    c.removeAllListeners('exit');
-    c.once('exit', r);
-    c.kill('SIGTERM');
-    setTimeout(() => c.kill('SIGKILL'), 5000).unref();
-  })));
 }
 
 /**

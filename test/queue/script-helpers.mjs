@@ -1,6 +1,6 @@
 // What the queue's scripts (crash soak, several-hosts run, bench suite and
-// profile) share: a free loopback port, and waiting for a redis-server they
-// started to answer PING. The vitest tests have the same in redis-server.ts.
+// profile) share: a free loopback port, waiting for a redis-server they
+// started to answer PING, and stopping the worker processes they forked. The vitest tests have the same in redis-server.ts.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 
@@ -42,4 +42,15 @@ export function replaceDocBlock(file, begin, end, block) {
   const a = text.indexOf(begin);
   const b = text.indexOf(end);
   writeFileSync(file, a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text}\n${block}\n`);
+}
+
+/** Stops forked worker processes: SIGTERM, then SIGKILL for any still there after 5 s; resolves when all have exited. */
+export async function stopChildren(children) {
+  await Promise.all(children.map((c) => new Promise((done) => {
+    if (c.exitCode !== null) return done();
+    c.removeAllListeners('exit');
+    c.once('exit', done);
+    c.kill('SIGTERM');
+    setTimeout(() => c.kill('SIGKILL'), 5000).unref();
+  })));
 }

@@ -20,7 +20,7 @@ import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSink, startSink, SinkControl } from '../../../bench/lib/sink.js';
-import { freePort, replaceDocBlock, waitForRedis } from '../../../test/queue/script-helpers.mjs';
+import { freePort, replaceDocBlock, stopChildren, waitForRedis } from '../../../test/queue/script-helpers.mjs';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const arg = (name, fallback) => {
@@ -194,13 +194,7 @@ async function cell(kind, M, { sink, ctl, port, url, shas }) {
   await r.config('SET', 'slowlog-max-len', '128');
   await r.config('SET', 'slowlog-log-slower-than', '10000');
   await r.quit();
-  await Promise.all(children.map((c) => new Promise((res) => {
-    if (c.exitCode !== null) return res();
-    c.removeAllListeners('exit');
-    c.once('exit', res);
-    c.kill('SIGTERM');
-    setTimeout(() => c.kill('SIGKILL'), 5000).unref();
-  })));
+  await stopChildren(children);
   await store?.close();
   await q?.close();
   // SLOWLOG: [id, time, microseconds, [command, args...], ...]; a script's time includes its inner commands.
