@@ -99,7 +99,7 @@ interface WorkerEntry {
 /** Our Lua scripts, loaded once per connection and run by EVALSHA (EVAL sent each script's text, ~1 KB, every call). */
 type ScriptCall = (numKeys: number, ...args: (string | number | Buffer)[]) => Promise<unknown>;
 interface Scripts {
-  smtplibqClaim: ScriptCall;
+  /** The claim script with Buffer replies (ioredis makes the variant for every defined command): bodies stay bytes. */
   smtplibqClaimBuffer: ScriptCall;
   smtplibqMark: ScriptCall;
   smtplibqFinish: ScriptCall;

@@ -271,7 +271,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         }
         // An enqueue that crashed after linking the key but before the message
         // became visible leaves a key pointing at nothing: reuse the key then.
-        if (!(await this.#locate(existing)) && !(this.#exists(this.#p('data', existing)))) {
+        if (!(await this.#locate(existing)) && !exists(this.#p('data', existing))) {
           const info = await stat(target).catch(() => undefined);
           if (info && Date.now() - info.mtimeMs > 60_000) {
             await unlinkIfPresent(target);
@@ -284,10 +284,6 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     } finally {
       await unlinkIfPresent(tmp);
     }
-  }
-
-  #exists(path: string): boolean {
-    return exists(path);
   }
 
   // --- reading -------------------------------------------------------------------
@@ -308,19 +304,19 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       if (queued) return { where: 'queue', path: this.#p('queue', queued) };
       for (const worker of await this.#activeDirs()) {
         const path = this.#p('active', worker, `${id}.json`);
-        if (this.#exists(path)) return { where: 'active', path, worker };
+        if (exists(path)) return { where: 'active', path, worker };
       }
-      if (this.#exists(this.#p('hold', `${id}.json`))) return { where: 'hold', path: this.#p('hold', `${id}.json`) };
+      if (exists(this.#p('hold', `${id}.json`))) return { where: 'hold', path: this.#p('hold', `${id}.json`) };
       for (const state of DONE_STATES) {
         const path = this.#p('done', `${state}-${id}.json`);
-        if (this.#exists(path)) return { where: 'done', path };
+        if (exists(path)) return { where: 'done', path };
       }
       // Back through active and queue: a record a worker moved from active to
       // queue (a retry) after the queue was read above is found here, so a
       // message retried as fast as it is looked up is never lost from view.
       for (const worker of await this.#activeDirs()) {
         const path = this.#p('active', worker, `${id}.json`);
-        if (this.#exists(path)) return { where: 'active', path, worker };
+        if (exists(path)) return { where: 'active', path, worker };
       }
       const requeued = (await readdir(this.#p('queue'))).find((name) => name.endsWith(suffix) && QUEUE_NAME.test(name));
       if (requeued) return { where: 'queue', path: this.#p('queue', requeued) };
@@ -401,7 +397,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       if (located) {
         const message = await this.#viewAt(located);
         if (message) return message;
-      } else if (!(this.#exists(this.#p('data', id)))) {
+      } else if (!exists(this.#p('data', id))) {
         return undefined;
       }
       // A message that still has its body exists: it moved while being looked
@@ -810,7 +806,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const taken = await this.#take(id, ['queue', 'done']);
     if (!taken) return false;
     const before = restingState(taken.message);
-    const resend = taken.was === 'done' && (before === 'unknown' || before === 'bounced') && (this.#exists(this.#p('data', id)));
+    const resend = taken.was === 'done' && (before === 'unknown' || before === 'bounced') && exists(this.#p('data', id));
     if (taken.was === 'done' && !resend) {
       await this.#place(taken.path, taken.message); // put it back as it was
       return false;
@@ -898,7 +894,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       }
       const message = await this.#read(path);
       if (!message) continue;
-      const interrupted = this.#exists(this.#p('commit', `${id}@${message.attempts + 1}`));
+      const interrupted = exists(this.#p('commit', `${id}@${message.attempts + 1}`));
       if (interrupted) {
         const next = applyInterrupted(message, Date.now(), schedule, Boolean(options.retryUnknown));
         await this.finish(holder, next);
@@ -914,10 +910,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async #locateExcept(id: string, worker: string): Promise<boolean> {
     const suffix = `-${id}.json`;
     if ((await readdir(this.#p('queue'))).some((name) => name.endsWith(suffix))) return true;
-    if (this.#exists(this.#p('hold', `${id}.json`))) return true;
-    for (const state of DONE_STATES) if (this.#exists(this.#p('done', `${state}-${id}.json`))) return true;
+    if (exists(this.#p('hold', `${id}.json`))) return true;
+    for (const state of DONE_STATES) if (exists(this.#p('done', `${state}-${id}.json`))) return true;
     for (const other of await this.#activeDirs()) {
-      if (other !== worker && (this.#exists(this.#p('active', other, `${id}.json`)))) return true;
+      if (other !== worker && exists(this.#p('active', other, `${id}.json`))) return true;
     }
     return false;
   }

@@ -168,9 +168,9 @@ export class Transaction {
       if (ctx.longLines === 'reject' && overLongLine(source.bytes, { run: 0 })) throw lineTooLong();
       ahead = mode === 'data' && source.bytes.length > ENCODE_WINDOW ? encodeDataAhead(source.bytes) : encodeWhole(source.bytes, mode);
     }
-    if (source.kind === 'bytes' && (source.eightBit ?? ahead!.eightBit) && !mail.body) {
+    if (ahead?.eightBit && !mail.body) {
       if (caps.has('8bitmime')) mail.body = '8BITMIME';
-      else if (source.fromString) {
+      else if (source.kind === 'bytes' && source.fromString) {
         throw new SMTPNotSupportedError(
           'the message has non-ASCII text and the server does not offer 8BITMIME; encode it (quoted-printable or base64) first',
         );

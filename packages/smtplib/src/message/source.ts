@@ -5,7 +5,6 @@
 import { createReadStream, ReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SMTPInvalidArgumentError } from '../errors.js';
-import { isAscii } from '../protocol/address.js';
 
 /** What sendmail() and data() accept as a message. */
 export type MessageInput = string | Uint8Array | Readable | AsyncIterable<Uint8Array | string> | MessageFile | SerializableMessage;
@@ -33,17 +32,12 @@ export interface SmtpRequirements {
 }
 
 export type MessageSource =
-  | {
-      kind: 'bytes';
-      bytes: Buffer;
-      /**
-       * A byte over 127 (BODY=8BITMIME). Undefined for bytes the caller gave:
-       * the transaction's encoder finds it in the same scan as the size and
-       * the line ends, instead of reading the message once more.
-       */
-      eightBit: boolean | undefined;
-      fromString: boolean;
-    }
+  /**
+   * Bytes in memory. Whether a byte is over 127 (BODY=8BITMIME) is not kept
+   * here: the transaction's encoder finds it in the same scan as the size and
+   * the line ends.
+   */
+  | { kind: 'bytes'; bytes: Buffer; fromString: boolean }
   | {
       kind: 'stream';
       chunks: AsyncIterable<Buffer>;
@@ -57,11 +51,11 @@ export type MessageSource =
 
 export function toMessageSource(message: MessageInput): MessageSource {
   if (typeof message === 'string') {
-    return { kind: 'bytes', bytes: Buffer.from(message, 'utf8'), eightBit: !isAscii(message), fromString: true };
+    return { kind: 'bytes', bytes: Buffer.from(message, 'utf8'), fromString: true };
   }
   if (message instanceof Uint8Array) {
     const bytes = message instanceof Buffer ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-    return { kind: 'bytes', bytes, eightBit: undefined, fromString: false };
+    return { kind: 'bytes', bytes, fromString: false };
   }
   if (message && typeof (message as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
     const size = message instanceof ReadStream ? readStreamSize(message) : undefined;
