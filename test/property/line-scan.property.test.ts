@@ -45,6 +45,20 @@ function run(simd: boolean, mode: 'data' | 'bdat', chunks: Buffer[]) {
   return { wire: Buffer.concat(out).toString('latin1'), content: encoder.contentBytes, inserted: encoder.insertedBytes, eightBit: encoder.eightBit };
 }
 
+/** The same, each part given as a range of the whole input (encode(m, start, end): no slice per part). */
+function runRanges(simd: boolean, mode: 'data' | 'bdat', m: Buffer, at: number[]) {
+  useSimdLineScan(simd, { minWindow: 0 });
+  const encoder = new DataEncoder(mode);
+  const out: Buffer[] = [];
+  let start = 0;
+  for (const part of splitAt(m, at)) {
+    out.push(...encoder.encode(m, start, start + part.length));
+    start += part.length;
+  }
+  out.push(encoder.end());
+  return { wire: Buffer.concat(out).toString('latin1'), content: encoder.contentBytes, inserted: encoder.insertedBytes, eightBit: encoder.eightBit };
+}
+
 afterEach(() => useSimdLineScan(true));
 
 describe('which scan a window gets', () => {
@@ -70,6 +84,9 @@ describe('SIMD line scan', () => {
           const simd = run(true, mode, chunks);
           expect(simd).toEqual(run(false, mode, chunks));
           expect(simd.eightBit).toBe(hasEightBit(m));
+          // Parts given as ranges of the whole input: the same bytes, on both scans.
+          expect(runRanges(true, mode, m, at)).toEqual(simd);
+          expect(runRanges(false, mode, m, at)).toEqual(simd);
         }),
         { numRuns: RUNS },
       );

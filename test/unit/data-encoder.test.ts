@@ -93,6 +93,41 @@ describe('DataEncoder', () => {
     expect(e.lentSlots).toBe(0);
   });
 
+  it('a message whose encoding is its own bytes comes back as one view of it, whatever splits its windows', () => {
+    // 87-byte lines put CRLFs across 64 KiB window edges (the CR held back until the next window).
+    // 16-byte lines after one byte put a CRLF across every 64 KiB window edge (the CR held back until the next window).
+    const message = Buffer.from('x' + 'abcdefghijklmn\r\n'.repeat(20000), 'latin1');
+    expect(message[65535]).toBe(0x0d); // the first window ends on a CR
+    for (const mode of ['bdat', 'data'] as const) {
+      const e = new DataEncoder(mode);
+      const pieces = e.encode(message);
+      expect(pieces).toHaveLength(1);
+      expect(pieces[0]!.buffer).toBe(message.buffer); // a view: nothing copied
+      expect(pieces[0]!.equals(message)).toBe(true);
+      expect(e.insertedBytes).toBe(0);
+    }
+  });
+
+  it('encode(chunk, start, end) encodes those bytes as encode() of a slice would', () => {
+    const input = Buffer.from('a\r\n.b\r\r\n\n.\r\nc\rd\n.e\r'.repeat(7000), 'latin1');
+    for (const mode of ['data', 'bdat'] as const) {
+      for (const cuts of [[0, input.length], [0, 7, 65536, 65537, 100000, input.length], [0, 65535, input.length]]) {
+        const ranged = new DataEncoder(mode);
+        const sliced = new DataEncoder(mode);
+        const a: Buffer[] = [];
+        const b: Buffer[] = [];
+        for (let k = 1; k < cuts.length; k++) {
+          a.push(...ranged.encode(input, cuts[k - 1], cuts[k]));
+          b.push(...sliced.encode(input.subarray(cuts[k - 1], cuts[k])));
+        }
+        a.push(ranged.end());
+        b.push(sliced.end());
+        expect(Buffer.concat(a).equals(Buffer.concat(b))).toBe(true);
+        expect(ranged.contentBytes).toBe(sliced.contentBytes);
+      }
+    }
+  });
+
   it('quotedata matches smtplib', () => {
     expect(quotedata('.a\nb\r.c\r\n')).toBe('..a\r\nb\r\n..c\r\n');
   });

@@ -619,7 +619,7 @@ export class SMTP {
         await session.transport.drain(this.#timeouts.dataWrite, options.signal);
       };
       if (source.kind === 'bytes') {
-        for (let i = 0; i < source.bytes.length; i += ENCODE_WINDOW) await write(encoder.encode(source.bytes.subarray(i, i + ENCODE_WINDOW)));
+        for (let i = 0; i < source.bytes.length; i += ENCODE_WINDOW) await write(encoder.encode(source.bytes, i, Math.min(source.bytes.length, i + ENCODE_WINDOW)));
       }
       else for await (const chunk of source.chunks) await write(encoder.encode(chunk));
       const count = this.dataReplyCount();

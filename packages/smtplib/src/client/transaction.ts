@@ -210,7 +210,7 @@ export class Transaction {
       // in page faults).
       let size: number;
       if (ahead.chunks) {
-        encoded = { chunks: joinViews(ahead.chunks), tail: ahead.tail, size: ahead.contentBytes };
+        encoded = { chunks: ahead.chunks, tail: ahead.tail, size: ahead.contentBytes };
         size = encoded.size;
       } else size = ahead.contentBytes;
       if (caps.has('size')) mail.size = size;
@@ -527,7 +527,7 @@ export class Transaction {
       let batch: Buffer[] = [];
       let windows = 0;
       for (let i = 0; i < bytes.length; i += ENCODE_WINDOW) {
-        for (const piece of encoder.encode(bytes.subarray(i, Math.min(bytes.length, i + ENCODE_WINDOW)))) batch.push(piece);
+        for (const piece of encoder.encode(bytes, i, Math.min(bytes.length, i + ENCODE_WINDOW))) batch.push(piece);
         if (++windows < DATA_WRITE_BATCH && i + ENCODE_WINDOW < bytes.length) continue;
         const lent = batch;
         batch = [];
@@ -849,33 +849,6 @@ function sizeExceeded(size: number, limit: number): SMTPDataError {
 const DATA_WRITE_BYTES = 1024 * 1024;
 /** Windows (64 KiB of input each) encoded into one write when the body is encoded as it is written. */
 const DATA_WRITE_BATCH = 8;
-
-/**
- * Adjacent views of one buffer (the windows of a message whose encoding
- * needed no change) merged back into one view, without a copy: a 20 MB
- * text body is then one piece, not 320, for DATA's writes and BDAT's chunks.
- */
-function joinViews(chunks: Buffer[]): Buffer[] {
-  if (chunks.length < 2) return chunks;
-  const joined: Buffer[] = [];
-  let run: Buffer | undefined; // the first piece of the current run of adjacent views
-  let runLength = 0;
-  const close = () => {
-    if (run) joined.push(runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, runLength));
-  };
-  for (const piece of chunks) {
-    if (piece.length === 0) continue;
-    if (run !== undefined && run.buffer === piece.buffer && run.byteOffset + runLength === piece.byteOffset) {
-      runLength += piece.length;
-      continue;
-    }
-    close();
-    run = piece;
-    runLength = piece.length;
-  }
-  close();
-  return joined;
-}
 
 /**
  * The writes of a DATA body encoded ahead: runs of small pieces joined

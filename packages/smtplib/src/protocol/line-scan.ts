@@ -31,12 +31,12 @@ const MEMORY_BYTES = 16 * 65536;
 
 export interface LineScanner {
   /**
-   * Copies `window` into the module and writes, after the `preset` pairs
+   * Copies the window `src[from, to)` into the module and writes, after the `preset` pairs
    * already in `inserts`, the insertions its pairs of adjacent bytes
    * (p, p + 1) need, p from `start`; returns how many pairs it wrote and
    * leaves how many of them are dots in dotsWritten().
    */
-  scan(window: Buffer, start: number, stuff: boolean, preset: number): number;
+  scan(src: Buffer, from: number, to: number, start: number, stuff: boolean, preset: number): number;
   /** The dots among the last scan()'s insertions. */
   dotsWritten(): number;
   /** Whether the last scanned window has a byte over 127 from `start` on. */
@@ -103,12 +103,14 @@ function load(): LineScanner | null {
     const inserts = new Int32Array(buffer, INS_BASE, 2 * (MAX_WINDOW + 2));
     const results = new Int32Array(buffer, 0, 2); // insertions() leaves its dot count at address 0, the high-bit flag at 4
     return {
-      scan(window, start, stuff, preset) {
-        memory.set(window, SCAN_BASE);
+      scan(src, from, to, start, stuff, preset) {
+        const length = to - from;
+        // A plain Uint8Array view, not Buffer#subarray (Node's JavaScript, which a few hundred windows per message get compiled by TurboFan).
+        memory.set(from === 0 && to === src.length ? src : new Uint8Array(src.buffer, src.byteOffset + from, length), SCAN_BASE);
         // What the scan reads past the window must not be an earlier window's bytes (a false "over 127").
-        memory.fill(0, SCAN_BASE + window.length, SCAN_BASE + window.length + TAIL_BYTES);
+        memory.fill(0, SCAN_BASE + length, SCAN_BASE + length + TAIL_BYTES);
         // pairs whose both bytes are in the window
-        return exports.insertions(SCAN_BASE + start, SCAN_BASE + window.length - 1, stuff ? 1 : 0, INS_BASE + 8 * preset, SCAN_BASE);
+        return exports.insertions(SCAN_BASE + start, SCAN_BASE + length - 1, stuff ? 1 : 0, INS_BASE + 8 * preset, SCAN_BASE);
       },
       dotsWritten: () => results[0]!,
       highBit: () => results[1] !== 0,
