@@ -323,6 +323,33 @@ describe('F. DATA encoding, SMTP smuggling, BDAT', () => {
     server = undefined;
   });
 
+  it('F9b BDAT, chunkSize unset: a body in memory over 1 MiB is one chunk of its exact size; a stream goes in chunks of 1 MiB', async () => {
+    // 3 MB with bare LFs and a leading dot on some lines: the one chunk declares the normalized size.
+    const body = Buffer.from('Subject: one chunk\n\n' + '.dot line\nplain line\r\n'.repeat(120_000) + 'end', 'latin1');
+    for (const pipelining of [true, false]) {
+      const { rec, handler } = recording({ chunking: true });
+      server = await hostileServer(handler);
+      client = await SMTP.connect(clientOptions(server, { pipelining }));
+      await client.sendmail('a@x.test', ['b@y.test'], body);
+      await client.sendmail('a@x.test', ['b@y.test'], Readable.from([body.subarray(0, 1000), body.subarray(1000)]));
+      await client.quit();
+      await server.settled();
+      const lasts = rec.bdat.filter((c) => c.last);
+      expect(lasts.length).toBe(2);
+      const firstLast = rec.bdat.indexOf(lasts[0]!);
+      expect(firstLast, 'the body in memory: one chunk').toBe(0);
+      expect(rec.bdat[0]!.declared).toBe(normalized(body).length);
+      expect(rec.bdat[0]!.bytes.equals(normalized(body))).toBe(true);
+      expect(rec.bdat[0]!.after).toMatch(/^MAIL FROM:/);
+      const streamed = rec.bdat.slice(1);
+      expect(streamed.length).toBe(Math.ceil(normalized(body).length / (1 << 20)));
+      for (const chunk of streamed) expect(chunk.declared).toBeLessThanOrEqual(1 << 20);
+      expect(Buffer.concat(streamed.map((c) => c.bytes)).equals(normalized(body))).toBe(true);
+      await server.close();
+    }
+    server = undefined;
+  });
+
   it('F11 SIZE: a message over the declared limit is refused before MAIL; SIZE= is the normalized octet count', async () => {
     const { rec, handler } = recording({ extensions: ['PIPELINING', 'SIZE 1000'] });
     server = await hostileServer(handler);

@@ -91,7 +91,13 @@ export interface SMTPOptions {
   pipelining?: boolean;
   /** Use CHUNKING/BDAT when offered (RFC 3030). Default true. */
   chunking?: boolean;
-  /** BDAT chunk size in bytes. Default 1 MiB. */
+  /**
+   * BDAT chunk size in bytes. Unset: a body read from a stream goes in chunks
+   * of 1 MiB (what is held in memory at once), and a body in memory in one
+   * chunk of its exact size (`BDAT <size> LAST`, as MailKit and Exchange send
+   * it); a message up to 1 MiB rides with its envelope. Set: every body goes
+   * in chunks of this size, and a message up to it rides with its envelope.
+   */
   chunkSize?: number;
   /** Bounds on replies. */
   replyLimits?: Partial<ReplyLimits>;

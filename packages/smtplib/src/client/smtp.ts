@@ -980,7 +980,7 @@ export class SMTP {
       lmtp: this.isLmtp(),
       pipelining: this.options.pipelining ?? true,
       chunking: this.options.chunking ?? true,
-      chunkSize: this.options.chunkSize ?? 1024 * 1024,
+      chunkSize: this.options.chunkSize,
       longLines: this.options.longLines ?? 'allow',
       timeouts: this.#timeouts,
       writtenAhead: () => this.#ops.nextIsWrittenAhead(),

@@ -83,7 +83,8 @@ export interface TransactionContext {
   lmtp: boolean;
   pipelining: boolean;
   chunking: boolean;
-  chunkSize: number;
+  /** The caller's BDAT chunk size; undefined: DEFAULT_CHUNK_SIZE for a stream, one chunk for a body in memory. */
+  chunkSize: number | undefined;
   /** 'reject': refuse message data with a line over 998 octets (RFC 5321 §4.5.3.1.6). Default 'allow'. */
   longLines?: 'allow' | 'reject';
   timeouts: Timeouts;
@@ -432,7 +433,7 @@ export class Transaction {
     // such a message never rides whole; nor does LMTP, which owes one reply
     // per recipient accepted at RCPT after BDAT LAST, a count not known
     // until the RCPT replies are in.)
-    const whole = plan.useBdat && plan.encoded !== undefined && plan.encoded.size <= ctx.chunkSize && !ctx.lmtp && !this.request.beforeCommit;
+    const whole = plan.useBdat && plan.encoded !== undefined && plan.encoded.size <= (ctx.chunkSize ?? DEFAULT_CHUNK_SIZE) && !ctx.lmtp && !this.request.beforeCommit;
     const head = new Head();
     const afterDataEnd = whole ? () => head.flushed : false;
     const timeout = timeouts.command;
@@ -572,12 +573,40 @@ export class Transaction {
     if (plan.encoded) {
       const { chunks, tail, size } = plan.encoded;
       const all = tail.length ? [...chunks, tail] : chunks;
-      await this.#chunked(all, size, ctx.chunkSize, sendChunk, () => failed !== undefined);
+      if (ctx.chunkSize !== undefined || this.request.beforeCommit) {
+        // The caller's chunk size; and with a beforeCommit hook, whose promise is that
+        // nothing saying LAST is written before it ran, chunks of the default size.
+        await this.#chunked(all, size, ctx.chunkSize ?? DEFAULT_CHUNK_SIZE, sendChunk, () => failed !== undefined);
+      } else {
+        // A body in memory, its size known: one chunk, `BDAT <size> LAST`, as
+        // MailKit and Exchange send it. Its pieces are views of the message
+        // (no memory held), and every further chunk cost a reply to read and
+        // a round of promises: 20 chunks of 1 MiB took 12.1 ms of CPU per
+        // 20 MB message, one chunk 8.5 ms (20 messages to the bench sink,
+        // perf stat, Node 20). It still leaves in writes of at most 1 MiB
+        // with back-pressure between them, as DATA's body does (the
+        // dataWrite timeout is per write).
+        const line = `BDAT ${size} LAST`;
+        const writes = dataWrites(all);
+        if (writes.length <= 1) await sendChunk(writes, size, true);
+        else {
+          session.write([Buffer.from(`${line}\r\n`), writes[0]!], [line]);
+          if (session.debug.enabled) session.debug.data([writes[0]!]);
+          await session.transport.drain(timeouts.dataWrite, signal);
+          for (let i = 1; i < writes.length - 1; i++) {
+            this.#writeData(ctx, [writes[i]!]);
+            await session.transport.drain(timeouts.dataWrite, signal);
+          }
+          lastReplies = await this.#finish(ctx, [writes[writes.length - 1]!], line, ctx.lmtp ? acceptedCount : 1, next);
+        }
+      }
     } else {
       const encoder = new DataEncoder(plan.mode);
       let pending: Buffer[] = [];
       let pendingSize = 0;
       const limit = ctx.capabilities.maxSize;
+      // A stream's chunks are held in memory until written: their size bounds it.
+      const chunkSize = ctx.chunkSize ?? DEFAULT_CHUNK_SIZE;
       await this.#streamBody(ctx, encoder, async (pieces) => {
         if (failed !== undefined) return false; // refused: read no more of the body
         for (const piece of pieces) {
@@ -588,11 +617,11 @@ export class Transaction {
           throw await this.#abort(ctx, sizeExceeded(encoder.contentBytes, limit));
         }
         // Keep the last chunk back so it can carry LAST.
-        while (pendingSize > ctx.chunkSize && failed === undefined) {
-          const { head: chunk, rest, restSize } = takeBytes(pending, ctx.chunkSize);
+        while (pendingSize > chunkSize && failed === undefined) {
+          const { head: chunk, rest, restSize } = takeBytes(pending, chunkSize);
           pending = rest;
           pendingSize = restSize;
-          await sendChunk(chunk, ctx.chunkSize, false);
+          await sendChunk(chunk, chunkSize, false);
         }
       });
       const tail = encoder.end();
@@ -899,6 +928,9 @@ function sizeExceeded(size: number, limit: number): SMTPDataError {
   const text = `5.3.4 message is larger than the server's SIZE limit of ${limit} octets (at least ${size}); it was not sent`;
   return new SMTPDataError(552, text, undefined, { reply: syntheticReply(552, text), deliveryStatus: 'not-delivered' });
 }
+
+/** BDAT's chunk size for a body read from a stream, and the largest body in memory that rides whole with its envelope, unless the caller sets chunkSize. */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
 /** The largest single write of a body encoded ahead (one system call, one wait for the socket to drain). */
 const DATA_WRITE_BYTES = 1024 * 1024;
