@@ -108,7 +108,8 @@ describe('SIMD line scan', () => {
   it('finds what needs a change at every offset of a 64 KiB window, including the lanes next to its end', () => {
     // One anomaly in clean CRLF text, moved over every position near the lane and window edges.
     const clean = Buffer.from('abcdefghi\r\n'.repeat(6000).slice(0, 65536), 'latin1');
-    const positions = [0, 1, 2, 14, 15, 16, 17, 31, 32, 33, 65519, 65520, 65533, 65534, 65535];
+    // Lanes are 16 bytes, steps 64: every lane and step edge, and the last steps of the window.
+    const positions = [0, 1, 2, 14, 15, 16, 17, 31, 32, 33, 47, 48, 49, 62, 63, 64, 65, 127, 128, 65470, 65471, 65472, 65473, 65519, 65520, 65533, 65534, 65535];
     for (const at of positions) {
       for (const byte of [0x0a, 0x0d, 0x2e]) {
         const m = Buffer.from(clean);
@@ -120,7 +121,7 @@ describe('SIMD line scan', () => {
 
   it('finds a byte over 127 at every offset near the lane and window edges, and nothing left from a larger window before', () => {
     const clean = Buffer.from('abcdefghi\r\n'.repeat(6000).slice(0, 65536), 'latin1');
-    const positions = [0, 1, 2, 14, 15, 16, 17, 30, 31, 32, 33, 47, 48, 65503, 65504, 65519, 65520, 65533, 65534, 65535];
+    const positions = [0, 1, 2, 14, 15, 16, 17, 30, 31, 32, 33, 47, 48, 49, 62, 63, 64, 65, 127, 128, 65471, 65472, 65503, 65504, 65519, 65520, 65533, 65534, 65535];
     for (const at of positions) {
       const m = Buffer.from(clean);
       m[at] = 0x80 + (at % 128);
@@ -133,7 +134,7 @@ describe('SIMD line scan', () => {
     // A window of 0xff bytes, then shorter clean ones: the scan reads past a
     // window's end, where the longer window's bytes would still be.
     const high = Buffer.alloc(65536, 0xff);
-    for (const length of [4096, 4097, 4111, 4112, 4127, 4128, 65535]) {
+    for (const length of [4096, 4097, 4111, 4112, 4127, 4128, 4159, 4160, 4161, 65535]) {
       useSimdLineScan(true);
       new DataEncoder('bdat').encode(high);
       const encoder = new DataEncoder('bdat');

@@ -15,15 +15,15 @@ import { LINE_SCAN_WASM } from './line-scan-wasm.js';
 // backed by RAM, so a text body costs only the window's 64 KiB):
 //   [0, 4)                          insertions()'s dot count
 //   [4, 8)                          insertions()'s "a byte over 127" flag
-//   [SCAN_BASE, +MAX_WINDOW + 48)  the window, then 48 zero bytes (the scan reads up to 32 bytes past it)
+//   [SCAN_BASE, +MAX_WINDOW + 80)  the window, then 80 zero bytes (the scan reads up to 64 bytes past it)
 //   [OUT_BASE, +2 * MAX_WINDOW + 2) spread()'s output (worst case: every byte a bare LF)
 //   [INS_BASE, ...)                the insertions, i32 pairs (position, byte)
 /** Where a window is copied (bytes before it are never read). */
 const SCAN_BASE = 16;
 /** The encoder's windows are 64 KiB at most (ENCODE_WINDOW); a larger one falls back to the indexOf scan. */
 const MAX_WINDOW = 64 * 1024;
-/** Zeroed after each window: the scan's last 32-byte step reads up to 31 bytes past it. */
-const TAIL_BYTES = 48;
+/** Zeroed after each window: the scan's last 64-byte step reads up to 64 bytes past its last pair. */
+const TAIL_BYTES = 80;
 const OUT_BASE = 128 * 1024;
 /** 2 * (MAX_WINDOW + 2) pairs of i32 from here end at 832 KiB + 16 bytes, inside the 1 MiB. */
 const INS_BASE = 320 * 1024;
