@@ -54,6 +54,29 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it('recovery leaves a worker that is registering alone (its claim directory made, its file not yet published), and registration leaves nothing in tmp/', async () => {
+    // Registration makes the claim directory, then renames its file into workers/ whole: a recovery in
+    // another process sees a fresh directory without a file (alive for 10 s) or the whole file, never
+    // a file still being written (which it took for a dead worker, removing the directory the worker
+    // had just made: the worker then claimed nothing).
+    const { store, dir, cleanup } = await spool();
+    const other = new SpoolStore(dir); // another process's store on the same spool
+    await other.open();
+    const registering = `host-${process.pid}-00000000`;
+    await mkdir(join(dir, 'active', registering));
+    await other.recover();
+    expect(await readdir(join(dir, 'active'))).toContain(registering);
+    const worker = await store.registerWorker();
+    await other.recover();
+    expect(await readdir(join(dir, 'workers'))).toContain(`${worker}.json`);
+    expect(await readdir(join(dir, 'active'))).toContain(worker);
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    await store.unregisterWorker(worker);
+    await other.close();
+    await store.close();
+    await cleanup();
+  });
+
   it('concurrent enqueues share directory fsyncs (group commit)', async () => {
     const { store, dir, cleanup } = await spool();
     const before = store.dirSyncs;
