@@ -1,7 +1,6 @@
 // DKIM signing (RFC 6376, RFC 8463): the public face of this directory.
 
 import { createPublicKey, KeyObject } from 'node:crypto';
-import { inspect } from 'node:util';
 import { SMTPInvalidArgumentError } from '../errors.js';
 import { toMessageSource, type MessageInput, type MessageSource } from '../message/source.js';
 import type { EncoderMode } from '../protocol/data-encoder.js';
@@ -46,7 +45,10 @@ export class DkimSigner {
     return { signatures: this.signatures };
   }
 
-  [inspect.custom](): string {
+  // util.inspect.custom without importing node:util (about 0.3 ms of every
+  // import of smtplib, Node 20): the registered symbol is the same, and Node
+  // hands the inspect function to the method.
+  [Symbol.for('nodejs.util.inspect.custom')](_depth: number, _options: unknown, inspect: (value: unknown) => string): string {
     return `DkimSigner ${inspect(this.signatures)}`;
   }
 }

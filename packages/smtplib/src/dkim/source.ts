@@ -13,7 +13,7 @@
 // command, so a failure (no From field, an unreadable file) leaves nothing
 // sent and the connection usable.
 
-import { open, mkdtemp, rm, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPException, SMTPInvalidArgumentError } from '../errors.js';
@@ -75,12 +75,14 @@ async function spooled(chunks: AsyncIterable<Buffer>, signatures: readonly Resol
   let size = 0;
   let dir: string | undefined;
   let file: FileHandle | undefined;
+  // Loaded when a message first spills to disk, not when smtplib is imported.
+  let fs: typeof import('node:fs/promises') | undefined;
   const cleanup = async (): Promise<void> => {
     const [f, d] = [file, dir];
     file = undefined;
     dir = undefined;
     await f?.close().catch(() => undefined);
-    if (d) await rm(d, { recursive: true, force: true });
+    if (d) await fs!.rm(d, { recursive: true, force: true });
   };
   try {
     for await (const chunk of chunks) {
@@ -93,8 +95,9 @@ async function spooled(chunks: AsyncIterable<Buffer>, signatures: readonly Resol
       memory.push(Buffer.from(chunk));
       size += chunk.length;
       if (size > DKIM_SPOOL_THRESHOLD) {
-        dir = await mkdtemp(join(tmpdir(), 'smtplib-dkim-'));
-        file = await open(join(dir, 'message'), 'wx+', 0o600);
+        fs ??= await import('node:fs/promises');
+        dir = await fs.mkdtemp(join(tmpdir(), 'smtplib-dkim-'));
+        file = await fs.open(join(dir, 'message'), 'wx+', 0o600);
         for (const held of memory) await writeAll(file, held);
         memory.length = 0;
       }

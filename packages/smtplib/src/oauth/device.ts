@@ -2,7 +2,6 @@
 // ask for a code, show the person the URL and the code, and poll the token
 // endpoint at the server's pace until they have signed in elsewhere.
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import { clean, OAuthError, showEndpoint } from './errors.js';
 import { checkEndpoint, postForm, type OAuthHttpOptions } from './http.js';
 import { requestToken, scopeString } from './provider.js';
@@ -62,6 +61,8 @@ export async function deviceAuthorization(options: DeviceAuthorizationOptions): 
   let interval = Number(body.interval) > 0 ? Number(body.interval) * 1000 : 5000;
   const deadline = Date.now() + expiresIn * 1000;
   const deviceCode = body.device_code;
+  // Loaded here, not when smtplib is imported.
+  const { setTimeout: sleep } = await import('node:timers/promises');
   for (;;) {
     await sleep(interval, undefined, options.signal ? { signal: options.signal } : {});
     if (Date.now() > deadline) throw new OAuthError('the device code expired before the sign-in was completed: run the command again', { kind: 'grant-refused', error: 'expired_token' });

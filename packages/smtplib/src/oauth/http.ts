@@ -12,20 +12,25 @@
 
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { clean, OAuthError, showEndpoint } from './errors.js';
 
-type HttpModules = { httpRequest: typeof import('node:http').request; httpsRequest: typeof import('node:https').request };
+type HttpModules = { httpRequest: typeof import('node:http').request; httpsRequest: typeof import('node:https').request; tlsConnect: typeof import('node:tls').connect };
 let httpModules: Promise<HttpModules> | undefined;
 
 /**
- * node:http and node:https, loaded at the first OAuth request rather than
- * when smtplib is imported: most programs never use OAuth, and these two
- * (with their _http_* internals) are a good part of what importing it cost.
+ * node:http, node:https and node:tls, loaded at the first OAuth request
+ * rather than when smtplib is imported: most programs never use OAuth, and
+ * these (with their _http_* and _tls_* internals) are a good part of what
+ * importing it cost.
  */
 function loadHttp(): Promise<HttpModules> {
-  httpModules ??= Promise.all([import('node:http'), import('node:https')]).then(([http, https]) => ({ httpRequest: http.request, httpsRequest: https.request }));
+  httpModules ??= Promise.all([import('node:http'), import('node:https'), import('node:tls')]).then(([http, https, tls]) => ({
+    httpRequest: http.request,
+    httpsRequest: https.request,
+    tlsConnect: tls.connect,
+  }));
   return httpModules;
 }
 
@@ -178,7 +183,7 @@ async function requestJson(method: 'GET' | 'POST', url: URL, body: string | unde
       // createConnection is honoured only without an agent (node:http ClientRequest).
       ...(stream ? {} : { agent: false as const }),
     };
-    const { httpRequest, httpsRequest } = await loadHttp();
+    const { httpRequest, httpsRequest, tlsConnect } = await loadHttp();
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = secure
         ? httpsRequest({

@@ -3,7 +3,6 @@
 // half a token. A file that others can read is refused, as ssh refuses a
 // private key with loose permissions.
 
-import { chmod, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { OAuthError } from './errors.js';
@@ -12,6 +11,8 @@ import type { RefreshTokenStore } from './refresh-token.js';
 export function fileRefreshTokenStore(path: string): RefreshTokenStore {
   return {
     async load() {
+      // node:fs/promises is loaded here, not when smtplib is imported (most programs never use this store).
+      const { readFile, stat } = await import('node:fs/promises');
       let info;
       try {
         info = await stat(path);
@@ -26,6 +27,7 @@ export function fileRefreshTokenStore(path: string): RefreshTokenStore {
       return text === '' ? undefined : text;
     },
     async save(refreshToken: string) {
+      const { chmod, open, rename, unlink } = await import('node:fs/promises');
       const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
       const handle = await open(temporary, 'wx', 0o600);
       try {
