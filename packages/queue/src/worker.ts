@@ -287,10 +287,13 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       return;
     }
     try {
-      const result = await this.#pool.sendmail(message.from, pending, body, {
-        ...(message.mailOptions ? { mailOptions: message.mailOptions as never } : {}),
-        ...(message.rcptOptions ? { rcptOptions: message.rcptOptions as never } : {}),
-      });
+      // No options object for a message without MAIL or RCPT parameters (most): the pool then has none to parse.
+      const result = await (message.mailOptions || message.rcptOptions
+        ? this.#pool.sendmail(message.from, pending, body, {
+            ...(message.mailOptions ? { mailOptions: message.mailOptions as never } : {}),
+            ...(message.rcptOptions ? { rcptOptions: message.rcptOptions as never } : {}),
+          })
+        : this.#pool.sendmail(message.from, pending, body));
       record = fromResult(result, pending, startedAt, this.#catalogue, this.#retryUnknown);
     } catch (error) {
       record = fromError(error, pending, startedAt, this.#catalogue, this.#retryUnknown);
@@ -321,7 +324,7 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     this.#stats.attempts++;
     const state = restingState(message);
     if (state === 'delivered' || state === 'bounced' || state === 'unknown' || state === 'deferred') this.#stats[state]++;
-    this.emit('attempt', { id: message.id, attempt: message.attempts, message, durationMs: Date.now() - startedAt });
+    if (this.listenerCount('attempt') > 0) this.emit('attempt', { id: message.id, attempt: message.attempts, message, durationMs: Date.now() - startedAt });
   }
 
   /**

@@ -220,11 +220,16 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
     rcptOptions?: RcptOptions | readonly string[] | CallOptions,
     callOptions?: CallOptions,
   ): Promise<PoolSendResult> {
-    let options: PoolSendOptions;
-    try {
-      options = withDkimSigner(poolSendArguments(mailOptions, rcptOptions, callOptions));
-    } catch (error) {
-      return Promise.reject(error);
+    // A send with no options (a queue worker's usual one) skips parsing them and the objects each
+    // attempt would otherwise spread from them.
+    const plain = mailOptions === undefined && rcptOptions === undefined && callOptions === undefined;
+    let options: PoolSendOptions | undefined;
+    if (!plain) {
+      try {
+        options = withDkimSigner(poolSendArguments(mailOptions, rcptOptions, callOptions));
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     const recipients = typeof to === 'string' ? [to] : [...to];
     let replay: Replay;
@@ -232,6 +237,10 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       replay = replayOf(msg);
     } catch (error) {
       return Promise.reject(error);
+    }
+    if (!options) {
+      const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, replay.take(), signal ? { signal } : undefined);
+      return this.#submit(recipients, replay.replayable, run, undefined);
     }
     const { signal: callerSignal, ...sendOptions } = options;
     const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, replay.take(), { ...sendOptions, ...(signal ? { signal } : {}) });
