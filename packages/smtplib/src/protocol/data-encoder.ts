@@ -222,6 +222,23 @@ export class Pieces {
     this.#end = end;
   }
 
+  /**
+   * Appends a window that needed no insertion, `src[from, end)`, after the
+   * line end a CR held back from the window before makes (`prefix` 1: that
+   * CR, the window starting with its LF; 2: a CRLF for a bare CR).
+   */
+  unchanged(src: Buffer, from: number, end: number, prefix: number): void {
+    if (prefix === 1) {
+      // When the CR is the byte before (the previous window of the same input), the view simply goes on.
+      if (from > 0 && src[from - 1] === CR) {
+        this.view(src, from - 1, end);
+        return;
+      }
+      this.own(CR_PIECE);
+    } else if (prefix === 2) this.own(CRLF);
+    this.view(src, from, end);
+  }
+
   /** Appends a buffer of the encoder's own (or a constant). */
   own(piece: Buffer): void {
     this.#close();
@@ -408,19 +425,7 @@ export class DataEncoder {
     this.#outBytes += total;
     if (pieces === undefined) return;
     if (count === 0) {
-      // Nothing inserted in the window: at most a held-back CR to put back in front.
-      if (prefix === 1) {
-        // The window starts with that CR's LF. When the CR is the byte before
-        // (the previous window of the same input), the view simply goes on.
-        if (from > 0 && src[from - 1] === CR) pieces.view(src, from - 1, from + end);
-        else {
-          pieces.own(CR_PIECE);
-          pieces.view(src, from, from + end);
-        }
-        return;
-      }
-      if (prefix === 2) pieces.own(CRLF);
-      pieces.view(src, from, from + end);
+      pieces.unchanged(src, from, from + end, prefix);
       return;
     }
     const out = this.#output(total);
