@@ -820,10 +820,13 @@ export class SMTP {
     try {
       const to = typeof toAddrs === 'string' ? [toAddrs] : [...toAddrs];
       const mail = toMailOptions(options.mailOptions);
+      const signed = this.#dkimSigned(toMessageSource(msg), mail, options.dkim);
+      // Every field named (no spread): one shape for every request, built in place.
       transaction = new Transaction({
         from: fromAddr,
         to,
-        ...this.#dkimSigned(toMessageSource(msg), mail, options.dkim),
+        source: signed.source,
+        prepare: signed.prepare,
         mail,
         rcpt: toRcptOptions(options.rcptOptions),
         signal: options.signal,

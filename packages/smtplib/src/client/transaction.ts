@@ -460,7 +460,7 @@ export class Transaction {
     } else if (whole && plan.encoded) {
       const { chunks, tail, size } = plan.encoded;
       last = `BDAT ${size} LAST`;
-      head.bdatLast = [session.expectReply(last, 'data-end', timeouts.dataEnd, () => head.flushed)];
+      head.bdatLast = [session.expectReply(last, 'data-end', timeouts.dataEnd, afterDataEnd)];
       bytes.push(Buffer.from(text + last + '\r\n', 'utf8'));
       for (let i = 0; i < chunks.length; i++) bytes.push(chunks[i]!);
       if (tail.length) bytes.push(tail);
