@@ -106,6 +106,24 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it('a worker recovered as dead while it lived (its directory and file removed) is told once by ERR_QUEUE_CLAIM_LOST, registers again and claims from its next call', async () => {
+    const { store, dir, cleanup } = await spool();
+    const w = await store.registerWorker();
+    const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    // What a recovery in another process does to a worker it takes for dead with nothing claimed.
+    await rm(join(dir, 'active', w), { recursive: true });
+    await rm(join(dir, 'workers', `${w}.json`));
+    await expect(store.claim(w, 1)).rejects.toMatchObject({ code: 'ERR_QUEUE_CLAIM_LOST', message: expect.stringContaining('registered again') });
+    expect(await readdir(join(dir, 'active'))).toContain(w);
+    expect(await readdir(join(dir, 'workers'))).toContain(`${w}.json`);
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    const claims = await store.claim(w, 1);
+    expect(claims.map((c) => c.message.id)).toEqual([id]);
+    await expect(store.claim('host-1-00000000', 1)).rejects.toMatchObject({ code: 'ERR_QUEUE_CLAIM_LOST', message: expect.stringContaining('not a worker registered') });
+    await store.close();
+    await cleanup();
+  });
+
   it('refuses a directory that is not a spool of this version', async () => {
     const dir = await (await import('node:fs/promises')).mkdtemp(join(tmpdir(), 'smtplib-spool-'));
     await writeFile(join(dir, 'spool.json'), '{"format":"something else","version":9}');

@@ -498,6 +498,18 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#assertOpen();
     const host = os.hostname().toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 20) || 'host';
     const worker = `${host}-${process.pid}-${randomBytes(4).toString('hex')}${suffix}`;
+    await this.#publishWorker(worker);
+    const beat = setInterval(() => {
+      const now = new Date();
+      utimes(this.#p('workers', `${worker}.json`), now, now).catch(() => undefined);
+    }, Math.max(1000, this.#leaseMs / 4));
+    beat.unref();
+    this.#workers.set(worker, beat);
+    return worker;
+  }
+
+  /** Makes `worker`'s claim directory and publishes its file (registration, and a rejoin after being taken for dead). */
+  async #publishWorker(worker: string): Promise<void> {
     const file: WorkerFile = { host: os.hostname(), pid: process.pid, startedAt: Date.now(), ...(procStart(process.pid) ? { procStart: procStart(process.pid)! } : {}) };
     // The claim directory first, then the file, written in tmp/ and renamed into workers/ whole. A
     // recovery running meanwhile in another process then sees either a fresh directory with no file
@@ -511,13 +523,23 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     await writeFile(tmp, JSON.stringify(file));
     await rename(tmp, this.#p('workers', `${worker}.json`));
     await this.#syncer.sync(this.#p('active'));
-    const beat = setInterval(() => {
-      const now = new Date();
-      utimes(this.#p('workers', `${worker}.json`), now, now).catch(() => undefined);
-    }, Math.max(1000, this.#leaseMs / 4));
-    beat.unref();
-    this.#workers.set(worker, beat);
-    return worker;
+  }
+
+  /**
+   * A worker whose claim directory is gone was taken for dead (its heartbeat older than leaseMs, seen
+   * from another host, or its process thought gone) and recovered: what it held went back to queue/ or
+   * was settled by the recovery rules, and its marks and outcomes now fail with ERR_QUEUE_CLAIM_LOST.
+   * Without this check every later claim failed silently (a rename into a missing directory reads as
+   * another worker having won) and the worker sent nothing for the rest of its life. It registers
+   * again under the same name and says so once, by this error; its next claim works.
+   */
+  async #rejoin(worker: string): Promise<never> {
+    if (!this.#workers.has(worker)) {
+      throw new QueueError('ERR_QUEUE_CLAIM_LOST', `${worker} is not a worker registered with this store (registerWorker() gives one); nothing was claimed`);
+    }
+    this.#listings.delete(worker);
+    await this.#publishWorker(worker);
+    throw new QueueError('ERR_QUEUE_CLAIM_LOST', `worker ${worker} had been taken for dead (its heartbeat was older than leaseMs, or its process looked gone) and its claims were recovered by another worker; it has registered again and claims from its next call on. If this repeats, raise leaseMs or look for event-loop stalls and clock steps on this host`);
   }
 
   async unregisterWorker(worker: string): Promise<void> {
@@ -541,6 +563,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async claim(worker: string, limit: number): Promise<Claim[]> {
     this.#assertOpen();
+    // One stat per claim (claims come in batches): a missing directory means this worker was recovered as dead.
+    if (!exists(this.#p('active', worker))) await this.#rejoin(worker);
     const won: StoredMessage[] = [];
     let listing = this.#listings.get(worker);
     let listed = false;
