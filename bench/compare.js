@@ -10,7 +10,16 @@
 // On this shared 2-CPU machine the same cell gives about 25 or about 60 us per message for
 // ours from one run to the next (where the client, the sink and other engineers' processes
 // land), and a median over rounds mixes the two modes (the "timed runs" column shows each
-// run). For A/B work pin everything to one CPU, which children inherit:
+// run). What the two modes are (perf stat on the cell with syscall tracepoints, 20,000
+// messages, Node 20): in the fast one the client's event loop finds the reply already there
+// when it polls, 1.1 epoll_pwait per message; in the slow one 2.0 per message, about half
+// of them returning no event (19,300 of 39,400: the sink, on the other CPU, has not answered
+// yet, and the loop polls again and sleeps), with system time 110 -> 450 ms and user time
+// 370 -> 600 ms per 20,000 messages (both processes wake from idle for every message).
+// Every client has both modes (the lean one 13.5 to 36 us). So a fixed cost per message is
+// a larger ratio in the fast mode: smtplib-otel's timed part after 15,000 warm-up messages
+// (load 6, 3 rounds) was 1.65x ours pinned and 1.48x unpinned (+6-7 us on 11-12), against
+// the bench's 1.26x (+12 us on 44) in the slow mode. For A/B work pin everything to one CPU, which children inherit:
 // `taskset -c 1 node bench/compare.js ...`: the fast mode is then the usual one, not the only
 // one, and at load 4-5 runs of the same code still differ by up to ~10 %: compare medians of
 // many alternating rounds.
