@@ -90,15 +90,15 @@ function go(children) {
  * messages after a warm-up. Each window: ms and the CPU ms per message spent meanwhile by the processes
  * `pids` (see cpuUsed). Then waits a little more to catch duplicates.
  */
-async function timeWindows(ctl, n, t0, timeoutMs, pids, cpuAtStart) {
+async function timeWindows(count, n, t0, timeoutMs, pids, cpuAtStart) {
   const windows = [];
   let start = t0;
   let cpu0 = cpuAtStart;
   for (const until of [n, 2 * n]) {
     for (;;) {
-      const st = await ctl.stats();
-      if (st.messages >= until) break;
-      if (Date.now() - t0 > timeoutMs) throw new Error(`only ${st.messages} of ${until} messages arrived in ${timeoutMs / 1000} s`);
+      const done = await count();
+      if (done >= until) break;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`only ${done} of ${until} messages arrived in ${timeoutMs / 1000} s`);
       await new Promise((r) => setTimeout(r, 5));
     }
     const end = Date.now();
@@ -109,7 +109,17 @@ async function timeWindows(ctl, n, t0, timeoutMs, pids, cpuAtStart) {
     cpu0 = cpu1;
   }
   await new Promise((r) => setTimeout(r, 300));
-  return { cold: windows[0], warm: windows[1], received: (await ctl.stats()).messages };
+  return { cold: windows[0], warm: windows[1], received: await count() };
+}
+
+/** Messages the sink has counted since its last reset: the progress of every cell that sends mail. */
+const sinkCount = (ctl) => () => ctl.stats().then((st) => st.messages);
+
+/** Jobs completed by the no-op BullMQ workers, from what each reports (bullmq-noop-worker.mjs). */
+function reportedCount(children) {
+  const completed = new Map();
+  for (const child of children) child.on('message', (m) => { if (m?.completed !== undefined) completed.set(child.pid, m.completed); });
+  return async () => [...completed.values()].reduce((a, b) => a + b, 0);
 }
 
 /** Enqueues `count` messages, `inFlight` calls at a time; returns msgs/s. */
@@ -139,7 +149,7 @@ const describe = (c) => ['cold', 'warm'].map((w) =>
 
 /**
  * `only`: run just these cells while iterating (names: enqueue, spool-1, spool-2, spool-4, spool-pipelined,
- * redis-1 ..., nodemailer-1, nodemailer-2, nodemailer-4, pool-4); prints one line per cell and writes no docs.
+ * redis-1 ..., nodemailer-1, nodemailer-2, nodemailer-4, bullmq-4, pool-4); prints one line per cell and writes no docs.
  */
 export async function run({ quick, host, port, ctrlPort, only, messages }) {
   const want = (name) => !only || only.includes(name);
@@ -190,7 +200,7 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
         const pids = [...children.map((c) => c.pid), redis.pid];
         const cpu0 = cpuUsed(pids);
         const t0 = go(children);
-        const { cold, warm, received } = await timeWindows(ctl, M, t0, timeout, pids, cpu0);
+        const { cold, warm, received } = await timeWindows(sinkCount(ctl), M, t0, timeout, pids, cpu0);
         await stopChildren(children);
         const stats = await store.stats();
         await store.close();
@@ -213,20 +223,41 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
       const pids = [...children.map((c) => c.pid), redis.pid];
       const cpu0 = cpuUsed(pids);
       const t0 = go(children);
-      const { cold, warm, received } = await timeWindows(ctl, M, t0, timeout, pids, cpu0);
+      const { cold, warm, received } = await timeWindows(sinkCount(ctl), M, t0, timeout, pids, cpu0);
       await stopChildren(children);
       await q.close();
       cells.nodemailer[workers] = { cold, warm, duplicates: received - 2 * M };
       log(`nodemailer+bullmq ${workers}: ${describe(cells.nodemailer[workers])}; load ${load()}`);
     }
-    // 4. the floor: the same pool in 4 processes with no queue (how much of a queue cell's CPU is the pool's)
+    // 4. the floor of the Redis cells: BullMQ alone, the same jobs and workers as (3), a processor that does nothing
+    if (want('bullmq-4')) {
+      const name = 'noop4';
+      const q = new Queue(name, { connection: { host: '127.0.0.1', port: Number(new URL(redis.url).port) } });
+      for (let i = 0; i < 2 * M; i += 500) {
+        await q.addBulk(Array.from({ length: Math.min(500, 2 * M - i) }, (_, j) => ({ name: 'mail', data: { from: 'bench@example.test', to: ['sink@example.test'], raw: message(i + j) }, opts: { removeOnComplete: true } })));
+      }
+      const children = await startChildren(join(here, 'queue/bullmq-noop-worker.mjs'), [redis.url, name], 4);
+      const count = reportedCount(children);
+      const pids = [...children.map((c) => c.pid), redis.pid];
+      const cpu0 = cpuUsed(pids);
+      const t0 = go(children);
+      // Workers report their counts at most every 10 ms: a window ends up to 10 ms after its mark.
+      const { cold, warm } = await timeWindows(count, M, t0, timeout, pids, cpu0);
+      await stopChildren(children);
+      const left = await q.getJobCountByTypes('waiting', 'active', 'delayed', 'prioritized');
+      await q.close();
+      if (left !== 0) throw new Error(`bullmq floor: ${left} jobs not completed`);
+      cells.bullmq = { 4: { cold, warm, duplicates: 0 } };
+      log(`bullmq alone 4: ${describe(cells.bullmq[4])}; load ${load()}`);
+    }
+    // 5. the floor: the same pool in 4 processes with no queue (how much of a queue cell's CPU is the pool's)
     if (want('pool-4')) {
       await ctl.reset();
       const children = await startChildren(join(here, 'queue/pool-worker.mjs'), [host, String(port), String((2 * M) / 4)], 4);
       const pids = children.map((c) => c.pid);
       const cpu0 = cpuUsed(pids);
       const t0 = go(children);
-      const { cold, warm, received } = await timeWindows(ctl, M, t0, timeout, pids, cpu0);
+      const { cold, warm, received } = await timeWindows(sinkCount(ctl), M, t0, timeout, pids, cpu0);
       await stopChildren(children);
       cells.pool = { 4: { cold, warm, duplicates: received - 2 * M } };
       log(`pool alone 4: ${describe(cells.pool[4])}; load ${load()}`);
@@ -288,6 +319,17 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
       : `${w}, not measured (no /proc)`;
   const poolLine = `Floor: the same pool with no queue (4 processes, each an SMTPPool of 4 connections with one message in flight on each, 40 sendmail calls at a time, ${f((2 * M) / 4)} messages each, timed in the same two windows: \`bench/suites/queue/pool-worker.mjs\`): ` +
     WINDOWS.map((w) => `${w} ${cell(floor, w)}`).join(', ') + `. So of the 4-worker cells' CPU per message, the queue's own part (redis-server's included) is: ${WINDOWS.map(queuePart).join('; ')}.`;
+  // The Redis floor: BullMQ's own cost per job. A store that runs each message as a BullMQ job pays it
+  // on top of its SMTP side, so with the SMTP side at the pool floor this bounds what 4 workers can reach.
+  const bull = cells.bullmq?.[4];
+  const bound = (w) => cells.nodemailer[4][w].cpu / (bull[w].cpu + floor[w].cpu);
+  const bullLine = !bull || bull.warm.cpu === undefined || floor.warm.cpu === undefined
+    ? 'Floor of the Redis cells (BullMQ alone): not measured in this run.'
+    : `Floor of the Redis cells: BullMQ alone, the nodemailer cell's 4 BullMQ worker processes (concurrency 40, the same jobs) with a processor that does nothing (\`bench/suites/queue/bullmq-noop-worker.mjs\`; each reports its completed jobs, at most every 10 ms): ` +
+      WINDOWS.map((w) => `${w} ${f(bull[w].rate)} jobs/s, ${bull[w].cpu.toFixed(2)} ms CPU per job`).join('; ') + ' (redis-server included). ' +
+      `A Redis store that runs each message as a BullMQ job pays at least that per message on top of its SMTP side. With the SMTP side at the pool floor above, 4 workers can use no less CPU per message than the two floors together, so nodemailer+BullMQ's CPU ÷ that sum is the most such a store could reach: ` +
+      WINDOWS.map((w) => `${w} ${bound(w).toFixed(2)}×`).join(', ') + ` (the goal asks 3×). Our Redis store's own part above BullMQ alone: ` +
+      WINDOWS.map((w) => `${w} ${(cells.redis[4][w].cpu - floor[w].cpu - bull[w].cpu).toFixed(2)} ms`).join(', ') + ' per message (its claim, mark and outcome scripts, each a round trip and an AOF write).';
   const section = [
     '## Durable queue (smtplib-queue)',
     '',
@@ -310,6 +352,8 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
     ...pipelined,
     '',
     poolLine,
+    '',
+    bullLine,
     '',
     `Duplicates over every cell: ${duplicates}.`,
     '',
