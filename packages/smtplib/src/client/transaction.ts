@@ -382,7 +382,6 @@ export class Transaction {
     }
   }
 
-  /** MAIL + RCPTs (+ DATA, or + the whole body as BDAT LAST) as one group. */
   /** True once this transaction's commands (and, for BDAT LAST, its body) were written ahead of its turn. */
   get prewritten(): boolean {
     return this.#head !== undefined;
@@ -421,6 +420,7 @@ export class Transaction {
     }
   }
 
+  /** MAIL + RCPTs (+ DATA, or + the whole body as BDAT LAST) as one group. */
   #group(ctx: TransactionContext, plan: Plan): { head: Head; bytes: Buffer[]; log: string[] } {
     const { session, timeouts } = ctx;
     // A message that fits one chunk rides whole in this group (BDAT LAST
