@@ -33,6 +33,29 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
 
   storeConformance('redis (BullMQ)', () => makeStore());
 
+  it('outcomes asked for in one turn cost one round trip, and one that fails in Redis fails alone', async () => {
+    const { store } = await makeStore();
+    const queue = new MailQueue(store);
+    for (let i = 0; i < 4; i++) await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const w = await store.registerWorker();
+    const claims = await store.claim(w, 4);
+    expect(claims).toHaveLength(4);
+    // One record made unreadable by hand: the outcome script's part for it raises a Lua error.
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.url);
+    const broken = claims[0]!.message.id;
+    await raw.hset(`${store.prefix}:msg:${broken}`, 'json', 'not json');
+    const before = store.outcomeRoundTrips;
+    const delivered = (m: StoredMessage): StoredMessage => ({ ...m, attempts: m.attempts + 1, recipients: m.recipients.map((r) => ({ ...r, state: 'delivered' as const })) });
+    const results = await Promise.allSettled(claims.map((c) => store.finish(w, delivered(c.message))));
+    expect(store.outcomeRoundTrips - before).toBe(1);
+    expect(results[0]).toMatchObject({ status: 'rejected', reason: { code: 'ERR_QUEUE_STORE' } });
+    expect(results.slice(1).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    for (const c of claims.slice(1)) expect((await store.get(c.message.id))!.state).toBe('delivered');
+    await raw.quit();
+    await store.close();
+  });
+
   it('marks asked for in one turn cost one round trip, and only a worker holding the lock gets one', async () => {
     const { store } = await makeStore();
     const queue = new MailQueue(store);

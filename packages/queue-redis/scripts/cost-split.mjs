@@ -74,10 +74,18 @@ function bullmqScripts() {
 }
 
 /** This store's scripts, told apart by their first key (see redis-store.ts). */
-function ourScript(firstKey) {
-  if (firstKey.endsWith(':due')) return 'store: claim (CLAIM_IF_OWNED, per batch)';
+function ourScript(argv) {
+  const firstKey = String(argv[3] ?? '');
+  // The claim and outcome scripts both take due, active, held, then (msg, lock, marks) per message;
+  // after the keys the claim has 2 + 3 per message arguments, the outcome 7 per message.
+  if (firstKey.endsWith(':due')) {
+    const keys = Number(argv[2]);
+    // SLOWLOG keeps 32 arguments of a command, the last saying how many more there were.
+    const more = /^\.\.\. \((\d+) more arguments\)$/.exec(String(argv[argv.length - 1]));
+    const length = more ? argv.length - 1 + Number(more[1]) : argv.length;
+    return length - 3 - keys === 7 * ((keys - 3) / 3) ? 'store: outcome (FINISH_IF_OWNED, per batch)' : 'store: claim (CLAIM_IF_OWNED, per batch)';
+  }
   if (firstKey.endsWith(':lock')) return 'store: end-of-data marks (MARK_IF_OWNED, per batch)';
-  if (/:msg:/.test(firstKey)) return 'store: outcome (FINISH_IF_OWNED)';
   if (/:dest:/.test(firstKey)) return 'store: destination slots (TAKE_SLOTS)';
   return firstKey.startsWith('bull:') ? 'BullMQ: other scripts' : `store: other script (${firstKey})`;
 }
@@ -207,7 +215,7 @@ async function cell(kind, M, { sink, ctl, port, url, shas }) {
     let name = command;
     if (command === 'evalsha' || command === 'eval') {
       const sha = command === 'evalsha' ? String(argv[1]) : createHash('sha1').update(String(argv[1])).digest('hex');
-      name = shas.has(sha) ? `BullMQ: ${shas.get(sha).replace(/-\d+$/, '')}` : ourScript(String(argv[3] ?? ''));
+      name = shas.has(sha) ? `BullMQ: ${shas.get(sha).replace(/-\d+$/, '')}` : ourScript(argv);
     } else name = `plain command: ${command}`;
     const row = byScript.get(name) ?? { calls: 0, us: 0 };
     row.calls++;

@@ -128,6 +128,10 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   #closed = false;
   /** Round trips to Redis made by markCommitting (for tests: one per batch). */
   markRoundTrips = 0;
+  #outcomes: { keys: string[]; args: (string | number)[]; resolve(result: [number, string | null]): void; reject(error: unknown): void }[] = [];
+  #outcomesScheduled = false;
+  /** Round trips to Redis made by finish (for tests: one per batch of outcomes asked for in one turn). */
+  outcomeRoundTrips = 0;
 
   constructor(options: RedisStoreOptions = {}) {
     super();
@@ -598,16 +602,51 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     return state;
   }
 
+  /**
+   * Records an outcome (FINISH_IF_OWNED) together with every other outcome
+   * asked for in this turn: one script call, one write to the socket and one
+   * reply for the batch, as for the marks. With many connections per worker,
+   * replies that arrive in the same event-loop turn end their attempts in the
+   * same turn; each sent its own call before (one round trip per message).
+   * Each message's part is checked and written on its own inside the script.
+   */
+  #outcome(keys: string[], args: (string | number)[]): Promise<[number, string | null]> {
+    return new Promise((resolve, reject) => {
+      this.#outcomes.push({ keys, args, resolve, reject });
+      if (!this.#outcomesScheduled) {
+        this.#outcomesScheduled = true;
+        setImmediate(() => void this.#flushOutcomes());
+      }
+    });
+  }
+
+  async #flushOutcomes(): Promise<void> {
+    const batch = this.#outcomes;
+    this.#outcomes = [];
+    this.#outcomesScheduled = false;
+    try {
+      const keys = [this.#k('due'), this.#k('active'), this.#k('held'), ...batch.flatMap((o) => o.keys)];
+      this.outcomeRoundTrips++;
+      const results = (await this.#scripts.smtplibqFinish(keys.length, ...keys, ...batch.flatMap((o) => o.args))) as [number, string | null][];
+      batch.forEach((o, i) => {
+        const result = results[i]!;
+        if (result[0] === -1) o.reject(new QueueError('ERR_QUEUE_STORE', `recording the outcome failed in Redis: ${String(result[1])}`));
+        else o.resolve(result);
+      });
+    } catch (error) {
+      for (const o of batch) o.reject(error);
+    }
+  }
+
   async finish(worker: string, message: StoredMessage): Promise<void> {
     const entry = this.#entry(worker);
     this.#bodies.delete(message.id);
     const held = entry.jobs.get(message.id);
     const id = message.id;
-    const [code, storedJson] = (await this.#scripts.smtplibqFinish(
-      6,
-      this.#k('msg', id), this.#lockKey(id), this.#k('due'), this.#k('active'), this.#k('held'), this.#k('marks', id),
-      held?.token ?? '', message.attempts, JSON.stringify(message), restingState(message) === 'delivered' ? 'delivered' : isTerminal(restingState(message)) ? 'terminal' : 'pending', message.nextAttemptAt, id, worker,
-    )) as [number, string | null];
+    const [code, storedJson] = await this.#outcome(
+      [this.#k('msg', id), this.#lockKey(id), this.#k('marks', id)],
+      [held?.token ?? '', message.attempts, JSON.stringify(message), restingState(message) === 'delivered' ? 'delivered' : isTerminal(restingState(message)) ? 'terminal' : 'pending', message.nextAttemptAt, id, worker],
+    );
     // 2: another worker recorded this attempt first (it was cut off, and wrote the reply it
     // had); that record stands, and the claim is given up according to it.
     const stored = code === 2 && storedJson ? (JSON.parse(storedJson) as StoredMessage) : message;
@@ -886,11 +925,13 @@ return out
 `;
 
 /**
- * KEYS: msg hash, job lock, due, active, held, marks set.
- * ARGV: token, attempts, json, delivered|terminal|pending, next attempt time, id, worker.
- * Returns {1} written, {0} not written (the claim was lost and its record
+ * KEYS: due, active, held, then per message: msg hash, job lock, marks set.
+ * ARGV per message: token, attempts, json, delivered|terminal|pending, next attempt time, id, worker.
+ * Returns per message: {1} written, {0} not written (the claim was lost and its record
  * would add nothing true), {2, stored json} the lock holder finds this attempt
- * already recorded by the worker that made it: that record stands.
+ * already recorded by the worker that made it: that record stands; {-1, error}
+ * that message's part failed (pcall: the others' stand on their own, as when
+ * each was its own call).
  *
  * Each attempt number is recorded once. A worker that was cut off (its lock
  * expired) records late only the attempt it marked, while its mark is still
@@ -902,30 +943,41 @@ return out
  * not find).
  */
 const FINISH_IF_OWNED = `
-local owned = ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1]
-local current = redis.call('HGET', KEYS[1], 'json')
-if not current then return {0} end
-local recorded = cjson.decode(current).attempts >= tonumber(ARGV[2])
-if not owned then
-  if recorded or ARGV[1] == '' or redis.call('SISMEMBER', KEYS[6], ARGV[1]) == 0 then return {0} end
-elseif recorded then
-  redis.call('HDEL', KEYS[1], 'worker')
-  redis.call('ZREM', KEYS[4], ARGV[6])
-  redis.call('DEL', KEYS[6])
-  return {2, current}
+local due, active, held = KEYS[1], KEYS[2], KEYS[3]
+local function finish(msg, lock, marks, token, attempts, json, outcome, nextAt, id, worker)
+  local owned = token ~= '' and redis.call('GET', lock) == token
+  local current = redis.call('HGET', msg, 'json')
+  if not current then return {0} end
+  local recorded = cjson.decode(current).attempts >= tonumber(attempts)
+  if not owned then
+    if recorded or token == '' or redis.call('SISMEMBER', marks, token) == 0 then return {0} end
+  elseif recorded then
+    redis.call('HDEL', msg, 'worker')
+    redis.call('ZREM', active, id)
+    redis.call('DEL', marks)
+    return {2, current}
+  end
+  redis.call('HSET', msg, 'json', json)
+  if owned or redis.call('HGET', msg, 'worker') == worker then
+    redis.call('HDEL', msg, 'worker')
+    redis.call('ZREM', active, id)
+  end
+  if outcome == 'delivered' then redis.call('HDEL', msg, 'body') end
+  if outcome == 'pending' then redis.call('ZADD', due, nextAt, id) else redis.call('ZREM', due, id) end
+  redis.call('SREM', held, id)
+  -- The lock holder resolves every mark (those it saw when it claimed, and its own:
+  -- only a lock holder adds one); a late writer only its own.
+  if owned then redis.call('DEL', marks) else redis.call('SREM', marks, token) end
+  return {1}
 end
-redis.call('HSET', KEYS[1], 'json', ARGV[3])
-if owned or redis.call('HGET', KEYS[1], 'worker') == ARGV[7] then
-  redis.call('HDEL', KEYS[1], 'worker')
-  redis.call('ZREM', KEYS[4], ARGV[6])
+local out = {}
+for i = 0, (#KEYS - 3) / 3 - 1 do
+  local a = 7 * i
+  local ok, result = pcall(finish, KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i],
+    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+  if ok then out[#out + 1] = result else out[#out + 1] = {-1, type(result) == 'table' and result.err or tostring(result)} end
 end
-if ARGV[4] == 'delivered' then redis.call('HDEL', KEYS[1], 'body') end
-if ARGV[4] == 'pending' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6]) else redis.call('ZREM', KEYS[3], ARGV[6]) end
-redis.call('SREM', KEYS[5], ARGV[6])
--- The lock holder resolves every mark (those it saw when it claimed, and its own:
--- only a lock holder adds one); a late writer only its own.
-if owned then redis.call('DEL', KEYS[6]) else redis.call('SREM', KEYS[6], ARGV[1]) end
-return {1}
+return out
 `;
 
 /**
