@@ -33,6 +33,38 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
 
   storeConformance('redis (BullMQ)', () => makeStore());
 
+  it('a message left with no BullMQ job gets one from the next scan, which one worker of the queue makes a minute', async () => {
+    const { store, spec } = await makeStore();
+    const queue = new MailQueue(store);
+    const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const { Queue } = await import('bullmq');
+    const bull = new Queue(store.prefix, { connection: { host: '127.0.0.1', port: Number(new URL(redis.url).port) } });
+    // An enqueue that stopped between its two steps: the message is written, its job is not.
+    const orphan = async (): Promise<void> => {
+      await (await bull.getJob(id))!.remove();
+      expect(await bull.getJob(id)).toBeUndefined();
+    };
+    await orphan();
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.url);
+    const openOther = async (): Promise<RedisStore> => {
+      const other = new RedisStore({ url: redis.url, prefix: spec.split('#')[1]!, lockDurationMs: LOCK_MS });
+      await other.open(); // open() runs recover()
+      return other;
+    };
+    // The scan this minute was made (by the first store's open): another process's open skips it.
+    const skipped = await openOther();
+    expect(await bull.getJob(id)).toBeUndefined();
+    // A minute later (the key gone), the next open scans and gives the message its job.
+    await raw.del(`${store.prefix}:orphan-scan`);
+    const scanned = await openOther();
+    expect((await bull.getJob(id))?.id).toBe(id);
+    expect(await raw.pttl(`${store.prefix}:orphan-scan`)).toBeGreaterThan(50_000);
+    for (const s of [skipped, scanned, store]) await s.close();
+    await bull.close();
+    await raw.quit();
+  });
+
   it('outcomes asked for in one turn cost one round trip, and one that fails in Redis fails alone', async () => {
     const { store } = await makeStore();
     const queue = new MailQueue(store);

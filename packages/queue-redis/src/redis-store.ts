@@ -15,6 +15,8 @@
 //                       end of data and has not recorded its outcome (see markCommitting)
 //   {p}:worker:{id}     a live worker's heartbeat (expires)
 //   {p}:dest:{domain}   zset of claims holding a per-destination slot, by lease expiry
+//   {p}:orphan-scan     taken (SET NX, a minute to live) by the worker that looks for
+//                       messages with no BullMQ job this minute (see recover)
 //
 // The BullMQ job of a message has the message id as its job id and carries
 // nothing else. Durability is Redis's: run it with appendonly yes and
@@ -106,6 +108,9 @@ interface Scripts {
   smtplibqTakeSlots: ScriptCall;
   smtplibqEnqueue: ScriptCall;
 }
+
+/** How often, at most, some worker of the queue looks for pending messages with no BullMQ job (recover()). */
+const ORPHAN_SCAN_MS = 60_000;
 
 /** How many fetched-ahead jobs a worker keeps at most (each holds a lock until claimed). */
 const MAX_FETCHED = 64;
@@ -811,19 +816,30 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
    * Dead workers' claims come back through BullMQ's stalled-job check (their
    * locks expire); claim() then sees an unresolved end-of-data mark. Here:
    * pending messages that have no job (an enqueue or release that stopped
-   * between writing the message and adding its job) get one. At most once a minute.
+   * between writing the message and adding its job) get one. At most once a
+   * minute for the whole queue, not once per worker process: the first to
+   * take {p}:orphan-scan (SET NX, a minute to live) scans; the others skip.
+   * The scan asks only whether each job's hash exists (EXISTS, pipelined),
+   * not for the job itself: it reads every pending message's id, and it used
+   * to read each one's whole BullMQ job (HGETALL) in every worker process.
    */
   async recover(options: { retryUnknown?: boolean; schedule?: RetrySchedule } = {}): Promise<number> {
     void options;
-    if (Date.now() - this.#lastOrphanScan < 60_000) return 0;
+    if (Date.now() - this.#lastOrphanScan < ORPHAN_SCAN_MS) return 0;
     this.#lastOrphanScan = Date.now();
+    const r = this.#r;
+    if ((await r.set(this.#k('orphan-scan'), String(process.pid), 'PX', ORPHAN_SCAN_MS, 'NX')) !== 'OK') return 0;
     let fixed = 0;
-    const ids = [...(await this.#r.zrange(this.#k('due'), '0', '-1')), ...(await this.#r.zrange(this.#k('active'), '0', '-1'))];
-    for (let i = 0; i < ids.length; i += 200) {
-      const slice = ids.slice(i, i + 200);
-      const jobs = await Promise.all(slice.map((id) => this.#queue!.getJob(id)));
+    const ids = [...(await r.zrange(this.#k('due'), '0', '-1')), ...(await r.zrange(this.#k('active'), '0', '-1'))];
+    for (let i = 0; i < ids.length; i += 500) {
+      const slice = ids.slice(i, i + 500);
+      const exists = r.pipeline();
+      for (const id of slice) exists.exists(this.#queue!.toKey(id));
+      const rows = (await exists.exec()) ?? [];
       for (let j = 0; j < slice.length; j++) {
-        if (jobs[j]) continue;
+        const [error, found] = rows[j]!;
+        if (error) throw error;
+        if (found === 1) continue;
         const loaded = await this.#load(slice[j]!);
         if (!loaded || loaded.message.held || isTerminal(restingState(loaded.message))) continue;
         await this.#addJob(loaded.message);
