@@ -185,6 +185,9 @@ async function cell(kind, M, { sink, ctl, port, url, shas }) {
   const pids = children.map((c) => c.pid);
   const w0 = pids.map(stat);
   const r0 = [stat(sink.redisPid)];
+  // What the delivery adds to the append-only file (the enqueues came before).
+  const aofBytes = async () => Number(/aof_current_size:(\d+)/.exec(await r.info('persistence'))[1]);
+  const aof0 = await aofBytes();
   const t0 = Date.now();
   for (const c of children) c.send('start');
   for (;;) {
@@ -195,6 +198,7 @@ async function cell(kind, M, { sink, ctl, port, url, shas }) {
   const ms = Date.now() - t0;
   const workers = used(pids, w0);
   const redis = used([sink.redisPid], r0);
+  const aof = (await aofBytes()) - aof0;
   // Both read at once: idle workers keep polling after the last message.
   const [info] = await Promise.all([r.info('commandstats'), r.config('SET', 'slowlog-log-slower-than', '-1')]);
   const entries = slowlog ? await r.slowlog('GET', '-1') : [];
@@ -232,7 +236,7 @@ async function cell(kind, M, { sink, ctl, port, url, shas }) {
   if (profDir) rmSync(profDir, { recursive: true, force: true });
   const received = (await ctl.stats()).messages;
   if (received !== M) throw new Error(`${kind}: the sink got ${received} of ${M}`);
-  return { kind, M, rate: M / (ms / 1000), workers, redis, byScript, logged, commands, profile };
+  return { kind, M, rate: M / (ms / 1000), workers, redis, aof, byScript, logged, commands, profile };
 }
 
 const sinkProc = await startSink(buildSink());
@@ -275,9 +279,9 @@ const lines = [
     `${os.cpus().length} CPUs, load average (1 / 5 / 15 min) ${loadBefore} at the start and ${load()} at the end. ` +
     `${W} worker processes, ${SIZES.map((m) => m.toLocaleString('en-US')).join(' and ')} messages per cell, sink latency 1 ms, redis-server with AOF and appendfsync always and, in cells of up to ${SLOWLOG_MAX.toLocaleString('en-US')} messages, every command in its SLOWLOG (which costs it CPU)${PROFILE ? '; the workers under the V8 profiler (slower)' : ''}. One run; msgs/s moves with the machine, CPU per message much less.`,
   '',
-  '| cell | msgs/s | CPU ms/msg: workers (their main threads) | redis-server | system calls/msg, workers (read / write) | redis-server (read / write) | Redis commands/msg (inner calls included) |',
-  '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...results.map(({ M, ...c }) => `| ${name({ M, ...c })} | ${Math.round(c.rate).toLocaleString('en-US')} | ${f3(c.workers.cpu / M)} (${f3(c.workers.main / M)}) | ${f3(c.redis.cpu / M)} | ${f2(c.workers.r / M)} / ${f2(c.workers.w / M)} | ${f2(c.redis.r / M)} / ${f2(c.redis.w / M)} | ${(c.commands / M).toFixed(1)} |`),
+  '| cell | msgs/s | CPU ms/msg: workers (their main threads) | redis-server | system calls/msg, workers (read / write) | redis-server (read / write) | Redis commands/msg (inner calls included) | AOF bytes/msg |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...results.map(({ M, ...c }) => `| ${name({ M, ...c })} | ${Math.round(c.rate).toLocaleString('en-US')} | ${f3(c.workers.cpu / M)} (${f3(c.workers.main / M)}) | ${f3(c.redis.cpu / M)} | ${f2(c.workers.r / M)} / ${f2(c.workers.w / M)} | ${f2(c.redis.r / M)} / ${f2(c.redis.w / M)} | ${(c.commands / M).toFixed(1)} | ${Math.round(c.aof / M).toLocaleString('en-US')} |`),
   '',
   'redis-server\'s time per message by what ran (SLOWLOG: a script\'s time includes the commands it calls; fsyncs and socket I/O are not in it; wall-clock time, so it includes any time redis-server waited for a CPU: compare the shares within a cell rather than the µs across cells):',
   '',
