@@ -243,7 +243,7 @@ const sinkProc = await startSink(buildSink());
 const ctl = await SinkControl.connect(sinkProc.ctrlPort);
 const port = await freePort();
 const dir = mkdtempSync(join(tmpdir(), 'cost-split-redis-'));
-const redisProc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
+const redisProc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--auto-aof-rewrite-percentage', '0'], { stdio: 'ignore' });
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 const results = [];
 const loadBefore = load();
@@ -277,7 +277,7 @@ const f3 = (x) => x.toFixed(3);
 const lines = [
   `Command: \`node packages/queue-redis/scripts/cost-split.mjs --workers ${W} --messages ${SIZES.join(',')}${PROFILE ? ' --cpu-prof' : ''}\`. ` +
     `${os.cpus().length} CPUs, load average (1 / 5 / 15 min) ${loadBefore} at the start and ${load()} at the end. ` +
-    `${W} worker processes, ${SIZES.map((m) => m.toLocaleString('en-US')).join(' and ')} messages per cell, sink latency 1 ms, redis-server with AOF and appendfsync always and, in cells of up to ${SLOWLOG_MAX.toLocaleString('en-US')} messages, every command in its SLOWLOG (which costs it CPU)${PROFILE ? '; the workers under the V8 profiler (slower)' : ''}. One run; msgs/s moves with the machine, CPU per message much less.`,
+    `${W} worker processes, ${SIZES.map((m) => m.toLocaleString('en-US')).join(' and ')} messages per cell, sink latency 1 ms, redis-server with AOF and appendfsync always (automatic AOF rewrites off, so the AOF only grows and its growth is what was written: with them on, a rewrite in the 16,000-message cell made the growth negative) and, in cells of up to ${SLOWLOG_MAX.toLocaleString('en-US')} messages, every command in its SLOWLOG (which costs it CPU)${PROFILE ? '; the workers under the V8 profiler (slower)' : ''}. One run; msgs/s moves with the machine, CPU per message much less.`,
   '',
   '| cell | msgs/s | CPU ms/msg: workers (their main threads) | redis-server | system calls/msg, workers (read / write) | redis-server (read / write) | Redis commands/msg (inner calls included) | AOF bytes/msg |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
