@@ -134,6 +134,27 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
 
   const withState = (m: StoredMessage, state: 'delivered' | 'deferred'): StoredMessage => ({ ...m, attempts: m.attempts + 1, nextAttemptAt: Date.now(), recipients: m.recipients.map((r) => ({ ...r, state })) });
 
+  it('a worker leaving gives back what it holds only while the lock is still its own: a message taken over and delivered meanwhile stays out of the due index', async () => {
+    const { store } = await makeStore();
+    const queue = new MailQueue(store);
+    const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const w = await store.registerWorker();
+    const claim = await claimOnce(store, w);
+    expect(claim.message.id).toBe(id);
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.url);
+    // Cut off, then taken over and delivered by another worker (here: by hand).
+    await raw.set(`bull:${store.prefix}:${id}:lock`, 'someone-else');
+    await raw.hset(`${store.prefix}:msg:${id}`, 'json', JSON.stringify(withState(claim.message, 'delivered')), 'worker', 'the-other-worker');
+    await raw.zrem(`${store.prefix}:active`, id);
+    await store.unregisterWorker(w);
+    expect(await raw.zscore(`${store.prefix}:due`, id)).toBeNull();
+    expect(await raw.hget(`${store.prefix}:msg:${id}`, 'worker')).toBe('the-other-worker');
+    expect((await store.get(id))!.state).toBe('delivered');
+    await raw.quit();
+    await store.close();
+  });
+
   it('a worker cut off after its mark: the next claimer finds the mark, the late reply is recorded, and the claimer does not overwrite it', async () => {
     const { store } = await makeStore();
     const queue = new MailQueue(store);

@@ -107,6 +107,7 @@ interface Scripts {
   smtplibqFinish: ScriptCall;
   smtplibqTakeSlots: ScriptCall;
   smtplibqEnqueue: ScriptCall;
+  smtplibqUnclaim: ScriptCall;
 }
 
 /** How often, at most, some worker of the queue looks for pending messages with no BullMQ job (recover()). */
@@ -182,6 +183,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#redis.defineCommand('smtplibqFinish', { lua: FINISH_IF_OWNED });
     this.#redis.defineCommand('smtplibqTakeSlots', { lua: TAKE_SLOTS });
     this.#redis.defineCommand('smtplibqEnqueue', { lua: ENQUEUE });
+    this.#redis.defineCommand('smtplibqUnclaim', { lua: UNCLAIM_IF_OWNED });
     await this.#connected(this.#redis);
     this.#queue = new Queue(this.prefix, { connection: this.#connection() });
     this.#queue.on('error', (error) => this.#error(error));
@@ -699,10 +701,10 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#bodies.delete(id);
     if (!held) return;
     entry.jobs.delete(id);
-    const loadedBefore = await this.#load(id);
-    const multi = this.#r.multi().hdel(this.#k('msg', id), 'worker').zrem(this.#k('active'), id);
-    if (loadedBefore) multi.zadd(this.#k('due'), loadedBefore.message.nextAttemptAt, id);
-    await multi.exec();
+    // In one script, and only while this worker still holds the job's lock: read and then written in
+    // two steps, a late write in between (the worker that took the message over, recording its
+    // outcome) left a finished message in the due index, and the next claimer's worker field gone.
+    await this.#scripts.smtplibqUnclaim(5, this.#k('msg', id), this.#k('active'), this.#k('due'), this.#k('held'), this.#lockKey(id), id, held.token);
     await held.job.moveToDelayed(Date.now() + 1, held.token);
     await this.#freeSlots(worker, id, held.slots);
     const loaded = await this.#load(id);
@@ -890,6 +892,36 @@ end
 return out
 `;
 
+/** A record is pending (claimable, due for another attempt) while a recipient is queued or deferred: the one statement of it in Lua. */
+const LUA_PENDING = `
+local function pending(record)
+  for _, r in ipairs(record.recipients) do
+    if r.state == 'queued' or r.state == 'deferred' then return true end
+  end
+  return false
+end
+`;
+
+/**
+ * KEYS: msg hash, active, due, held, job lock. ARGV: id, the claim's lock token.
+ * Gives a claimed message back (a worker leaving), only while the lock is still
+ * the claim's: the worker field and the active entry go, and the message is due
+ * again if its record is pending and it is not held. Returns 1, or 0 when the
+ * lock is another's (the message was taken over; its index is theirs).
+ */
+const UNCLAIM_IF_OWNED = `
+${LUA_PENDING}
+if redis.call('GET', KEYS[5]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], 'worker')
+redis.call('ZREM', KEYS[2], ARGV[1])
+local json = redis.call('HGET', KEYS[1], 'json')
+if json and redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then
+  local record = cjson.decode(json)
+  if pending(record) then redis.call('ZADD', KEYS[3], record.nextAttemptAt, ARGV[1]) end
+end
+return 1
+`;
+
 /**
  * KEYS: due, active, held, then per message: msg hash, job lock, marks set.
  * ARGV: worker, now, then per message: id, lock token, the claim's own token.
@@ -906,6 +938,7 @@ return out
  * neither, and the message went out twice.
  */
 const CLAIM_IF_OWNED = `
+${LUA_PENDING}
 local out = {}
 local now = tonumber(ARGV[2])
 for i = 0, (#KEYS - 3) / 3 - 1 do
@@ -919,11 +952,7 @@ for i = 0, (#KEYS - 3) / 3 - 1 do
     local record = nil
     if json and redis.call('SISMEMBER', KEYS[3], id) == 0 then
       record = cjson.decode(json)
-      local pending = false
-      for _, r in ipairs(record.recipients) do
-        if r.state == 'queued' or r.state == 'deferred' then pending = true end
-      end
-      if not pending then record = nil end
+      if not pending(record) then record = nil end
     end
     if not record then
       out[#out + 1] = {1}
