@@ -50,7 +50,7 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from 'smtplib-queue';
-import { checkId, newRecord, requeue } from 'smtplib-queue/internal';
+import { TurnBatch, checkId, newRecord, requeue } from 'smtplib-queue/internal';
 
 export interface RedisStoreOptions {
   /** redis://host:port/db (default redis://127.0.0.1:6379). */
@@ -98,6 +98,11 @@ interface WorkerEntry {
   seq: number;
 }
 
+/** An end-of-data mark asked for (see markCommitting). */
+interface Mark { key: string; lock: string; token: string; resolve(): void; reject(error: unknown): void }
+/** An outcome asked for (see #outcome): its keys and arguments in FINISH_IF_OWNED. */
+interface Outcome { keys: string[]; args: (string | number)[]; resolve(result: [number, string | null]): void; reject(error: unknown): void }
+
 /** Our Lua scripts, loaded once per connection and run by EVALSHA (EVAL sent each script's text, ~1 KB, every call). */
 type ScriptCall = (numKeys: number, ...args: (string | number | Buffer)[]) => Promise<unknown>;
 interface Scripts {
@@ -126,16 +131,14 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
   #redis: Redis | undefined;
   #queue: Queue | undefined;
   readonly #workers = new Map<string, WorkerEntry>();
-  #marks: { key: string; lock: string; token: string; resolve(): void; reject(error: unknown): void }[] = [];
-  #marksScheduled = false;
+  readonly #marks = new TurnBatch<Mark>((batch) => this.#flushMarks(batch));
   #lastOrphanScan = 0;
   /** Bodies read with their claims, until the attempt is recorded. */
   readonly #bodies = new Map<string, Buffer>();
   #closed = false;
   /** Round trips to Redis made by markCommitting (for tests: one per batch). */
   markRoundTrips = 0;
-  #outcomes: { keys: string[]; args: (string | number)[]; resolve(result: [number, string | null]): void; reject(error: unknown): void }[] = [];
-  #outcomesScheduled = false;
+  readonly #outcomes = new TurnBatch<Outcome>((batch) => this.#flushOutcomes(batch));
   /** Round trips to Redis made by finish (for tests: one per batch of outcomes asked for in one turn). */
   outcomeRoundTrips = 0;
 
@@ -551,11 +554,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     return new Promise<void>((resolve, reject) => {
       const token = this.#workers.get(worker)?.jobs.get(checkId(id))?.token ?? '';
       void attempt; // a mark names its claim (the lock token), not an attempt number: see CLAIM_IF_OWNED
-      this.#marks.push({ key: this.#k('marks', id), lock: this.#lockKey(id), token, resolve, reject });
-      if (!this.#marksScheduled) {
-        this.#marksScheduled = true;
-        setImmediate(() => void this.#flushMarks());
-      }
+      this.#marks.add({ key: this.#k('marks', id), lock: this.#lockKey(id), token, resolve, reject });
     });
   }
 
@@ -565,10 +564,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
    * a worker that lost its claim while Redis was away must not go on to the
    * end of data, since another worker may be sending the same message.
    */
-  async #flushMarks(): Promise<void> {
-    const batch = this.#marks;
-    this.#marks = [];
-    this.#marksScheduled = false;
+  async #flushMarks(batch: Mark[]): Promise<void> {
     try {
       const keys = batch.flatMap((m) => [m.lock, m.key]);
       this.markRoundTrips++;
@@ -619,18 +615,11 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
    */
   #outcome(keys: string[], args: (string | number)[]): Promise<[number, string | null]> {
     return new Promise((resolve, reject) => {
-      this.#outcomes.push({ keys, args, resolve, reject });
-      if (!this.#outcomesScheduled) {
-        this.#outcomesScheduled = true;
-        setImmediate(() => void this.#flushOutcomes());
-      }
+      this.#outcomes.add({ keys, args, resolve, reject });
     });
   }
 
-  async #flushOutcomes(): Promise<void> {
-    const batch = this.#outcomes;
-    this.#outcomes = [];
-    this.#outcomesScheduled = false;
+  async #flushOutcomes(batch: Outcome[]): Promise<void> {
     try {
       const keys = [this.#k('due'), this.#k('active'), this.#k('held'), ...batch.flatMap((o) => o.keys)];
       this.outcomeRoundTrips++;

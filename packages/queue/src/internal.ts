@@ -6,3 +6,4 @@ export { checkId } from './errors.js';
 export { newId } from './ids.js';
 export { validateEnqueue, type ValidEnqueue } from './validate.js';
 export { newRecord, newRecipients, requeue, toStoredReply } from './record.js';
+export { TurnBatch } from './turn-batch.js';

@@ -31,6 +31,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
 import { QueueError, checkId } from '../errors.js';
+import { TurnBatch } from '../turn-batch.js';
 import { applyInterrupted, newRecord, newStreamedRecord, requeue, restingState, view } from '../record.js';
 import { emptyMessage } from '../validate.js';
 import { resolveSchedule, type RetrySchedule } from '../schedule.js';
@@ -86,6 +87,9 @@ interface Located {
   worker?: string;
 }
 
+/** An end-of-data mark asked for (see markCommitting): the mark's name and the claim it is a second name of. */
+interface Mark { path: string; claim: string; worker: string; resolve(): void; reject(error: unknown): void }
+
 /** A worker's listing of queue/: due names in the order it claims them, the next one to try, when it was made. */
 interface Listing {
   names: string[];
@@ -109,8 +113,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #syncer = new DirSyncer();
   readonly #workers = new Map<string, NodeJS.Timeout>();
   #control: Promise<string> | undefined;
-  #marks: { path: string; claim: string; worker: string; resolve(): void; reject(error: unknown): void }[] = [];
-  #marksScheduled = false;
+  readonly #marks = new TurnBatch<Mark>((batch) => this.#flushMarks(batch));
   #outcomes: { from: string; message: StoredMessage; resolve(): void; reject(error: unknown): void }[] = [];
   #outcomesScheduled = false;
   /** Bodies read with their claims (see #readClaimed), until the attempt takes them. */
@@ -627,19 +630,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   markCommitting(worker: string, id: string, attempt: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#marks.push({ path: this.#p('commit', `${checkId(id)}@${attempt}`), claim: this.#p('active', worker, `${id}.json`), worker, resolve, reject });
-      if (!this.#marksScheduled) {
-        this.#marksScheduled = true;
-        setImmediate(() => void this.#flushMarks());
-      }
+      this.#marks.add({ path: this.#p('commit', `${checkId(id)}@${attempt}`), claim: this.#p('active', worker, `${id}.json`), worker, resolve, reject });
     });
   }
 
   /** One round trip for every mark asked for in this turn: claims made durable, marks created, one fsync of commit/. */
-  async #flushMarks(): Promise<void> {
-    const batch = this.#marks;
-    this.#marks = [];
-    this.#marksScheduled = false;
+  async #flushMarks(batch: Mark[]): Promise<void> {
     try {
       // The claims and the marks both durable before any end of data is written; in either order, so the fsyncs run side by side.
       const [, owned] = await Promise.all([

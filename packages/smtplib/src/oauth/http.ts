@@ -14,6 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { loadTls } from '../wire/connect.js';
 import { clean, OAuthError, showEndpoint } from './errors.js';
 
 type HttpModules = { httpRequest: typeof import('node:http').request; httpsRequest: typeof import('node:https').request; tlsConnect: typeof import('node:tls').connect };
@@ -26,7 +27,7 @@ let httpModules: Promise<HttpModules> | undefined;
  * importing it cost.
  */
 function loadHttp(): Promise<HttpModules> {
-  httpModules ??= Promise.all([import('node:http'), import('node:https'), import('node:tls')]).then(([http, https, tls]) => ({
+  httpModules ??= Promise.all([import('node:http'), import('node:https'), loadTls()]).then(([http, https, tls]) => ({
     httpRequest: http.request,
     httpsRequest: https.request,
     tlsConnect: tls.connect,

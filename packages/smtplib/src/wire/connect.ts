@@ -90,7 +90,7 @@ let tlsModule: Promise<typeof tls> | undefined;
  * relay never uses it. (Loaded lazily with it: node:fs/promises and
  * node:timers/promises, another ~1.8 ms, by the DKIM spool and OAuth.)
  */
-function loadTls(): Promise<typeof tls> {
+export function loadTls(): Promise<typeof tls> {
   tlsModule ??= import('node:tls');
   return tlsModule;
 }
