@@ -7,6 +7,8 @@
 // awaited, 0 ms): the median over the rounds is printed, with the ratios to the first
 // client and the load average. COMPARE_BODY=text sends a 1 KB body with no dot line;
 // COMPARE_WARMUP=n adds n untimed messages first (the timed-part view then excludes JIT warm-up).
+// COMPARE_DELAY_MS=d makes the sink wait d ms before each reply (the bench's 1 ms cell is
+// COMPARE_DELAY_MS=1 COMPARE_N=1000 COMPARE_WARMUP=1000).
 // On this shared 2-CPU machine the same cell gives about 25 or about 60 us per message for
 // ours from one run to the next (where the client, the sink and other engineers' processes
 // land), and a median over rounds mixes the two modes (the "timed runs" column shows each
@@ -35,10 +37,11 @@ const reps = Number(process.argv[3] ?? 3);
 const N = Number(process.env.COMPARE_N ?? 20_000);
 const WARMUP = Number(process.env.COMPARE_WARMUP ?? 0);
 const text = process.env.COMPARE_BODY === 'text';
+const DELAY_MS = Number(process.env.COMPARE_DELAY_MS ?? 0);
 
 const sink = await startSink(buildSink());
 const ctl = await SinkControl.connect(sink.ctrlPort);
-await ctl.config({ pipelining: 1, chunking: Number(process.env.COMPARE_CHUNKING ?? 1), size: 1, '8bitmime': 1, enh: 1, delay_us: 0, hash: 0 });
+await ctl.config({ pipelining: 1, chunking: Number(process.env.COMPARE_CHUNKING ?? 1), size: 1, '8bitmime': 1, enh: 1, delay_us: DELAY_MS * 1000, hash: 0 });
 let msg = smallMessage();
 if (text) msg = Buffer.from(msg.toString('latin1').replace('\r\n.a line', '\r\nA line'), 'latin1');
 const msgFile = join(WORK_DIR, text ? 'small-text.eml' : 'small.eml');
@@ -68,7 +71,7 @@ const load1 = os.loadavg()[0];
 ctl.close();
 sink.proc.kill();
 
-console.log(`${N} messages of ${msg.length} B (${text ? 'no dot line' : 'one dot line'}), awaited, 0 ms, ${reps} rounds, median; load ${load0.toFixed(1)} → ${load1.toFixed(1)}`);
+console.log(`${N} messages of ${msg.length} B (${text ? 'no dot line' : 'one dot line'}), awaited, ${DELAY_MS} ms, ${reps} rounds, median; load ${load0.toFixed(1)} → ${load1.toFixed(1)}`);
 console.log('client'.padEnd(18), 'whole µs/msg', 'timed µs/msg', '  msg/s', 'RSS MB', ' whole ÷ first', 'timed ÷ first', ' timed runs');
 const first = clients[0];
 const m = (c, k) => median(runs[c].map((r) => r[k]));
