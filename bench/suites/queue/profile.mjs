@@ -3,8 +3,8 @@
 // (file and directory, counted in this process), every file call per message with its main-thread
 // time, and for Redis the commands per
 // message from INFO commandstats (every client, BullMQ's included) and redis-server's CPU per message.
-// The worker's CPU is split into its main thread and its other threads (V8's compiler and GC
-// helpers, libuv's threadpool).
+// The worker's CPU is split into its main thread and its other threads, and those into libuv's
+// threadpool (fsync, unlink of bodies) and V8's compiler and GC helpers.
 //   node [--cpu-prof] bench/suites/queue/profile.mjs spool|redis [messages]   (--cpu-prof: a node flag; NODE_OPTIONS refuses it)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -106,10 +106,36 @@ const ticksMs = (path) => {
 };
 const redisCpuMs = () => (redisProc ? ticksMs(`/proc/${redisProc.pid}/stat`) : 0);
 const mainCpuMs = () => ticksMs(`/proc/self/task/${process.pid}/stat`);
+// The same per thread. Node 20 names every thread "node", so the threadpool's are found by what they
+// do: after the run, a burst of async stat() calls (threadpool work and little else) is timed per
+// thread, and the threads that gain CPU in it are libuv's; the others are V8's (GC and compiler
+// helpers, and the platform's own).
+const threadCpuMs = () => {
+  const byTid = {};
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      byTid[tid] = ticksMs(`/proc/self/task/${tid}/stat`);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return byTid;
+};
+async function threadpoolTids() {
+  const before = threadCpuMs();
+  let n = 0;
+  await new Promise((resolve) => {
+    const next = () => (++n > 40_000 ? resolve() : fs.stat(dir, next));
+    for (let i = 0; i < 4; i++) next();
+  });
+  const after = threadCpuMs();
+  return new Set(Object.keys(after).filter((tid) => tid !== String(process.pid) && after[tid] - (before[tid] ?? 0) >= 20));
+}
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 const redisCpu0 = redisCpuMs();
 const main0 = mainCpuMs();
+const threads0 = threadCpuMs();
 await worker.start();
 for (;;) {
   if ((await ctl.stats()).messages >= M) break;
@@ -119,9 +145,16 @@ const ms = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 const redisCpu = redisCpuMs() - redisCpu0;
 const mainCpu = mainCpuMs() - main0;
+const threads1 = threadCpuMs();
 await worker.stop();
 const st = await ctl.stats();
 console.log(`${kind}: ${M} messages, 1 worker in process, sink 1 ms: ${(M / (ms / 1000)).toFixed(0)} msgs/s; sink reply batches ${st.batches ?? '?'}; this process's CPU ${((cpu.user + cpu.system) / 1000 / M).toFixed(2)} ms/msg (user ${(cpu.user / 1000 / M).toFixed(2)}, system ${(cpu.system / 1000 / M).toFixed(2)}; main thread ${(mainCpu / M).toFixed(2)}, other threads ${((cpu.user + cpu.system) / 1000 / M - mainCpu / M).toFixed(2)})${redisProc ? `; redis-server's CPU ${(redisCpu / M).toFixed(3)} ms/msg` : ''}`);
+{
+  const pool = await threadpoolTids();
+  const split = { 'main thread': 0, 'libuv threadpool': 0, 'V8 helpers': 0 };
+  for (const [tid, ms] of Object.entries(threads1)) split[tid === String(process.pid) ? 'main thread' : pool.has(tid) ? 'libuv threadpool' : 'V8 helpers'] += ms - (threads0[tid] ?? 0);
+  console.log(`  CPU by thread, ms/msg: ${Object.entries(split).map(([name, ms]) => `${name} ${(ms / M).toFixed(3)}`).join(', ')} (threadpool threads: ${pool.size}, told apart by a burst of async stat() after the run)`);
+}
 for (const [name, c] of Object.entries(storeCalls)) if (c.n) console.log(`  ${name.padEnd(15)} ${(c.n / M).toFixed(3)} calls/msg  mean ${(c.ms / c.n).toFixed(2)} ms${name === 'claim' ? `  (${(c.items / c.n).toFixed(1)} messages per claim)` : ''}`);
 if (kind === 'spool') console.log(`  file fsyncs/msg ${((fsyncs.n - (store.dirSyncs - dirSyncs0)) / M).toFixed(2)}  dir fsyncs/msg ${((store.dirSyncs - dirSyncs0) / M).toFixed(2)}`);
 const fileCalls = Object.entries(calls).filter(([, c]) => c.n > 0);
