@@ -167,7 +167,16 @@ describe('spool directory layout', () => {
       const got = await store.get(m.id);
       expect(got).toMatchObject({ id: m.id, state: 'delivered', metadata: m.metadata, recipients: [{ address: m.recipients[0]!.address, state: 'delivered' }] });
     }
-    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    // tmp/ holds no leftovers, only spares: emptied claim entries (never attempted, no bytes), kept
+    // to be written as the next record files.
+    const spares = await readdir(join(dir, 'tmp'));
+    expect(spares.length).toBeGreaterThan(0);
+    expect(spares.length).toBeLessThanOrEqual(2);
+    for (const name of spares) {
+      expect(name).toMatch(/\.spare$/);
+      expect((await stat(join(dir, 'tmp', name))).size).toBe(0);
+    }
+    const spareInodes = await Promise.all(spares.map(async (n) => (await stat(join(dir, 'tmp', n))).ino));
     expect(await readdir(join(dir, 'data'))).toEqual([]);
     expect(await readdir(join(dir, 'active', worker))).toEqual([]);
     // An operator's retry of one of them takes its own record out of the shared file.
@@ -175,7 +184,19 @@ describe('spool directory layout', () => {
     expect((await store.get(delivered[3]!.id))?.metadata).toEqual({ n: 3 });
     expect(await store.delete(delivered[4]!.id)).toBe(true);
     expect((await store.get(delivered[5]!.id))?.metadata).toEqual({ n: 5 });
+    // The next batch's record file is a spare: no new file; its records read back whole.
+    const more: string[] = [];
+    for (let i = 0; i < 3; i++) more.push((await store.enqueue({ from: 'a@example.test', to: [`s${i}@example.test`], message: taggedMessage().message })).id);
+    const next = (await store.claim(worker, 3)).map(({ message }, i) => ({ ...message, attempts: 1, metadata: { m: i }, recipients: message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) }));
+    expect(next.map((m) => m.id).sort()).toEqual([...more].sort());
+    await Promise.all(next.map((m) => store.finish(worker, m)));
+    const nextInodes = new Set(await Promise.all(more.map(async (id) => (await stat(join(dir, 'done', `delivered-${id}.json`))).ino)));
+    expect(nextInodes.size).toBe(1);
+    expect(spareInodes).toContain([...nextInodes][0]);
+    for (const m of next) expect(await store.get(m.id)).toMatchObject({ id: m.id, state: 'delivered', metadata: m.metadata, recipients: [{ address: m.recipients[0]!.address, state: 'delivered' }] });
+    for (const m of delivered.filter((_, i) => i !== 4)) expect((await store.get(m.id))?.metadata).toEqual(m.metadata); // the first batch's file is untouched
     await store.close();
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]); // close() removes the spares
     await cleanup();
   });
 

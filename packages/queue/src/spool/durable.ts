@@ -106,17 +106,24 @@ export async function writeDurable(path: string, data: string | Uint8Array | rea
 /**
  * writeDurable for a small file written whole (a batch of records): created, written and closed with
  * sync calls (a few microseconds each: the bytes only go to the page cache), fsynced on the threadpool.
- * One threadpool round trip instead of four (open, write, fsync, close).
+ * One threadpool round trip instead of four (open, write, fsync, close). With `reuse`, `path` is an
+ * existing file of the caller's, empty or not: it is truncated and written over.
  */
-export async function writeSmallDurable(path: string, text: string): Promise<void> {
+export async function writeSmallDurable(path: string, text: string, reuse = false): Promise<void> {
   const bytes = Buffer.from(text, 'utf8');
-  const fd = fs.openSync(path, CREATE, 0o600);
+  const fd = fs.openSync(path, reuse ? constants.O_WRONLY | constants.O_TRUNC : CREATE, 0o600);
   try {
     for (let done = 0; done < bytes.byteLength; ) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done);
     await fsyncFd(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Sets a file's atime and mtime to `at` (ms), synchronously. */
+export function touch(path: string, at: number): void {
+  const seconds = at / 1000;
+  fs.utimesSync(path, seconds, seconds);
 }
 
 /** rename() of a name of a small file, made synchronously. */

@@ -3,7 +3,8 @@
 // directory"); in short:
 //
 //   spool.json                   format marker and version
-//   tmp/                         every file is written here first (fsync), then renamed into place
+//   tmp/                         every file is written here first (fsync), then renamed into place; and up to
+//                                SPARES_MAX emptied claim entries kept to be written as record files (see #spares)
 //   data/<id>                    the message as enqueued: its record (one line of JSON), a newline, then
 //                                the message bytes; written once (one fsync), before the message is visible anywhere
 //   queue/<due>-<pp>-<q|d>-<id>.json   pending (queued / deferred); the name carries the due time
@@ -50,7 +51,7 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, renameName, sizeOf, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, renameName, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 
 // Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
 // together share one file and one fsync, linked under each message's name). A version 2 spool is a
@@ -86,6 +87,16 @@ const CONTROL_SUFFIX = '-ctl';
  */
 const OUTCOME_GATHER_MS = 4;
 const OUTCOME_GROUP = 32;
+/**
+ * Spare inodes for record files (see #placeAll): at most this many emptied claim entries are kept in
+ * tmp/ to be written as the next batches' record files.
+ */
+const SPARES_MAX = 2;
+/**
+ * A spare is used within this long of being made, else removed: its mtime is set when it is made, and
+ * every open() removes tmp/ files older than 10 minutes (#cleanTmp), so none is removed while in use.
+ */
+const SPARE_MS = 300_000;
 
 export interface SpoolStoreOptions {
   /** A heartbeat older than this marks a worker on another host as dead. Default 60 000 ms. */
@@ -125,7 +136,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #workers = new Map<string, NodeJS.Timeout>();
   #control: Promise<string> | undefined;
   readonly #marks = new TurnBatch<Mark>((batch) => this.#flushMarks(batch));
-  #outcomes: { from: string; message: StoredMessage; resolve(): void; reject(error: unknown): void }[] = [];
+  #outcomes: { from: string; message: StoredMessage; empty: boolean; resolve(): void; reject(error: unknown): void }[] = [];
   /** A batch of outcomes is being written, or its write is scheduled (see #scheduleOutcomes). */
   #outcomesBusy = false;
   /** The wait for more outcomes to gather (see OUTCOME_GATHER_MS), while one runs. */
@@ -137,6 +148,15 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   /** tmp/ names of record files: unique to this store (random) and counted (no random bytes per file). */
   readonly #tmpPrefix = randomBytes(6).toString('hex');
   #tmpCount = 0;
+  /** Ids this process claimed as an empty entry (never attempted: no bytes), until their outcome is recorded. */
+  readonly #emptyClaims = new Set<string>();
+  /**
+   * tmp/ names of emptied claim entries (an empty file whose message's outcome is recorded, moved here
+   * instead of unlinked), written as the next record files: a record file then costs no new inode. On
+   * ext4 without a journal (this machine), creating a file while messages' files are being deleted
+   * costs about 200 us of CPU (recently_deleted() walks the inode bitmap).
+   */
+  readonly #spares: { path: string; at: number }[] = [];
   /** Bodies read with their claims (see #readClaimed), until the attempt takes them. */
   readonly #bodies = new Map<string, Buffer>();
   /** queue/'s due names in claim order, from the last listing, and the next one to try (see #listDue). */
@@ -200,6 +220,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     if (this.#closed) return;
     this.#closed = true;
     for (const worker of [...this.#workers.keys()]) await this.unregisterWorker(worker);
+    for (const spare of this.#spares.splice(0)) await unlinkIfPresent(spare.path).catch(() => undefined);
     await this.#syncer.close();
   }
 
@@ -384,6 +405,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const file = await readBytes(this.#p('data', id));
     const end = file.indexOf(0x0a);
     this.#bodies.set(id, file.subarray(end + 1));
+    if (size === 0) this.#emptyClaims.add(id);
     return JSON.parse(file.subarray(0, end).toString('utf8')) as StoredMessage;
   }
 
@@ -684,9 +706,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   finish(worker: string, message: StoredMessage): Promise<void> {
     this.#bodies.delete(message.id);
     const from = this.#p('active', worker, `${checkId(message.id)}.json`);
+    const empty = this.#emptyClaims.delete(message.id);
     return new Promise<void>((resolve, reject) => {
       if (this.#outcomes.length === 0) this.#outcomesSince = Date.now();
-      this.#outcomes.push({ from, message, resolve, reject });
+      this.#outcomes.push({ from, message, empty, resolve, reject });
       this.#scheduleOutcomes();
     });
   }
@@ -768,6 +791,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async unclaim(worker: string, id: string): Promise<void> {
     const from = this.#p('active', worker, `${checkId(id)}.json`);
     this.#bodies.delete(id);
+    this.#emptyClaims.delete(id);
     const message = await this.#read(from);
     if (!message) return;
     await rename(from, this.#p('queue', queueName(message)));
@@ -798,10 +822,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    * (shared), and only then are the claimed copies removed. Readers take the
    * line with their message's id (recordIn). Returns each message's state.
    */
-  async #placeAll(items: readonly { from: string; message: StoredMessage }[]): Promise<QueueState[]> {
+  async #placeAll(items: readonly { from: string; message: StoredMessage; empty?: boolean }[]): Promise<QueueState[]> {
     const places = items.map(({ message }) => this.#destination(message));
-    const tmp = this.#p('tmp', `${items.length === 1 ? items[0]!.message.id : 'batch'}.${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}.json`);
-    await writeSmallDurable(tmp, items.map(({ message }) => JSON.stringify(message)).join('\n'));
+    const tmp = await this.#writeRecords(items.map(({ message }) => JSON.stringify(message)).join('\n'), items.length === 1 ? items[0]!.message.id : 'batch');
     // From the rename until the old copy is gone, this process must not claim
     // the new copy: the claim would land on the path about to be unlinked.
     for (const { message } of items) this.#placing.add(message.id);
@@ -811,11 +834,40 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       for (let i = 1; i < places.length; i++) linkReplacing(tmp, this.#p(places[i]!.dir, places[i]!.name), `${tmp}.${places[i]!.name}`);
       renameName(tmp, this.#p(places[0]!.dir, places[0]!.name));
       await Promise.all([...new Set(places.map((p) => p.dir))].map((dir) => this.#syncer.sync(this.#p(dir))));
-      for (const { from } of items) removeName(from);
+      // The claimed copies go; an empty entry is kept as a spare (see #spares) instead, moved out of
+      // the claim directory into tmp/ (its message's new copy is durable: whatever names it still has
+      // are marks, whose bytes are never read).
+      for (const { from, empty } of items) {
+        if (empty && this.#spares.length < SPARES_MAX) {
+          const spare = { path: this.#p('tmp', `${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}.spare`), at: Date.now() };
+          if (moveIfPresent(from, spare.path)) {
+            touch(spare.path, spare.at); // its mtime was its enqueue's: see SPARE_MS
+            this.#spares.push(spare);
+          }
+        } else {
+          removeName(from);
+        }
+      }
     } finally {
       for (const { message } of items) this.#placing.delete(message.id);
     }
     return places.map((p) => p.state);
+  }
+
+  /**
+   * Writes a batch's records (one per line) to a file in tmp/ and fsyncs it; returns its path. The
+   * file is a spare (an emptied claim entry, see #spares) when there is one, else a new file.
+   */
+  async #writeRecords(text: string, name: string): Promise<string> {
+    const spare = this.#spares.pop();
+    if (spare !== undefined && Date.now() - spare.at < SPARE_MS) {
+      await writeSmallDurable(spare.path, text, true);
+      return spare.path;
+    }
+    if (spare !== undefined) removeName(spare.path); // too old to be safe from another process's #cleanTmp
+    const tmp = this.#p('tmp', `${name}.${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}.json`);
+    await writeSmallDurable(tmp, text);
+    return tmp;
   }
 
   // --- operators -----------------------------------------------------------------
