@@ -134,6 +134,34 @@ describe('F. DATA encoding, SMTP smuggling, BDAT', () => {
     expect(sizes).toEqual(bodies.map((b) => normalized(b).length));
   });
 
+  it('F2c a body in memory of several MiB (DATA), written as it is up to its first line starting with ".": dots at the start, at and after a write seam, none, an unended last line', async () => {
+    const { rec, handler } = recording({ extensions: ['8BITMIME', 'SIZE'] });
+    server = await hostileServer(handler);
+    client = await SMTP.connect(clientOptions(server));
+    const line = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\r\n';
+    /** Text lines, exactly n bytes, ending with CRLF. */
+    const upTo = (n: number): Buffer => {
+      const whole = Math.floor(n / line.length) - 1;
+      return Buffer.from(line.repeat(whole) + 'y'.repeat(n - whole * line.length - 2) + '\r\n', 'latin1');
+    };
+    const MiB = 1024 * 1024; // the transaction's largest write
+    const dotted = (at: number, dot: string) => Buffer.concat([upTo(at), Buffer.from(dot, 'latin1'), upTo(MiB + 77)]);
+    const bodies = [
+      upTo(2 * MiB + MiB / 2), // no dot: three writes as they are
+      dotted(MiB, '.a\r\n'), // the LF ends the first write's range, its dot starts the next
+      dotted(MiB + 1, '.b\r\n'), // the LF starts the second range
+      dotted(MiB - 1, '.\r\n'), // a lone dot, its LF the range's second-to-last byte
+      Buffer.concat([Buffer.from('.lead\r\n'), upTo(2 * MiB)]),
+      Buffer.concat([upTo(2 * MiB), Buffer.from('an unended last line\r\n.x', 'latin1')]), // not as it is: measured, encoded as written
+    ];
+    for (const body of bodies) {
+      await client.sendmail('a@x.test', ['b@y.test'], body);
+      checkDataStream(rec.data[rec.data.length - 1]!, body);
+    }
+    const sizes = rec.commands.filter((c) => c.startsWith('MAIL FROM')).map((c) => Number(/SIZE=(\d+)/.exec(c)?.[1]));
+    expect(sizes).toEqual(bodies.map((b) => normalized(b).length));
+  });
+
   it('F3 dot-stuffing across chunk boundaries: every 2-way split and byte-by-byte streaming give the unchunked bytes', async () => {
     const { rec, handler } = recording({ extensions: ['8BITMIME'] });
     server = await hostileServer(handler);

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { contentSize, DataEncoder, decodeData, ENCODE_WINDOW, encodeDataAhead } from '../../packages/smtplib/src/protocol/data-encoder.js';
+import { contentSize, DataEncoder, decodeData, ENCODE_WINDOW, measureContent } from '../../packages/smtplib/src/protocol/data-encoder.js';
 import { ReplyParser } from '../../packages/smtplib/src/protocol/reply-parser.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 400);
@@ -147,33 +147,34 @@ describe('DATA encoder properties', () => {
       { numRuns: RUNS },
     );
   });
-  it('encodeDataAhead() encodes exactly when DATA inserts nothing before the end, and always counts the content', () => {
-    // Inserts: a dot at a line start (after LF, after a bare CR, or first), a CR before a bare LF, an LF after a CR inside the message.
-    const inserts = /^\.|[\r\n]\.|(?<!\r)\n|\r(?=[^\n])/;
+  it('measureContent() gives what DATA declares before MAIL: the content size, whether a byte is over 127, and content == length exactly when the encoding changes nothing but leading dots', () => {
     fc.assert(
       fc.property(messageBytes, (m) => {
         const { wire, content } = encode('data', [m]);
-        const ahead = encodeDataAhead(m);
-        expect(ahead.contentBytes).toBe(content);
-        expect(ahead.chunks === undefined).toBe(inserts.test(m.toString('latin1')));
-        if (ahead.chunks) expect(Buffer.concat([...ahead.chunks, ahead.tail]).equals(wire)).toBe(true);
+        const measured = measureContent(m);
+        expect(measured.contentBytes).toBe(content);
+        expect(measured.eightBit).toBe(m.some((b) => b > 127));
+        // The transaction writes a body whose content is its length as it is, up to its
+        // first line starting with "." (Plan.verbatim): that must be the encoding's prefix.
+        if (measured.contentBytes === m.length) {
+          expect(normalize(m).equals(m)).toBe(true);
+          const firstDot = m[0] === 0x2e ? 0 : m.indexOf('\n.') + 1 || m.length;
+          expect(wire.subarray(0, firstDot).equals(m.subarray(0, firstDot))).toBe(true);
+        } else expect(normalize(m).equals(m)).toBe(false);
       }),
       { numRuns: RUNS },
     );
   });
-  it('encodeDataAhead() of a text body of many windows is slices of it (no copy); one dot line anywhere makes it measure only', () => {
+  it('measureContent() of a text body of many windows, with the SIMD scan: its length, and a bare LF or a missing last line end counted', () => {
     // 64-byte lines: no window boundary falls between a CR and its LF.
     const line = `${'x'.repeat(62)}\r\n`;
     const text = Buffer.from(line.repeat((3 * ENCODE_WINDOW) / line.length + 7), 'latin1');
-    const ahead = encodeDataAhead(text);
-    if (!ahead.chunks) throw new Error('a text body needs no change: it should be encoded ahead');
-    expect(ahead.chunks.every((c) => c.buffer === text.buffer)).toBe(true);
-    expect(Buffer.concat([...ahead.chunks, ahead.tail]).equals(Buffer.concat([text, Buffer.from('.\r\n')]))).toBe(true);
+    expect(measureContent(text)).toEqual({ contentBytes: text.length, eightBit: false });
     const dotted = Buffer.concat([text.subarray(0, 2 * ENCODE_WINDOW + 640), Buffer.from('.dot\r\n'), text.subarray(2 * ENCODE_WINDOW + 640)]);
-    const measured = encodeDataAhead(dotted);
-    expect(measured.chunks).toBeUndefined();
-    expect(measured.contentBytes).toBe(dotted.length);
-    expect(measured.contentBytes).toBe(encode('data', [dotted]).content);
+    expect(measureContent(dotted).contentBytes).toBe(dotted.length); // stuffing is not content (RFC 1870)
+    const bareLf = Buffer.concat([text.subarray(0, 2 * ENCODE_WINDOW + 640), Buffer.from('\n\xe9', 'latin1'), text.subarray(2 * ENCODE_WINDOW + 640, -2)]);
+    expect(measureContent(bareLf)).toEqual({ contentBytes: bareLf.length + 1 + 2, eightBit: true });
+    expect(measureContent(bareLf).contentBytes).toBe(encode('data', [bareLf]).content);
   });
 });
 

@@ -7,7 +7,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { contentSize, DataEncoder, hasEightBit } from '../../packages/smtplib/src/protocol/data-encoder.js';
+import { contentSize, DataEncoder, firstDotLine, hasEightBit } from '../../packages/smtplib/src/protocol/data-encoder.js';
 import { lineScanner, useSimdLineScan } from '../../packages/smtplib/src/protocol/line-scan.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 400);
@@ -140,6 +140,36 @@ describe('SIMD line scan', () => {
       const encoder = new DataEncoder('bdat');
       encoder.encode(clean.subarray(0, length));
       expect(encoder.eightBit, `clean window of ${length} after a high one`).toBe(false);
+    }
+  });
+  it('finds the first line DATA stuffs in a CRLF body (firstDotLine) where indexOf does, for any range, across its 64 KiB windows', () => {
+    /** CRLF lines only (Plan.verbatim's bodies), some starting with "."; long ones cross windows. */
+    const crlfLine = fc.tuple(fc.constantFrom('', '', '', '.', '..'), fc.string({ maxLength: 40 }), fc.nat({ max: 70_000 }))
+      .map(([lead, body, pad]) => `${lead}${body.replace(/[\r\n]/g, 'x')}${pad > 60_000 ? 'y'.repeat(pad) : ''}\r\n`);
+    const body = fc.array(crlfLine, { maxLength: 40 }).map((lines) => Buffer.from(lines.join(''), 'latin1'));
+    fc.assert(
+      fc.property(body, fc.nat(), fc.nat(), (b, x, y) => {
+        const from = x % (b.length + 1);
+        const to = from + (y % (b.length - from + 1));
+        useSimdLineScan(false);
+        const reference = firstDotLine(b, from, to);
+        useSimdLineScan(true);
+        expect(firstDotLine(b, from, to)).toBe(reference);
+        // The definition: the "." after the first LF in [from, to).
+        const lf = b.subarray(0, Math.min(b.length, to + 1)).indexOf('\n.', from);
+        expect(reference).toBe(lf === -1 || lf >= to ? -1 : lf + 1);
+      }),
+      { numRuns: RUNS / 4 },
+    );
+    // The LF of "\n." on each side of a 64 KiB window seam, from several starts.
+    for (const from of [0, 1, 7]) {
+      for (let lf = from + 65532; lf <= from + 65539; lf++) {
+        const b = Buffer.from(`${'a'.repeat(lf - 1)}\r\n.x\r\n${'b'.repeat(70_000)}\r\n`, 'latin1');
+        for (const to of [lf, lf + 1, b.length]) {
+          useSimdLineScan(true);
+          expect(firstDotLine(b, from, to), `LF at ${lf}, range [${from}, ${to})`).toBe(to > lf ? lf + 1 : -1);
+        }
+      }
     }
   });
 });

@@ -48,6 +48,13 @@ export interface LineScanner {
   spread(end: number, count: number): Uint8Array;
   /** The insertions, as pairs (position in the window, byte): the encoder writes the window's first one itself. */
   inserts: Int32Array;
+  /**
+   * In `src[from, to)`, a body whose line ends are all CRLF (checked before:
+   * Plan.verbatim), the position of the first "." after an LF (a line DATA
+   * stuffs), the LF in [from, to); -1 if there is none. Windows of the
+   * range, one call for all: the caller makes one per write, not one per window.
+   */
+  dotLine(src: Buffer, from: number, to: number): number;
 }
 
 let loaded: LineScanner | null | undefined;
@@ -119,6 +126,22 @@ function load(): LineScanner | null {
         return memory.subarray(OUT_BASE, OUT_BASE + end + count);
       },
       inserts,
+      dotLine(src, from, to) {
+        for (let at = from; at < to; at += MAX_WINDOW) {
+          // One byte past the window: its last byte may be the LF before a dot.
+          const end = Math.min(src.length, to + 1, at + MAX_WINDOW + 1);
+          const length = end - at;
+          if (length < 2) return -1;
+          memory.set(new Uint8Array(src.buffer, src.byteOffset + at, length), SCAN_BASE);
+          memory.fill(0, SCAN_BASE + length, SCAN_BASE + length + TAIL_BYTES);
+          // Every pair is an LF and its dot: the range has no bare CR or LF.
+          if (exports.insertions(SCAN_BASE, SCAN_BASE + length - 1, 1, INS_BASE, SCAN_BASE) > 0) {
+            const dot = at + inserts[0]!;
+            return dot - 1 < to ? dot : -1;
+          }
+        }
+        return -1;
+      },
     };
   } catch {
     return null; // code generation disallowed, or no WebAssembly at all
