@@ -200,6 +200,37 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it('only an empty claimed entry becomes a spare: a record file other messages share is never written over', async () => {
+    const { store, dir, cleanup } = await spool();
+    const { stat } = await import('node:fs/promises');
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await store.enqueue({ from: 'a@example.test', to: [`d${i}@example.test`], message: taggedMessage().message })).id);
+    const worker = await store.registerWorker();
+    // Deferred together, due at once: their three records share one file, linked under three names in queue/.
+    const first = (await store.claim(worker, 3)).map(({ message }) => ({ ...message, attempts: 1, nextAttemptAt: Date.now() - 1 }));
+    await Promise.all(first.map((m) => store.finish(worker, m)));
+    const queued = await readdir(join(dir, 'queue'));
+    const shared = new Set(await Promise.all(queued.map(async (n) => (await stat(join(dir, 'queue', n))).ino)));
+    expect(shared.size).toBe(1);
+    // Claimed again: each claimed copy is a name of the shared file. One is delivered alone.
+    const again = await store.claim(worker, 3);
+    expect(again).toHaveLength(3);
+    const [one, ...rest] = again.map(({ message }, i) => ({ ...message, attempts: 2, metadata: { k: i }, recipients: message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) }));
+    await store.finish(worker, one!);
+    // Its claimed copy (a name of the shared file) was removed, not kept as a spare.
+    for (const n of (await readdir(join(dir, 'tmp'))).filter((n) => n.endsWith('.spare'))) {
+      const info = await stat(join(dir, 'tmp', n));
+      expect(info.size).toBe(0);
+      expect(shared.has(info.ino)).toBe(false);
+    }
+    // The others still read their own records from the shared file, and record theirs.
+    for (const m of rest) expect((await store.get(m.id))?.attempts).toBe(1);
+    await Promise.all(rest.map((m) => store.finish(worker, m)));
+    for (const m of [one!, ...rest]) expect(await store.get(m.id)).toMatchObject({ id: m.id, state: 'delivered', attempts: 2, metadata: m.metadata });
+    await store.close();
+    await cleanup();
+  });
+
   it("on open, a dead worker's stale copy (left between place() and its unlink) is removed, not queued twice", async () => {
     const { store, dir, cleanup } = await spool();
     const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });

@@ -136,7 +136,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #workers = new Map<string, NodeJS.Timeout>();
   #control: Promise<string> | undefined;
   readonly #marks = new TurnBatch<Mark>((batch) => this.#flushMarks(batch));
-  #outcomes: { from: string; message: StoredMessage; empty: boolean; resolve(): void; reject(error: unknown): void }[] = [];
+  #outcomes: { from: string; message: StoredMessage; resolve(): void; reject(error: unknown): void }[] = [];
   /** A batch of outcomes is being written, or its write is scheduled (see #scheduleOutcomes). */
   #outcomesBusy = false;
   /** The wait for more outcomes to gather (see OUTCOME_GATHER_MS), while one runs. */
@@ -148,8 +148,6 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   /** tmp/ names of record files: unique to this store (random) and counted (no random bytes per file). */
   readonly #tmpPrefix = randomBytes(6).toString('hex');
   #tmpCount = 0;
-  /** Ids this process claimed as an empty entry (never attempted: no bytes), until their outcome is recorded. */
-  readonly #emptyClaims = new Set<string>();
   /**
    * tmp/ names of emptied claim entries (an empty file whose message's outcome is recorded, moved here
    * instead of unlinked), written as the next record files: a record file then costs no new inode. On
@@ -405,7 +403,6 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const file = await readBytes(this.#p('data', id));
     const end = file.indexOf(0x0a);
     this.#bodies.set(id, file.subarray(end + 1));
-    if (size === 0) this.#emptyClaims.add(id);
     return JSON.parse(file.subarray(0, end).toString('utf8')) as StoredMessage;
   }
 
@@ -706,10 +703,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   finish(worker: string, message: StoredMessage): Promise<void> {
     this.#bodies.delete(message.id);
     const from = this.#p('active', worker, `${checkId(message.id)}.json`);
-    const empty = this.#emptyClaims.delete(message.id);
     return new Promise<void>((resolve, reject) => {
       if (this.#outcomes.length === 0) this.#outcomesSince = Date.now();
-      this.#outcomes.push({ from, message, empty, resolve, reject });
+      this.#outcomes.push({ from, message, resolve, reject });
       this.#scheduleOutcomes();
     });
   }
@@ -791,7 +787,6 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async unclaim(worker: string, id: string): Promise<void> {
     const from = this.#p('active', worker, `${checkId(id)}.json`);
     this.#bodies.delete(id);
-    this.#emptyClaims.delete(id);
     const message = await this.#read(from);
     if (!message) return;
     await rename(from, this.#p('queue', queueName(message)));
@@ -822,7 +817,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    * (shared), and only then are the claimed copies removed. Readers take the
    * line with their message's id (recordIn). Returns each message's state.
    */
-  async #placeAll(items: readonly { from: string; message: StoredMessage; empty?: boolean }[]): Promise<QueueState[]> {
+  async #placeAll(items: readonly { from: string; message: StoredMessage }[]): Promise<QueueState[]> {
     const places = items.map(({ message }) => this.#destination(message));
     const tmp = await this.#writeRecords(items.map(({ message }) => JSON.stringify(message)).join('\n'), items.length === 1 ? items[0]!.message.id : 'batch');
     // From the rename until the old copy is gone, this process must not claim
@@ -834,11 +829,15 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       for (let i = 1; i < places.length; i++) linkReplacing(tmp, this.#p(places[i]!.dir, places[i]!.name), `${tmp}.${places[i]!.name}`);
       renameName(tmp, this.#p(places[0]!.dir, places[0]!.name));
       await Promise.all([...new Set(places.map((p) => p.dir))].map((dir) => this.#syncer.sync(this.#p(dir))));
-      // The claimed copies go; an empty entry is kept as a spare (see #spares) instead, moved out of
-      // the claim directory into tmp/ (its message's new copy is durable: whatever names it still has
-      // are marks, whose bytes are never read).
-      for (const { from, empty } of items) {
-        if (empty && this.#spares.length < SPARES_MAX) {
+      // The claimed copies go; an empty one (an entry never attempted) is kept as a spare (see
+      // #spares) instead, moved out of the claim directory into tmp/: its message's new copy is
+      // durable, and an empty file holds no record of any message (entries are made one per message,
+      // O_EXCL; their other names are marks, whose bytes are never read), so writing over it later
+      // changes no record. Empty is checked here, by a stat, not remembered from the claim: a record
+      // file (never empty) can be shared by several messages' names. At most SPARES_MAX stats a batch.
+      let looked = 0;
+      for (const { from } of items) {
+        if (this.#spares.length < SPARES_MAX && looked++ < SPARES_MAX && sizeOf(from) === 0) {
           const spare = { path: this.#p('tmp', `${this.#tmpPrefix}${(this.#tmpCount++).toString(36)}.spare`), at: Date.now() };
           if (moveIfPresent(from, spare.path)) {
             touch(spare.path, spare.at); // its mtime was its enqueue's: see SPARE_MS
