@@ -972,7 +972,7 @@ function sizeExceeded(size: number, limit: number): SMTPDataError {
 /** BDAT's chunk size for a body read from a stream, and the largest body in memory that rides whole with its envelope, unless the caller sets chunkSize. */
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
-/** The largest single write of a body encoded ahead (one system call, one wait for the socket to drain). */
+/** The largest single write of a body encoded ahead, or written as it is (one system call, one wait for the socket to drain). */
 const DATA_WRITE_BYTES = 1024 * 1024;
 /** Windows (64 KiB of input each) encoded into one write when the body is encoded as it is written. */
 const DATA_WRITE_BATCH = 8;

@@ -94,6 +94,7 @@ interface WasmApi {
 interface WasmExports {
   insertions(q: number, limit: number, stuff: number, ins: number, base: number): number;
   spread(src: number, end: number, dst: number, ins: number, count: number): void;
+  dotline(q: number, limit: number): number;
   memory: { buffer: ArrayBuffer };
 }
 
@@ -134,11 +135,8 @@ function load(): LineScanner | null {
           if (length < 2) return -1;
           memory.set(new Uint8Array(src.buffer, src.byteOffset + at, length), SCAN_BASE);
           memory.fill(0, SCAN_BASE + length, SCAN_BASE + length + TAIL_BYTES);
-          // Every pair is an LF and its dot: the range has no bare CR or LF.
-          if (exports.insertions(SCAN_BASE, SCAN_BASE + length - 1, 1, INS_BASE, SCAN_BASE) > 0) {
-            const dot = at + inserts[0]!;
-            return dot - 1 < to ? dot : -1;
-          }
+          const found = exports.dotline(SCAN_BASE, SCAN_BASE + length - 1);
+          if (found !== -1) return at + found - SCAN_BASE;
         }
         return -1;
       },
