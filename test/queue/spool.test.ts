@@ -231,6 +231,37 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it("recovery never takes another message's record for a claimed copy's own (a spare written over, its old name brought back by a power loss)", async () => {
+    const { store, dir, cleanup } = await spool();
+    const { readFile } = await import('node:fs/promises');
+    const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const worker = await store.registerWorker();
+    const [claimed] = await store.claim(worker, 1);
+    await store.finish(worker, { ...claimed!.message, attempts: 1, nextAttemptAt: Date.now() - 1 });
+    const [name] = await readdir(join(dir, 'queue'));
+    const record = await readFile(join(dir, 'queue', name!), 'utf8');
+    expect(record).not.toContain('\n'); // a file of one record
+    // Claimed again and delivered: that deferred record is now stale.
+    const [again] = await store.claim(worker, 1);
+    await store.finish(worker, { ...again!.message, attempts: 2, recipients: again!.message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) });
+    // A dead worker's claimed name of a message finished and deleted since, whose inode became a spare
+    // and was written over with that (now stale) record of another message.
+    const gone = 'zzzzzzzzzzzzzzzzzzzzzz'.slice(0, id.length);
+    await mkdir(join(dir, 'active', 'deadhost-999999-0000'));
+    await writeFile(join(dir, 'active', 'deadhost-999999-0000', `${gone}.json`), record);
+    await writeFile(join(dir, 'workers', 'deadhost-999999-0000.json'), JSON.stringify({ host: (await import('node:os')).hostname(), pid: 999999, startedAt: 0 }));
+    const reopened = new SpoolStore(dir);
+    await reopened.open();
+    // The message whose record it holds stays delivered, and nothing went back to queue/ (its old record
+    // taken for the leftover's own would have been placed there: a resend).
+    expect((await reopened.list()).map((m) => [m.id, m.state])).toEqual([[id, 'delivered']]);
+    expect(await readdir(join(dir, 'queue'))).toEqual([]);
+    expect(await readdir(join(dir, 'active'))).not.toContain('deadhost-999999-0000');
+    await store.close();
+    await reopened.close();
+    await cleanup();
+  });
+
   it("on open, a dead worker's stale copy (left between place() and its unlink) is removed, not queued twice", async () => {
     const { store, dir, cleanup } = await spool();
     const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });

@@ -1005,7 +1005,17 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         if (!moveIfPresent(path, claimed)) continue; // another process is recovering it
         path = claimed;
       }
-      const message = await this.#read(path);
+      let message: StoredMessage | undefined;
+      try {
+        message = await this.#read(path);
+      } catch (error) {
+        if (!(error instanceof QueueError && error.code === 'ERR_QUEUE_STORE')) throw error;
+        // A copy that holds no record of its message: a claimed name that a power loss brought back
+        // after its file had become a spare and been written over with other messages' records (their
+        // own copies are elsewhere). It is a leftover, like the stale copy above: removed unread.
+        await unlinkIfPresent(path);
+        continue;
+      }
       if (!message) continue;
       const interrupted = exists(this.#p('commit', `${id}@${message.attempts + 1}`));
       if (interrupted) {
@@ -1069,7 +1079,12 @@ function idOfPath(path: string): string {
  * together share one file, linked under each message's name).
  */
 function recordIn(text: string, id: string, path: string): StoredMessage {
-  if (!text.includes('\n')) return JSON.parse(text) as StoredMessage;
+  if (!text.includes('\n')) {
+    // A file of one record is its message's, except a name that a power loss brought back of a spare
+    // written over since (see #spares): that record is another message's and must not be taken for this one's.
+    const record = JSON.parse(text) as StoredMessage;
+    if (record.id === id) return record;
+  }
   const key = `"id":${JSON.stringify(id)}`;
   for (let at = text.indexOf(key); at >= 0; at = text.indexOf(key, at + key.length)) {
     const start = text.lastIndexOf('\n', at) + 1;
