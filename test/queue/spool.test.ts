@@ -231,6 +231,25 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it('an outcome still gathering for its batch is recorded before close() gives the claims back (not queued again)', async () => {
+    const { store, dir, cleanup } = await spool();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await store.enqueue({ from: 'a@example.test', to: [`g${i}@example.test`], message: taggedMessage().message })).id);
+    const worker = await store.registerWorker();
+    const claimed = (await store.claim(worker, 3)).map(({ message }) => ({ ...message, attempts: 1, recipients: message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) }));
+    // Two recorded in one batch: outcomes "keep coming", so the next one waits to gather (OUTCOME_GATHER_MS).
+    await Promise.all(claimed.slice(0, 2).map((m) => store.finish(worker, m)));
+    const last = store.finish(worker, claimed[2]!);
+    await store.close(); // at once, while that outcome waits
+    await last;
+    const reopened = new SpoolStore(dir);
+    await reopened.open();
+    for (const id of ids) expect((await reopened.get(id))?.state).toBe('delivered');
+    expect(await readdir(join(dir, 'queue'))).toEqual([]);
+    await reopened.close();
+    await cleanup();
+  });
+
   it("recovery never takes another message's record for a claimed copy's own (a spare written over, its old name brought back by a power loss)", async () => {
     const { store, dir, cleanup } = await spool();
     const { readFile } = await import('node:fs/promises');

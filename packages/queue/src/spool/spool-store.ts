@@ -139,6 +139,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   #outcomes: { from: string; message: StoredMessage; resolve(): void; reject(error: unknown): void }[] = [];
   /** A batch of outcomes is being written, or its write is scheduled (see #scheduleOutcomes). */
   #outcomesBusy = false;
+  /** The batch of outcomes being written, until it is (see #drainOutcomes). */
+  #outcomesRun: Promise<void> | undefined;
   /** The wait for more outcomes to gather (see OUTCOME_GATHER_MS), while one runs. */
   #outcomesTimer: NodeJS.Timeout | undefined;
   /** When the first outcome waiting in #outcomes arrived. */
@@ -217,6 +219,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#drainOutcomes();
     for (const worker of [...this.#workers.keys()]) await this.unregisterWorker(worker);
     for (const spare of this.#spares.splice(0)) await unlinkIfPresent(spare.path).catch(() => undefined);
     await this.#syncer.close();
@@ -591,6 +594,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     clearInterval(beat);
     this.#workers.delete(worker);
     this.#listings.delete(worker);
+    // Outcomes it asked for are recorded first: a claim given back with its outcome still gathering would
+    // be queued again, and the outcome then refused as a lost claim.
+    await this.#drainOutcomes();
     // Whatever it still holds goes back (an attempt that wrote its end of data is settled by recovery rules).
     await this.#settleWorkerDir(worker, {}, true);
     await unlinkIfPresent(this.#p('workers', `${worker}.json`));
@@ -719,7 +725,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    */
   #scheduleOutcomes(): void {
     if (this.#outcomesBusy || this.#outcomes.length === 0) return;
-    const wait = this.#lastOutcomeBatch > 1 && this.#outcomes.length < OUTCOME_GROUP ? this.#outcomesSince + OUTCOME_GATHER_MS - Date.now() : 0;
+    const wait = !this.#closed && this.#lastOutcomeBatch > 1 && this.#outcomes.length < OUTCOME_GROUP ? this.#outcomesSince + OUTCOME_GATHER_MS - Date.now() : 0;
     if (wait > 0) {
       this.#outcomesTimer ??= setTimeout(this.#writeOutcomes, wait);
       return;
@@ -733,11 +739,27 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #writeOutcomes = (): void => {
     this.#outcomesTimer = undefined;
     this.#outcomesBusy = true;
-    void this.#flushOutcomes().finally(() => {
+    this.#outcomesRun = this.#flushOutcomes().finally(() => {
       this.#outcomesBusy = false;
+      this.#outcomesRun = undefined;
       this.#scheduleOutcomes();
     });
   };
+
+  /**
+   * Writes every outcome already asked for (one still gathering goes at once) and waits for it: close()
+   * gives up the workers' claims only after their recorded attempts are durable, so no outcome asked for
+   * before close() is lost and its message queued again.
+   */
+  async #drainOutcomes(): Promise<void> {
+    while (this.#outcomes.length > 0 || this.#outcomesBusy) {
+      if (this.#outcomesTimer) {
+        clearTimeout(this.#outcomesTimer);
+        this.#writeOutcomes();
+      }
+      await (this.#outcomesRun ?? new Promise<void>((resolve) => setImmediate(resolve)));
+    }
+  }
 
   /**
    * Group commit of outcomes: the claims still held are placed together
