@@ -412,7 +412,8 @@ async function main() {
   }
 
   // 5. plug-in suites: every bench/suites/*.js (see bench/README.md, "Adding a suite")
-  const sections = await runSuites({ quick: QUICK, host: HOST, port: sink.port, ctrlPort: sink.ctrlPort, workDir: WORK_DIR });
+  // A development run (BENCH_ONLY, BENCH_SECTIONS) writes its report to bench/.work/: its suites leave the docs' generated blocks alone too.
+  const sections = await runSuites({ quick: QUICK, host: HOST, port: sink.port, ctrlPort: sink.ctrlPort, workDir: WORK_DIR, writeDocs: !(ONLY || SECTIONS || QUICK) });
 
   ctl.close(); // (SHUTDOWN gets no reply: awaiting it would leave nothing to keep Node running)
   sink.proc.kill();

@@ -151,7 +151,7 @@ const describe = (c) => ['cold', 'warm'].map((w) =>
  * `only`: run just these cells while iterating (names: enqueue, spool-1, spool-2, spool-4, spool-pipelined,
  * redis-1 ..., nodemailer-1, nodemailer-2, nodemailer-4, bullmq-4, pool-4); prints one line per cell and writes no docs.
  */
-export async function run({ quick, host, port, ctrlPort, only, messages }) {
+export async function run({ quick, host, port, ctrlPort, only, messages, writeDocs = true }) {
   const want = (name) => !only || only.includes(name);
   const { SpoolStore } = await import(join(ROOT, 'packages/queue/dist/index.js'));
   const { RedisStore } = await import(join(ROOT, 'packages/queue-redis/dist/index.js'));
@@ -360,9 +360,11 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
     ...goals,
   ].join('\n');
   // The same section into docs/queue.md's bench block (a generated block, never typed); a quick run's
-  // small counts only show that everything works, so they never replace it.
+  // small counts only show that everything works, and a development run (some cells: --only, other
+  // counts: --messages, or bench/run.js with BENCH_ONLY/BENCH_SECTIONS) is not the table, so neither
+  // replaces it.
   const doc = join(ROOT, 'docs', 'queue.md');
-  if (!quick && existsSync(doc)) {
+  if (!quick && writeDocs && !only && messages === undefined && existsSync(doc)) {
     const text = readFileSync(doc, 'utf8');
     const begin = '<!-- bench:queue:begin -->';
     const end = '<!-- bench:queue:end -->';
@@ -373,7 +375,8 @@ export async function run({ quick, host, port, ctrlPort, only, messages }) {
   return section;
 }
 
-// Standalone: node bench/suites/queue.js [--quick] [--only spool-4,nodemailer-4] [--messages N]  (starts its own sink)
+// Standalone: node bench/suites/queue.js [--quick] [--only spool-4,nodemailer-4] [--messages N]  (starts its own sink;
+// only a full run, without --quick, --only or --messages, rewrites docs/queue.md's bench block)
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { buildSink, startSink } = await import('../lib/sink.js');
   const sink = await startSink(buildSink());
