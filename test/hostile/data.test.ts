@@ -145,12 +145,16 @@ describe('F. DATA encoding, SMTP smuggling, BDAT', () => {
       return Buffer.from(line.repeat(whole) + 'y'.repeat(n - whole * line.length - 2) + '\r\n', 'latin1');
     };
     const MiB = 1024 * 1024; // the transaction's largest write
+    const WINDOW = 64 * 1024; // the first write: one window (then 1 MiB each), so the writes' seams are at WINDOW + k MiB
     const dotted = (at: number, dot: string) => Buffer.concat([upTo(at), Buffer.from(dot, 'latin1'), upTo(MiB + 77)]);
     const bodies = [
-      upTo(2 * MiB + MiB / 2), // no dot: three writes as they are
-      dotted(MiB, '.a\r\n'), // the LF ends the first write's range, its dot starts the next
-      dotted(MiB + 1, '.b\r\n'), // the LF starts the second range
-      dotted(MiB - 1, '.\r\n'), // a lone dot, its LF the range's second-to-last byte
+      upTo(2 * MiB + MiB / 2), // no dot: four writes as they are
+      dotted(WINDOW, '.a\r\n'), // the LF ends the first write's range, its dot starts the next
+      dotted(WINDOW + 1, '.b\r\n'), // the LF starts the second range
+      dotted(WINDOW - 1, '.\r\n'), // a lone dot, its LF the range's second-to-last byte
+      dotted(WINDOW + MiB, '..c\r\n'), // at the second seam
+      dotted(WINDOW + MiB - 64, '.d\r\n'), // a 64-byte scan step before it
+      dotted(MiB, '.e\r\n'), // inside the second write, on a 64 KiB window seam of the search
       Buffer.concat([Buffer.from('.lead\r\n'), upTo(2 * MiB)]),
       Buffer.concat([upTo(2 * MiB), Buffer.from('an unended last line\r\n.x', 'latin1')]), // not as it is: measured, encoded as written
     ];

@@ -250,6 +250,31 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it("a claim that meets a queue/ name holding another message's record removes it and still returns the claims won", async () => {
+    const { store, dir, cleanup } = await spool();
+    const { readFile } = await import('node:fs/promises');
+    const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const worker = await store.registerWorker();
+    const [claimed] = await store.claim(worker, 1);
+    await store.finish(worker, { ...claimed!.message, attempts: 1, nextAttemptAt: Date.now() - 1 });
+    const [name] = await readdir(join(dir, 'queue'));
+    const record = await readFile(join(dir, 'queue', name!), 'utf8');
+    const [again] = await store.claim(worker, 1);
+    await store.finish(worker, { ...again!.message, attempts: 2, recipients: again!.message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) });
+    // A queue/ name of another id (finished and deleted since) that a power loss brought back, its file
+    // written over with that stale record; and a message queued behind it.
+    const gone = 'zzzzzzzzzzzzzzzzzzzzzz'.slice(0, id.length);
+    await writeFile(join(dir, 'queue', name!.replace(id, gone).replace(/^\d{13}/, '0000000000001')), record);
+    const { id: next } = await store.enqueue({ from: 'a@example.test', to: 'c@example.test', message: taggedMessage().message });
+    const won = await store.claim(worker, 5);
+    expect(won.map((c) => c.message.id)).toEqual([next]);
+    expect((await readdir(join(dir, 'queue'))).filter((n) => n.includes(gone))).toEqual([]);
+    expect(await readdir(join(dir, 'active', worker))).toEqual([`${next}.json`]);
+    expect((await store.get(id))?.state).toBe('delivered');
+    await store.close();
+    await cleanup();
+  });
+
   it("recovery never takes another message's record for a claimed copy's own (a spare written over, its old name brought back by a power loss)", async () => {
     const { store, dir, cleanup } = await spool();
     const { readFile } = await import('node:fs/promises');

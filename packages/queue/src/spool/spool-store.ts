@@ -669,7 +669,17 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       if (this.#placing.has(id)) continue; // this process is moving it (see #placeAll)
       const path = this.#p('active', worker, `${id}.json`);
       if (!moveIfPresent(this.#p('queue', name), path)) continue; // another worker won
-      const message = await this.#readClaimed(path, id);
+      let message: StoredMessage | undefined;
+      try {
+        message = await this.#readClaimed(path, id);
+      } catch (error) {
+        if (!(error instanceof QueueError && error.code === 'ERR_QUEUE_STORE')) throw error;
+        // A name that holds no record of its message (a power loss brought back a name of a file
+        // written over since: see #settleWorkerDir) is a leftover: removed unread, and the claims
+        // won before it are still returned.
+        await unlinkIfPresent(path);
+        continue;
+      }
       if (message) won.push(message);
     }
   }
