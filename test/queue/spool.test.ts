@@ -17,6 +17,26 @@ async function spool(): Promise<{ store: SpoolStore; dir: string; spec: string; 
 
 storeConformance('spool directory', spool);
 
+/**
+ * A spool holding a message that was deferred once (its record then a file of one record, returned
+ * with that queue/ name) and delivered since: the record is stale, what a power loss could bring back
+ * under another message's name once that file's inode was reused.
+ */
+async function staleRecord(): Promise<{ store: SpoolStore; dir: string; cleanup(): Promise<void>; id: string; worker: string; name: string; record: string }> {
+  const { store, dir, cleanup } = await spool();
+  const { readFile } = await import('node:fs/promises');
+  const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+  const worker = await store.registerWorker();
+  const [claimed] = await store.claim(worker, 1);
+  await store.finish(worker, { ...claimed!.message, attempts: 1, nextAttemptAt: Date.now() - 1 });
+  const [name] = await readdir(join(dir, 'queue'));
+  const record = await readFile(join(dir, 'queue', name!), 'utf8');
+  expect(record).not.toContain('\n'); // a file of one record
+  const [again] = await store.claim(worker, 1);
+  await store.finish(worker, { ...again!.message, attempts: 2, recipients: again!.message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) });
+  return { store, dir, cleanup, id, worker, name: name!, record };
+}
+
 describe('spool directory layout', () => {
   it('an enqueued message is its body in data/ and its envelope in queue/, named by due time, priority and id', async () => {
     const { store, dir, cleanup } = await spool();
@@ -251,20 +271,11 @@ describe('spool directory layout', () => {
   });
 
   it("a claim that meets a queue/ name holding another message's record removes it and still returns the claims won", async () => {
-    const { store, dir, cleanup } = await spool();
-    const { readFile } = await import('node:fs/promises');
-    const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-    const worker = await store.registerWorker();
-    const [claimed] = await store.claim(worker, 1);
-    await store.finish(worker, { ...claimed!.message, attempts: 1, nextAttemptAt: Date.now() - 1 });
-    const [name] = await readdir(join(dir, 'queue'));
-    const record = await readFile(join(dir, 'queue', name!), 'utf8');
-    const [again] = await store.claim(worker, 1);
-    await store.finish(worker, { ...again!.message, attempts: 2, recipients: again!.message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) });
+    const { store, dir, cleanup, id, worker, name, record } = await staleRecord();
     // A queue/ name of another id (finished and deleted since) that a power loss brought back, its file
     // written over with that stale record; and a message queued behind it.
     const gone = 'zzzzzzzzzzzzzzzzzzzzzz'.slice(0, id.length);
-    await writeFile(join(dir, 'queue', name!.replace(id, gone).replace(/^\d{13}/, '0000000000001')), record);
+    await writeFile(join(dir, 'queue', name.replace(id, gone).replace(/^\d{13}/, '0000000000001')), record);
     const { id: next } = await store.enqueue({ from: 'a@example.test', to: 'c@example.test', message: taggedMessage().message });
     const won = await store.claim(worker, 5);
     expect(won.map((c) => c.message.id)).toEqual([next]);
@@ -276,18 +287,7 @@ describe('spool directory layout', () => {
   });
 
   it("recovery never takes another message's record for a claimed copy's own (a spare written over, its old name brought back by a power loss)", async () => {
-    const { store, dir, cleanup } = await spool();
-    const { readFile } = await import('node:fs/promises');
-    const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-    const worker = await store.registerWorker();
-    const [claimed] = await store.claim(worker, 1);
-    await store.finish(worker, { ...claimed!.message, attempts: 1, nextAttemptAt: Date.now() - 1 });
-    const [name] = await readdir(join(dir, 'queue'));
-    const record = await readFile(join(dir, 'queue', name!), 'utf8');
-    expect(record).not.toContain('\n'); // a file of one record
-    // Claimed again and delivered: that deferred record is now stale.
-    const [again] = await store.claim(worker, 1);
-    await store.finish(worker, { ...again!.message, attempts: 2, recipients: again!.message.recipients.map((r) => ({ ...r, state: 'delivered' as const })) });
+    const { store, dir, cleanup, id, record } = await staleRecord();
     // A dead worker's claimed name of a message finished and deleted since, whose inode became a spare
     // and was written over with that (now stale) record of another message.
     const gone = 'zzzzzzzzzzzzzzzzzzzzzz'.slice(0, id.length);
