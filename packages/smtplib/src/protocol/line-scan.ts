@@ -110,13 +110,17 @@ function load(): LineScanner | null {
     const memory = new Uint8Array(buffer);
     const inserts = new Int32Array(buffer, INS_BASE, 2 * (MAX_WINDOW + 2));
     const results = new Int32Array(buffer, 0, 2); // insertions() leaves its dot count at address 0, the high-bit flag at 4
+    /** Copies `src[from, from + length)` to SCAN_BASE, where both scans read a window. */
+    const place = (src: Uint8Array, from: number, length: number): void => {
+      // A plain Uint8Array view, not Buffer#subarray (Node's JavaScript, which a few hundred windows per message get compiled by TurboFan).
+      memory.set(from === 0 && length === src.length ? src : new Uint8Array(src.buffer, src.byteOffset + from, length), SCAN_BASE);
+      // What a scan reads past the window must not be an earlier window's bytes (a false "over 127", a false dot line).
+      memory.fill(0, SCAN_BASE + length, SCAN_BASE + length + TAIL_BYTES);
+    };
     return {
       scan(src, from, to, start, stuff, preset) {
         const length = to - from;
-        // A plain Uint8Array view, not Buffer#subarray (Node's JavaScript, which a few hundred windows per message get compiled by TurboFan).
-        memory.set(from === 0 && to === src.length ? src : new Uint8Array(src.buffer, src.byteOffset + from, length), SCAN_BASE);
-        // What the scan reads past the window must not be an earlier window's bytes (a false "over 127").
-        memory.fill(0, SCAN_BASE + length, SCAN_BASE + length + TAIL_BYTES);
+        place(src, from, length);
         // pairs whose both bytes are in the window
         return exports.insertions(SCAN_BASE + start, SCAN_BASE + length - 1, stuff ? 1 : 0, INS_BASE + 8 * preset, SCAN_BASE);
       },
@@ -133,8 +137,7 @@ function load(): LineScanner | null {
           const end = Math.min(src.length, to + 1, at + MAX_WINDOW + 1);
           const length = end - at;
           if (length < 2) return -1;
-          memory.set(new Uint8Array(src.buffer, src.byteOffset + at, length), SCAN_BASE);
-          memory.fill(0, SCAN_BASE + length, SCAN_BASE + length + TAIL_BYTES);
+          place(src, at, length);
           const found = exports.dotline(SCAN_BASE, SCAN_BASE + length - 1);
           if (found !== -1) return at + found - SCAN_BASE;
         }

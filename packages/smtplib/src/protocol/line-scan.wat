@@ -120,7 +120,7 @@
       (i32.shr_u (i32.load8_u (local.get $limit)) (i32.const 7))))
     (local.get $n))
 
-;; `dotline` finds, in a window whose line ends are all CRLF (the encoder
+  ;; `dotline` finds, in a window whose line ends are all CRLF (the encoder
   ;; checked it: Plan.verbatim), the first pair (p, p + 1), p in [q, limit),
   ;; of an LF and a "." (a line DATA stuffs), and returns p + 1, or -1: the
   ;; dot test of `insertions` alone, 64 bytes a step, without its line-end
