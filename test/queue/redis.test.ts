@@ -23,6 +23,17 @@ async function makeStore(options: Partial<ConstructorParameters<typeof RedisStor
   return { store, spec: `redis:${redis.url}#${prefix}#${LOCK_MS}`, cleanup: async () => undefined };
 }
 
+/** A store with `n` messages queued and all of them claimed by one worker. */
+async function claimedStore(n: number): Promise<{ store: RedisStore; w: string; claims: Claim[] }> {
+  const { store } = await makeStore();
+  const queue = new MailQueue(store);
+  for (let i = 0; i < n; i++) await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+  const w = await store.registerWorker();
+  const claims = await store.claim(w, n);
+  expect(claims).toHaveLength(n);
+  return { store, w, claims };
+}
+
 describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
   beforeAll(async () => {
     redis = await startRedis();
@@ -66,12 +77,7 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
   });
 
   it('outcomes asked for in one turn cost one round trip, and one that fails in Redis fails alone', async () => {
-    const { store } = await makeStore();
-    const queue = new MailQueue(store);
-    for (let i = 0; i < 4; i++) await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-    const w = await store.registerWorker();
-    const claims = await store.claim(w, 4);
-    expect(claims).toHaveLength(4);
+    const { store, w, claims } = await claimedStore(4);
     // One record made unreadable by hand: the outcome script's part for it raises a Lua error.
     const { Redis } = await import('ioredis');
     const raw = new Redis(redis.url);
@@ -89,12 +95,7 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
   });
 
   it('marks asked for in one turn cost one round trip, and only a worker holding the lock gets one', async () => {
-    const { store } = await makeStore();
-    const queue = new MailQueue(store);
-    for (let i = 0; i < 5; i++) await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-    const w = await store.registerWorker();
-    const claims = await store.claim(w, 5);
-    expect(claims).toHaveLength(5);
+    const { store, w, claims } = await claimedStore(5);
     const before = store.markRoundTrips;
     await Promise.all(claims.map((c) => store.markCommitting(w, c.message.id, c.message.attempts + 1)));
     expect(store.markRoundTrips - before).toBe(1);
