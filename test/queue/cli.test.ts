@@ -1,6 +1,6 @@
 // `smtplib queue ...`, and `send`/`sendmail` with a queue directory: the built
 // command against a real spool and a real SMTP server on loopback.
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, freePort, run, tempDir } from '../cli/helpers.js';
@@ -96,6 +96,45 @@ describe('smtplib sendmail/send --queue-dir, smtplib queue', () => {
     expect(s.stats.messages).toBe(2);
     const missing = await run(['queue', 'show', 'nosuchid000', '--queue-dir', dir]);
     expect(missing.code).not.toBe(0);
+  });
+
+  it('queue purge removes finished messages older than --older-than (default: queue_retention, else 7 days), never a held one', async () => {
+    const dir = spool();
+    for (let i = 0; i < 3; i++) expect((await run(['sendmail', '--queue-dir', dir, '-t'], { input: taggedMessage().message })).code).toBe(0);
+    const [held] = (await list(dir)).map((i) => i.id);
+    expect((await run(['queue', 'hold', held!, '--queue-dir', dir])).code).toBe(0);
+    const s = await server();
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const config = join(t.dir, 'config');
+    // queue_retention forever: `queue run` never purges (it does not even take the purge turn).
+    writeFileSync(config, `account relay\nhost 127.0.0.1\nport ${s.port}\ntls none\nfrom a@example.test\nqueue_dir ${dir}\nqueue_retention forever\n\naccount default : relay\n`);
+    const ran = await run(['queue', 'run'], { env: { SMTPLIB_CONFIG: config } });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toMatch(/2 delivered/);
+    expect(existsSync(join(dir, 'purge-turn'))).toBe(false);
+    expect((await run(['queue', 'purge'], { env: { SMTPLIB_CONFIG: config } })).stdout).toMatch(/purged nothing: queue_retention is forever/);
+    // The default retention (7 days): nothing that finished just now goes.
+    const kept = await run(['queue', 'purge', '--queue-dir', dir, '--json']);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(JSON.parse(kept.stdout)).toMatchObject({ purged: 0, olderThanMs: 7 * 86_400_000 });
+    expect((await run(['queue', 'purge', '--queue-dir', dir, '--older-than', '1h'])).stdout).toMatch(/^purged 0 finished message\(s\) .* \(older than 60m\)/);
+    const bad = await run(['queue', 'purge', '--queue-dir', dir, '--older-than', 'soon']);
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toMatch(/--older-than: "soon" should be a duration/);
+    expect((await list(dir)).map((i) => i.state).sort()).toEqual(['delivered', 'delivered', 'held']);
+    // queue_retention 0: everything finished goes; the held message stays.
+    writeFileSync(config, `account relay\nhost 127.0.0.1\nport ${s.port}\ntls none\nfrom a@example.test\nqueue_dir ${dir}\nqueue_retention 0\n\naccount default : relay\n`);
+    const purged = await run(['queue', 'purge', '--json'], { env: { SMTPLIB_CONFIG: config } });
+    expect(purged.code, purged.stderr).toBe(0);
+    expect(JSON.parse(purged.stdout)).toMatchObject({ purged: 2, olderThanMs: 0 });
+    expect((await list(dir)).map((i) => [i.id, i.state])).toEqual([[held, 'held']]);
+    expect(readdirSync(join(dir, 'done'))).toEqual([]);
+    // Without queue_retention forever, `queue run` takes the queue's purge turn (the default retention applies).
+    expect((await run(['queue', 'run', '--queue-dir', dir, '--server', `127.0.0.1:${s.port}`, '--tls', 'none'])).code).toBe(0);
+    expect(existsSync(join(dir, 'purge-turn'))).toBe(true);
+    writeFileSync(config, `account relay\nhost 127.0.0.1\nqueue_retention someday\n`);
+    expect((await run(['queue', 'purge', '--queue-dir', dir], { env: { SMTPLIB_CONFIG: config } })).stderr).toMatch(/queue_retention "someday" should be a duration/);
   });
 
   it('without a queue directory, queue commands say how to give one', async () => {

@@ -1,8 +1,8 @@
 // The one suite every queue store must pass (spool, Redis): the same tests,
 // the same expectations, against a real SMTP server on loopback and real
 // worker processes that die with SIGKILL.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MailQueue, QueueError, type QueueMessage, type QueueStore, type TransitionEvent } from 'smtplib-queue';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_RETENTION_MS, MailQueue, QueueError, type QueueMessage, type QueueStore, type StoredMessage, type TransitionEvent } from 'smtplib-queue';
 import { FAST, crashChild, startServer, taggedMessage, type FaultServer } from './helpers.js';
 
 export interface MadeStore {
@@ -259,6 +259,167 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       expect(done.state).toBe('unknown');
       expect(done.attempts).toBe(1);
       expect(server.deliveries.get(`${tag} b@example.test`)).toBe(1);
+    });
+
+    /** A message enqueued (with an idempotency key), claimed and finished in `state` now: what an attempt leaves. */
+    const finished = async (state: 'delivered' | 'bounced' | 'unknown', key?: string): Promise<string> => {
+      const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { priority: 9, ...(key ? { idempotencyKey: key } : {}) });
+      const w = await made.store.registerWorker();
+      const [claim] = await made.store.claim(w, 1);
+      expect(claim!.message.id).toBe(id);
+      const now = Date.now();
+      const record: StoredMessage = { ...claim!.message, attempts: 1, firstAttemptAt: now, lastAttemptAt: now, finishedAt: now, recipients: claim!.message.recipients.map((r) => ({ ...r, state, attempts: 1, finishedAt: now })) };
+      await made.store.finish(w, record);
+      await made.store.unregisterWorker(w);
+      expect((await queue.get(id))!.state).toBe(state);
+      return id;
+    };
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+    it('purge removes finished messages that finished before the cutoff, with body and idempotency key; later, pending, held and claimed ones stay', async () => {
+      const delivered = await finished('delivered', 'key-d');
+      const bounced = await finished('bounced', 'key-b');
+      const unknown = await finished('unknown');
+      expect((await made.store.body(bounced)).length).toBeGreaterThan(0); // a bounced message keeps its body until purged
+      const { id: active } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      const w = await made.store.registerWorker();
+      expect((await made.store.claim(w, 5)).map((c) => c.message.id)).toEqual([active]);
+      const { id: queued } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      const { id: held } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      await queue.hold(held);
+      await sleep(5);
+      const cutoff = Date.now();
+      await sleep(5);
+      const late = await finished('delivered', 'key-l');
+      const events: TransitionEvent[] = [];
+      queue.on('transition', (e) => events.push(e));
+
+      expect(await queue.purge({ finishedBefore: cutoff })).toBe(3);
+      for (const id of [delivered, bounced, unknown]) expect(await queue.get(id)).toBeUndefined();
+      await expect(made.store.body(bounced)).rejects.toMatchObject({ code: 'ERR_QUEUE_NOT_FOUND' });
+      await expect(queue.wait(delivered, { timeoutMs: 100 })).rejects.toMatchObject({ code: 'ERR_QUEUE_NOT_FOUND' });
+      expect(events.map((e) => `${e.id} ${e.from}>${e.to}`).sort()).toEqual([`${delivered} delivered>deleted`, `${bounced} bounced>deleted`, `${unknown} unknown>deleted`].sort());
+      expect(Object.fromEntries((await queue.list()).map((m) => [m.id, m.state]))).toEqual({ [active]: 'active', [queued]: 'queued', [held]: 'held', [late]: 'delivered' });
+      expect((await queue.stats()).messages).toMatchObject({ delivered: 1, bounced: 0, unknown: 0, active: 1, queued: 1, held: 1 });
+      // The purged message's key is free: it enqueues a new message. The kept one's still answers with its id.
+      const again = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: 'key-d' });
+      expect(again.created).toBe(true);
+      expect(again.id).not.toBe(delivered);
+      expect(await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: 'key-l' })).toEqual({ id: late, created: false });
+      // Nothing pending ever goes, whatever the cutoff; the late one goes with a later cutoff.
+      expect(await queue.purge({ finishedBefore: Date.now() + 60_000 })).toBe(1);
+      expect((await queue.list()).map((m) => m.id).sort()).toEqual([active, queued, held, again.id].sort());
+      expect(await queue.purge({ finishedBefore: Date.now() + 60_000 })).toBe(0);
+      await made.store.unregisterWorker(w);
+    });
+
+    it('purge with a cutoff per state removes only those states; an aborted purge removes nothing more', async () => {
+      const delivered = await finished('delivered');
+      const bounced = await finished('bounced');
+      const unknown = await finished('unknown');
+      const later = Date.now() + 60_000;
+      // A stopped purge (a worker stopping) ends at its next page: here, before the first.
+      expect(await queue.purge({ finishedBefore: later, signal: AbortSignal.abort() })).toBe(0);
+      expect(await queue.purge({ finishedBefore: { bounced: later } })).toBe(1);
+      expect((await queue.list()).map((m) => m.id).sort()).toEqual([delivered, unknown].sort());
+      expect(await queue.purge({ finishedBefore: { delivered: later, unknown: Date.now() - 60_000 } })).toBe(1);
+      expect((await queue.list()).map((m) => m.id)).toEqual([unknown]);
+      expect(await queue.get(bounced)).toBeUndefined();
+      await expect(queue.purge({ finishedBefore: Number.NaN })).rejects.toBeInstanceOf(RangeError);
+    });
+
+    it('purges racing each other and a delivering worker remove each finished message once, and never one before it finished', async () => {
+      server = await startServer();
+      const ids = new Set<string>();
+      for (let i = 0; i < 40; i++) ids.add((await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: `race-${i}` })).id);
+      const finishedIds = new Set<string>();
+      const deleted: string[] = [];
+      const deletedFrom = new Set<string>();
+      queue.on('transition', (e) => {
+        if (e.to === 'delivered') finishedIds.add(e.id);
+        if (e.to === 'deleted') {
+          deleted.push(e.id);
+          deletedFrom.add(e.from); // the state the purge found, in the same step as it removed the message
+        }
+      });
+      const worker = queue.worker({ smtp: smtp(server.port), schedule: FAST, pollIntervalMs: 10, concurrency: 4, retention: false });
+      await worker.start();
+      let purged = 0;
+      const purger = async (): Promise<void> => {
+        while (deleted.length < ids.size) {
+          const n = await made.store.purge({ finishedBefore: Date.now() + 1 });
+          purged += n;
+          await sleep(2);
+        }
+      };
+      await Promise.race([Promise.all([purger(), purger()]), sleep(20_000)]);
+      await worker.stop();
+      // (A 'deleted' event can come before the worker's own 'delivered' event for that message: the
+      // store recorded the outcome, the purge saw it, and the worker had not yet emitted it.)
+      expect([...deletedFrom]).toEqual(['delivered']);
+      expect(finishedIds).toEqual(ids);
+      expect(purged).toBe(40);
+      expect(deleted.length).toBe(40);
+      expect(new Set(deleted)).toEqual(ids);
+      expect(await queue.list()).toEqual([]);
+      expect(server.stats.messages).toBe(40);
+      for (const [, times] of server.deliveries) expect(times).toBe(1);
+    });
+
+    it('the purge turn goes to one caller per interval across the queue', async () => {
+      // The same queue opened a second time, as another process would (test/queue/store-spec.mjs).
+      // @ts-expect-error plain JS module without types
+      const { openStore } = (await import('./store-spec.mjs')) as { openStore(spec: string): Promise<QueueStore> };
+      const other = { store: await openStore(made.spec) };
+      try {
+        expect(await made.store.takePurgeTurn(300)).toBe(true);
+        expect(await made.store.takePurgeTurn(300)).toBe(false);
+        expect(await other.store.takePurgeTurn(300)).toBe(false);
+        await sleep(400);
+        const both = await Promise.all([made.store.takePurgeTurn(300), other.store.takePurgeTurn(300)]);
+        expect(both.filter(Boolean)).toHaveLength(1);
+      } finally {
+        await other.store.close();
+      }
+    });
+
+    it('a running worker purges by its retention: 7 days by default, none with retention false', async () => {
+      // Messages that finished 8 days and 6 days ago (the clock set back while they are made: ids and
+      // indexes carry their creation time), and one now.
+      const DAY = 86_400_000;
+      const made8 = Date.now() - 8 * DAY;
+      vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true, now: made8 });
+      let old: string;
+      let recent: string;
+      try {
+        old = await finished('bounced', 'old-key');
+        vi.setSystemTime(made8 + 2 * DAY);
+        recent = await finished('delivered');
+      } finally {
+        vi.useRealTimers();
+      }
+      const fresh = await finished('delivered');
+      expect(DEFAULT_RETENTION_MS).toBe(7 * DAY);
+      const keeper = queue.worker({ pollIntervalMs: 10, retention: false });
+      await keeper.start();
+      await sleep(200);
+      await keeper.stop();
+      expect((await queue.list()).map((m) => m.id).sort()).toEqual([old, recent, fresh].sort());
+      // The default retention, looked at every 20 ms instead of every minute.
+      const worker = queue.worker({ pollIntervalMs: 10, retention: { intervalMs: 20 } });
+      await worker.start();
+      for (let i = 0; i < 200 && (await queue.get(old)); i++) await sleep(20);
+      await worker.stop();
+      expect((await queue.list()).map((m) => m.id).sort()).toEqual([recent, fresh].sort());
+      // Its key went with it (not due for an hour: these workers have no relay).
+      expect((await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: 'old-key', notBefore: Date.now() + 3_600_000 })).created).toBe(true);
+      // A queue's retention is its workers' default: 1 ms keeps nothing finished.
+      const strict = new MailQueue(made.store, { retention: { deliveredMs: 1, failedMs: 1, intervalMs: 20 } });
+      const w = strict.worker({ pollIntervalMs: 10 });
+      await w.start();
+      for (let i = 0; i < 200 && (await queue.get(recent)); i++) await sleep(20);
+      await w.stop();
+      expect((await queue.list({ state: ['delivered', 'bounced', 'unknown'] })).map((m) => m.id)).toEqual([]);
     });
 
     it('wait() is bounded: it times out while nothing delivers', async () => {

@@ -63,6 +63,8 @@ export interface Account extends HeaderPolicy {
   lmtp?: boolean | undefined;
   /** Spool directory: `send`/`sendmail` queue instead of sending (smtplib-queue; not an msmtp setting). */
   queueDir?: string | undefined;
+  /** queue_retention: how long `queue run`/`flush` keep finished messages, and `queue purge`'s default age (ms; Infinity: for ever). */
+  queueRetentionMs?: number | undefined;
   /** dkim_key, dkim_selector, dkim_domain: sign what this account sends. */
   dkim?: { keyFile?: string; selector?: string; domain?: string } | undefined;
   /** `auth oauth` and the oauth_* settings (see oauth-account.ts). */
@@ -317,6 +319,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       case 'queue_dir':
         acc.queueDir = expandHome(value);
         break;
+      case 'queue_retention': {
+        const ms = parseDuration(value);
+        if (ms === undefined) throw new CliError(`${where}: queue_retention "${value}" should be a duration (30d, 12h, 90m, 3600s; a bare number is seconds) or forever`, EX.CONFIG);
+        acc.queueRetentionMs = ms;
+        break;
+      }
       case 'dkim_key':
         current.dkim = { ...current.dkim, keyFile: expandHome(value) };
         break;
@@ -504,4 +512,17 @@ export function expandAliases(recipients: string[], file: string | undefined): s
     map.set(clean.slice(0, colon).trim().toLowerCase(), clean.slice(colon + 1).split(',').map((a) => a.trim()).filter(Boolean));
   }
   return recipients.flatMap((r) => (r.includes('@') ? [r] : (map.get(r.toLowerCase()) ?? map.get('default') ?? [r])));
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * A duration in ms: a number and a unit (ms, s, m, h, d, w; none is seconds, as every other
+ * seconds option of the CLI), or `forever` (Infinity). Undefined when `text` is neither.
+ */
+export function parseDuration(text: string): number | undefined {
+  const value = text.trim().toLowerCase();
+  if (value === 'forever') return Infinity;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(value);
+  return match ? Number(match[1]) * DURATION_UNITS[match[2] ?? 's']! : undefined;
 }

@@ -10,13 +10,20 @@
 //   {p}:due             zset of pending, not held, not claimed message ids by next attempt time
 //   {p}:active          zset of claimed message ids by claim time
 //   {p}:held            set of held ids (a held message has no BullMQ job)
-//   {p}:idem:{sha256}   an idempotency key's message id (SET NX: one winner)
+//   {p}:idem:{sha256}   an idempotency key's message id (SET NX: one winner); no expiry: it goes
+//                       with its message (purge), so a key's window is the message's retention
 //   {p}:marks:{id}      set of claim tokens whose attempt is about to write (or wrote) the
 //                       end of data and has not recorded its outcome (see markCommitting)
 //   {p}:worker:{id}     a live worker's heartbeat (expires)
 //   {p}:dest:{domain}   zset of claims holding a per-destination slot, by lease expiry
 //   {p}:orphan-scan     taken (SET NX, a minute to live) by the worker that looks for
 //                       messages with no BullMQ job this minute (see recover)
+//   {p}:purge-turn      taken (SET NX PX) by the worker that purges finished messages for the
+//                       whole queue this turn (see takePurgeTurn, purge)
+//
+// A finished message keeps its msg hash (without its body when delivered) and its place in ids
+// until purge() removes them, with its idempotency key: workers do it for their retention (MailQueue
+// option `retention`, 7 days by default), `smtplib queue purge` on demand.
 //
 // The BullMQ job of a message has the message id as its job id and carries
 // nothing else. Durability is Redis's: run it with appendonly yes and
@@ -31,7 +38,9 @@ import {
   QueueError,
   applyInterrupted,
   emptyCounts,
+  isPurgeable,
   isTerminal,
+  purgeCutoffs,
   pendingRecipients,
   resolveSchedule,
   restingState,
@@ -46,11 +55,12 @@ import {
   type QueueState,
   type QueueStats,
   type QueueStore,
+  type PurgeOptions,
   type RetrySchedule,
   type StoredMessage,
   type TransitionEvent,
 } from 'smtplib-queue';
-import { TurnBatch, checkId, newRecord, requeue } from 'smtplib-queue/internal';
+import { TurnBatch, checkId, latestCutoff, newRecord, requeue } from 'smtplib-queue/internal';
 
 export interface RedisStoreOptions {
   /** redis://host:port/db (default redis://127.0.0.1:6379). */
@@ -113,6 +123,7 @@ interface Scripts {
   smtplibqTakeSlots: ScriptCall;
   smtplibqEnqueue: ScriptCall;
   smtplibqUnclaim: ScriptCall;
+  smtplibqPurge: ScriptCall;
 }
 
 /** How often, at most, some worker of the queue looks for pending messages with no BullMQ job (recover()). */
@@ -120,6 +131,9 @@ const ORPHAN_SCAN_MS = 60_000;
 
 /** How many fetched-ahead jobs a worker keeps at most (each holds a lock until claimed). */
 const MAX_FETCHED = 64;
+
+/** Ids read (and messages removed, by one script call) per step of a purge: its memory is this many records. */
+const PURGE_PAGE = 500;
 
 export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore {
   readonly kind = 'redis';
@@ -187,6 +201,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#redis.defineCommand('smtplibqTakeSlots', { lua: TAKE_SLOTS });
     this.#redis.defineCommand('smtplibqEnqueue', { lua: ENQUEUE });
     this.#redis.defineCommand('smtplibqUnclaim', { lua: UNCLAIM_IF_OWNED });
+    this.#redis.defineCommand('smtplibqPurge', { lua: PURGE_FINISHED });
     await this.#connected(this.#redis);
     this.#queue = new Queue(this.prefix, { connection: this.#connection() });
     this.#queue.on('error', (error) => this.#error(error));
@@ -801,6 +816,63 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     return true;
   }
 
+  // --- retention -----------------------------------------------------------------
+
+  /**
+   * Removes finished messages that finished before the cutoff (see QueueStore.purge). {p}:ids is
+   * walked by score (creation time) up to the latest cutoff (a message created after it cannot have
+   * finished before it), PURGE_PAGE ids at a time: their records read in one pipeline, and those
+   * isPurgeable() picks removed by one script call (PURGE_FINISHED), which checks the same rule again
+   * atomically with the removal: a message retried or claimed meanwhile stays. What stays keeps its
+   * place in ids, so the next page starts after the ones kept so far.
+   */
+  async purge(options: PurgeOptions): Promise<number> {
+    const cutoffs = purgeCutoffs(options);
+    const latest = latestCutoff(cutoffs);
+    if (latest === undefined) return 0;
+    const r = this.#r;
+    const cut = (state: 'delivered' | 'bounced' | 'unknown'): string => (cutoffs[state] === undefined ? '' : String(cutoffs[state]));
+    let purged = 0;
+    for (let kept = 0; !options.signal?.aborted; ) {
+      const ids = await r.zrangebyscore(this.#k('ids'), '-inf', `(${latest}`, 'LIMIT', kept, PURGE_PAGE);
+      if (ids.length === 0) return purged;
+      const read = r.pipeline();
+      for (const id of ids) read.hget(this.#k('msg', id), 'json');
+      const rows = (await read.exec()) ?? [];
+      const keys = [this.#k('ids'), this.#k('due'), this.#k('active'), this.#k('held')];
+      const args: string[] = [cut('delivered'), cut('bounced'), cut('unknown')];
+      const chosen: string[] = [];
+      ids.forEach((id, i) => {
+        const [error, json] = rows[i]!;
+        if (error) throw error;
+        if (typeof json !== 'string') return;
+        const message = JSON.parse(json) as StoredMessage;
+        if (!isPurgeable(message, cutoffs)) return;
+        const key = message.idempotencyKey === undefined ? undefined : this.#k('idem', createHash('sha256').update(message.idempotencyKey).digest('hex'));
+        keys.push(this.#k('msg', id), this.#k('marks', id), key ?? this.#k('msg', id));
+        args.push(id, key === undefined ? '0' : '1');
+        chosen.push(id);
+      });
+      let removed = 0;
+      if (chosen.length > 0) {
+        const states = (await this.#scripts.smtplibqPurge(keys.length, ...keys, ...args)) as string[];
+        states.forEach((state, i) => {
+          if (state === '') return;
+          removed++;
+          this.#emit({ id: chosen[i]!, from: state as QueueState, to: 'deleted' });
+        });
+      }
+      purged += removed;
+      kept += ids.length - removed;
+    }
+    return purged;
+  }
+
+  /** The queue-wide purge turn: {p}:purge-turn, SET NX with `everyMs` to live (one winner per turn). */
+  async takePurgeTurn(everyMs: number): Promise<boolean> {
+    return (await this.#r.set(this.#k('purge-turn'), String(process.pid), 'PX', Math.max(1, Math.round(everyMs)), 'NX')) === 'OK';
+  }
+
   // --- recovery ------------------------------------------------------------------
 
   /**
@@ -1010,6 +1082,55 @@ for i = 0, (#KEYS - 3) / 3 - 1 do
   local ok, result = pcall(finish, KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i],
     ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
   if ok then out[#out + 1] = result else out[#out + 1] = {-1, type(result) == 'table' and result.err or tostring(result)} end
+end
+return out
+`;
+
+/**
+ * KEYS: ids, due, active, held, then per message: msg hash, marks set, idempotency key (the msg
+ * hash again when the message has none). ARGV: the cutoffs for delivered, bounced and unknown ('' :
+ * that state is kept), then per message: id, 1 when it has an idempotency key.
+ * Removes each message that is finished before its state's cutoff (retention.ts's isPurgeable, the
+ * same rule, checked again here so that a message retried, held or claimed since it was read stays):
+ * its hash (record and body), its marks, its place in every index, and its idempotency key while
+ * that still names it. Returns per message its state when removed, '' when kept.
+ */
+const PURGE_FINISHED = `
+local cutoff = { delivered = tonumber(ARGV[1]), bounced = tonumber(ARGV[2]), unknown = tonumber(ARGV[3]) }
+local function finished(record)
+  local delivered, unknown = false, false
+  for _, r in ipairs(record.recipients) do
+    if r.state == 'queued' or r.state == 'deferred' then return nil end
+    if r.state == 'unknown' then unknown = true end
+    if r.state == 'delivered' then delivered = true end
+  end
+  if unknown then return 'unknown' end
+  if delivered then return 'delivered' end
+  return 'bounced'
+end
+local out = {}
+for i = 0, (#KEYS - 4) / 3 - 1 do
+  local msg, marks, idem = KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i]
+  local id, keyed = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+  local json = redis.call('HGET', msg, 'json')
+  local state = nil
+  if json and redis.call('SISMEMBER', KEYS[4], id) == 0 then
+    local record = cjson.decode(json)
+    state = finished(record)
+    local before = state and cutoff[state]
+    if record.held == true or type(record.finishedAt) ~= 'number' or not before or record.finishedAt >= before then state = nil end
+  end
+  if state then
+    redis.call('DEL', msg, marks)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('SREM', KEYS[4], id)
+    if keyed == '1' and redis.call('GET', idem) == id then redis.call('DEL', idem) end
+    out[#out + 1] = state
+  else
+    out[#out + 1] = ''
+  end
 end
 return out
 `;

@@ -11,3 +11,9 @@ export function newId(now = Date.now()): string {
   for (const byte of bytes) random += (byte % 36).toString(36);
   return time + random;
 }
+
+/** When the message with this id was created (ms): newId's time digits; undefined for a name that is not an id. */
+export function idCreatedAt(id: string): number | undefined {
+  const time = parseInt(id.slice(0, 9), 36);
+  return id.length > 9 && Number.isFinite(time) ? time : undefined;
+}

@@ -3,7 +3,8 @@
 // stores the same thing. Not part of the user-facing API.
 
 export { checkId } from './errors.js';
-export { newId } from './ids.js';
+export { idCreatedAt, newId } from './ids.js';
+export { latestCutoff } from './retention.js';
 export { validateEnqueue, type ValidEnqueue } from './validate.js';
 export { newRecord, newRecipients, requeue, toStoredReply } from './record.js';
 export { TurnBatch } from './turn-batch.js';

@@ -12,6 +12,7 @@ import { QueueError, checkId } from './errors.js';
 import { SpoolStore, type SpoolStoreOptions } from './spool/spool-store.js';
 import type { EnqueueStreamInput, QueueStore } from './store.js';
 import { QueueWorker, type QueueWorkerOptions, type WorkerStats } from './worker.js';
+import type { PurgeOptions, RetentionOptions } from './retention.js';
 import {
   isTerminal,
   type EnqueueInput,
@@ -30,6 +31,11 @@ export interface MailQueueOptions {
   /** Or any store (RedisStore, or your own implementation of QueueStore). */
   store?: QueueStore;
   spool?: SpoolStoreOptions;
+  /**
+   * How long finished messages are kept: the default `retention` of this queue's workers (see
+   * QueueWorkerOptions.retention: 7 days for delivered and for failed ones; `false` keeps them for ever).
+   */
+  retention?: RetentionOptions | false;
 }
 
 export interface WaitOptions {
@@ -42,13 +48,15 @@ export interface WaitOptions {
 
 export class MailQueue extends EventEmitter<QueueEvents> {
   readonly store: QueueStore;
+  readonly #retention: RetentionOptions | false | undefined;
   #forward = (event: TransitionEvent): void => {
     this.emit('transition', event);
   };
 
-  constructor(store: QueueStore) {
+  constructor(store: QueueStore, options: Pick<MailQueueOptions, 'retention'> = {}) {
     super();
     this.store = store;
+    this.#retention = options.retention;
     store.on('transition', this.#forward);
   }
 
@@ -57,7 +65,7 @@ export class MailQueue extends EventEmitter<QueueEvents> {
     const store = options.store ?? (options.dir ? new SpoolStore(options.dir, options.spool) : undefined);
     if (!store) throw new QueueError('ERR_QUEUE_INVALID', 'MailQueue.open needs `dir` (a spool directory) or `store`');
     await store.open();
-    return new MailQueue(store);
+    return new MailQueue(store, options.retention === undefined ? {} : { retention: options.retention });
   }
 
   /** Resolves with the id once the message is durable. */
@@ -124,9 +132,19 @@ export class MailQueue extends EventEmitter<QueueEvents> {
     return this.store.delete(id);
   }
 
-  /** A worker on this queue (call start() or runUntilIdle()). */
+  /**
+   * Removes finished messages that finished before the cutoff, with their bodies and idempotency keys
+   * (the key then enqueues a new message); returns how many. get() of a purged message gives
+   * undefined and wait() rejects with ERR_QUEUE_NOT_FOUND, as for any unknown id. Workers do this
+   * themselves for their retention; this is for an operator (`smtplib queue purge`).
+   */
+  purge(options: PurgeOptions): Promise<number> {
+    return this.store.purge(options);
+  }
+
+  /** A worker on this queue (call start() or runUntilIdle()); its retention defaults to the queue's. */
   worker(options?: QueueWorkerOptions): QueueWorker {
-    return new QueueWorker(this.store, options);
+    return new QueueWorker(this.store, this.#retention === undefined || options?.retention !== undefined ? options : { ...options, retention: this.#retention });
   }
 
   /**

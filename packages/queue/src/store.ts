@@ -3,6 +3,7 @@
 // Every store passes the same conformance suite (test/queue/conformance.ts).
 
 import type { EventEmitter } from 'node:events';
+import type { PurgeOptions } from './retention.js';
 import type { RetrySchedule } from './schedule.js';
 import type { EnqueueInput, EnqueueOptions, EnqueueResult, ListFilter, QueueEvents, QueueMessage, QueueStats, StoredMessage } from './types.js';
 
@@ -48,6 +49,21 @@ export interface QueueStore extends EventEmitter<QueueEvents> {
   delete(id: string): Promise<boolean>;
   /** Every pending (queued or deferred) message due now; returns their ids. */
   retryAll(): Promise<string[]>;
+  /**
+   * Removes finished messages (delivered, bounced, unknown; never queued, deferred, active or held)
+   * that finished before the cutoff (isPurgeable), with their bodies and their idempotency keys (the
+   * key can then enqueue a new message); returns how many. Memory and work per step are bounded
+   * (a page of names or ids at a time), whatever the number of finished messages. Safe to run while
+   * workers deliver and while another purge runs: each message is removed once. get() of a purged
+   * message gives undefined, like any unknown id.
+   */
+  purge(options: PurgeOptions): Promise<number>;
+  /**
+   * Takes the queue-wide turn to purge for `everyMs`: true for one caller per `everyMs` among all
+   * processes sharing the store (retention runs in one worker at a time). Only a saving: purges that
+   * race are safe.
+   */
+  takePurgeTurn(everyMs: number): Promise<boolean>;
 
   // --- workers ---------------------------------------------------------------
   /** Registers a worker; returns its id (its claims are recovered if it dies). */

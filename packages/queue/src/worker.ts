@@ -22,6 +22,7 @@ import { SMTPPool, statusCatalogue, type SMTPPoolOptions, type StatusCatalogue }
 import { applyAttempt, applyInterrupted, pendingRecipients, restingState, type AttemptRecord } from './record.js';
 import { fromError, fromResult } from './outcome.js';
 import { resolveSchedule, type ResolvedSchedule, type RetrySchedule } from './schedule.js';
+import { resolveRetention, retentionCutoffs, type ResolvedRetention, type RetentionOptions } from './retention.js';
 import type { Claim, QueueStore } from './store.js';
 import { QueueError } from './errors.js';
 import type { StoredMessage } from './types.js';
@@ -60,6 +61,13 @@ export interface QueueWorkerOptions {
   recoverIntervalMs?: number;
   /** Reads replies; default smtplib's statusCatalogue. */
   catalogue?: StatusCatalogue;
+  /**
+   * How long finished messages are kept before this worker purges them (store.purge): delivered
+   * ones and failed (bounced, unknown) ones 7 days by default, looked at once a minute by one worker
+   * of all those sharing the store (store.takePurgeTurn). The purge runs beside the loop, never
+   * in a claim or an attempt. `false` (or Infinity for both) keeps finished messages for ever.
+   */
+  retention?: RetentionOptions | false;
 }
 
 export interface AttemptEvent {
@@ -94,6 +102,12 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
   readonly #pollMs: number;
   readonly #recoverMs: number;
   readonly #catalogue: StatusCatalogue;
+  readonly #retention: ResolvedRetention | undefined;
+  #lastPurge = 0;
+  /** The purge running beside the loop, if one is (see #retain). */
+  #purging: Promise<void> | undefined;
+  /** Aborted by stop(): a purge of a large backlog ends at its next page, not when it is done. */
+  readonly #stopPurge = new AbortController();
   readonly #handOffLimit: number;
   /** Claims wait until this many slots are free (see #loop). */
   readonly #refillAt: number;
@@ -131,6 +145,7 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     this.#pollMs = options.pollIntervalMs ?? 500;
     this.#recoverMs = options.recoverIntervalMs ?? 5000;
     this.#catalogue = options.catalogue ?? statusCatalogue;
+    this.#retention = resolveRetention(options.retention);
     this.#pool.on('error', () => undefined); // connection failures are recorded per message
   }
 
@@ -168,6 +183,7 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
   /** Stops claiming, lets attempts in flight finish, gives up the registration (and closes its own pool). */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#stopPurge.abort();
     this.#wake?.();
     await this.#running;
     await this.#shutdown();
@@ -186,6 +202,10 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       if (now - this.#lastRecover >= this.#recoverMs) {
         this.#lastRecover = now;
         await this.store.recover({ retryUnknown: this.#retryUnknown, schedule: this.#schedule }).catch((error) => this.#error(error));
+      }
+      if (this.#retention && !this.#purging && now - this.#lastPurge >= this.#retention.intervalMs) {
+        this.#lastPurge = now;
+        this.#purging = this.#retain(this.#retention).catch((error) => this.#error(error)).finally(() => (this.#purging = undefined));
       }
       const room = this.#concurrency - this.#inFlight.size;
       let claimed = 0;
@@ -214,6 +234,16 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       await this.#sleep(claimed === 0 && this.#inFlight.size === 0 ? await this.#idleDelay() : this.#pollMs);
     }
     await Promise.all(this.#inFlight);
+    await this.#purging;
+  }
+
+  /**
+   * Purges what the retention no longer keeps, when this worker gets the queue's turn: not awaited by
+   * the loop (claims and attempts go on meanwhile), one at a time per worker, awaited before it stops.
+   */
+  async #retain(retention: ResolvedRetention): Promise<void> {
+    if (!(await this.store.takePurgeTurn(retention.intervalMs))) return;
+    await this.store.purge({ ...retentionCutoffs(retention, Date.now()), signal: this.#stopPurge.signal });
   }
 
   async #idleDelay(): Promise<number> {

@@ -1,4 +1,4 @@
-// `smtplib queue list|show|flush|hold|release|retry|delete|run`: the durable
+// `smtplib queue list|show|flush|hold|release|retry|delete|purge|run`: the durable
 // outbound queue (smtplib-queue) from the command line, and the helpers that
 // let `send` and `sendmail` accept a message into the spool instead of
 // sending it (`--queue-dir DIR`, env SMTPLIB_QUEUE_DIR, account key queue_dir).
@@ -7,7 +7,7 @@
 // --server/--account as for `send`, else the config file's default account.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { chooseAccount, loadConfig, type Account } from '../config.js';
+import { chooseAccount, loadConfig, parseDuration, type Account } from '../config.js';
 import { dkimOption, type ServerSpec } from '../connection.js';
 import { formatReply } from '../deliver.js';
 import { CliError, EX } from '../exit-codes.js';
@@ -155,6 +155,7 @@ export interface RunnerCliOptions extends QueueCliOptions, Partial<SendCliOption
   maxBackoff?: string;
   maxAge?: string;
   watch?: boolean;
+  olderThan?: string;
 }
 
 /** SMTPPool options from the same server options `send` takes. */
@@ -206,7 +207,20 @@ async function workerOptions(o: RunnerCliOptions, account: Account | undefined):
     ...(o.maxAge !== undefined ? { maxAgeMs: seconds(o.maxAge, '--max-age') } : {}),
   };
   const concurrency = count(o.concurrency, '--concurrency');
-  return { smtp, schedule, ...(concurrency ? { concurrency } : {}), ...(o.retryUnknown ? { retryUnknown: true } : {}) };
+  const keep = account?.queueRetentionMs;
+  // The account's queue_retention, for delivered and failed messages alike; else the queue's default (7 days).
+  const retention = keep === undefined ? {} : { retention: keep === Infinity ? false : { deliveredMs: keep, failedMs: keep } };
+  return { smtp, schedule, ...(concurrency ? { concurrency } : {}), ...(o.retryUnknown ? { retryUnknown: true } : {}), ...retention };
+}
+
+/** `queue purge`'s age: --older-than, else the account's queue_retention, else the queue's default retention (7 days). */
+function purgeAge(o: RunnerCliOptions, account: Account | undefined, defaultMs: number): number {
+  if (o.olderThan !== undefined) {
+    const ms = parseDuration(o.olderThan);
+    if (ms === undefined || ms === Infinity) throw new CliError(`--older-than: "${o.olderThan}" should be a duration: 30d, 12h, 90m, 3600s (a bare number is seconds), 0 for every finished message`, EX.USAGE);
+    return ms;
+  }
+  return account?.queueRetentionMs ?? defaultMs;
 }
 
 function accountFor(o: RunnerCliOptions): Account | undefined {
@@ -225,11 +239,13 @@ const STATES: readonly QueueState[] = ['queued', 'active', 'deferred', 'delivere
 export async function runQueueCommand(command: string, ids: string[], o: RunnerCliOptions & { state?: string; search?: string; limit?: string }): Promise<number> {
   const needsAccount = command === 'run' || command === 'flush';
   let account: Account | undefined;
-  if (needsAccount || !o.queueDir) {
+  // purge reads the account's queue_retention even with --queue-dir.
+  if (needsAccount || command === 'purge' || !o.queueDir) {
     try {
       account = accountFor(o);
     } catch (error) {
-      if (needsAccount) throw error;
+      // purge too: its default age may come from the config file, which must then be readable.
+      if (needsAccount || command === 'purge') throw error;
     }
   }
   const queue = await openQueue(queueDirFrom(o.queueDir, account));
@@ -287,6 +303,22 @@ export async function runQueueCommand(command: string, ids: string[], o: RunnerC
         const { ids: flushed, stats } = await queue.flush(options as never);
         if (o.json) out(JSON.stringify({ attempted: flushed, ...stats, ms: Date.now() - started }, null, 2));
         else out(`flushed ${flushed.length} message(s) in ${Date.now() - started} ms: ${stats.delivered} delivered, ${stats.deferred} deferred, ${stats.bounced} bounced, ${stats.unknown} unknown`);
+        return EX.OK;
+      }
+      case 'purge': {
+        const { DEFAULT_RETENTION_MS } = await loadQueue();
+        const ageMs = purgeAge(o, account, DEFAULT_RETENTION_MS);
+        if (ageMs === Infinity) {
+          // queue_retention forever: nothing is old enough.
+          if (o.json) out(JSON.stringify({ purged: 0, olderThanMs: null, finishedBefore: null }, null, 2));
+          else out('purged nothing: queue_retention is forever (give --older-than to purge anyway)');
+          return EX.OK;
+        }
+        const finishedBefore = Date.now() - ageMs;
+        const started = Date.now();
+        const purged = await queue.purge({ finishedBefore });
+        if (o.json) out(JSON.stringify({ purged, olderThanMs: ageMs, finishedBefore: new Date(finishedBefore).toISOString(), ms: Date.now() - started }, null, 2));
+        else out(`purged ${purged} finished message(s) (delivered, bounced, unknown) that finished before ${new Date(finishedBefore).toISOString()} (older than ${age(ageMs)}) in ${Date.now() - started} ms`);
         return EX.OK;
       }
       case 'run':
@@ -356,7 +388,7 @@ function restingOf(message: { recipients: { state: string }[] }): string {
 export function registerQueueCommands(program: Command): void {
   const queue = program
     .command('queue')
-    .description('The durable outbound queue (a spool directory): list, show, hold, release, retry, delete, flush, run.')
+    .description('The durable outbound queue (a spool directory): list, show, hold, release, retry, delete, purge, flush, run.')
     .addHelpText('after', `
 Every subcommand takes --queue-dir DIR (or env SMTPLIB_QUEUE_DIR, or "queue_dir DIR"
 in the config file's account). \`send\` and \`sendmail\` with a queue directory accept
@@ -366,7 +398,12 @@ Examples:
   smtplib sendmail --queue-dir ~/.mailq -t < note.eml
   smtplib queue list --queue-dir ~/.mailq
   smtplib queue run --queue-dir ~/.mailq --account work --watch
-  smtplib queue flush --queue-dir ~/.mailq --server relay.example.com:587 -u alice --password-env PASS`);
+  smtplib queue flush --queue-dir ~/.mailq --server relay.example.com:587 -u alice --password-env PASS
+  smtplib queue purge --queue-dir ~/.mailq --older-than 1d
+
+Finished messages (delivered, bounced, unknown) are kept for 7 days, then \`queue run\`
+removes them (record, body, idempotency key); "queue_retention DURATION|forever" in the
+account changes that, and \`queue purge\` removes them now.`);
   const common = (c: Command): Command => c.option('--queue-dir <dir>', 'the spool directory (default: $SMTPLIB_QUEUE_DIR, or the account\'s queue_dir)').option('--json', 'print JSON');
   const server = (c: Command): Command =>
     c
@@ -407,6 +444,12 @@ Examples:
       process.exitCode = await runQueueCommand(name, ids, opts);
     });
   }
+  common(queue.command('purge').description('Remove finished messages (delivered, bounced, unknown) older than the retention: record, body, idempotency key. Never a pending or held one.'))
+    .option('--older-than <duration>', 'finished before this long ago: 30d, 12h, 90m, 3600s (a bare number is seconds; 0: every finished message). Default: the account\'s queue_retention, else 7d')
+    .option('--account <name>', 'take queue_dir and queue_retention from this account of the config file')
+    .action(async (opts) => {
+      process.exitCode = await runQueueCommand('purge', [], opts);
+    });
   server(common(queue.command('flush').description('Attempt every queued and deferred message now; returns when those attempts have ended.')))
     .action(async (opts) => {
       process.exitCode = await runQueueCommand('flush', [], opts);

@@ -52,6 +52,10 @@ import {
   type TransitionEvent,
 } from '../types.js';
 import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, renameName, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+// Retention (purge, takePurgeTurn: see '--- retention' below).
+import { opendir } from 'node:fs/promises';
+import { idCreatedAt } from '../ids.js';
+import { isPurgeable, latestCutoff, purgeCutoffs, type FinishedState, type PurgeOptions } from '../retention.js';
 
 // Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
 // together share one file and one fsync, linked under each message's name). A version 2 spool is a
@@ -97,6 +101,8 @@ const SPARES_MAX = 2;
  * every open() removes tmp/ files older than 10 minutes (#cleanTmp), so none is removed while in use.
  */
 const SPARE_MS = 300_000;
+/** done/ names read (and messages taken) per step of a purge: its memory is this many names, whatever done/ holds. */
+const PURGE_PAGE = 256;
 
 export interface SpoolStoreOptions {
   /** A heartbeat older than this marks a worker on another host as dead. Default 60 000 ms. */
@@ -990,6 +996,111 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     for (let n = taken.message.attempts + 1; n >= 1 && n >= taken.message.attempts - 1; n--) await unlinkIfPresent(this.#p('commit', `${id}@${n}`));
     this.#emit({ id, from: before, to: 'deleted' });
     return true;
+  }
+
+  // --- retention -----------------------------------------------------------------
+
+  /**
+   * Removes finished messages that finished before the cutoff (see QueueStore.purge). done/ is read
+   * as a stream (opendir), PURGE_PAGE names at a time, never listed whole. A name whose id was created
+   * at or after its state's cutoff is passed over unread (ids start with their creation time, and a
+   * message finishes after it is created); the others are taken one by one by rename into this
+   * store's control worker's claim directory (only one process wins a rename: a racing purge, retry
+   * or delete), read, and either removed (isPurgeable: idempotency key, body, marks, record) or put
+   * back under the same name. A purge that dies midway leaves a claimed copy, which recovery puts back
+   * in done/ (its body maybe gone already): the next purge removes it.
+   */
+  async purge(options: PurgeOptions): Promise<number> {
+    this.#assertOpen();
+    const cutoffs = purgeCutoffs(options);
+    if (latestCutoff(cutoffs) === undefined) return 0;
+    let purged = 0;
+    let page: { name: string; id: string }[] = [];
+    for await (const entry of await opendir(this.#p('done'), { bufferSize: PURGE_PAGE })) {
+      const match = DONE_NAME.exec(entry.name);
+      if (!match) continue;
+      const cutoff = cutoffs[match[1] as FinishedState];
+      const created = idCreatedAt(match[2]!);
+      if (cutoff === undefined || created === undefined || created >= cutoff) continue;
+      page.push({ name: entry.name, id: match[2]! });
+      if (page.length >= PURGE_PAGE) {
+        if (options.signal?.aborted) return purged;
+        purged += await this.#purgePage(page, cutoffs);
+        page = [];
+      }
+    }
+    if (page.length > 0 && !options.signal?.aborted) purged += await this.#purgePage(page, cutoffs);
+    return purged;
+  }
+
+  async #purgePage(page: readonly { name: string; id: string }[], cutoffs: ReturnType<typeof purgeCutoffs>): Promise<number> {
+    const holder = await this.#controlWorker();
+    let purged = 0;
+    for (const { name, id } of page) {
+      const done = this.#p('done', name);
+      const claimed = this.#p('active', holder, `${id}.json`);
+      if (!moveIfPresent(done, claimed)) continue; // gone, or another process took it first
+      let message: StoredMessage | undefined;
+      try {
+        message = await this.#read(claimed);
+      } catch {
+        message = undefined; // unreadable: left as it was, for an operator to look at
+      }
+      if (!message || !isPurgeable(message, cutoffs)) {
+        moveIfPresent(claimed, done);
+        continue;
+      }
+      // The key first: while the record is still there, an enqueue with this key gets this id (as
+      // before the purge), never a key that points at nothing while another enqueue reuses it.
+      if (message.idempotencyKey !== undefined) await this.#releaseKey(message.idempotencyKey, id);
+      await unlinkIfPresent(this.#p('data', id));
+      for (let n = message.attempts + 1; n >= 1 && n >= message.attempts - 1; n--) removeName(this.#p('commit', `${id}@${n}`));
+      removeName(claimed);
+      this.#emit({ id, from: restingState(message), to: 'deleted' });
+      purged++;
+    }
+    return purged;
+  }
+
+  /** Removes idem/<sha256 of key> if it still names message `id` (a key can have been reused since). */
+  async #releaseKey(key: string, id: string): Promise<void> {
+    const path = this.#p('idem', createHash('sha256').update(key).digest('hex')); // #claimKey's name for the key
+    let named: string;
+    try {
+      named = (await readFile(path, 'utf8')).trim();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    if (named === id) await unlinkIfPresent(path);
+  }
+
+  /**
+   * The queue-wide purge turn: the file purge-turn, made by link() (one process wins), taken over
+   * once older than `everyMs` - by rename to a name of this store's own (one process wins that too),
+   * and given back by link() if what it took turns out to be fresh (another process took the turn
+   * between the look and the rename).
+   */
+  async takePurgeTurn(everyMs: number): Promise<boolean> {
+    this.#assertOpen();
+    const turn = this.#p('purge-turn');
+    const mine = this.#p('tmp', `${this.#tmpPrefix}.turn`);
+    const taken = this.#p('tmp', `${this.#tmpPrefix}.taken`);
+    await writeFile(mine, `${process.pid}\n`);
+    try {
+      if (linkIfAbsent(mine, turn)) return true;
+      const info = await stat(turn).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs < everyMs) return false;
+      if (!moveIfPresent(turn, taken)) return linkIfAbsent(mine, turn);
+      if (Date.now() - (await stat(taken)).mtimeMs < everyMs) {
+        linkIfAbsent(taken, turn);
+        return false;
+      }
+      return linkIfAbsent(mine, turn);
+    } finally {
+      await unlinkIfPresent(mine);
+      await unlinkIfPresent(taken);
+    }
   }
 
   // --- recovery ------------------------------------------------------------------
