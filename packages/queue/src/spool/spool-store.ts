@@ -51,7 +51,8 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, renameName, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
 // Retention (purge, takePurgeTurn: see '--- retention' below).
 import { opendir } from 'node:fs/promises';
 import { idCreatedAt } from '../ids.js';
@@ -62,24 +63,27 @@ import { isPurgeable, latestCutoff, purgeCutoffs, type FinishedState, type Purge
 // valid version 3 spool (every file holds one record) and is upgraded on open.
 const FORMAT = { format: 'smtplib-queue spool', version: 3 };
 const UPGRADABLE = [2];
-const QUEUE_NAME = /^(\d{13})-(\d{2})-([qd])-([0-9a-z]+)\.json$/;
 const DONE_NAME = /^(delivered|bounced|unknown)-([0-9a-z]+)\.json$/;
 const DONE_STATES = ['delivered', 'bounced', 'unknown'] as const;
 /**
- * A listing of queue/ serves the claims that follow for this long at most (a message another
- * process puts in queue/ is seen by the next listing; a worker with nothing to do looks every
- * pollIntervalMs anyway), and holds this many names at most.
+ * A listing of queue/ (see #listDue) serves the claims that follow while it holds names, for
+ * LISTING_MS or LISTING_SHARE times what it cost to make, whichever is longer: with a short queue a
+ * message another process puts in queue/ (at any priority) is seen within LISTING_MS; with a long one
+ * the listing (a pass over all of queue/) takes at most about 1/LISTING_SHARE of a worker's main
+ * thread, and such a message may wait that much longer (a worker with nothing to do looks every
+ * pollIntervalMs anyway; what this process queues is merged at once: see #queued).
  */
 const LISTING_MS = 250;
-const LISTED_MAX = 2048;
+const LISTING_SHARE = 20;
 /**
- * Claim stripes (see stripeOrder): names of another worker's stripe are taken in order by this one
- * too once more than this many of them wait ahead of its own (that worker is slow, gone or not yet
- * recovered). About 3 standard deviations of the random mix in a full listing (2,048 names, 4 workers).
+ * A listing holds the first LISTED_MAX due names in claim order, or 1/LISTED_PART of the due names,
+ * whichever is more, up to LISTED_CAP: each listing then serves a number of claims that grows with the
+ * queue, so the pass over queue/ per message claimed stays about the same from a thousand messages
+ * waiting to LISTED_CAP x LISTED_PART (about 500,000); beyond that it grows again, slowly. Memory: about
+ * 150 bytes a name (name and claim key), so 5 MB at the cap, twice that while a listing is made.
  */
-const STRIPE_LAG = 256;
-/** A control worker (operator commands, recovery) claims nothing from queue/: no stripe of its own. */
-const CONTROL_SUFFIX = '-ctl';
+const LISTED_PART = 16;
+const LISTED_CAP = 32_768;
 /**
  * Outcome group commit (see #scheduleOutcomes): while outcomes keep coming (the last batch held more
  * than one), a batch gathers for up to OUTCOME_GATHER_MS after its first outcome, or until it holds
@@ -118,11 +122,15 @@ interface Located {
 /** An end-of-data mark asked for (see markCommitting): the mark's name and the claim it is a second name of. */
 interface Mark { path: string; claim: string; worker: string; resolve(): void; reject(error: unknown): void }
 
-/** A worker's listing of queue/: due names in the order it claims them, the next one to try, when it was made. */
+/**
+ * A worker's listing of queue/: due names in the order it claims them, the next one to try, when it
+ * was made, and how long it serves (LISTING_MS, or longer if it was costly: see LISTING_SHARE).
+ */
 interface Listing {
   names: string[];
   next: number;
   at: number;
+  serves: number;
 }
 
 interface WorkerFile {
@@ -165,9 +173,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #spares: { path: string; at: number }[] = [];
   /** Bodies read with their claims (see #readClaimed), until the attempt takes them. */
   readonly #bodies = new Map<string, Buffer>();
-  /** queue/'s due names in claim order, from the last listing, and the next one to try (see #listDue). */
   /** Each worker's listing of queue/ (see #listDue). */
   readonly #listings = new Map<string, Listing>();
+  /** Names this process put in queue/ while a listing was being made, one array per listing under way (see #queued). */
+  readonly #listingsUnderWay = new Set<string[]>();
+  /** How many names the next listing holds (see LISTED_PART), from how many the last one found due. */
+  #listSize = LISTED_MAX;
   /** Ids whose new copy is in place while their claimed copy is not yet removed (see #place). */
   readonly #placing = new Set<string>();
   #closed = false;
@@ -246,7 +257,6 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   /** `event` is the caller's own new object: `at` is set on it (a spread copy with one more property cost V8 ~2.5 us, twice per message). */
   #emit(event: Omit<TransitionEvent, 'at'>): void {
-    if (event.to === 'queued' || event.to === 'deferred') this.#listings.clear(); // queue/ changed: list it again
     const full = event as TransitionEvent;
     full.at = Date.now();
     this.emit('transition', full);
@@ -300,8 +310,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     await rename(dataTmp, this.#p('data', id));
     // The body is durable before the message becomes visible in queue/.
     await this.#syncer.sync(this.#p('data'));
-    await createMarker(this.#p('queue', queueName(stored)));
+    const name = queueName(stored);
+    await createMarker(this.#p('queue', name));
     await Promise.all([this.#syncer.sync(this.#p('queue')), options.idempotencyKey !== undefined ? this.#syncer.sync(this.#p('idem')) : undefined]);
+    this.#queued(name);
     this.#emit({ id, from: 'new', to: 'queued' });
     return { id, created: true };
   }
@@ -348,11 +360,22 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     return readdir(this.#p('active'));
   }
 
+  /** Message `id`'s name in queue/, if it is there: a scan that stops once found, holding no list of names. */
+  async #queuedName(id: string): Promise<string | undefined> {
+    const suffix = `-${id}.json`;
+    let found: string | undefined;
+    await scanDir(this.#p('queue'), (name) => {
+      if (!name.endsWith(suffix) || !QUEUE_NAME.test(name)) return false;
+      found = name;
+      return true;
+    });
+    return found;
+  }
+
   /** Finds a message's current file; looks again if it moved while being looked for. */
   async #locate(id: string): Promise<Located | undefined> {
     for (let round = 0; round < 3; round++) {
-      const suffix = `-${id}.json`;
-      const queued = (await readdir(this.#p('queue'))).find((name) => name.endsWith(suffix) && QUEUE_NAME.test(name));
+      const queued = await this.#queuedName(id);
       if (queued) return { where: 'queue', path: this.#p('queue', queued) };
       for (const worker of await this.#activeDirs()) {
         const path = this.#p('active', worker, `${id}.json`);
@@ -370,7 +393,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         const path = this.#p('active', worker, `${id}.json`);
         if (exists(path)) return { where: 'active', path, worker };
       }
-      const requeued = (await readdir(this.#p('queue'))).find((name) => name.endsWith(suffix) && QUEUE_NAME.test(name));
+      const requeued = await this.#queuedName(id);
       if (requeued) return { where: 'queue', path: this.#p('queue', requeued) };
     }
     return undefined;
@@ -532,12 +555,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   async nextDueAt(): Promise<number | undefined> {
-    let next: number | undefined;
-    for (const name of await this.#queueNames()) {
-      const due = Number(QUEUE_NAME.exec(name)![1]);
-      if (next === undefined || due < next) next = due;
-    }
-    return next;
+    let next: string | undefined;
+    await scanDir(this.#p('queue'), (name) => {
+      // The name starts with its due time, 13 digits: the smallest name is the earliest due.
+      if ((next === undefined || name < next) && QUEUE_NAME.test(name)) next = name;
+    });
+    return next === undefined ? undefined : Number(next.slice(0, 13));
   }
 
   // --- workers -------------------------------------------------------------------
@@ -623,7 +646,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const won: StoredMessage[] = [];
     let listing = this.#listings.get(worker);
     let listed = false;
-    if (!listing || listing.next >= listing.names.length || Date.now() - listing.at > LISTING_MS) {
+    if (!listing || listing.next >= listing.names.length || Date.now() - listing.at > listing.serves) {
       listing = await this.#listDue(worker);
       listed = true;
     }
@@ -643,25 +666,52 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   /**
-   * Lists queue/'s due names in the order `worker` claims them, for this and its next claims (up to
-   * LISTED_MAX, for LISTING_MS at most, and until a message enters queue/ through this store): a
-   * claim then costs its renames, not a readdir and a sort of the whole queue (which, with
-   * thousands of messages waiting, was most of a claim's CPU). Names, not parsed objects: due is a
-   * string comparison (the name starts with the 13-digit due time). With several workers the
-   * listing is the worker's stripe first (stripeOrder).
+   * Lists queue/'s due names in the order `worker` claims them, for this and its next claims (the
+   * first #listSize in claim order; for LISTING_MS, or LISTING_SHARE times what it cost; until other
+   * workers have taken its names): a claim then costs its renames, not a pass over the whole queue.
+   * queue/ is read a chunk at a time (scanDir) and only the first names in claim order are kept
+   * (DueSelection): its CPU grows with the queue's length N as N log(#listSize), its memory not at
+   * all (a readdir() and a sort of every name held them all: at a million names, about a second and
+   * 60 MB per listing per worker). Names, not parsed objects: due is a string comparison. With several
+   * workers the listing is the worker's stripe first (stripeOrder).
    */
   async #listDue(worker: string): Promise<Listing> {
     const now = Date.now();
-    // Both directories read side by side; awaited one by one rather than destructured from
-    // Promise.all (whose result V8's optimized code checked by map and deoptimized on).
-    const queued = readdir(this.#p('queue'));
     const registered = readdir(this.#p('workers'));
-    registered.catch(() => undefined); // awaited below; not an unhandled rejection when queue/'s read throws first
-    const names = await queued;
+    registered.catch(() => undefined); // awaited below; not an unhandled rejection when queue/'s scan throws first
+    const selection = new DueSelection(this.#listSize, now);
+    const queuedMeanwhile: string[] = [];
+    this.#listingsUnderWay.add(queuedMeanwhile);
+    let scan: { ms: number };
+    try {
+      scan = await scanDir(this.#p('queue'), (name) => selection.add(name));
+    } finally {
+      this.#listingsUnderWay.delete(queuedMeanwhile);
+    }
     const workers = await registered;
-    const listing: Listing = { names: listingOrder(names, workers, worker, now), next: 0, at: now };
+    const start = performance.now();
+    const names = listingOrder(selection.names(), workers, worker);
+    // A name this process queued during the scan may have been read or not: merged (a name twice
+    // in a listing costs a failed rename).
+    for (const name of queuedMeanwhile) names.splice(mergeAt(names, 0, name), 0, name);
+    const cost = scan.ms + performance.now() - start;
+    this.#listSize = Math.min(LISTED_CAP, Math.max(LISTED_MAX, Math.ceil(selection.due / LISTED_PART)));
+    const listing: Listing = { names, next: 0, at: now, serves: Math.max(LISTING_MS, LISTING_SHARE * cost) };
     this.#listings.set(worker, listing);
     return listing;
+  }
+
+  /**
+   * A name this process just put in queue/ (an enqueue, an outcome that defers, a message given back
+   * or released): when it is due, merged into every listing of this process's workers in claim order
+   * (mergeAt), so it is claimed without waiting for the next listing (it used to throw every listing
+   * away: a worker that also deferred listed the whole queue for nearly every claim). One not yet due
+   * is seen by a listing made once it is.
+   */
+  #queued(name: string): void {
+    if (Number(name.slice(0, 13)) > Date.now()) return;
+    for (const listing of this.#listings.values()) listing.names.splice(mergeAt(listing.names, listing.next, name), 0, name);
+    for (const meanwhile of this.#listingsUnderWay) meanwhile.push(name);
   }
 
   /**
@@ -827,7 +877,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#bodies.delete(id);
     const message = await this.#read(from);
     if (!message) return;
-    await rename(from, this.#p('queue', queueName(message)));
+    const name = queueName(message);
+    await rename(from, this.#p('queue', name));
+    this.#queued(name);
     this.#emit({ id, from: 'active', to: restingState(message) });
   }
 
@@ -888,6 +940,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     } finally {
       for (const { message } of items) this.#placing.delete(message.id);
     }
+    // Claimable by this process's workers once the claimed copies are gone (#placing), not before.
+    for (const place of places) if (place.dir === 'queue') this.#queued(place.name);
     return places.map((p) => p.state);
   }
 
@@ -1174,8 +1228,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   async #locateExcept(id: string, worker: string): Promise<boolean> {
-    const suffix = `-${id}.json`;
-    if ((await readdir(this.#p('queue'))).some((name) => name.endsWith(suffix))) return true;
+    if ((await this.#queuedName(id)) !== undefined) return true;
     if (exists(this.#p('hold', `${id}.json`))) return true;
     for (const state of DONE_STATES) if (exists(this.#p('done', `${state}-${id}.json`))) return true;
     for (const other of await this.#activeDirs()) {
@@ -1236,101 +1289,6 @@ function recordIn(text: string, id: string, path: string): StoredMessage {
     if (record.id === id) return record;
   }
   throw new QueueError('ERR_QUEUE_STORE', `${path} holds no record of message ${id}`, { messageId: id });
-}
-
-/**
- * A queue/ name (`<due, 13 digits>-<priority + 10, 2 digits>-<q|d>-<id>.json`) prefixed so that plain
- * string order is claim order: highest priority first (99 - its two digits), then the earliest due,
- * then the id; then a space and the name itself (nameOfClaimKey). Sorted with sort()'s own string
- * comparison, not a JavaScript comparator (which runs unoptimized at a worker's first listings): the
- * first listing of 4,000 names took 8 to 14 ms of a worker process instead of 11 to 42 (4 worker
- * processes of bench/suites/queue.js, load about 5, timed in the process).
- */
-function claimKey(name: string): string {
-  const inverse = 99 - ((name.charCodeAt(14) - 48) * 10 + name.charCodeAt(15) - 48);
-  return `${inverse < 10 ? '0' : ''}${inverse}${name.slice(0, 13)}${queueNameId(name)} ${name}`;
-}
-
-function nameOfClaimKey(key: string): string {
-  return key.slice(key.indexOf(' ') + 1);
-}
-
-/**
- * queue/'s names due at `now`, in the order `worker` claims them (claimKey; with several workers its
- * stripe first, stripeOrder), at most LISTED_MAX. A plain function apart from the async #listDue, and
- * its arrays built by push: #listDue with this inlined, and stripeOrder, were a worker's largest
- * TurboFan compiles (a fifth to a third of a worker process's compile time), each compiled three
- * times, their optimized code thrown away on "wrong map" of the array map() returned, in the warm
- * window too (bench/suites/queue/compiles.mjs).
- */
-function listingOrder(names: readonly string[], workers: readonly string[], worker: string, now: number): string[] {
-  const keys = dueKeys(names, String(now + 1).padStart(13, '0'));
-  keys.sort(); // claim order (claimKey)
-  const sorted: string[] = [];
-  for (let i = 0; i < keys.length && i < LISTED_MAX; i++) sorted.push(nameOfClaimKey(keys[i]!));
-  // The workers that claim (control workers do not), in one order every process sees alike.
-  const claimers: string[] = [];
-  for (let i = 0; i < workers.length; i++) {
-    const name = workers[i]!;
-    if (name.endsWith('.json') && !name.endsWith(`${CONTROL_SUFFIX}.json`)) claimers.push(name);
-  }
-  claimers.sort();
-  const rank = claimers.indexOf(`${worker}.json`);
-  return rank >= 0 && claimers.length > 1 && sorted.length > 0 ? stripeOrder(sorted, claimers.length, rank) : sorted;
-}
-
-/**
- * The claim keys (claimKey) of the queue/ names due before `dueBefore`. Its own function: the loop
- * over the whole of queue/ is what V8 optimizes first (on-stack), and compiled inside listingOrder it
- * took stripeOrder along before that had ever run, to be thrown away when it did ("insufficient type
- * feedback").
- */
-function dueKeys(names: readonly string[], dueBefore: string): string[] {
-  const keys: string[] = [];
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
-    if (name < dueBefore && QUEUE_NAME.test(name)) keys.push(claimKey(name));
-  }
-  return keys;
-}
-
-/**
- * Claim stripes: workers claiming from one queue/ would all try the same names in the same order,
- * and all but one rename of each name fail (4 worker processes, 4,000 messages: 2.4 failed renames
- * per message claimed, each an exception). So each message belongs to one worker's stripe (its id's
- * last two characters, which are random, modulo the number of claiming workers), and within each
- * priority a worker's listing has its own stripe's names first, then the others' (taken once its
- * own run out: work stealing). Priorities stay strict: all of one priority before any of a lower.
- * Other workers' names also come first where that worker falls behind (a slow worker, or one gone
- * and not yet recovered): every name of the priority up to the last point where more than
- * STRIPE_LAG of theirs wait before this worker's own. `sorted` is in claim order; so is each part.
- */
-function stripeOrder(sorted: readonly string[], workers: number, rank: number): string[] {
-  const mine = (name: string): boolean => (name.charCodeAt(name.length - 6) * 31 + name.charCodeAt(name.length - 7)) % workers === rank;
-  const out: string[] = [];
-  const theirs: string[] = [];
-  for (let start = 0; start < sorted.length; ) {
-    // One priority: names [start, end) (the priority is the name's characters 14 and 15).
-    let end = start + 1;
-    while (end < sorted.length && sorted[end]!.charCodeAt(14) === sorted[start]!.charCodeAt(14) && sorted[end]!.charCodeAt(15) === sorted[start]!.charCodeAt(15)) end++;
-    let behind = start; // names before this are taken in order, whoever's they are
-    let lag = 0; // others' names seen minus (workers - 1) x own names seen
-    for (let i = start; i < end; i++) {
-      if (mine(sorted[i]!)) lag -= workers - 1;
-      else if (++lag > STRIPE_LAG) behind = i + 1;
-    }
-    for (let i = start; i < behind; i++) out.push(sorted[i]!);
-    theirs.length = 0;
-    for (let i = behind; i < end; i++) (mine(sorted[i]!) ? out : theirs).push(sorted[i]!);
-    out.push(...theirs);
-    start = end;
-  }
-  return out;
-}
-
-/** The message id in a queue/ name (which QUEUE_NAME matched). */
-function queueNameId(name: string): string {
-  return name.slice(19, -5);
 }
 
 function claimLost(path: string): QueueError {
