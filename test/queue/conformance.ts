@@ -372,7 +372,8 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const { openStore } = (await import('./store-spec.mjs')) as { openStore(spec: string): Promise<QueueStore> };
       const other = { store: await openStore(made.spec) };
       try {
-        expect(await made.store.takePurgeTurn(300)).toBe(true);
+        // Two workers of one store asking at once: one turn.
+        expect((await Promise.all([made.store.takePurgeTurn(300), made.store.takePurgeTurn(300)])).filter(Boolean)).toHaveLength(1);
         expect(await made.store.takePurgeTurn(300)).toBe(false);
         expect(await other.store.takePurgeTurn(300)).toBe(false);
         await sleep(400);

@@ -1159,8 +1159,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async takePurgeTurn(everyMs: number): Promise<boolean> {
     this.#assertOpen();
     const turn = this.#p('purge-turn');
-    const mine = this.#p('tmp', `${this.#tmpPrefix}.turn`);
-    const taken = this.#p('tmp', `${this.#tmpPrefix}.taken`);
+    // Names of this call's own (two workers of one store may ask at once).
+    const call = (this.#tmpCount++).toString(36);
+    const mine = this.#p('tmp', `${this.#tmpPrefix}${call}.turn`);
+    const taken = this.#p('tmp', `${this.#tmpPrefix}${call}.taken`);
     await writeFile(mine, `${process.pid}\n`);
     try {
       if (linkIfAbsent(mine, turn)) return true;
