@@ -169,7 +169,8 @@ export class Transaction {
       if (ctx.longLines === 'reject' && overLongLine(source.bytes, { run: 0 })) throw lineTooLong();
       ahead = mode === 'data' && source.bytes.length > ENCODE_WINDOW ? measureContent(source.bytes) : encodeWhole(source.bytes, mode);
     }
-    if (ahead?.eightBit && !mail.body) eightBitBody(source, caps, mail);
+    // A stream is not read ahead; a file whose writer saw every byte may say (MessageFile.eightBit).
+    if ((ahead ? ahead.eightBit : source.kind === 'stream' && source.eightBit === true) && !mail.body) eightBitBody(source, caps, mail);
     if (request.requirements) applyRequirements(request.requirements, caps, mail);
     const utf8 = Boolean(mail.smtputf8);
     const fromPath = toPath(request.from, { smtputf8: utf8, role: 'sender' });

@@ -46,7 +46,10 @@ export function signBytes(source: BytesSource, signatures: readonly ResolvedSign
 /** A stream: read once now to sign (spooling a one-shot stream), sent from a second reading. */
 export async function signStream(source: StreamSource, signatures: readonly ResolvedSignature[], mode: EncoderMode): Promise<SignedStream> {
   try {
-    return source.reopen ? await twoPasses(source.chunks, source.reopen, signatures, mode) : await spooled(source.chunks, signatures, mode);
+    const signed = source.reopen ? await twoPasses(source.chunks, source.reopen, signatures, mode) : await spooled(source.chunks, signatures, mode);
+    // The signature fields are ASCII: what the message's bytes were known to hold still holds.
+    if (source.eightBit && signed.source.kind === 'stream') signed.source.eightBit = true;
+    return signed;
   } catch (error) {
     if (error instanceof SMTPException) throw error;
     throw new SMTPInvalidArgumentError(`DKIM: reading the message to sign it failed (${(error as Error).message}); nothing was sent`, {

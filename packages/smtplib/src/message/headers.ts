@@ -232,5 +232,5 @@ export async function splitMessage(source: MessageSource): Promise<SplitMessage>
     const split = await splitMessage({ kind: 'stream', chunks: reopen() });
     if (split.source.kind === 'stream') yield* split.source.chunks;
   } : undefined;
-  return { fields, source: { kind: 'stream', chunks: rest(), ...(again ? { reopen: again } : {}), ...(source.requirements ? { requirements: source.requirements } : {}) } };
+  return { fields, source: { kind: 'stream', chunks: rest(), ...(again ? { reopen: again } : {}), ...(source.requirements ? { requirements: source.requirements } : {}), ...(source.eightBit ? { eightBit: true } : {}) } };
 }

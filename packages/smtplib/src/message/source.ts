@@ -12,6 +12,19 @@ export type MessageInput = string | Uint8Array | Readable | AsyncIterable<Uint8A
 /** A message in a file, read while it is sent (and read twice when it is DKIM-signed). */
 export interface MessageFile {
   path: string;
+  /**
+   * The offset of the message's first byte: the bytes from `start` to the end
+   * of the file are sent (a file holding a record before the message, such
+   * as a queue's spool file). Default 0.
+   */
+  start?: number;
+  /**
+   * Whether those bytes hold one over 127, when whoever wrote the file knows
+   * (it saw every byte). A file is not scanned ahead of MAIL, so without this
+   * nothing is declared; with `true` BODY=8BITMIME is declared as for bytes in
+   * memory (when the server offers 8BITMIME).
+   */
+  eightBit?: boolean;
 }
 
 /**
@@ -47,6 +60,8 @@ export type MessageSource =
       requirements?: SmtpRequirements;
       /** The length in bytes when it is known before reading (a whole file), for SIZE= (RFC 1870). */
       size?: number;
+      /** Known before reading (MessageFile.eightBit): a byte over 127, decided like bytes in memory. */
+      eightBit?: boolean;
     };
 
 export function toMessageSource(message: MessageInput): MessageSource {
@@ -62,13 +77,16 @@ export function toMessageSource(message: MessageInput): MessageSource {
     return { kind: 'stream', chunks: asBuffers(message as AsyncIterable<Uint8Array | string>), ...(size !== undefined ? { size } : {}) };
   }
   if (message && typeof (message as MessageFile).path === 'string') {
-    const { path } = message as MessageFile;
+    const { path, start = 0, eightBit } = message as MessageFile;
+    if (!Number.isSafeInteger(start) || start < 0) throw new SMTPInvalidArgumentError(`{ path, start }: start must be a byte offset (an integer >= 0), not ${String(start)}`);
     // Lazy: the file is opened only when the body is pulled.
     const read = async function* (): AsyncIterable<Buffer> {
-      yield* asBuffers(createReadStream(path, { highWaterMark: 64 * 1024 }));
+      yield* asBuffers(createReadStream(path, { start, highWaterMark: 64 * 1024 }));
     };
-    const size = fileSize(path);
-    return { kind: 'stream', chunks: read(), reopen: read, ...(size !== undefined ? { size } : {}) };
+    const whole = fileSize(path);
+    if (whole !== undefined && start > whole) throw new SMTPInvalidArgumentError(`{ path, start }: start ${start} is past the end of ${path} (${whole} bytes)`);
+    const size = whole === undefined ? undefined : whole - start;
+    return { kind: 'stream', chunks: read(), reopen: read, ...(size !== undefined ? { size } : {}), ...(eightBit ? { eightBit } : {}) };
   }
   if (message && typeof (message as SerializableMessage).stream === 'function') {
     const serializable = message as SerializableMessage;
