@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MailQueue } from 'smtplib-queue';
+import { bodyBytes } from '../queue/body-bytes.js';
 import { startServer, type TestServer } from '../integration/helpers.js';
 
 const servers: TestServer[] = [];
@@ -89,7 +90,7 @@ describe('sendMessage(EmailMessage)', () => {
     try {
       const msg = message();
       const { id } = await queue.enqueueMessage(msg);
-      const stored = await queue.store.body(id);
+      const stored = await bodyBytes(await queue.store.body(id));
       expect(stored.toString()).not.toContain('hidden@example.com');
       await queue.flush({ smtp: { host: '127.0.0.1', port: s.port } });
       expect((await queue.wait(id, { timeoutMs: 10_000 })).state).toBe('delivered');

@@ -3,7 +3,7 @@
 export { MailQueue, type MailQueueOptions, type WaitOptions } from './queue.js';
 export { QueueWorker, type QueueWorkerOptions, type AttemptEvent, type WorkerStats, type QueueWorkerEvents } from './worker.js';
 export { SpoolStore, type SpoolStoreOptions } from './spool/spool-store.js';
-export type { QueueStore, Claim, EnqueueStreamInput } from './store.js';
+export type { QueueStore, Claim, EnqueueStreamInput, MessageBody } from './store.js';
 export { QueueError, type QueueErrorCode } from './errors.js';
 export { DEFAULT_SCHEDULE, resolveSchedule, retryDelay, type RetrySchedule, type ResolvedSchedule } from './schedule.js';
 export { applyAttempt, applyInterrupted, pendingRecipients, restingState, view, type AttemptRecord, type RecipientDecision } from './record.js';

@@ -3,6 +3,7 @@
 // Every store passes the same conformance suite (test/queue/conformance.ts).
 
 import type { EventEmitter } from 'node:events';
+import type { MessageFile } from 'smtplib';
 import type { PurgeOptions } from './retention.js';
 import type { RetrySchedule } from './schedule.js';
 import type { EnqueueInput, EnqueueOptions, EnqueueResult, ListFilter, QueueEvents, QueueMessage, QueueStats, StoredMessage } from './types.js';
@@ -11,6 +12,14 @@ import type { EnqueueInput, EnqueueOptions, EnqueueResult, ListFilter, QueueEven
 export interface EnqueueStreamInput extends Omit<EnqueueInput, 'message'> {
   message: AsyncIterable<Uint8Array>;
 }
+
+/**
+ * A message's bytes for an attempt, as the worker hands them to the pool: in
+ * memory (a small message, or a store whose values are whole anyway), or a
+ * file the pool reads while it sends and reads again for each retry (it must
+ * exist until the attempt's outcome is recorded).
+ */
+export type MessageBody = Buffer | MessageFile;
 
 /** A message a worker now owns, until it calls finish() or unclaim(). */
 export interface Claim {
@@ -71,7 +80,7 @@ export interface QueueStore extends EventEmitter<QueueEvents> {
   unregisterWorker(worker: string): Promise<void>;
   /** Claims up to `limit` due messages, highest priority first; no two workers ever claim the same message. */
   claim(worker: string, limit: number): Promise<Claim[]>;
-  body(id: string): Promise<Buffer>;
+  body(id: string): Promise<MessageBody>;
   /** Records that attempt `attempt` of message `id` is about to write its end of data (batched: one round trip per group of calls). */
   markCommitting(worker: string, id: string, attempt: number): Promise<void>;
   /** Stores the message after an attempt and gives up the claim. */

@@ -55,6 +55,11 @@ export interface StoredMessage {
   mailOptions?: unknown;
   rcptOptions?: unknown;
   size: number;
+  /**
+   * Whether the body has a byte over 127, recorded by the spool at enqueue for a body it gives the pool as
+   * a file (past 256 KiB): the core cannot scan a file ahead of MAIL to declare BODY=8BITMIME.
+   */
+  eightBit?: boolean;
   /** ms since the epoch */
   createdAt: number;
   notBefore: number;

@@ -23,7 +23,7 @@ import { applyAttempt, applyInterrupted, pendingRecipients, restingState, type A
 import { fromError, fromResult } from './outcome.js';
 import { resolveSchedule, type ResolvedSchedule, type RetrySchedule } from './schedule.js';
 import { resolveRetention, retentionCutoffs, type ResolvedRetention, type RetentionOptions } from './retention.js';
-import type { Claim, QueueStore } from './store.js';
+import type { Claim, MessageBody, QueueStore } from './store.js';
 import { QueueError } from './errors.js';
 import type { StoredMessage } from './types.js';
 
@@ -294,7 +294,7 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     const attempt = message.attempts + 1;
     const id = message.id;
     let record: AttemptRecord;
-    let body: Buffer;
+    let body: MessageBody; // in memory or a re-readable file: the pool takes either as it is
     await this.#handOff();
     try {
       try {

@@ -51,7 +51,8 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readBytes, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, type SpooledBody } from './body-file.js';
+import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
 // Retention (purge, takePurgeTurn: see '--- retention' below).
 import { opendir } from 'node:fs/promises';
@@ -176,8 +177,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    * costs about 200 us of CPU (recently_deleted() walks the inode bitmap).
    */
   readonly #spares: { path: string; at: number }[] = [];
-  /** Bodies read with their claims (see #readClaimed), until the attempt takes them. */
-  readonly #bodies = new Map<string, Buffer>();
+  /** Bodies read with their claims (see #readClaimed), until the attempt takes them: small ones in memory, larger ones as their file. */
+  readonly #bodies = new Map<string, SpooledBody>();
   /** Each worker's listing of queue/ (see #listDue). */
   readonly #listings = new Map<string, Listing>();
   /** Names this process put in queue/ while a listing was being made, one array per listing under way (see #queued). */
@@ -272,6 +273,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async enqueue(input: EnqueueInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     this.#assertOpen();
     const { record: stored, body } = newRecord(input, options, Date.now());
+    // A body the pool will read from the file: what the core would have found scanning it in memory (body-file.ts).
+    if (body.length > BODY_IN_MEMORY_MAX) stored.eightBit = hasEightBit(body);
     // One file, one fsync: the record's first version and the body. The entry
     // in queue/ is an empty file (its name says all a claim needs to find it):
     // durable by the directory's fsync alone, with no content to lose.
@@ -283,8 +286,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   /**
    * enqueue() for a message read from a stream: written to tmp/ as it arrives
    * (never held whole), then fsynced and published like any other. The record
-   * line is written first with room for the size (spaces, which JSON allows)
-   * and the size is written over them once the stream has ended.
+   * line is written first with room for the size and eightBit (spaces, which
+   * JSON allows), written over them once the stream has ended.
    */
   async enqueueStream(input: EnqueueStreamInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     this.#assertOpen();
@@ -292,14 +295,15 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const { size, ...rest } = stored;
     void size;
     const before = Buffer.from(JSON.stringify(rest).slice(0, -1) + ',"size":', 'utf8');
-    const room = 16; // digits of Number.MAX_SAFE_INTEGER
+    const room = 16 + ',"eightBit":false'.length; // digits of Number.MAX_SAFE_INTEGER, then the flag
     const head = Buffer.concat([before, Buffer.from(' '.repeat(room) + '}\n', 'utf8')]);
     const dataTmp = this.#p('tmp', `${stored.id}.eml`);
-    const length = await writeDurableStream(dataTmp, head, input.message, (bodyLength) => {
+    const seen = { eightBit: false };
+    const length = await writeDurableStream(dataTmp, head, noteEightBit(input.message, seen), (bodyLength) => {
       if (bodyLength === 0) throw emptyMessage();
-      return { position: before.length, bytes: Buffer.from(String(bodyLength).padEnd(room, ' '), 'utf8') };
+      return { position: before.length, bytes: Buffer.from(`${bodyLength},"eightBit":${seen.eightBit}`.padEnd(room, ' '), 'utf8') };
     });
-    return this.#publish({ ...stored, size: length }, dataTmp, options);
+    return this.#publish({ ...stored, size: length, eightBit: seen.eightBit }, dataTmp, options);
   }
 
   /** Makes a message whose data file is durable in tmp/ visible: idempotency key, data/, then queue/. */
@@ -419,8 +423,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   /**
    * A claimed message's record. A message never attempted has its record in
-   * data/<id>, before its body: one read gives both, and the body is kept
-   * for the attempt that follows (no second read of the file).
+   * data/<id>, before its body: one read gives both for a small message, and
+   * the body is kept for the attempt that follows (no second read of the
+   * file); a larger body is kept as its file, never read here (body-file.ts).
    */
   async #readClaimed(path: string, id: string): Promise<StoredMessage | undefined> {
     // Most claims are of messages never attempted, whose entry is empty: one stat says so
@@ -437,10 +442,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       }
       if (text !== '') return recordIn(text, id, path);
     }
-    const file = await readBytes(this.#p('data', id));
-    const end = file.indexOf(0x0a);
-    this.#bodies.set(id, file.subarray(end + 1));
-    return JSON.parse(file.subarray(0, end).toString('utf8')) as StoredMessage;
+    const { record, body } = await readDataFile(this.#p('data', id));
+    this.#bodies.set(id, body);
+    return record;
   }
 
   /** The record written at enqueue: data/<id>'s first line (read a block at a time, never the whole body). */
@@ -487,7 +491,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     return undefined;
   }
 
-  async body(id: string): Promise<Buffer> {
+  /** The message's bytes: in memory up to BODY_IN_MEMORY_MAX, else `{ path, start }` of data/<id> (which exists until the outcome is recorded). */
+  async body(id: string): Promise<SpooledBody> {
     checkId(id);
     const kept = this.#bodies.get(id);
     if (kept) {
@@ -495,8 +500,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       return kept;
     }
     try {
-      const file = await readBytes(this.#p('data', id));
-      return file.subarray(file.indexOf(0x0a) + 1); // after the record line
+      return (await readDataFile(this.#p('data', id))).body;
     } catch (error) {
       throw new QueueError('ERR_QUEUE_NOT_FOUND', `the body of message ${id} is not in the spool (delivered messages keep only their record)`, { cause: error, messageId: id });
     }
