@@ -1067,7 +1067,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    * Removes finished messages that finished before the cutoff (see QueueStore.purge). done/ is read
    * as a stream (opendir), PURGE_PAGE names at a time, never listed whole. A name whose id was created
    * at or after its state's cutoff is passed over unread (ids start with their creation time, and a
-   * message finishes after it is created); the others are taken one by one by rename into this
+   * message finishes after it is created); each of the others is taken by rename into this
    * store's control worker's claim directory (only one process wins a rename: a racing purge, retry
    * or delete), read, and either removed (isPurgeable: idempotency key, body, marks, record) or put
    * back under the same name. A purge that dies midway leaves a claimed copy, which recovery puts back
