@@ -113,6 +113,23 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await made.store.unregisterWorker(w);
     });
 
+    it('delete() takes the idempotency key with the message: the same key then queues a new one', async () => {
+      const key = `delete-${Math.random()}`;
+      const first = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: key, notBefore: Date.now() + 3_600_000 });
+      expect((await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: key })).id).toBe(first.id);
+      // Held first: a held message is deleted from hold (spool: hold/, Redis: the held set) like a queued one.
+      expect(await queue.hold(first.id)).toBe(true);
+      expect(await queue.delete(first.id)).toBe(true);
+      const again = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: key, notBefore: Date.now() + 3_600_000 });
+      expect(again.created).toBe(true);
+      expect(again.id).not.toBe(first.id);
+      expect((await queue.get(again.id))!.state).toBe('queued');
+      // The first is gone (a second delete finds nothing) and the key, which now names the new message, stays.
+      await expect(queue.delete(first.id)).rejects.toMatchObject({ code: 'ERR_QUEUE_NOT_FOUND' });
+      expect((await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { idempotencyKey: key })).id).toBe(again.id);
+      expect(await queue.delete(again.id)).toBe(true);
+    });
+
     it('hold, release, retry and delete; a message in an attempt cannot be held or deleted', async () => {
       const events: TransitionEvent[] = [];
       queue.on('transition', (e) => events.push(e));

@@ -124,6 +124,7 @@ interface Scripts {
   smtplibqEnqueue: ScriptCall;
   smtplibqUnclaim: ScriptCall;
   smtplibqPurge: ScriptCall;
+  smtplibqReleaseKey: ScriptCall;
 }
 
 /** How often, at most, some worker of the queue looks for pending messages with no BullMQ job (recover()). */
@@ -170,6 +171,11 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     return [this.prefix, ...parts].join(':');
   }
 
+  /** Where an idempotency key lives: {p}:idem:{sha256 of the key} (any key, of any length, is one safe name). */
+  #idemKey(key: string): string {
+    return this.#k('idem', createHash('sha256').update(key).digest('hex'));
+  }
+
   get #r(): Redis {
     if (!this.#redis || this.#closed) throw new QueueError('ERR_QUEUE_CLOSED', 'the Redis queue store is not open');
     return this.#redis;
@@ -202,6 +208,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#redis.defineCommand('smtplibqEnqueue', { lua: ENQUEUE });
     this.#redis.defineCommand('smtplibqUnclaim', { lua: UNCLAIM_IF_OWNED });
     this.#redis.defineCommand('smtplibqPurge', { lua: PURGE_FINISHED });
+    this.#redis.defineCommand('smtplibqReleaseKey', { lua: RELEASE_KEY });
     await this.#connected(this.#redis);
     this.#queue = new Queue(this.prefix, { connection: this.#connection() });
     this.#queue.on('error', (error) => this.#error(error));
@@ -283,7 +290,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     // writes waited for three (four with a key). A stop between the two leaves a pending message
     // with no job: recover() gives it one.
     const keys = [this.#k('msg', id), this.#k('ids'), this.#k('due')];
-    if (options.idempotencyKey !== undefined) keys.push(this.#k('idem', createHash('sha256').update(options.idempotencyKey).digest('hex')));
+    if (options.idempotencyKey !== undefined) keys.push(this.#idemKey(options.idempotencyKey));
     const existing = (await this.#scripts.smtplibqEnqueue(keys.length, ...keys, JSON.stringify(stored), body, id, now, stored.nextAttemptAt)) as string | null;
     if (existing !== null) return { id: existing, created: false };
     await this.#addJob(stored);
@@ -811,6 +818,9 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
     if (!held && !isTerminal(before)) await this.#removeJob(id, worker);
     const multi = this.#r.multi().del(this.#k('msg', id)).zrem(this.#k('ids'), id).zrem(this.#k('due'), id).zrem(this.#k('active'), id).srem(this.#k('held'), id);
     multi.del(this.#k('marks', id));
+    // The key goes with its message, as in a purge (while it still names it): enqueued again with it,
+    // the message is queued anew, not answered with the id of one that no longer exists.
+    if (message.idempotencyKey !== undefined) (multi as unknown as { smtplibqReleaseKey: (...args: unknown[]) => unknown }).smtplibqReleaseKey(1, this.#idemKey(message.idempotencyKey), id);
     await multi.exec();
     this.#emit({ id, from: before, to: 'deleted' });
     return true;
@@ -848,7 +858,7 @@ export class RedisStore extends EventEmitter<QueueEvents> implements QueueStore 
         if (typeof json !== 'string') return;
         const message = JSON.parse(json) as StoredMessage;
         if (!isPurgeable(message, cutoffs)) return;
-        const key = message.idempotencyKey === undefined ? undefined : this.#k('idem', createHash('sha256').update(message.idempotencyKey).digest('hex'));
+        const key = message.idempotencyKey === undefined ? undefined : this.#idemKey(message.idempotencyKey);
         keys.push(this.#k('msg', id), this.#k('marks', id), key ?? this.#k('msg', id));
         args.push(id, key === undefined ? '0' : '1');
         chosen.push(id);
@@ -1084,6 +1094,12 @@ for i = 0, (#KEYS - 3) / 3 - 1 do
   if ok then out[#out + 1] = result else out[#out + 1] = {-1, type(result) == 'table' and result.err or tostring(result)} end
 end
 return out
+`;
+
+/** KEYS: an idempotency key. ARGV: a message id. Removes the key while it names that message (a key reused since stays). */
+const RELEASE_KEY = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 `;
 
 /**

@@ -98,7 +98,7 @@ export interface EnqueueInput {
 export interface EnqueueOptions {
   /**
    * A second enqueue with the same key returns the first one's id (and stores nothing), while that
-   * message is kept: the key goes with it when it is purged (retention: 7 days after it finished, by default).
+   * message is kept: the key goes with it when it is purged (retention: 7 days after it finished, by default) or deleted.
    */
   idempotencyKey?: string;
   /** Not attempted before this time (Date or ms since the epoch). */

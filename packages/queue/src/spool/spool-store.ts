@@ -14,7 +14,9 @@
 //   hold/<id>.json               held by an operator
 //   done/<state>-<id>.json       finished: delivered, bounced or unknown
 //   commit/<id>@<attempt>        "attempt n is about to write the end of data" (empty; durable by a dir fsync)
-//   idem/<sha256 of key>         an idempotency key's message id (created by link(), which only one wins)
+//   idem/<sha256 of key>         an idempotency key's message id (created by link(), which only one wins;
+//                                removed with its message by a purge or a delete)
+//   purge-turn                   the queue-wide turn to purge finished messages (link(); taken over once stale)
 //   workers/<worker>.json        a registered worker: host, pid, process start; renamed in whole after its active/ dir is made; touched as a heartbeat
 //
 // Outcomes recorded together share one record file (one line per message, one fsync), hard-linked
@@ -329,7 +331,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   /** Links idem/<hash> to our id; returns the first message's id if the key was used. */
   async #claimKey(key: string, id: string): Promise<string | undefined> {
-    const target = this.#p('idem', createHash('sha256').update(key).digest('hex'));
+    const target = this.#idemPath(key);
     const tmp = this.#p('tmp', `${id}.idem`);
     await writeDurable(tmp, id);
     try {
@@ -357,6 +359,11 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     } finally {
       await unlinkIfPresent(tmp);
     }
+  }
+
+  /** Where an idempotency key lives: idem/<sha256 of the key> (any key, of any length, is one safe name). */
+  #idemPath(key: string): string {
+    return this.#p('idem', createHash('sha256').update(key).digest('hex'));
   }
 
   // --- reading -------------------------------------------------------------------
@@ -1054,6 +1061,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const taken = await this.#take(id, ['queue', 'hold', 'done']);
     if (!taken) return false;
     const before = taken.was === 'hold' ? 'held' : restingState(taken.message);
+    // The key goes with its message, as in a purge: enqueued again with it, the message is queued anew.
+    if (taken.message.idempotencyKey !== undefined) await this.#releaseKey(taken.message.idempotencyKey, id);
     await unlinkIfPresent(this.#p('data', id));
     await unlinkIfPresent(taken.path);
     for (let n = taken.message.attempts + 1; n >= 1 && n >= taken.message.attempts - 1; n--) await unlinkIfPresent(this.#p('commit', `${id}@${n}`));
@@ -1143,7 +1152,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   /** Removes idem/<sha256 of key> if it still names message `id` (a key can have been reused since). */
   async #releaseKey(key: string, id: string): Promise<void> {
-    const path = this.#p('idem', createHash('sha256').update(key).digest('hex')); // #claimKey's name for the key
+    const path = this.#idemPath(key);
     let named: string;
     try {
       named = (await readFile(path, 'utf8')).trim();
