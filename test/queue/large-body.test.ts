@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MailQueue } from 'smtplib-queue';
+import { bodyBytes } from './body-bytes.js';
 import { startServer, type FaultServer } from './helpers.js';
 
 const KiB = 1024;
@@ -100,6 +101,27 @@ describe('spool: a body past 256 KiB goes to the pool as its file, with BODY=8BI
       expect(server!.deliveries.get('retried b@example.test')).toBe(1);
       expect(server!.stats.connections).toBe(2);
       expect(seen.mails).toEqual([0, 1].map(() => `MAIL FROM:<a@example.test> SIZE=${bytes.length} BODY=8BITMIME`));
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('a record line longer than the first 64 KiB block (large metadata): read on to its end, for a small body and a large one', async () => {
+    await start();
+    dir = mkdtempSync(join(tmpdir(), 'queue-large-body-'));
+    const queue = await MailQueue.open({ dir });
+    try {
+      const metadata = { note: 'x'.repeat(100 * KiB) };
+      const small = message('long-record-small', 2 * KiB, false);
+      const large = message('long-record-large', 600 * KiB, true);
+      const ids = [];
+      for (const bytes of [small, large]) ids.push((await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message: bytes }, { metadata })).id);
+      expect(await queue.store.body(ids[0]!)).toEqual(small);
+      expect(await queue.store.body(ids[1]!)).toMatchObject({ path: join(dir, 'data', ids[1]!), eightBit: true });
+      expect((await bodyBytes(await queue.store.body(ids[1]!))).equals(large)).toBe(true); // start is just past the long line
+      await queue.flush({ smtp: smtp() });
+      for (const tag of ['long-record-small', 'long-record-large']) expect(server!.deliveries.get(`${tag} b@example.test`), tag).toBe(1);
+      for (const id of ids) expect((await queue.get(id))?.metadata).toEqual(metadata);
     } finally {
       await queue.close();
     }
