@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SpoolStore } from 'smtplib-queue';
-import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, claimKey, listingOrder, mergeAt } from '../../packages/queue/src/spool/listing.js';
+import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt } from '../../packages/queue/src/spool/listing.js';
 import { taggedMessage } from './helpers.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 200);
@@ -23,6 +23,15 @@ const queueNameArb = fc
     id: fc.string({ unit: fc.constantFrom(...'0123456789abcdefghijklmnopqrstuvwxyz'), minLength: 21, maxLength: 21 }),
   })
   .map(({ due, priority, attempted, id }) => `${String(due).padStart(13, '0')}-${String(priority + 10).padStart(2, '0')}-${attempted ? 'd' : 'q'}-${id}.json`);
+
+/**
+ * The claim key listings sorted by before they were bounded (claim order as plain string order:
+ * 99 - priority, due time, id), kept here as the definition the bounded selection must match.
+ */
+function claimKey(name: string): string {
+  const inverse = 99 - ((name.charCodeAt(14) - 48) * 10 + name.charCodeAt(15) - 48);
+  return `${inverse < 10 ? '0' : ''}${inverse}${name.slice(0, 13)}${name.slice(19, -5)} ${name}`;
+}
 
 /** What a listing held before it was bounded: every due name's claim key, all sorted, the first `limit` kept. */
 function fullSort(names: readonly string[], now: number, limit: number): string[] {

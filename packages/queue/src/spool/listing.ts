@@ -23,33 +23,41 @@ export function queueNameId(name: string): string {
 }
 
 /**
- * A queue/ name (`<due, 13 digits>-<priority + 10, 2 digits>-<q|d>-<id>.json`) prefixed so that plain
- * string order is claim order: highest priority first (99 - its two digits), then the earliest due,
- * then the id; then a space and the name itself (nameOfClaimKey). Sorted with sort()'s own string
- * comparison, not a JavaScript comparator (which runs unoptimized at a worker's first listings): the
- * first listing of 4,000 names took 8 to 14 ms of a worker process instead of 11 to 42 (4 worker
- * processes of bench/suites/queue.js, load about 5, timed in the process).
+ * Claim order of two queue/ names (`<due, 13 digits>-<priority + 10, 2 digits>-<q|d>-<id>.json`), as
+ * a sort comparator: the higher priority first, then the earlier due, then the id. Compared character
+ * by character, building nothing: a listing used to sort keys built for every due name (a string of
+ * about 80 characters each, several objects until flattened), which with a long queue made most of a
+ * listing's garbage, promoted to the old generation while the listing was made; with this comparator
+ * a worker's peak RSS was lower at a backlog of 128,000 (bench/suites/queue/backlog.mjs).
  */
-export function claimKey(name: string): string {
-  const inverse = 99 - ((name.charCodeAt(14) - 48) * 10 + name.charCodeAt(15) - 48);
-  return `${inverse < 10 ? '0' : ''}${inverse}${name.slice(0, 13)}${queueNameId(name)} ${name}`;
-}
-
-function nameOfClaimKey(key: string): string {
-  return key.slice(key.indexOf(' ') + 1);
+export function claimOrder(a: string, b: string): number {
+  let d = b.charCodeAt(14) - a.charCodeAt(14) || b.charCodeAt(15) - a.charCodeAt(15);
+  if (d !== 0) return d;
+  for (let i = 0; i < 13; i++) {
+    d = a.charCodeAt(i) - b.charCodeAt(i);
+    if (d !== 0) return d;
+  }
+  // The ids: from character 19 to the ".json" (ids of one length in a spool; a shorter one first otherwise).
+  const aEnd = a.length - 5;
+  const bEnd = b.length - 5;
+  for (let i = 19; i < aEnd && i < bEnd; i++) {
+    d = a.charCodeAt(i) - b.charCodeAt(i);
+    if (d !== 0) return d;
+  }
+  return aEnd - bEnd;
 }
 
 /**
- * The first `limit` of the due queue/ names it is shown, in claim order (claimKey), without holding
+ * The first `limit` of the due queue/ names it is shown, in claim order (claimOrder), without holding
  * them all: a listing of queue/ costs O(limit) memory and O(N log limit) time however many names N
- * wait (a full sort held every name and its key: about 60 MB of strings per listing at a million). Keys
- * gather in a buffer of 2 x limit; when it fills it is sorted and cut to `limit`, and from then on a
- * key not below the last one kept cannot be among the first and is not kept at all.
+ * wait (a full sort held every name and a key for each: about 60 MB of strings per listing at a
+ * million). Names gather in a buffer of 2 x limit; when it fills it is sorted and cut to `limit`, and
+ * from then on a name not before the last one kept cannot be among the first and is not kept at all.
  */
 export class DueSelection {
   readonly #limit: number;
   readonly #dueBefore: string;
-  readonly #keys: string[] = [];
+  readonly #names: string[] = [];
   #worst: string | undefined;
   /** Due names shown so far (how long the queue is: see SpoolStore's listing size). */
   due = 0;
@@ -64,44 +72,22 @@ export class DueSelection {
     // Due is a string comparison: the name starts with the 13-digit due time.
     if (!(name < this.#dueBefore) || !QUEUE_NAME.test(name)) return;
     this.due++;
-    if (this.#worst !== undefined && !before(name, this.#worst)) return;
-    const key = claimKey(name);
-    if (this.#worst !== undefined && key >= this.#worst) return;
-    this.#keys.push(key);
-    if (this.#keys.length >= 2 * this.#limit) this.#cut();
+    if (this.#worst !== undefined && claimOrder(name, this.#worst) >= 0) return;
+    this.#names.push(name);
+    if (this.#names.length >= 2 * this.#limit) this.#cut();
   }
 
   #cut(): void {
-    this.#keys.sort(); // claim order (claimKey)
-    if (this.#keys.length > this.#limit) this.#keys.length = this.#limit;
-    if (this.#keys.length === this.#limit) this.#worst = this.#keys[this.#limit - 1];
+    this.#names.sort(claimOrder);
+    if (this.#names.length > this.#limit) this.#names.length = this.#limit;
+    if (this.#names.length === this.#limit) this.#worst = this.#names[this.#limit - 1];
   }
 
   /** The names kept, in claim order. */
   names(): string[] {
     this.#cut();
-    const sorted: string[] = [];
-    for (let i = 0; i < this.#keys.length; i++) sorted.push(nameOfClaimKey(this.#keys[i]!));
-    return sorted;
+    return this.#names;
   }
-}
-
-/**
- * Whether `name`'s claim key may be below `key` (another's claim key): its priority and due time
- * compared with the key's, character by character, without building its key. With a long queue most
- * names are not among the first kept: building each one's key made about 100 bytes of garbage a name
- * per listing, and the young generation grew with it (peak RSS of a worker process, bench/suites/queue/backlog.mjs).
- */
-function before(name: string, key: string): boolean {
-  const inverse = 99 - ((name.charCodeAt(14) - 48) * 10 + name.charCodeAt(15) - 48);
-  const theirs = (key.charCodeAt(0) - 48) * 10 + key.charCodeAt(1) - 48;
-  if (inverse !== theirs) return inverse < theirs;
-  for (let i = 0; i < 13; i++) {
-    const a = name.charCodeAt(i);
-    const b = key.charCodeAt(2 + i);
-    if (a !== b) return a < b;
-  }
-  return true; // the same priority and due time: the ids decide (the whole key)
 }
 
 /**
@@ -166,25 +152,24 @@ function samePriority(a: string, b: string): boolean {
  * Where in a listing (`names`, claim order of one worker, names before `from` already tried) a name
  * this process just put in queue/ goes, so that it is claimed in claim order without a new listing:
  * after every name of a higher priority, before every name of a lower one (priorities strict), and
- * among its own priority's names right after the last one whose claim key is smaller (a new message,
+ * among its own priority's names right after the last one before it in claim order (a new message,
  * due now, goes after them all: the case a scan back from the end finds at once). Within a priority a
  * listing is striped (own stripe first, then the others'), so this is claim order but for the
  * stripes' interleaving, which only decides which worker tries the name first.
  */
 export function mergeAt(names: readonly string[], from: number, name: string): number {
-  const key = claimKey(name);
   // The end of the name's priority block: the first remaining name of a lower priority (priority
-  // blocks are in order, so a binary search).
+  // blocks are in order, so a binary search; priority + 10 is the name's characters 14 and 15).
+  const priority = name.charCodeAt(14) * 10 + name.charCodeAt(15);
   let lo = from;
   let hi = names.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (claimKey(names[mid]!).slice(0, 2) <= key.slice(0, 2)) lo = mid + 1;
+    if (names[mid]!.charCodeAt(14) * 10 + names[mid]!.charCodeAt(15) >= priority) lo = mid + 1;
     else hi = mid;
   }
-  const end = lo;
-  // From there back while the name's claim key is the smaller one (usually not once).
-  let at = end;
-  while (at > from && samePriority(names[at - 1]!, name) && claimKey(names[at - 1]!) > key) at--;
+  // From there back while the name comes first in claim order (usually not once).
+  let at = lo;
+  while (at > from && samePriority(names[at - 1]!, name) && claimOrder(names[at - 1]!, name) > 0) at--;
   return at;
 }

@@ -81,11 +81,15 @@ const LISTING_SHARE = 20;
 /**
  * A listing holds the first LISTED_MAX due names in claim order, or 1/LISTED_PART of the due names,
  * whichever is more, up to LISTED_CAP: each listing then serves a number of claims that grows with the
- * queue, so the pass over queue/ per message claimed stays about the same from a thousand messages
- * waiting to LISTED_CAP x LISTED_PART (about 500,000); beyond that it grows again, slowly. Memory: about
- * 150 bytes a name (name and claim key), so 5 MB at the cap, twice that while a listing is made.
+ * queue, so the pass over queue/ per message claimed stays about the same from a few thousand messages
+ * waiting to LISTED_CAP x LISTED_PART (about a million); beyond that it grows again, slowly. A longer
+ * listing costs memory: the names kept while it is made survive the young generation's collections,
+ * and V8 grows the young generation with them. bench/suites/queue/backlog.mjs, 4 workers, backlog of
+ * 256,000 against 8,000: 1/16 (16,384 names) raised a worker's peak RSS by 25 % (CPU per message +14 %);
+ * 1/32, by 4 % (CPU +11 %; a listing also ends LISTING_SHARE times its cost after it was made, before
+ * its workers have claimed most of it).
  */
-const LISTED_PART = 16;
+const LISTED_PART = 32;
 const LISTED_CAP = 32_768;
 /**
  * Outcome group commit (see #scheduleOutcomes): while outcomes keep coming (the last batch held more
@@ -726,7 +730,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    */
   #queued(name: string): void {
     if (Number(name.slice(0, 13)) > Date.now()) return;
-    for (const listing of this.#listings.values()) listing.names.splice(mergeAt(listing.names, listing.next, name), 0, name);
+    for (const [worker, listing] of this.#listings) {
+      // A listing grown far past its size by merges (this process queues faster than its workers
+      // claim) is dropped instead: the next claim lists queue/ again, where those names are.
+      if (listing.names.length - listing.next > 2 * LISTED_CAP) this.#listings.delete(worker);
+      else listing.names.splice(mergeAt(listing.names, listing.next, name), 0, name);
+    }
     for (const meanwhile of this.#listingsUnderWay) meanwhile.push(name);
   }
 
