@@ -989,10 +989,11 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   // --- operators -----------------------------------------------------------------
 
   /** Claims a message for an operator command, wherever it rests; throws while a worker holds it. */
-  async #take(id: string, allowed: readonly Located['where'][]): Promise<{ worker: string; path: string; message: StoredMessage; was: Located['where'] } | undefined> {
+  async #take(id: string, allowed: readonly Located['where'][], seen?: Located): Promise<{ worker: string; path: string; message: StoredMessage; was: Located['where'] } | undefined> {
     checkId(id);
     for (let round = 0; round < 3; round++) {
-      const located = await this.#locate(id);
+      // `seen`: where the caller just saw it (retryAll), tried first; if it moved since, looked for.
+      const located = round === 0 && seen ? seen : await this.#locate(id);
       if (!located) throw new QueueError('ERR_QUEUE_NOT_FOUND', `no message ${id} in the queue (\`smtplib queue list\` shows what is there)`, { messageId: id });
       if (located.where === 'active') {
         throw new QueueError('ERR_QUEUE_ACTIVE', `message ${id} is being delivered by worker ${located.worker}; try again when the attempt ends`, { messageId: id });
@@ -1032,8 +1033,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     return true;
   }
 
-  async retry(id: string): Promise<boolean> {
-    const taken = await this.#take(id, ['queue', 'done']);
+  retry(id: string): Promise<boolean> {
+    return this.#retry(id);
+  }
+
+  async #retry(id: string, seen?: Located): Promise<boolean> {
+    const taken = await this.#take(id, ['queue', 'done'], seen);
     if (!taken) return false;
     const before = restingState(taken.message);
     const resend = taken.was === 'done' && (before === 'unknown' || before === 'bounced') && exists(this.#p('data', id));
@@ -1058,7 +1063,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         continue;
       }
       try {
-        if (await this.retry(id)) ids.push(id);
+        // Taken by its name as listed: looking each one up by id again was a pass over queue/ per message.
+        if (await this.#retry(id, { where: 'queue', path: this.#p('queue', name) })) ids.push(id);
       } catch (error) {
         if (!(error instanceof QueueError)) throw error; // claimed meanwhile: a worker has it
       }
