@@ -2,6 +2,7 @@
 // bounded selection gives exactly what a full sort of every due name gave; a name this process queues
 // is merged into its listings in claim order; with more names than a listing holds, claims still
 // follow priority order to the last message.
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,6 +129,42 @@ describe('spool claims with listings', () => {
       await cleanup();
     }
   });
+
+  it('a listing that found nothing due is kept only until a name it saw, or one this process queued since, is due; nextDueAt answers from it', async () => {
+    const { store, dir, cleanup } = await spool();
+    const other = new SpoolStore(dir);
+    await other.open();
+    try {
+      // Names due in 2100 (never claimed here) make a listing cost enough to be kept for a while (LISTING_SHARE x its cost).
+      for (let i = 0; i < 30_000; i++) writeFileSync(join(dir, 'queue', `4102444800000-10-q-${String(i).padStart(21, '0')}.json`), '');
+      const send = { from: 'a@example.test', to: 'b@example.test' };
+      const later = await store.enqueue({ ...send, message: taggedMessage().message }, { notBefore: Date.now() + 1500 });
+      const worker = await store.registerWorker();
+      expect(await store.claim(worker, 5)).toEqual([]); // nothing due: the listing rests
+      const laterAt = (await store.get(later.id))!.nextAttemptAt;
+      const sooner = await store.enqueue({ ...send, message: taggedMessage().message }, { notBefore: Date.now() + 300 });
+      const soonerAt = (await store.get(sooner.id))!.nextAttemptAt;
+      expect(await store.nextDueAt()).toBe(soonerAt); // queued by this process: known at once
+      await new Promise((r) => setTimeout(r, soonerAt - Date.now() + 5));
+      expect((await store.claim(worker, 5)).map((c) => c.message.id)).toEqual([sooner.id]); // not a resting listing's "nothing"
+      // Another process's message, due now: seen once the listing has rested its while.
+      const theirs = await other.enqueue({ ...send, message: taggedMessage().message });
+      let got: string[] = [];
+      for (let tries = 0; tries < 100 && got.length === 0; tries++) {
+        got = (await store.claim(worker, 5)).map((c) => c.message.id);
+        if (got.length === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(got).toEqual([theirs.id]);
+      await new Promise((r) => setTimeout(r, Math.max(0, laterAt - Date.now() + 5)));
+      expect((await store.claim(worker, 5)).map((c) => c.message.id)).toEqual([later.id]);
+      expect(await store.nextDueAt()).toBe(4102444800000);
+      await store.unregisterWorker(worker);
+    } finally {
+      await other.close();
+      await store.close();
+      await cleanup();
+    }
+  }, 60_000);
 
   it('with more names queued than a listing holds, every message is claimed once, in priority order, also as more are queued meanwhile', async () => {
     const { store, cleanup } = await spool();

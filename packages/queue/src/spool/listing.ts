@@ -61,6 +61,8 @@ export class DueSelection {
   #worst: string | undefined;
   /** Due names shown so far (how long the queue is: see SpoolStore's listing size). */
   due = 0;
+  /** The earliest of the names shown that are not yet due, if any (see later()). */
+  #later: string | undefined;
 
   /** `now`: names due after it are left (a later listing sees them). */
   constructor(limit: number, now: number) {
@@ -70,7 +72,11 @@ export class DueSelection {
 
   add(name: string): void {
     // Due is a string comparison: the name starts with the 13-digit due time.
-    if (!(name < this.#dueBefore) || !QUEUE_NAME.test(name)) return;
+    if (!(name < this.#dueBefore)) {
+      if ((this.#later === undefined || name < this.#later) && QUEUE_NAME.test(name)) this.#later = name;
+      return;
+    }
+    if (!QUEUE_NAME.test(name)) return;
     this.due++;
     if (this.#worst !== undefined && claimOrder(name, this.#worst) >= 0) return;
     this.#names.push(name);
@@ -81,6 +87,11 @@ export class DueSelection {
     this.#names.sort(claimOrder);
     if (this.#names.length > this.#limit) this.#names.length = this.#limit;
     if (this.#names.length === this.#limit) this.#worst = this.#names[this.#limit - 1];
+  }
+
+  /** When the earliest name shown that was not yet due is due (ms), or Infinity. */
+  later(): number {
+    return this.#later === undefined ? Infinity : Number(this.#later.slice(0, 13));
   }
 
   /** The names kept, in claim order. */
