@@ -286,6 +286,42 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it('a claim that cannot read a claimed message returns the claims it won before, puts the name back due later, and reports the error at the next claim', async () => {
+    const { store, dir, cleanup } = await spool();
+    const { id: first } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message }, { priority: 5 });
+    const { id: broken } = await store.enqueue({ from: 'a@example.test', to: 'c@example.test', message: taggedMessage().message });
+    const { id: after } = await store.enqueue({ from: 'a@example.test', to: 'd@example.test', message: taggedMessage().message }, { priority: -5 });
+    await rm(join(dir, 'data', broken)); // its body and first record gone (removed by hand, a damaged disk)
+    const worker = await store.registerWorker();
+    const won = await store.claim(worker, 3);
+    expect(won.map((c) => c.message.id)).toEqual([first]); // not stranded in active/ by a claim that threw
+    expect(await readdir(join(dir, 'active', worker))).toEqual([`${first}.json`]);
+    const [back] = (await readdir(join(dir, 'queue'))).filter((n) => n.includes(broken));
+    expect(Number(back!.slice(0, 13))).toBeGreaterThan(Date.now() + 30_000); // not at the head of the queue
+    await expect(store.claim(worker, 3)).rejects.toMatchObject({ code: 'ENOENT' }); // reported once
+    expect((await store.claim(worker, 3)).map((c) => c.message.id)).toEqual([after]);
+    await store.close();
+    await cleanup();
+  });
+
+  it('a purge that fails after taking a message puts it back in done/ (not left active in the control directory)', async () => {
+    const { store, dir, cleanup } = await spool();
+    const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+    const worker = await store.registerWorker();
+    const [claim] = await store.claim(worker, 1);
+    const now = Date.now();
+    await store.finish(worker, { ...claim!.message, attempts: 1, finishedAt: now, recipients: claim!.message.recipients.map((r) => ({ ...r, state: 'bounced' as const, attempts: 1, finishedAt: now })) });
+    await rm(join(dir, 'data', id));
+    await mkdir(join(dir, 'data', id)); // its body's unlink now fails (EISDIR)
+    await expect(store.purge({ finishedBefore: Date.now() + 1000 })).rejects.toBeTruthy();
+    expect((await store.get(id))?.state).toBe('bounced');
+    expect(await readdir(join(dir, 'done'))).toEqual([`bounced-${id}.json`]);
+    await rm(join(dir, 'data', id), { recursive: true });
+    expect(await store.purge({ finishedBefore: Date.now() + 1000 })).toBe(1); // the next purge finds it
+    await store.close();
+    await cleanup();
+  });
+
   it("recovery never takes another message's record for a claimed copy's own (a spare written over, its old name brought back by a power loss)", async () => {
     const { store, dir, cleanup, id, record } = await staleRecord();
     // A dead worker's claimed name of a message finished and deleted since, whose inode became a spare

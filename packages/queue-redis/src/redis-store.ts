@@ -1130,7 +1130,7 @@ for i = 0, (#KEYS - 4) / 3 - 1 do
   local id, keyed = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   local json = redis.call('HGET', msg, 'json')
   local state = nil
-  if json and redis.call('SISMEMBER', KEYS[4], id) == 0 then
+  if json and redis.call('SISMEMBER', KEYS[4], id) == 0 and redis.call('ZSCORE', KEYS[3], id) == false then
     local record = cjson.decode(json)
     state = finished(record)
     local before = state and cutoff[state]

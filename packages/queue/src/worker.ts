@@ -234,6 +234,9 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       await this.#sleep(claimed === 0 && this.#inFlight.size === 0 ? await this.#idleDelay() : this.#pollMs);
     }
     await Promise.all(this.#inFlight);
+    // Run until idle (`queue flush`, `queue run`): the queue being idle ends the run, not a purge of a
+    // long done/ that started beside it (stopped at its next page; the next run's purge goes on).
+    if (untilIdle) this.#stopPurge.abort();
     await this.#purging;
   }
 

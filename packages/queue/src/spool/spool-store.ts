@@ -54,7 +54,7 @@ import {
   type TransitionEvent,
 } from '../types.js';
 import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, type SpooledBody } from './body-file.js';
-import { DirSyncer, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+import { DirSyncer, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
 // Retention (purge, takePurgeTurn: see '--- retention' below).
 import { opendir } from 'node:fs/promises';
@@ -114,6 +114,8 @@ const SPARES_MAX = 2;
 const SPARE_MS = 300_000;
 /** done/ names read (and messages taken) per step of a purge: its memory is this many names, whatever done/ holds. */
 const PURGE_PAGE = 256;
+/** A claimed name whose record or body could not be read goes back to queue/ due this much later (see #claimListed). */
+const CLAIM_FAILED_RETRY_MS = 60_000;
 /**
  * Messages a purge removes at once (see #purgePage). `node bench/suites/queue/purge.mjs spool 5000`
  * (load 5 to 6 on 2 cores): 1,100 to 1,800 us a message one at a time, 420 to 500 four at a time.
@@ -191,6 +193,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #bodies = new Map<string, SpooledBody>();
   /** Each worker's listing of queue/ (see #listDue). */
   readonly #listings = new Map<string, Listing>();
+  /** Per worker, the error of a claim that returned the messages it had won before it failed (see claim). */
+  readonly #claimFailures = new Map<string, unknown>();
   /** Each worker's listing being made, if one is (see #relist). */
   readonly #listingsMaking = new Map<string, Promise<Listing>>();
   /** Names this process put in queue/ while a listing was being made, one array per listing under way (see #queued). */
@@ -651,6 +655,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     clearInterval(beat);
     this.#workers.delete(worker);
     this.#listings.delete(worker);
+    this.#claimFailures.delete(worker);
     // Outcomes it asked for are recorded first: a claim given back with its outcome still gathering would
     // be queued again, and the outcome then refused as a lost claim.
     await this.#drainOutcomes();
@@ -669,26 +674,23 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async claim(worker: string, limit: number): Promise<Claim[]> {
     this.#assertOpen();
+    const failed = this.#claimFailures.get(worker);
+    if (failed !== undefined) {
+      // The error of a claim that had already won messages (and returned them): reported now.
+      this.#claimFailures.delete(worker);
+      throw failed;
+    }
     // One stat per claim (claims come in batches): a missing directory means this worker was recovered as dead.
     if (!exists(this.#p('active', worker))) await this.#rejoin(worker);
     const won: StoredMessage[] = [];
-    let listing = this.#listings.get(worker);
-    let listed = false;
-    if (!listing || (listing.next >= listing.names.length && !this.#resting(listing))) {
-      listing = await this.#relist(worker);
-      listed = true;
-    } else if (Date.now() - listing.at > listing.serves || listing.names.length - listing.next < listing.names.length / 4) {
-      // Stale, or a quarter of it left: the next listing is made meanwhile, and the claims go on from
-      // this one. A claim that waited for it left its worker's pool to drain: with 256,000 messages
-      // waiting a pass over queue/ took a few hundred ms between claims, and 4 workers delivered 29 %
-      // fewer messages a second than with 8,000, at about the same CPU per message (backlog.mjs).
-      void this.#relist(worker).catch(() => undefined); // an error is met again, by the claim that waits for a listing
-    }
-    await this.#claimListed(worker, listing, limit, won);
-    if (won.length < limit && !listed && !this.#resting(listing)) {
-      // The listing ran dry (other workers took its names): look at queue/ again.
-      listing = await this.#relist(worker);
-      await this.#claimListed(worker, listing, limit, won);
+    try {
+      await this.#claimInto(worker, limit, won);
+    } catch (error) {
+      // Messages already renamed into this worker's directory are returned, not stranded there (a live
+      // worker's claims are recovered by no one until it unregisters); the error is this worker's next
+      // claim's, so it is still reported (QueueWorker: an 'error' event).
+      if (won.length === 0) throw error;
+      this.#claimFailures.set(worker, error);
     }
     // A stat per claimed message (a few us each, on the main thread), not a readdir of commit/ per
     // claim: that readdir waited on the threadpool behind the fsyncs and body unlinks, 2 to 3 ms per
@@ -697,6 +699,35 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       this.#emit({ id: message.id, from: restingState(message), to: 'active' });
       return { message, interrupted: sizeOf(this.#p('commit', `${message.id}@${message.attempts + 1}`)) !== undefined };
     });
+  }
+
+  /** claim()'s work: due names taken from the worker's listing (made again when needed) into `won`. */
+  async #claimInto(worker: string, limit: number, won: StoredMessage[]): Promise<void> {
+    let listing = this.#listings.get(worker);
+    let listed = false;
+    const stale = listing !== undefined && Date.now() - listing.at > listing.serves;
+    // A costly listing (a long queue: it serves longer than LISTING_MS) is made again beside the claims;
+    // a cheap one when the claim needs it, as it is then freshest.
+    const costly = listing !== undefined && listing.serves > LISTING_MS;
+    if (!listing || (listing.next >= listing.names.length && !this.#resting(listing)) || (stale && !costly)) {
+      listing = await this.#relist(worker);
+      listed = true;
+    } else if (costly && (stale || listing.names.length - listing.next < listing.names.length / 4)) {
+      // Stale, or a quarter of it left: the next listing is made meanwhile, and the claims go on from
+      // this one. A claim that waited for it left its worker's pool to drain: with 256,000 messages
+      // waiting a pass over queue/ took a few hundred ms between claims, and 4 workers delivered 29 %
+      // fewer messages a second than with 8,000, at about the same CPU per message (backlog.mjs).
+      // Not for a cheap listing: claims from a stale one try names other workers took since (a failed
+      // rename, and its exception, each): in the 4-worker cell of bench/suites/queue.js, 8,000 messages,
+      // about 2,600 failed renames per worker process against about 530 when it waited for the new one.
+      void this.#relist(worker).catch(() => undefined); // an error is met again, by the claim that waits for a listing
+    }
+    await this.#claimListed(worker, listing, limit, won);
+    if (won.length < limit && !listed && !this.#resting(listing)) {
+      // The listing ran dry (other workers took its names): look at queue/ again.
+      listing = await this.#relist(worker);
+      await this.#claimListed(worker, listing, limit, won);
+    }
   }
 
   /**
@@ -717,18 +748,21 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const queuedMeanwhile: string[] = [];
     this.#listingsUnderWay.add(queuedMeanwhile);
     let scan: { ms: number };
+    let workers: string[];
     try {
       scan = await scanDir(this.#p('queue'), (name) => selection.add(name));
+      // Still under way while workers/ is read: a name queued in that wait is merged below too (the
+      // listing it would otherwise join is the one this replaces).
+      workers = await registered;
     } finally {
       this.#listingsUnderWay.delete(queuedMeanwhile);
     }
-    const workers = await registered;
-    const start = performance.now();
+    const start = process.cpuUsage();
     const names = listingOrder(selection.names(), workers, worker);
     // A name this process queued during the scan may have been read or not: merged (a name twice
     // in a listing costs a failed rename).
     for (const name of queuedMeanwhile) names.splice(mergeAt(names, 0, name), 0, name);
-    const cost = scan.ms + performance.now() - start;
+    const cost = scan.ms + cpuMsSince(start); // CPU, not wall time (see cpuMsSince)
     this.#listSize = Math.min(LISTED_CAP, Math.max(LISTED_MAX, Math.ceil(selection.due / LISTED_PART)));
     const listing: Listing = { names, next: 0, at: now, serves: Math.max(LISTING_MS, LISTING_SHARE * cost), cost, later: selection.later() };
     if (this.#workers.has(worker)) this.#listings.set(worker, listing); // not for a worker unregistered meanwhile
@@ -796,7 +830,13 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       try {
         message = await this.#readClaimed(path, id);
       } catch (error) {
-        if (!(error instanceof QueueError && error.code === 'ERR_QUEUE_STORE')) throw error;
+        if (!(error instanceof QueueError && error.code === 'ERR_QUEUE_STORE')) {
+          // Its record or body could not be read (a file damaged or removed by hand, an I/O error): back
+          // to queue/, due CLAIM_FAILED_RETRY_MS later (not at the head of the queue, where every claim
+          // would meet it first), and the error thrown (claim() still returns what it won before).
+          moveIfPresent(path, this.#p('queue', `${String(Date.now() + CLAIM_FAILED_RETRY_MS).padStart(13, '0')}${name.slice(13)}`));
+          throw error;
+        }
         // A name that holds no record of its message (a power loss brought back a name of a file
         // written over since: see #settleWorkerDir) is a leftover: removed unread, and the claims
         // won before it are still returned.
@@ -1186,6 +1226,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const claimed = this.#p('active', holder, `${id}.json`);
     // Names of small files are moved and removed synchronously (as everywhere in the spool: a few us
     // each, where a trip to the threadpool costs the event loop more); the body's unlink goes to the threadpool.
+    // A message this process is placing (its control worker settling or retrying it) is left to it: the
+    // rename below would land on the claimed name that placing is about to remove.
+    if (this.#placing.has(id)) return false;
     if (!moveIfPresent(done, claimed)) return false; // gone, or another process took it first
     let message: StoredMessage | undefined;
     try {
@@ -1197,11 +1240,18 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       moveIfPresent(claimed, done);
       return false;
     }
-    // The key first: while the record is still there, an enqueue with this key gets this id (as
-    // before the purge), never a key that points at nothing while another enqueue reuses it.
-    if (message.idempotencyKey !== undefined) await this.#releaseKey(message.idempotencyKey, id);
-    await unlinkIfPresent(this.#p('data', id));
-    for (let n = message.attempts + 1; n >= 1 && n >= message.attempts - 1; n--) removeName(this.#p('commit', `${id}@${n}`));
+    try {
+      // The key first: while the record is still there, an enqueue with this key gets this id (as
+      // before the purge), never a key that points at nothing while another enqueue reuses it.
+      if (message.idempotencyKey !== undefined) await this.#releaseKey(message.idempotencyKey, id);
+      await unlinkIfPresent(this.#p('data', id));
+      for (let n = message.attempts + 1; n >= 1 && n >= message.attempts - 1; n--) removeName(this.#p('commit', `${id}@${n}`));
+    } catch (error) {
+      // Put back where the next purge finds it (not left in the control worker's directory, where it
+      // would show as active and refuse retry and delete while this process lives).
+      moveIfPresent(claimed, done);
+      throw error;
+    }
     removeName(claimed);
     this.#emit({ id, from: restingState(message), to: 'deleted' });
     return true;
