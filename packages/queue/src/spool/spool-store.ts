@@ -351,13 +351,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     try {
       for (let tries = 0; tries < 2; tries++) {
         if (linkIfAbsent(tmp, target)) return undefined;
-        let existing: string;
-        try {
-          existing = (await readFile(target, 'utf8')).trim();
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
-          throw error;
-        }
+        const existing = await this.#keyOwner(target);
+        if (existing === undefined) continue; // removed meanwhile: link again
         // An enqueue that crashed after linking the key but before the message
         // became visible leaves a key pointing at nothing: reuse the key then.
         if (!(await this.#locate(existing)) && !exists(this.#p('data', existing))) {
@@ -372,6 +367,16 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       throw new QueueError('ERR_QUEUE_STORE', `could not record idempotency key (it changed twice while being read); try again`);
     } finally {
       await unlinkIfPresent(tmp);
+    }
+  }
+
+  /** The message id an idempotency key's file (#idemPath) names; undefined when there is no such file. */
+  async #keyOwner(path: string): Promise<string | undefined> {
+    try {
+      return (await readFile(path, 'utf8')).trim();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
     }
   }
 
@@ -1260,14 +1265,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   /** Removes idem/<sha256 of key> if it still names message `id` (a key can have been reused since). */
   async #releaseKey(key: string, id: string): Promise<void> {
     const path = this.#idemPath(key);
-    let named: string;
-    try {
-      named = (await readFile(path, 'utf8')).trim();
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    if (named === id) await unlinkIfPresent(path);
+    if ((await this.#keyOwner(path)) === id) await unlinkIfPresent(path);
   }
 
   /**
