@@ -243,6 +243,21 @@ describe.skipIf(Boolean(missing))('Redis store (BullMQ)', () => {
     await store.close();
   });
 
+  it('a purge leaves a claimed message whose record reads finished (a late outcome of a worker cut off): only the claim decides', async () => {
+    const { store, claims } = await claimedStore(1);
+    const id = claims[0]!.message.id;
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.url);
+    const old = Date.now() - 10 * 86_400_000;
+    const finished: StoredMessage = { ...claims[0]!.message, attempts: 1, finishedAt: old, recipients: claims[0]!.message.recipients.map((r) => ({ ...r, state: 'delivered' as const, attempts: 1, finishedAt: old })) };
+    await raw.hset(`${store.prefix}:msg:${id}`, 'json', JSON.stringify(finished));
+    expect(await raw.zscore(`${store.prefix}:active`, id)).not.toBeNull();
+    expect(await store.purge({ finishedBefore: Date.now() })).toBe(0);
+    expect(await raw.exists(`${store.prefix}:msg:${id}`)).toBe(1);
+    await raw.quit();
+    await store.close();
+  });
+
   it('one rate limit holds across workers of different stores (processes share nothing but Redis)', async () => {
     const server = await startServer();
     const rate = { max: 10, durationMs: 500 };

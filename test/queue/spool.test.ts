@@ -322,6 +322,30 @@ describe('spool directory layout', () => {
     await cleanup();
   });
 
+  it('run until idle (queue flush) stops a retention purge once the queue is idle, instead of waiting for it', async () => {
+    const { dir, cleanup } = await spool();
+    const aborted: boolean[] = [];
+    // A purge of a very long done/: it ends only when told to stop (between two pages, as the real one does).
+    class LongPurge extends SpoolStore {
+      override purge(options: Parameters<SpoolStore['purge']>[0]): Promise<number> {
+        return new Promise((resolve) => {
+          const stop = (): void => resolve(aborted.push(true) && 0);
+          if (options.signal?.aborted) stop();
+          else options.signal?.addEventListener('abort', stop, { once: true });
+        });
+      }
+    }
+    const store = new LongPurge(dir);
+    await store.open();
+    const queue = new MailQueue(store);
+    const run = queue.worker({ smtp: { host: '127.0.0.1', port: 9, tlsPolicy: 'none' }, retention: { intervalMs: 60_000 } }).runUntilIdle();
+    const outcome = await Promise.race([run.then(() => 'returned'), new Promise((r) => setTimeout(() => r('still waiting'), 3000))]);
+    expect(outcome).toBe('returned');
+    expect(aborted).toEqual([true]);
+    await queue.close();
+    await cleanup();
+  });
+
   it("recovery never takes another message's record for a claimed copy's own (a spare written over, its old name brought back by a power loss)", async () => {
     const { store, dir, cleanup, id, record } = await staleRecord();
     // A dead worker's claimed name of a message finished and deleted since, whose inode became a spare
