@@ -65,6 +65,21 @@ export async function readDataFile(path: string): Promise<{ record: StoredMessag
   return { record, body: { path, start, eightBit } };
 }
 
+/**
+ * data/<id>'s record alone, for a reader that does not send it (get, list, stats): its first line,
+ * the body not read past the first block. Throws ENOENT when the file is gone.
+ */
+export function readRecordLine(path: string): StoredMessage {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const first = fs.readSync(fd, scratch, 0, scratch.length, 0);
+    const end = scratch.subarray(0, first).indexOf(0x0a);
+    return parse(end >= 0 ? scratch.subarray(0, end) : recordLine(fd, first));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Whether `bytes` hold a byte over 127 (the rule the core applies to a body in memory). */
 export function hasEightBit(bytes: Uint8Array): boolean {
   return !isAscii(bytes);

@@ -29,7 +29,7 @@
 
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, opendir, readFile, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
@@ -53,11 +53,9 @@ import {
   type StoredMessage,
   type TransitionEvent,
 } from '../types.js';
-import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, type SpooledBody } from './body-file.js';
+import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, readRecordLine, type SpooledBody } from './body-file.js';
 import { DirSyncer, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
-// Retention (purge, takePurgeTurn: see '--- retention' below).
-import { opendir } from 'node:fs/promises';
 import { idCreatedAt } from '../ids.js';
 import { isPurgeable, latestCutoff, purgeCutoffs, type FinishedState, type PurgeOptions } from '../retention.js';
 
@@ -440,7 +438,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       const id = idOfPath(path);
       const text = await readText(path);
       if (text !== '') return recordIn(text, id, path);
-      return await this.#readEnqueued(id);
+      return readRecordLine(this.#p('data', id)); // the record written at enqueue, not the body
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
@@ -471,27 +469,6 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const { record, body } = await readDataFile(this.#p('data', id));
     this.#bodies.set(id, body);
     return record;
-  }
-
-  /** The record written at enqueue: data/<id>'s first line (read a block at a time, never the whole body). */
-  async #readEnqueued(id: string): Promise<StoredMessage> {
-    const handle = await open(this.#p('data', id), 'r');
-    try {
-      const blocks: Buffer[] = [];
-      for (let position = 0; ; ) {
-        const block = Buffer.allocUnsafe(16_384);
-        const { bytesRead } = await handle.read(block, 0, block.length, position);
-        const end = block.subarray(0, bytesRead).indexOf(0x0a);
-        if (end >= 0 || bytesRead === 0) {
-          blocks.push(block.subarray(0, end >= 0 ? end : bytesRead));
-          return JSON.parse(Buffer.concat(blocks).toString('utf8')) as StoredMessage;
-        }
-        blocks.push(block.subarray(0, bytesRead));
-        position += bytesRead;
-      }
-    } finally {
-      await handle.close();
-    }
   }
 
   async #viewAt(located: Located): Promise<QueueMessage | undefined> {
@@ -1163,11 +1140,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const taken = await this.#take(id, ['queue', 'hold', 'done']);
     if (!taken) return false;
     const before = taken.was === 'hold' ? 'held' : restingState(taken.message);
-    // The key goes with its message, as in a purge: enqueued again with it, the message is queued anew.
-    if (taken.message.idempotencyKey !== undefined) await this.#releaseKey(taken.message.idempotencyKey, id);
-    await unlinkIfPresent(this.#p('data', id));
-    await unlinkIfPresent(taken.path);
-    for (let n = taken.message.attempts + 1; n >= 1 && n >= taken.message.attempts - 1; n--) await unlinkIfPresent(this.#p('commit', `${id}@${n}`));
+    await this.#removeBelongings(taken.message);
+    removeName(taken.path);
     this.#emit({ id, from: before, to: 'deleted' });
     return true;
   }
@@ -1246,11 +1220,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       return false;
     }
     try {
-      // The key first: while the record is still there, an enqueue with this key gets this id (as
-      // before the purge), never a key that points at nothing while another enqueue reuses it.
-      if (message.idempotencyKey !== undefined) await this.#releaseKey(message.idempotencyKey, id);
-      await unlinkIfPresent(this.#p('data', id));
-      for (let n = message.attempts + 1; n >= 1 && n >= message.attempts - 1; n--) removeName(this.#p('commit', `${id}@${n}`));
+      await this.#removeBelongings(message);
     } catch (error) {
       // Put back where the next purge finds it (not left in the control worker's directory, where it
       // would show as active and refuse retry and delete while this process lives).
@@ -1260,6 +1230,19 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     removeName(claimed);
     this.#emit({ id, from: restingState(message), to: 'deleted' });
     return true;
+  }
+
+  /**
+   * What goes with a message that is deleted or purged, before its record (which the caller holds
+   * claimed, and removes last): its idempotency key first (while the record is still there, an
+   * enqueue with the key gets this id, never a key that names nothing while another enqueue reuses
+   * it; after, the key queues a new message), its body, and the marks of its last attempts.
+   */
+  async #removeBelongings(message: StoredMessage): Promise<void> {
+    const { id } = message;
+    if (message.idempotencyKey !== undefined) await this.#releaseKey(message.idempotencyKey, id);
+    await unlinkIfPresent(this.#p('data', id));
+    for (let n = message.attempts + 1; n >= 1 && n >= message.attempts - 1; n--) removeName(this.#p('commit', `${id}@${n}`));
   }
 
   /** Removes idem/<sha256 of key> if it still names message `id` (a key can have been reused since). */
