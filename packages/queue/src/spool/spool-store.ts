@@ -112,6 +112,11 @@ const SPARES_MAX = 2;
 const SPARE_MS = 300_000;
 /** done/ names read (and messages taken) per step of a purge: its memory is this many names, whatever done/ holds. */
 const PURGE_PAGE = 256;
+/**
+ * Names of a dead worker's claim directory settled per pass over queue/ (see #settlePage): recovery's
+ * memory is this many names and ids, whatever the directory holds.
+ */
+const RECOVER_PAGE = 1024;
 /** A claimed name whose record or body could not be read goes back to queue/ due this much later (see #claimListed). */
 const CLAIM_FAILED_RETRY_MS = 60_000;
 /**
@@ -1298,31 +1303,82 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   /**
-   * Gives back or settles every message a dead (or leaving) worker holds.
-   * A dead worker's messages are first claimed by rename into this store's
-   * own worker dir, so two processes recovering at once never both act.
+   * Gives back or settles every message a dead (or leaving) worker holds, RECOVER_PAGE names of its
+   * claim directory at a time (read as a stream, never listed whole; see #settlePage).
    */
   async #settleWorkerDir(worker: string, options: { retryUnknown?: boolean; schedule?: RetrySchedule }, own = false): Promise<number> {
-    let names: string[];
+    let names: AsyncIterable<{ name: string }>;
     try {
-      names = (await readdir(this.#p('active', worker))).filter((n) => n.endsWith('.json'));
+      names = await opendir(this.#p('active', worker), { bufferSize: RECOVER_PAGE });
     } catch {
-      return 0;
+      return 0; // gone: another process recovered it
     }
-    let settled = 0;
     const schedule = resolveSchedule(options.schedule);
-    for (const name of names) {
-      const id = name.slice(0, -5);
-      let holder = worker;
+    let settled = 0;
+    let page: string[] = [];
+    // Names are moved and removed while the directory is read: a name neither added nor removed meanwhile
+    // is read exactly once (readdir's rule), and nothing adds names to a dead worker's directory.
+    for await (const { name } of names) {
+      if (!name.endsWith('.json')) continue;
+      page.push(name);
+      if (page.length < RECOVER_PAGE) continue;
+      settled += await this.#settlePage(worker, page, schedule, options, own);
+      page = [];
+    }
+    if (page.length > 0) settled += await this.#settlePage(worker, page, schedule, options, own);
+    return settled;
+  }
+
+  /**
+   * Gives back or settles a page of names of `worker`'s claim directory. A name whose message also
+   * rests elsewhere (queue/, hold/, done/ or another claim directory) is place()'s leftover, the old
+   * copy: removed. Any other is first claimed by rename into this store's own worker directory (unless
+   * `own`), so two processes recovering the same dead worker at once never both act on it, then read,
+   * and given back to queue/ or settled (an interrupted attempt: see invariant 4 in docs/queue.md).
+   *
+   * Which names are leftovers is answered for the whole page by one pass over queue/ (#queuedIds) and
+   * one read of active/, then per name by a few stats (#restsElsewhere): a pass over queue/ per name
+   * made recovering a worker with C claims beside N queued messages cost C x N names read (minutes of
+   * the recovering worker's main thread at 200 claims and a million queued). Looking once for all the
+   * names, some of them acted on well after the pass, gives the same answer as looking for each just
+   * before acting, because nothing but the dead worker's own place() makes a second copy of a message
+   * in its directory (a claim, an operator's command or another recovery takes a message by rename,
+   * which leaves no copy behind; a worker claims only from queue/), and it is dead:
+   * - found elsewhere: the copy here is the old one, and stays the old one whatever happens to the
+   *   other since (claimed, settled, purged). Should another recovery have taken this name meanwhile
+   *   it is gone, and the removal finds nothing.
+   * - found nowhere: no copy can appear since, but the one this page's claim makes. Another recovery
+   *   may take the name first, and its copy appear elsewhere: the rename below then finds the name
+   *   gone, and this store does nothing with it.
+   * A copy that moved while the pass ran is missed as before (one pass per name missed it alike):
+   * claim directories are read after the pass, so a worker that claimed a leftover's new copy from
+   * queue/ before or during it is looked at (one registered later claims from queue/, where the pass
+   * saw that copy), and hold/, done/ and the other claim directories are
+   * looked at just before each name is acted on, in the same turn of the event loop as its rename.
+   */
+  async #settlePage(worker: string, names: readonly string[], schedule: ReturnType<typeof resolveSchedule>, options: { retryUnknown?: boolean }, own: boolean): Promise<number> {
+    const ids = names.map((name) => name.slice(0, -5));
+    const queued = await this.#queuedIds(new Set(ids));
+    const others = (await this.#activeDirs()).filter((dir) => dir !== worker);
+    let holder = own ? worker : undefined;
+    let settled = 0;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const id = ids[i]!;
       let path = this.#p('active', worker, name);
-      if (await this.#locateExcept(id, worker)) {
+      if (!queued.has(id) && !own && holder === undefined) {
+        // Asked for before the look below (registered once, when first needed), so the look and the
+        // rename run in one turn; and looked at like the other claim directories (made since active/ was read).
+        holder = await this.#controlWorker();
+        if (!others.includes(holder)) others.push(holder);
+      }
+      if (queued.has(id) || this.#restsElsewhere(id, others)) {
         // place() had written the new copy; this one is the old one.
         await unlinkIfPresent(path);
         continue;
       }
       if (!own) {
-        holder = await this.#controlWorker();
-        const claimed = this.#p('active', holder, name);
+        const claimed = this.#p('active', holder!, name);
         if (!moveIfPresent(path, claimed)) continue; // another process is recovering it
         path = claimed;
       }
@@ -1341,7 +1397,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       const interrupted = exists(this.#p('commit', `${id}@${message.attempts + 1}`));
       if (interrupted) {
         const next = applyInterrupted(message, Date.now(), schedule, Boolean(options.retryUnknown));
-        await this.finish(holder, next);
+        await this.finish(holder!, next);
       } else {
         await this.#place(path, message);
         this.#emit({ id, from: 'active', to: message.held ? 'held' : restingState(message) });
@@ -1351,13 +1407,22 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     return settled;
   }
 
-  async #locateExcept(id: string, worker: string): Promise<boolean> {
-    if ((await this.#queuedName(id)) !== undefined) return true;
+  /** Which of `ids` have a name in queue/: one pass (stopped once all are found), holding only the ids found. */
+  async #queuedIds(ids: ReadonlySet<string>): Promise<Set<string>> {
+    const found = new Set<string>();
+    await scanDir(this.#p('queue'), (name) => {
+      const id = queueNameId(name);
+      if (ids.has(id) && QUEUE_NAME.test(name)) found.add(id);
+      return found.size === ids.size;
+    });
+    return found;
+  }
+
+  /** Whether message `id` has a copy in hold/, done/ or one of the claim directories `dirs` (stats: no directory read). */
+  #restsElsewhere(id: string, dirs: readonly string[]): boolean {
     if (exists(this.#p('hold', `${id}.json`))) return true;
     for (const state of DONE_STATES) if (exists(this.#p('done', `${state}-${id}.json`))) return true;
-    for (const other of await this.#activeDirs()) {
-      if (other !== worker && exists(this.#p('active', other, `${id}.json`))) return true;
-    }
+    for (const dir of dirs) if (exists(this.#p('active', dir, `${id}.json`))) return true;
     return false;
   }
 

@@ -1,0 +1,160 @@
+// Recovery of a dead worker's claim directory (SpoolStore #settleWorkerDir): what it leaves, and
+// how many passes over queue/ it makes for it (one per page of the directory, not one per name).
+import fs from 'node:fs';
+import { link, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SpoolStore } from 'smtplib-queue';
+import { taggedMessage } from './helpers.js';
+
+const DEAD = 'deadhost-999999-0000';
+
+async function spool(): Promise<{ store: SpoolStore; dir: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-'));
+  const store = new SpoolStore(dir);
+  await store.open();
+  return { store, dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+function enqueueMany(store: SpoolStore, count: number): Promise<string[]> {
+  return Promise.all(Array.from({ length: count }, async () => (await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message })).id));
+}
+
+/**
+ * Makes what `worker` of `store` holds a dead worker's: its claim directory renamed to DEAD's, with
+ * DEAD's worker file (this host, a pid that is not running), as a worker killed at that moment leaves it.
+ */
+async function killWorker(store: SpoolStore, dir: string, worker: string): Promise<void> {
+  await rename(join(dir, 'active', worker), join(dir, 'active', DEAD));
+  await writeFile(join(dir, 'workers', `${DEAD}.json`), JSON.stringify({ host: hostname(), pid: 999999, startedAt: 0 }));
+  await store.unregisterWorker(worker); // its directory is gone: nothing of it is settled here
+}
+
+/** Every name under which message `id` rests: queue/, active/<worker>/, hold/, done/. */
+async function copiesOf(dir: string, id: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await readdir(join(dir, 'queue'))) if (name.endsWith(`-${id}.json`)) found.push(`queue/${name}`);
+  for (const worker of await readdir(join(dir, 'active'))) {
+    for (const name of await readdir(join(dir, 'active', worker))) if (name === `${id}.json`) found.push(`active/${worker}/${name}`);
+  }
+  for (const name of await readdir(join(dir, 'hold'))) if (name === `${id}.json`) found.push(`hold/${name}`);
+  for (const name of await readdir(join(dir, 'done'))) if (name.endsWith(`-${id}.json`)) found.push(`done/${name}`);
+  return found;
+}
+
+/** Counts opendirSync calls on `path` (the spool's scanDir opens queue/ with it once per pass). */
+function countScans(path: string): { readonly count: number } {
+  const original = fs.opendirSync;
+  const counter = { count: 0 };
+  vi.spyOn(fs, 'opendirSync').mockImplementation(((dirPath: fs.PathLike, options?: fs.OpenDirOptions) => {
+    if (String(dirPath) === path) counter.count++;
+    return original(dirPath, options);
+  }) as typeof fs.opendirSync);
+  return counter;
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('spool recovery of a dead worker', () => {
+  it("settles its real claims and removes its leftover copies (a message that rests elsewhere too): each message then rests once, where it should", async () => {
+    const { store, dir, cleanup } = await spool();
+    const victim = await store.registerWorker();
+    // F: attempted once and deferred (its claimed copy is then a record file, not an empty entry).
+    const [f] = await enqueueMany(store, 1);
+    const [first] = await store.claim(victim, 1);
+    await store.finish(victim, { ...first!.message, attempts: 1, nextAttemptAt: Date.now() - 1 });
+    const [inQueue, inHold, inDone, claimedByLive, e, g] = await enqueueMany(store, 6);
+    const claims = await store.claim(victim, 7);
+    expect(claims.map((c) => c.message.id).sort()).toEqual([f, inQueue, inHold, inDone, claimedByLive, e, g].sort());
+    const record = (id: string) => claims.find((c) => c.message.id === id)!.message;
+    // G: its attempt reached "about to write the end of data".
+    await store.markCommitting(victim, g!, 1);
+    const live = await store.registerWorker();
+    // The leftovers: the worker died in place(), after the new copy was written and before the claimed
+    // one was removed. The new copy then rests in queue/, hold/, done/, or was claimed since by a live worker.
+    const queuedName = `${String(Date.now()).padStart(13, '0')}-10-q-${inQueue}.json`;
+    await writeFile(join(dir, 'queue', queuedName), '');
+    await writeFile(join(dir, 'hold', `${inHold}.json`), JSON.stringify({ ...record(inHold!), held: true }));
+    const now = Date.now();
+    const delivered = { ...record(inDone!), attempts: 1, finishedAt: now, recipients: record(inDone!).recipients.map((r) => ({ ...r, state: 'delivered' as const, attempts: 1, finishedAt: now })) };
+    await writeFile(join(dir, 'done', `delivered-${inDone}.json`), JSON.stringify(delivered));
+    await link(join(dir, 'active', victim, `${claimedByLive}.json`), join(dir, 'active', live, `${claimedByLive}.json`));
+    await killWorker(store, dir, victim);
+    const others = await enqueueMany(store, 20); // queued beside them, untouched
+
+    expect(await store.recover()).toBe(3); // e, f and g; the four leftovers are removed, not counted
+
+    expect(await readdir(join(dir, 'active'))).not.toContain(DEAD);
+    expect(await readdir(join(dir, 'workers'))).not.toContain(`${DEAD}.json`);
+    const state = async (id: string) => (await store.get(id))?.state;
+    expect(await copiesOf(dir, inQueue!)).toEqual([`queue/${queuedName}`]);
+    expect(await state(inQueue!)).toBe('queued');
+    expect(await copiesOf(dir, inHold!)).toEqual([`hold/${inHold}.json`]);
+    expect(await state(inHold!)).toBe('held');
+    expect(await copiesOf(dir, inDone!)).toEqual([`done/delivered-${inDone}.json`]);
+    expect(await state(inDone!)).toBe('delivered');
+    expect(await copiesOf(dir, claimedByLive!)).toEqual([`active/${live}/${claimedByLive}.json`]);
+    expect(await store.get(claimedByLive!)).toMatchObject({ state: 'active', worker: live });
+    // The real claims: given back (as they were), or settled by the mark.
+    expect(await copiesOf(dir, e!)).toHaveLength(1);
+    expect(await store.get(e!)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(await copiesOf(dir, f!)).toHaveLength(1);
+    expect(await store.get(f!)).toMatchObject({ state: 'deferred', attempts: 1 });
+    expect(await copiesOf(dir, g!)).toEqual([`done/unknown-${g}.json`]);
+    expect(await store.get(g!)).toMatchObject({ state: 'unknown', attempts: 1 });
+    for (const id of others) expect(await copiesOf(dir, id)).toHaveLength(1);
+    expect((await store.list()).length).toBe(7 + 20);
+    await store.unregisterWorker(live);
+    await store.close();
+    await cleanup();
+  });
+
+  it('one pass over queue/ for 100 claims (not one per claim), each claim given back once', async () => {
+    const { store, dir, cleanup } = await spool();
+    const claimed = await enqueueMany(store, 100);
+    const victim = await store.registerWorker();
+    expect(await store.claim(victim, 100)).toHaveLength(100);
+    await killWorker(store, dir, victim);
+    const others = await enqueueMany(store, 50);
+    // A leftover among them (its new copy in queue/): found by the same pass.
+    await writeFile(join(dir, 'queue', `${String(Date.now()).padStart(13, '0')}-10-q-${claimed[0]}.json`), '');
+    const scans = countScans(join(dir, 'queue'));
+    expect(await store.recover()).toBe(99);
+    expect(scans.count).toBe(1);
+    vi.restoreAllMocks();
+    expect(await readdir(join(dir, 'active'))).not.toContain(DEAD);
+    for (const id of claimed) expect(await copiesOf(dir, id)).toHaveLength(1);
+    expect((await readdir(join(dir, 'queue'))).length).toBe(150);
+    for (const id of others) expect(await copiesOf(dir, id)).toHaveLength(1);
+    await store.close();
+    await cleanup();
+  });
+
+  it('a directory larger than a page is settled a page at a time: one pass over queue/ per 1,024 names, every name settled once', async () => {
+    const { store, dir, cleanup } = await spool();
+    const real = await enqueueMany(store, 3);
+    const victim = await store.registerWorker();
+    expect(await store.claim(victim, 3)).toHaveLength(3);
+    await killWorker(store, dir, victim);
+    // 1,100 leftovers beside the 3 real claims: names whose (empty) new copies rest in queue/.
+    const due = String(Date.now() - 1000).padStart(13, '0');
+    for (let i = 0; i < 1100; i++) {
+      const id = `zz${String(i).padStart(8, '0')}`;
+      await writeFile(join(dir, 'active', DEAD, `${id}.json`), '');
+      await writeFile(join(dir, 'queue', `${due}-10-q-${id}.json`), '');
+    }
+    const scans = countScans(join(dir, 'queue'));
+    expect(await store.recover()).toBe(3);
+    expect(scans.count).toBe(2);
+    vi.restoreAllMocks();
+    expect(await readdir(join(dir, 'active'))).not.toContain(DEAD);
+    expect((await readdir(join(dir, 'queue'))).length).toBe(1103);
+    for (const id of real) expect(await store.get(id)).toMatchObject({ state: 'queued' });
+    expect(await readFile(join(dir, 'queue', `${due}-10-q-zz00000000.json`), 'utf8')).toBe('');
+    await store.close();
+    await cleanup();
+  });
+});
