@@ -15,8 +15,15 @@
 // it listens, sends { port }, answers { cmd: 'report' } with its counts, and
 // { cmd: 'close' } closes), so a soak can measure the client's memory alone.
 // Options `host`/`port` choose where it listens (default 127.0.0.1, any port);
-// `onDeliver({ id, rcpts, at, remoteAddress, ehlo })` is called per delivery.
+// `onDeliver({ id, rcpts, at, remoteAddress, ehlo, sha256 })` is called per delivery.
+// With `hashBodies`, each delivery's body (as received: dot-unstuffed after
+// DATA, the chunks' octets after BDAT, CRLF line ends) is hashed: `sha256` in
+// onDeliver and `bodyHashes` (id → the hex digest of each delivery, in order).
+// With `dataProbeEveryLines: n`, the fault hook is also asked (stage 'data',
+// verb 'DATA-PROBE') every n lines of a DATA body, not only at its third line
+// ('DATA-LINE'), so a drop can land anywhere in a large body.
 
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -59,6 +66,9 @@ export function startFaultServer(options = {}) {
   const fault = options.fault ?? (() => undefined);
   /** key `${id} ${rcpt}` → times delivered */
   const deliveries = new Map();
+  /** id → the sha256 (hex) of each delivery's body, with `hashBodies` */
+  const bodyHashes = new Map();
+  const probeEvery = options.dataProbeEveryLines ?? 0;
   const stats = { connections: 0, commands: 0, messages: 0, drops: 0, faults: 0, maxConcurrent: 0, open: 0, nestedMail: 0, bdatChunks: 0, bdatLast: 0, maxBdatLastInOneRead: 0, starttls: 0, auths: 0, replyBatches: 0 };
   const secureContext = options.tls ? tls.createSecureContext({ key: options.tls.key, cert: options.tls.cert }) : undefined;
   const sockets = new Set();
@@ -239,7 +249,17 @@ export function startFaultServer(options = {}) {
       }
     };
 
-    const onEndOfData = () => {
+    // The digest of the body as received: after DATA, its lines each ended by CRLF (the final dot's CRLF is
+    // the body's last line end); after BDAT, the octets themselves.
+    const digestOf = (lines, octets) => {
+      if (!options.hashBodies) return undefined;
+      const hash = createHash('sha256');
+      if (octets !== undefined) hash.update(octets, 'latin1');
+      else for (const line of lines) hash.update(`${line}\r\n`, 'latin1');
+      return hash.digest('hex');
+    };
+
+    const onEndOfData = (sha256 = digestOf(dataLines)) => {
       mode = 'command';
       const header = dataLines.find((l) => /^X-Soak-Id:/i.test(l));
       const id = header ? header.slice(header.indexOf(':') + 1).trim() : '?';
@@ -250,7 +270,8 @@ export function startFaultServer(options = {}) {
           deliveries.set(key, (deliveries.get(key) ?? 0) + 1);
         }
         // The server's own log of each arrival: when, from which address, under which EHLO name.
-        options.onDeliver?.({ id, rcpts: [...rcpts], at: Date.now(), remoteAddress: socket.remoteAddress, ehlo: connection.ehlo });
+        if (sha256) bodyHashes.set(id, [...(bodyHashes.get(id) ?? []), sha256]);
+        options.onDeliver?.({ id, rcpts: [...rcpts], at: Date.now(), remoteAddress: socket.remoteAddress, ehlo: connection.ehlo, sha256 });
       };
       const decision = ask('end-of-data', '.', '.');
       const recipients = rcpts;
@@ -286,9 +307,10 @@ export function startFaultServer(options = {}) {
       }
       stats.bdatLast++;
       lastsThisRead++;
+      const sha256 = digestOf(undefined, bdatBody);
       dataLines = bdatBody.split('\r\n');
       bdatBody = '';
-      return onEndOfData();
+      return onEndOfData(sha256);
     };
 
     function onData(chunk) {
@@ -315,8 +337,9 @@ export function startFaultServer(options = {}) {
           } else {
             dataLines.push(line.startsWith('..') ? line.slice(1) : line);
             // A drop in the middle of the data, sometimes.
-            if (dataLines.length === 3) {
-              const decision = ask('data', 'DATA-LINE', line);
+            const probe = dataLines.length === 3 ? 'DATA-LINE' : probeEvery > 0 && dataLines.length % probeEvery === 0 ? 'DATA-PROBE' : undefined;
+            if (probe) {
+              const decision = ask('data', probe, line);
               if (decision?.drop) return kill();
             }
           }
@@ -336,6 +359,7 @@ export function startFaultServer(options = {}) {
       resolve({
         port,
         deliveries,
+        bodyHashes,
         stats,
         /** Writes `text` to every open connection, then closes them (an unsolicited 421). */
         sayToAll(text) {

@@ -5,17 +5,32 @@
 // reconciles the queue's records against the server's own delivery log.
 //
 //   node test/queue/soak/crash-soak.mjs --store spool|redis [--messages N] [--workers K] [--report FILE]
+//     [--large-every K [--large-min KIB] [--large-max KIB] [--body-drop-rate P]] [--chunking]
 //
-// Exit 1 when a message was lost, delivered twice, left unfinished, or an
-// `unknown` has no cause (a kill or a drop after the dot).
+// --large-every K makes every K-th message large: a body of LARGE_MIN..LARGE_MAX
+// KiB (log-uniform, from the seed), so kills, drops and retries land while a
+// body past the spool's BODY_IN_MEMORY_MAX is sent from its file; the server
+// drops the connection inside a large body with chance P (default 0.03) every
+// 2,048 lines (~160 KiB) and between BDAT chunks. --chunking
+// makes the server offer CHUNKING (the client then sends BDAT).
+//
+// The server hashes the body of each delivery (as received: dot-unstuffed) and
+// the soak compares it with the hash of what it enqueued; after the run each
+// delivered message's body must be gone from the store and each other one's
+// must still be there, unchanged.
+//
+// Exit 1 when a message was lost, delivered twice, delivered corrupt, left
+// unfinished, a body was left behind or lost, or an `unknown` has no cause
+// (a kill or a drop after the dot).
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFaultServer, randomFaults } from '../../soak/fault-server.js';
+import { prng, startFaultServer, randomFaults } from '../../soak/fault-server.js';
 import { openStore } from '../store-spec.mjs';
+import { sha256, soakMessage } from './bodies.mjs';
 import { freePort, replaceDocBlock, waitForRedis } from '../script-helpers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -31,6 +46,14 @@ const REPORT = arg('report', undefined);
 // A SIGKILL every KILL_MIN..KILL_MIN+KILL_SPREAD ms (0: no chaos).
 const KILL_MIN = Number(arg('kill-min', 150));
 const KILL_SPREAD = Number(arg('kill-spread', 600));
+const LARGE_EVERY = Number(arg('large-every', 0));
+const LARGE_MIN = Number(arg('large-min', 192)) * 1024;
+const LARGE_MAX = Number(arg('large-max', 3072)) * 1024;
+// The chance of a drop at each probe inside a large body (see the server's fault hook below).
+const BODY_DROP_RATE = Number(arg('body-drop-rate', 0.03));
+// The same chance per byte between BDAT chunks: the client's chunks are 1 MiB, the DATA probes ~160 KiB apart.
+const CHUNK_DROP_RATE = 1 - (1 - BODY_DROP_RATE) ** (1024 / 160);
+const CHUNKING = process.argv.includes('--chunking');
 const log = (...a) => console.error(`[soak ${STORE}]`, ...a);
 
 async function startRedisServer() {
@@ -54,16 +77,33 @@ async function startRedisServer() {
   };
 }
 
-const started = Date.now();
+const soakStarted = Date.now();
 const random = (() => { let a = SEED >>> 0; return () => { a = (a + 0x6d2b79f5) >>> 0; let t = a; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; }; })();
 
 // The server: random drops (a fifth of them right after the final dot, half of those after delivering), 421/451 replies,
 // and 3 ms before each end-of-data reply so kills often land between the dot and its reply.
-const endOfDataDrops = { delivered: 0, notDelivered: 0, midData: 0 };
+/** tag → the EHLO name of the worker that delivered it last */
+const deliveredBy = new Map();
+const endOfDataDrops = { delivered: 0, notDelivered: 0, midData: 0, largeBodyProbes: 0, inLargeBody: 0, envelopeDrops: 0, envelope421: 0 };
+const bodyDropRandom = prng(SEED ^ 0xb0d1);
 const baseFaults = randomFaults({ seed: SEED, dropRate: Number(arg('drop-rate', 0.08)), replyFaultRate: Number(arg('fault-rate', 0.03)), stepsPerConnection: 40 });
 const server = await startFaultServer({
   replyDelayMs: 3,
+  chunking: CHUNKING,
+  hashBodies: true,
+  // A large body is also asked about every 2,048 lines (~160 KiB), so drops land inside it, not only at its start.
+  dataProbeEveryLines: 2048,
+  onDeliver: ({ id, ehlo }) => deliveredBy.set(id, ehlo),
   fault: (ctx) => {
+    // Inside a large body (every 2,048 lines of DATA, between BDAT chunks): a drop there now and then, so the
+    // attempt fails mid-body and its retry reads the file again.
+    const bodyDropChance = ctx.verb === 'DATA-PROBE' ? BODY_DROP_RATE : ctx.verb === 'BDAT-CHUNK' ? CHUNK_DROP_RATE : 0;
+    if (bodyDropChance > 0) endOfDataDrops.largeBodyProbes++;
+    if (bodyDropChance > 0 && bodyDropRandom() < bodyDropChance) {
+      endOfDataDrops.midData++;
+      endOfDataDrops.inLargeBody++;
+      return { drop: true };
+    }
     const decision = baseFaults(ctx);
     if (ctx.stage === 'end-of-data' && decision?.drop) {
       if (decision.drop === 'after-delivery') endOfDataDrops.delivered++;
@@ -71,6 +111,12 @@ const server = await startFaultServer({
     }
     // A drop while reading the body: the client may have written the final dot already (unknown, not delivered).
     if (ctx.stage === 'data' && decision?.drop) endOfDataDrops.midData++;
+    // With CHUNKING a queued message rides whole (MAIL, RCPT, BDAT LAST and the body in one write): a drop, or a
+    // 421 and close, at any of its commands loses replies after its end of data was written (unknown, not delivered).
+    if (CHUNKING && ['MAIL', 'RCPT', 'BDAT'].includes(ctx.verb)) {
+      if (decision?.drop) endOfDataDrops.envelopeDrops++;
+      else if (decision?.reply?.startsWith('421')) endOfDataDrops.envelope421++;
+    }
     return decision;
   },
 });
@@ -86,32 +132,53 @@ if (STORE === 'spool') {
   spec = `redis:${redis.url}#soak${SEED}#2000`;
 }
 
-// Enqueue everything first (durably), remembering each message's tag.
+// Enqueue everything first (durably), remembering each message's tag and its bytes' hash.
+// The large bodies' sizes come from their own seeded sequence: a run without them kills as before.
 const store = await openStore(spec);
 const tagOf = new Map();
+const sizeRandom = prng(SEED ^ 0x5eed);
+const largeSize = () => Math.round(LARGE_MIN * (LARGE_MAX / LARGE_MIN) ** sizeRandom());
+const large = { count: 0, bytes: 0, maxBytes: 0 };
 const enqueueStarted = Date.now();
 for (let i = 0; i < N; i += 100) {
   const batch = [];
   for (let j = i; j < Math.min(N, i + 100); j++) {
     const tag = `s${j}`;
     const to = j % 10 === 0 ? ['x@example.test', 'y@example.test'] : ['x@example.test'];
-    batch.push(store.enqueue({ from: 'soak@example.test', to, message: `From: soak@example.test\r\nTo: x@example.test\r\nSubject: ${tag}\r\nX-Soak-Id: ${tag}\r\n\r\nsoak message ${tag}\r\n` }).then(({ id }) => tagOf.set(id, { tag, to })));
+    const message = soakMessage(tag, LARGE_EVERY > 0 && j % LARGE_EVERY === LARGE_EVERY - 1 ? largeSize() : 0);
+    if (message.length > 4096) {
+      large.count++;
+      large.bytes += message.length;
+      large.maxBytes = Math.max(large.maxBytes, message.length);
+    }
+    const hash = sha256(message);
+    batch.push(store.enqueue({ from: 'soak@example.test', to, message }).then(({ id }) => tagOf.set(id, { tag, to, hash, size: message.length })));
   }
   await Promise.all(batch);
 }
 const enqueueMs = Date.now() - enqueueStarted;
-log(`enqueued ${N} in ${enqueueMs} ms`);
+log(`enqueued ${N} in ${enqueueMs} ms${large.count ? ` (${large.count} large, ${(large.bytes / 2 ** 20).toFixed(1)} MiB, the largest ${(large.maxBytes / 2 ** 20).toFixed(2)} MiB)` : ''}`);
 
 // Workers and chaos.
 const workers = new Map();
 let kills = 0;
+const killTimes = [];
 let restarts = 0;
 let redisRestarts = 0;
 let redisRestartMs;
 let unexpectedExits = 0;
 let chaos = true;
+// Each worker process has its own EHLO name, so the server's log says which one delivered a message.
+let workersStarted = 0;
+const killed = new Set();
+const killWorker = (child) => {
+  killed.add(child.soakName);
+  child.kill('SIGKILL');
+};
 const startWorker = (slot) => {
-  const child = fork(join(here, 'worker.mjs'), [spec, String(server.port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const soakName = `soak-w${slot}-${++workersStarted}`;
+  const child = fork(join(here, 'worker.mjs'), [spec, String(server.port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, SOAK_EHLO: soakName } });
+  child.soakName = soakName;
   workers.set(slot, child);
   child.on('exit', () => {
     // Killed by the chaos loop (which restarts it), or stopped by the soak's own SIGTERM at the end.
@@ -155,8 +222,9 @@ const chaosLoop = (async () => {
     if (slots.length === 0) continue;
     const slot = slots[Math.floor(random() * slots.length)];
     const child = workers.get(slot);
-    child.kill('SIGKILL');
+    killWorker(child);
     kills++;
+    killTimes.push(Date.now());
     workers.delete(slot);
     setTimeout(() => { if (chaos) { startWorker(slot); restarts++; } }, 50 + random() * 300);
   }
@@ -193,19 +261,24 @@ chaos = false;
 await chaosLoop;
 for (const child of workers.values()) child.kill('SIGTERM');
 await new Promise((r) => setTimeout(r, 1500));
-for (const child of workers.values()) child.kill('SIGKILL');
+for (const child of workers.values()) if (child.exitCode === null && child.signalCode === null) killWorker(child);
 
 // Reconcile against the server's own log.
 const messages = await store.list();
 const count = (tag, rcpt) => server.deliveries.get(`${tag} ${rcpt}`) ?? 0;
 const result = { store: STORE, messages: N, workers: WORKERS, kills, restarts, redisRestarts, redisRestartMs, unexpectedExits, serverDeliveries: server.stats.messages, endOfDataDrops, enqueueMs, durationMs: 0,
-  states: {}, lost: [], duplicates: [], unfinished: [], unknown: { total: 0, byKillDelivered: 0, byKillNotDelivered: 0, byDropDelivered: 0, byDropNotDelivered: 0, unexplained: [] } };
+  large: { ...large, every: LARGE_EVERY, deliveries: 0 }, chunking: CHUNKING,
+  states: {}, lost: [], duplicates: [], corrupt: [], unfinished: [], bodiesLeft: [], bodiesLeftByKill: [], bodiesLost: [], unknown: { total: 0, byKillDelivered: 0, byKillNotDelivered: 0, byDropDelivered: 0, byDropNotDelivered: 0, unexplained: [] } };
 const seen = new Set();
 for (const m of messages) {
   const info = tagOf.get(m.id);
   if (!info) continue;
   seen.add(m.id);
   result.states[m.state] = (result.states[m.state] ?? 0) + 1;
+  // Every delivery's bytes, as the server received them, against what was enqueued.
+  const hashes = server.bodyHashes.get(info.tag) ?? [];
+  hashes.forEach((h, k) => { if (h !== info.hash) result.corrupt.push(`${m.id} (${info.tag}, ${info.size} bytes): delivery ${k + 1} of ${hashes.length} differs (sha256 ${h.slice(0, 12)}, enqueued ${info.hash.slice(0, 12)})`); });
+  if (info.size > 4096) result.large.deliveries += hashes.length;
   for (const r of m.recipients) {
     const n = count(info.tag, r.address);
     if (n > 1) result.duplicates.push(`${m.id} ${r.address} x${n}`);
@@ -224,18 +297,22 @@ for (const m of messages) {
   }
 }
 for (const [id] of tagOf) if (!seen.has(id)) result.lost.push(`${id}: missing from the queue`);
+await checkBodies(messages);
 // The server's drops bound the unknowns they can explain: a connection carries at most one
 // final dot awaiting its reply (DATA: the next body waits for its 354), so each drop loses at
 // most one such reply - whether it happened at the dot itself or at the next pipelined command
 // before the reply left the server. Undelivered ones need a drop at the dot itself.
-const drops = server.stats.drops;
-result.serverDrops = drops;
-if (result.unknown.byDropDelivered + result.unknown.byDropNotDelivered > drops) result.unknown.unexplained.push(`${result.unknown.byDropDelivered + result.unknown.byDropNotDelivered} unknowns blamed on ${drops} server drops`);
-if (result.unknown.byDropNotDelivered > endOfDataDrops.notDelivered + endOfDataDrops.midData) result.unknown.unexplained.push(`${result.unknown.byDropNotDelivered} undelivered unknowns blamed on ${endOfDataDrops.notDelivered} drops at the dot and ${endOfDataDrops.midData} in the body`);
-result.durationMs = Date.now() - started;
-const ok = unexpectedExits === 0 && result.lost.length === 0 && result.duplicates.length === 0 && result.unfinished.length === 0 && result.unknown.unexplained.length === 0;
+// (With CHUNKING, a 421 and close counts as a drop, and one at a message's envelope can also leave it undelivered.)
+const drops = server.stats.drops + endOfDataDrops.envelope421;
+result.serverDrops = server.stats.drops;
+if (result.unknown.byDropDelivered + result.unknown.byDropNotDelivered > drops) result.unknown.unexplained.push(`${result.unknown.byDropDelivered + result.unknown.byDropNotDelivered} unknowns blamed on ${drops} server drops${CHUNKING ? ' and 421 closes' : ''}`);
+const undeliveredCauses = endOfDataDrops.notDelivered + endOfDataDrops.midData + endOfDataDrops.envelopeDrops + endOfDataDrops.envelope421;
+if (result.unknown.byDropNotDelivered > undeliveredCauses) result.unknown.unexplained.push(`${result.unknown.byDropNotDelivered} undelivered unknowns blamed on ${endOfDataDrops.notDelivered} drops at the dot, ${endOfDataDrops.midData} in the body${CHUNKING ? ` and ${endOfDataDrops.envelopeDrops + endOfDataDrops.envelope421} drops or 421s at MAIL, RCPT or BDAT` : ''}`);
+result.durationMs = Date.now() - soakStarted;
+const FAILURES = ['lost', 'duplicates', 'corrupt', 'unfinished', 'bodiesLeft', 'bodiesLost'];
+const ok = unexpectedExits === 0 && FAILURES.every((key) => result[key].length === 0) && result.unknown.unexplained.length === 0;
 result.ok = ok;
-for (const key of ['lost', 'duplicates', 'unfinished']) if (result[key].length > 20) result[key] = [...result[key].slice(0, 20), `... ${result[key].length - 20} more`];
+for (const key of [...FAILURES, 'bodiesLeftByKill']) if (result[key].length > 20) result[key] = [...result[key].slice(0, 20), `... ${result[key].length - 20} more`];
 console.log(JSON.stringify(result, null, 2));
 if (REPORT) writeFileSync(REPORT, JSON.stringify(result, null, 2) + '\n');
 const DOC = arg('doc', undefined);
@@ -247,6 +324,46 @@ if (redis) await redis.stop();
 if (workDir) rmSync(workDir, { recursive: true, force: true });
 process.exit(ok ? 0 : 1);
 
+/**
+ * After the run: a delivered message's body must be gone (the spool unlinks data/<id>, Redis drops
+ * the field), any other's must still be in the store with the bytes enqueued.
+ */
+async function checkBodies(all) {
+  const mine = all.filter((m) => tagOf.has(m.id));
+  for (let i = 0; i < mine.length; i += 100) {
+    await Promise.all(mine.slice(i, i + 100).map(async (m) => {
+      const info = tagOf.get(m.id);
+      let body;
+      try {
+        body = await readStoredBody(await store.body(m.id));
+      } catch (error) {
+        if (error?.code !== 'ERR_QUEUE_NOT_FOUND') throw error;
+      }
+      // A worker killed after its outcomes were durable and before it unlinked their bodies leaves them
+      // (the retention purge removes them with the record): explained when the worker that delivered it was killed.
+      if (m.state === 'delivered' && body) {
+        if (killed.has(deliveredBy.get(info.tag))) result.bodiesLeftByKill.push(`${m.id} (${info.tag}, ${body.length} bytes)`);
+        else result.bodiesLeft.push(`${m.id} (${info.tag}): delivered by ${deliveredBy.get(info.tag)}, which was not killed, its ${body.length}-byte body still stored; ${nearestKill(m.finishedAt)}`);
+      }
+      if (m.state !== 'delivered' && !body) result.bodiesLost.push(`${m.id} (${info.tag}): ${m.state}, its body gone`);
+      if (m.state !== 'delivered' && body && sha256(body) !== info.hash) result.bodiesLost.push(`${m.id} (${info.tag}): ${m.state}, its stored body differs from the one enqueued`);
+    }));
+  }
+}
+
+/** How far from `at` the nearest SIGKILL was, for a reader to judge whether a kill explains a finding. */
+function nearestKill(at) {
+  if (at === undefined || killTimes.length === 0) return 'no kill to compare with';
+  const delta = killTimes.map((t) => t - at).reduce((a, b) => (Math.abs(b) < Math.abs(a) ? b : a));
+  return `the nearest SIGKILL ${delta >= 0 ? `${delta} ms after` : `${-delta} ms before`} it finished`;
+}
+
+/** A body as the store gives it to the pool: bytes, or `{ path, start }` (the rest of the file). */
+async function readStoredBody(body) {
+  if (body instanceof Uint8Array) return Buffer.from(body);
+  return (await readFile(body.path)).subarray(body.start);
+}
+
 /** Replaces the block <!-- soak:STORE:begin --> ... <!-- soak:STORE:end --> in the doc with this run's reconciliation. */
 function writeDocBlock(file, r) {
   const begin = `<!-- soak:${r.store}:begin -->`;
@@ -257,11 +374,11 @@ function writeDocBlock(file, r) {
     begin,
     `Command: \`${command}\` (${new Date().toISOString().slice(0, 10)}, ${Math.round(r.durationMs / 1000)} s)`,
     '',
-    '| store | messages | workers | SIGKILLs | Redis restarts | server deliveries | lost | delivered twice | unfinished | unknown | unknown explained by a kill (delivered / not) | by a drop after the dot (delivered / not) | unexplained |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |',
-    `| ${r.store} | ${r.messages} | ${r.workers} | ${r.kills} | ${r.redisRestarts} | ${r.serverDeliveries} | ${r.lost.length} | ${r.duplicates.length} | ${r.unfinished.length} | ${u.total} | ${u.byKillDelivered} / ${u.byKillNotDelivered} | ${u.byDropDelivered} / ${u.byDropNotDelivered} | ${u.unexplained.length} |`,
+    '| store | messages | of them large | workers | SIGKILLs | Redis restarts | server deliveries | lost | delivered twice | delivered corrupt | unfinished | bodies of delivered messages left: unexplained (by a killed worker) | bodies lost | unknown | unknown explained by a kill (delivered / not) | by a drop after the dot (delivered / not) | unexplained |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: |',
+    `| ${r.store} | ${r.messages} | ${r.large.count} | ${r.workers} | ${r.kills} | ${r.redisRestarts} | ${r.serverDeliveries} | ${r.lost.length} | ${r.duplicates.length} | ${r.corrupt.length} | ${r.unfinished.length} | ${r.bodiesLeft.length} (${r.bodiesLeftByKill.length}) | ${r.bodiesLost.length} | ${u.total} | ${u.byKillDelivered} / ${u.byKillNotDelivered} | ${u.byDropDelivered} / ${u.byDropNotDelivered} | ${u.unexplained.length} |`,
     '',
-    `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply. ${r.redisRestartMs !== undefined ? `The restarted redis-server answered ${r.redisRestartMs} ms after it was started (AOF replay). ` : ''}Durable enqueue of ${r.messages} messages took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
+    `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. ${r.large.count ? `Large messages: ${r.large.count} (every ${r.large.every}th), ${(r.large.bytes / 2 ** 20).toFixed(1)} MiB in all, the largest ${(r.large.maxBytes / 2 ** 20).toFixed(2)} MiB; the server received ${r.large.deliveries} deliveries of them. ` : ''}Every delivery's body was hashed by the server (sha256, as received) and compared with the enqueued bytes' hash${r.chunking ? ' (the server offered CHUNKING: BDAT)' : ''}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply. ${r.redisRestartMs !== undefined ? `The restarted redis-server answered ${r.redisRestartMs} ms after it was started (AOF replay). ` : ''}Durable enqueue of ${r.messages} messages took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
     end,
   ].join('\n');
   replaceDocBlock(file, begin, end, lines);
