@@ -267,7 +267,7 @@ for (const child of workers.values()) if (child.exitCode === null && child.signa
 const messages = await store.list();
 const count = (tag, rcpt) => server.deliveries.get(`${tag} ${rcpt}`) ?? 0;
 const result = { store: STORE, messages: N, workers: WORKERS, kills, restarts, redisRestarts, redisRestartMs, unexpectedExits, serverDeliveries: server.stats.messages, endOfDataDrops, enqueueMs, durationMs: 0,
-  large: { ...large, every: LARGE_EVERY, deliveries: 0 }, chunking: CHUNKING,
+  large: { ...large, every: LARGE_EVERY, deliveries: 0, deliveredOnRetry: 0, unknown: 0 }, chunking: CHUNKING,
   states: {}, lost: [], duplicates: [], corrupt: [], unfinished: [], bodiesLeft: [], bodiesLeftByKill: [], bodiesLost: [], unknown: { total: 0, byKillDelivered: 0, byKillNotDelivered: 0, byDropDelivered: 0, byDropNotDelivered: 0, unexplained: [] } };
 const seen = new Set();
 for (const m of messages) {
@@ -278,7 +278,12 @@ for (const m of messages) {
   // Every delivery's bytes, as the server received them, against what was enqueued.
   const hashes = server.bodyHashes.get(info.tag) ?? [];
   hashes.forEach((h, k) => { if (h !== info.hash) result.corrupt.push(`${m.id} (${info.tag}, ${info.size} bytes): delivery ${k + 1} of ${hashes.length} differs (sha256 ${h.slice(0, 12)}, enqueued ${info.hash.slice(0, 12)})`); });
-  if (info.size > 4096) result.large.deliveries += hashes.length;
+  if (info.size > 4096) {
+    result.large.deliveries += hashes.length;
+    // A large message delivered on a later attempt: its body was read from the file again (a drop, a 4xx, a kill before).
+    if (m.state === 'delivered' && m.attempts > 1) result.large.deliveredOnRetry++;
+    if (m.state === 'unknown') result.large.unknown++;
+  }
   for (const r of m.recipients) {
     const n = count(info.tag, r.address);
     if (n > 1) result.duplicates.push(`${m.id} ${r.address} x${n}`);
@@ -374,11 +379,11 @@ function writeDocBlock(file, r) {
     begin,
     `Command: \`${command}\` (${new Date().toISOString().slice(0, 10)}, ${Math.round(r.durationMs / 1000)} s)`,
     '',
-    '| store | messages | of them large | workers | SIGKILLs | Redis restarts | server deliveries | lost | delivered twice | delivered corrupt | unfinished | bodies of delivered messages left: unexplained (by a killed worker) | bodies lost | unknown | unknown explained by a kill (delivered / not) | by a drop after the dot (delivered / not) | unexplained |',
+    '| store | messages | of them large | workers | SIGKILLs | Redis restarts | server deliveries | lost | delivered twice | delivered corrupt | unfinished | bodies of delivered messages left: unexplained (by a killed worker) | bodies lost | unknown | unknown explained by a kill (delivered / not) | by a connection lost after the end of data (delivered / not) | unexplained |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: |',
     `| ${r.store} | ${r.messages} | ${r.large.count} | ${r.workers} | ${r.kills} | ${r.redisRestarts} | ${r.serverDeliveries} | ${r.lost.length} | ${r.duplicates.length} | ${r.corrupt.length} | ${r.unfinished.length} | ${r.bodiesLeft.length} (${r.bodiesLeftByKill.length}) | ${r.bodiesLost.length} | ${u.total} | ${u.byKillDelivered} / ${u.byKillNotDelivered} | ${u.byDropDelivered} / ${u.byDropNotDelivered} | ${u.unexplained.length} |`,
     '',
-    `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. ${r.large.count ? `Large messages: ${r.large.count} (every ${r.large.every}th), ${(r.large.bytes / 2 ** 20).toFixed(1)} MiB in all, the largest ${(r.large.maxBytes / 2 ** 20).toFixed(2)} MiB; the server received ${r.large.deliveries} deliveries of them. ` : ''}Every delivery's body was hashed by the server (sha256, as received) and compared with the enqueued bytes' hash${r.chunking ? ' (the server offered CHUNKING: BDAT)' : ''}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply. ${r.redisRestartMs !== undefined ? `The restarted redis-server answered ${r.redisRestartMs} ms after it was started (AOF replay). ` : ''}Durable enqueue of ${r.messages} messages took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
+    `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. ${r.large.count ? `Large messages: ${r.large.count} (every ${r.large.every}th), ${(r.large.bytes / 2 ** 20).toFixed(1)} MiB in all, the largest ${(r.large.maxBytes / 2 ** 20).toFixed(2)} MiB; the server received ${r.large.deliveries} deliveries of them, ${r.large.deliveredOnRetry} delivered on a later attempt (the file read again), ${r.large.unknown} ended unknown; ${r.endOfDataDrops.inLargeBody} drops inside large bodies. ` : ''}Every delivery's body was hashed by the server (sha256, as received) and compared with the enqueued bytes' hash${r.chunking ? ' (the server offered CHUNKING: BDAT)' : ''}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply, and one inside a body the client had already written to its end too. ${r.redisRestartMs !== undefined ? `The restarted redis-server answered ${r.redisRestartMs} ms after it was started (AOF replay). ` : ''}Durable enqueue of ${r.messages} messages${r.large.count ? ` (${(r.large.bytes / 2 ** 20).toFixed(1)} MiB of large bodies among them)` : ''} took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
     end,
   ].join('\n');
   replaceDocBlock(file, begin, end, lines);
