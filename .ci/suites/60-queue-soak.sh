@@ -3,8 +3,8 @@
 # 1,200 (spool) and 500 (Redis) messages through the fault-injecting server while a chaos loop SIGKILLs and
 # restarts them; once on the spool, once on Redis (with a redis-server SIGKILL and
 # restart in the middle, AOF on), and 600 on the spool with the server offering
-# CHUNKING (BDAT). Every 20th message is large (192 KiB to 3 MiB: past the spool's
-# 256 KiB in-memory bound, so sent from its file), with drops inside large bodies.
+# CHUNKING (BDAT). Every 20th message is large (192 KiB to 3 MiB: most past the
+# spool's 256 KiB in-memory bound, so sent from its file), with drops inside them.
 # Fails on any lost, twice-delivered, corrupt (the server's sha256 of each delivery
 # against the enqueued bytes), unfinished or unexplained-unknown message, on a
 # delivered message's body left behind by a worker that was not killed or another's

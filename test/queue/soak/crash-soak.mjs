@@ -8,8 +8,9 @@
 //     [--large-every K [--large-min KIB] [--large-max KIB] [--body-drop-rate P]] [--chunking]
 //
 // --large-every K makes every K-th message large: a body of LARGE_MIN..LARGE_MAX
-// KiB (log-uniform, from the seed), so kills, drops and retries land while a
-// body past the spool's BODY_IN_MEMORY_MAX is sent from its file; the server
+// KiB (log-uniform, from the seed; by default nine in ten past the spool's
+// 256 KiB BODY_IN_MEMORY_MAX, the rest just under it), so kills, drops and
+// retries land while a body is sent from its file; the server
 // drops the connection inside a large body with chance P (default 0.03) every
 // 2,048 lines (~160 KiB) and between BDAT chunks. --chunking
 // makes the server offer CHUNKING (the client then sends BDAT).
@@ -22,7 +23,7 @@
 // Exit 1 when a message was lost, delivered twice, delivered corrupt, left
 // unfinished, a body was left behind or lost, or an `unknown` has no cause
 // (a kill or a drop after the dot).
-import { fork, spawn } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -369,6 +370,16 @@ async function readStoredBody(body) {
   return (await readFile(body.path)).subarray(body.start);
 }
 
+/** The commit the run's code came from, marked when the tree had changes (the block's reader should know). */
+function commitOfRun() {
+  const git = (...a) => execFileSync('git', a, { cwd: here, encoding: 'utf8' }).trim();
+  try {
+    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--', '../../../packages') ? ' plus uncommitted changes to packages/' : ''}`;
+  } catch {
+    return 'unknown (no git)';
+  }
+}
+
 /** Replaces the block <!-- soak:STORE:begin --> ... <!-- soak:STORE:end --> in the doc with this run's reconciliation. */
 function writeDocBlock(file, r) {
   const begin = `<!-- soak:${r.store}:begin -->`;
@@ -377,13 +388,13 @@ function writeDocBlock(file, r) {
   const u = r.unknown;
   const lines = [
     begin,
-    `Command: \`${command}\` (${new Date().toISOString().slice(0, 10)}, ${Math.round(r.durationMs / 1000)} s)`,
+    `Command: \`${command}\` (${new Date().toISOString().slice(0, 10)}, ${Math.round(r.durationMs / 1000)} s, code of commit ${commitOfRun()})`,
     '',
     '| store | messages | of them large | workers | SIGKILLs | Redis restarts | server deliveries | lost | delivered twice | delivered corrupt | unfinished | bodies of delivered messages left: unexplained (by a killed worker) | bodies lost | unknown | unknown explained by a kill (delivered / not) | by a connection lost after the end of data (delivered / not) | unexplained |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: |',
     `| ${r.store} | ${r.messages} | ${r.large.count} | ${r.workers} | ${r.kills} | ${r.redisRestarts} | ${r.serverDeliveries} | ${r.lost.length} | ${r.duplicates.length} | ${r.corrupt.length} | ${r.unfinished.length} | ${r.bodiesLeft.length} (${r.bodiesLeftByKill.length}) | ${r.bodiesLost.length} | ${u.total} | ${u.byKillDelivered} / ${u.byKillNotDelivered} | ${u.byDropDelivered} / ${u.byDropNotDelivered} | ${u.unexplained.length} |`,
     '',
-    `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. ${r.large.count ? `Large messages: ${r.large.count} (every ${r.large.every}th), ${(r.large.bytes / 2 ** 20).toFixed(1)} MiB in all, the largest ${(r.large.maxBytes / 2 ** 20).toFixed(2)} MiB; the server received ${r.large.deliveries} deliveries of them, ${r.large.deliveredOnRetry} delivered on a later attempt (the file read again), ${r.large.unknown} ended unknown; ${r.endOfDataDrops.inLargeBody} drops inside large bodies. ` : ''}Every delivery's body was hashed by the server (sha256, as received) and compared with the enqueued bytes' hash${r.chunking ? ' (the server offered CHUNKING: BDAT)' : ''}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply, and one inside a body the client had already written to its end too. ${r.redisRestartMs !== undefined ? `The restarted redis-server answered ${r.redisRestartMs} ms after it was started (AOF replay). ` : ''}Durable enqueue of ${r.messages} messages${r.large.count ? ` (${(r.large.bytes / 2 ** 20).toFixed(1)} MiB of large bodies among them)` : ''} took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
+    `Final states: ${Object.entries(r.states).map(([k, v]) => `${v} ${k}`).join(', ')}. ${r.large.count ? `Large messages: ${r.large.count} (every ${r.large.every}th), ${(r.large.bytes / 2 ** 20).toFixed(1)} MiB in all, the largest ${(r.large.maxBytes / 2 ** 20).toFixed(2)} MiB; the server received ${r.large.deliveries} deliveries of them, ${r.large.deliveredOnRetry} delivered on a later attempt (the body read from the store again), ${r.large.unknown} ended unknown; ${r.endOfDataDrops.inLargeBody} drops inside large bodies. ` : ''}Every delivery's body was hashed by the server (sha256, as received) and compared with the enqueued bytes' hash${r.chunking ? ' (the server offered CHUNKING: BDAT)' : ''}. Workers that died by themselves: ${r.unexpectedExits}. The server dropped ${r.serverDrops} connections, ${r.endOfDataDrops.delivered + r.endOfDataDrops.notDelivered} of them at the final dot (${r.endOfDataDrops.delivered} after delivering); a drop at the command pipelined after a dot also loses that dot's reply, and one inside a body the client had already written to its end too. ${r.redisRestartMs !== undefined ? `The restarted redis-server answered ${r.redisRestartMs} ms after it was started (AOF replay). ` : ''}Durable enqueue of ${r.messages} messages${r.large.count ? ` (${(r.large.bytes / 2 ** 20).toFixed(1)} MiB of large bodies among them)` : ''} took ${r.enqueueMs} ms (${Math.round(r.messages / (r.enqueueMs / 1000))} msgs/s, 100 at a time).`,
     end,
   ].join('\n');
   replaceDocBlock(file, begin, end, lines);
