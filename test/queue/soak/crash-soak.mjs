@@ -21,8 +21,9 @@
 // must still be there, unchanged.
 //
 // Exit 1 when a message was lost, delivered twice, delivered corrupt, left
-// unfinished, a body was left behind or lost, or an `unknown` has no cause
-// (a kill or a drop after the dot).
+// unfinished, its body lost, or left behind after delivery by a worker that
+// was not killed, or an `unknown` has no cause (a kill, or a connection lost
+// after the end of data).
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
