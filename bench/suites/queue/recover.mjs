@@ -4,11 +4,12 @@
 // test/queue/crash-child.mjs does), and this process times one recover() of its directory: wall time,
 // this process's CPU, and the passes over queue/ it made (opendirSync calls on queue/, counted). The
 // K messages go back to queue/, so each row sees N queued.
-//   node bench/suites/queue/recover.mjs [queued=100000] [claims=50,200] [--dist <packages/queue/dist>]
-// --dist loads SpoolStore from another build (e.g. a copy of an older dist, to compare).
+//   node bench/suites/queue/recover.mjs [queued=100000] [claims=50,200] [--dist <packages/queue/dist>] [--doc docs/queue.md]
+// --dist loads SpoolStore from another build (e.g. a copy of an older dist, to compare); --doc writes
+// the table, with this command, into the file's recover block (<!-- recover:begin --> ... <!-- recover:end -->).
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -33,7 +34,10 @@ if (process.argv[2] === '--child') {
   }
   process.send({ claimed }, () => process.kill(process.pid, 'SIGKILL'));
 } else {
-  const positional = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith('--') && all[i - 1] !== '--dist');
+  const positional = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith('--') && all[i - 1] !== '--dist' && all[i - 1] !== '--doc');
+  const doc = flag('--doc');
+  const startedAt = Date.now();
+  const loadAtStart = loadavg().map((l) => l.toFixed(1)).join(' / ');
   const queued = Number(positional[0] ?? 100_000);
   const claimSizes = (positional[1] ?? '50,200').split(',').map(Number);
   const dir = fs.mkdtempSync(join(tmpdir(), 'recover-bench-'));
@@ -73,6 +77,23 @@ if (process.argv[2] === '--child') {
     }
     console.table(rows);
     await store.close();
+    if (doc) {
+      const command = `node bench/suites/queue/recover.mjs ${queued} ${claimSizes.join(',')}${flag('--dist') ? ` --dist ${flag('--dist')}` : ''}`;
+      const head = Object.keys(rows[0]);
+      const table = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---:').join(' | ')} |`, ...rows.map((row) => `| ${head.map((h) => (typeof row[h] === 'number' ? row[h].toLocaleString('en-US') : row[h])).join(' | ')} |`)];
+      const block = [
+        `Command: \`${command}\` (${new Date().toISOString().slice(0, 10)}, ${Math.round((Date.now() - startedAt) / 1000)} s; ${availableParallelism()} CPUs; load average ${loadAtStart} at the start, ${loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end; "load" in the table: the 1-minute load average as that recovery began). Each row: a worker process that claimed the messages and was SIGKILLed, then one \`recover()\` in this process; CPU is this process's.`,
+        '',
+        ...table,
+      ].join('\n');
+      const text = fs.readFileSync(doc, 'utf8');
+      const begin = '<!-- recover:begin -->';
+      const end = '<!-- recover:end -->';
+      const a = text.indexOf(begin);
+      const b = text.indexOf(end);
+      if (a < 0 || b < a) throw new Error(`${doc} has no ${begin} ... ${end} block`);
+      fs.writeFileSync(doc, `${text.slice(0, a)}${begin}\n${block}\n${text.slice(b)}`);
+    }
   } finally {
     fs.opendirSync = originalOpendir;
     fs.rmSync(dir, { recursive: true, force: true });
