@@ -157,4 +157,45 @@ describe('spool recovery of a dead worker', () => {
     await store.close();
     await cleanup();
   });
+
+  it("removes the body of a delivered message that a worker killed while it finished that message's outcome left behind (its mark still beside it), and touches no pending message's body or mark", async () => {
+    const { store, dir, cleanup } = await spool();
+    const victim = await store.registerWorker();
+    const [done, pending] = await enqueueMany(store, 2);
+    const claims = await store.claim(victim, 2);
+    const claimOf = (id: string) => claims.find((c) => c.message.id === id)!.message;
+    await Promise.all([store.markCommitting(victim, done!, 1), store.markCommitting(victim, pending!, 1)]);
+    // What the worker leaves when it is killed in its outcome batch after the outcome is durable and
+    // the claim gone, before the body and the mark are removed: the delivery recorded, data/<id> and
+    // commit/<id>@1 still there. (Made by recording the delivery, then putting the two files back.)
+    const body = await readFile(join(dir, 'data', done!));
+    const now = Date.now();
+    await store.finish(victim, { ...claimOf(done!), attempts: 1, finishedAt: now, recipients: claimOf(done!).recipients.map((r) => ({ ...r, state: 'delivered' as const, attempts: 1, finishedAt: now })) });
+    await writeFile(join(dir, 'data', done!), body);
+    await writeFile(join(dir, 'commit', `${done}@1`), '');
+    await killWorker(store, dir, victim);
+
+    expect(await store.recover()).toBe(1); // the pending one, interrupted by its mark: settled unknown
+
+    expect(await store.get(done!)).toMatchObject({ state: 'delivered' });
+    expect(await readdir(join(dir, 'data'))).not.toContain(done);
+    expect(await readdir(join(dir, 'commit'))).not.toContain(`${done}@1`);
+    // The interrupted one is settled unknown: its body kept (an operator may resend it), its mark
+    // removed with its recorded attempt as before.
+    expect(await store.get(pending!)).toMatchObject({ state: 'unknown', attempts: 1 });
+    expect(await readdir(join(dir, 'data'))).toContain(pending);
+    // A pending message's mark (an attempt under way in a live worker) and body are left alone.
+    const live = await store.registerWorker();
+    const [third] = await enqueueMany(store, 1);
+    await store.claim(live, 1);
+    await store.markCommitting(live, third!, 1);
+    const dying = await store.registerWorker();
+    await killWorker(store, dir, dying); // a dead worker, so the next recover() sweeps again
+    await store.recover();
+    expect(await readdir(join(dir, 'commit'))).toContain(`${third}@1`);
+    expect(await readdir(join(dir, 'data'))).toContain(third);
+    await store.unregisterWorker(live);
+    await store.close();
+    await cleanup();
+  });
 });

@@ -25,9 +25,14 @@ export class QueueError extends Error {
 
 const ID = /^[0-9a-z]{8,40}$/;
 
+/** Whether `id` is a message id (checkId's rule, without the error: for names read from a directory). */
+export function isId(id: string): boolean {
+  return typeof id === 'string' && ID.test(id);
+}
+
 /** Message ids become file names and Redis keys: only [0-9a-z]. */
 export function checkId(id: string): string {
-  if (typeof id !== 'string' || !ID.test(id)) {
+  if (!isId(id)) {
     throw new QueueError('ERR_QUEUE_INVALID', `not a queue id: ${JSON.stringify(String(id)).slice(0, 60)} (ids are 8 to 40 characters of 0-9 and a-z, as printed by enqueue and \`smtplib queue list\`)`);
   }
   return id;

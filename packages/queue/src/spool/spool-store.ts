@@ -33,7 +33,7 @@ import { mkdir, opendir, readFile, rmdir, stat, utimes, writeFile } from 'node:f
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
-import { QueueError, checkId } from '../errors.js';
+import { QueueError, checkId, isId } from '../errors.js';
 import { TurnBatch } from '../turn-batch.js';
 import { applyInterrupted, newRecord, newStreamedRecord, requeue, restingState, view } from '../record.js';
 import { emptyMessage } from '../validate.js';
@@ -207,6 +207,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   /** Ids whose new copy is in place while their claimed copy is not yet removed (see #place). */
   readonly #placing = new Set<string>();
   #closed = false;
+  /** Whether this store has swept commit/ once (see #sweepMarks). */
+  #swept = false;
 
   constructor(dir: string, options: SpoolStoreOptions = {}) {
     super();
@@ -938,10 +940,13 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       batch.forEach((o, i) => held[i] || o.reject(claimLost(o.from)));
       if (owned.length === 0) return;
       const states = await this.#placeAll(owned);
-      // The outcomes are durable and the claims gone. The files they made useless go: the mark of
-      // this attempt and of the one before (a resent interrupted attempt) - a mark of an attempt
-      // already recorded is never read, so one that cannot be removed is left - and a delivered
-      // message's body, before the callers return (a delivered message has no body).
+      // The outcomes are durable and the claims gone. The files they made useless go, before the
+      // callers return: a delivered message's body (a delivered message has no body), then the mark
+      // of this attempt and of the one before (a resent interrupted attempt). In that order: a worker
+      // killed between the two leaves the mark beside the body, and the mark is how recovery finds
+      // that body (#sweepMarks; removed the other way round, nothing pointed at it, and it stayed
+      // until a purge). A mark of an attempt already recorded is never read, so one that cannot be
+      // removed is left.
       const marks: string[] = [];
       const bodies: string[] = [];
       owned.forEach(({ message }, i) => {
@@ -949,6 +954,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         if (message.attempts > 1) marks.push(this.#p('commit', `${message.id}@${message.attempts - 1}`));
         if (states[i] === 'delivered') bodies.push(this.#p('data', message.id));
       });
+      await Promise.all(bodies.map((path) => unlinkIfPresent(path).catch(() => false)));
       for (const path of marks) {
         try {
           removeName(path);
@@ -956,7 +962,6 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
           // left: see above
         }
       }
-      await Promise.all(bodies.map((path) => unlinkIfPresent(path).catch(() => false)));
       owned.forEach(({ message, resolve }, i) => {
         this.#emit({ id: message.id, from: 'active', to: states[i]!, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
         resolve();
@@ -1290,6 +1295,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   async recover(options: { retryUnknown?: boolean; schedule?: RetrySchedule } = {}): Promise<number> {
     let settled = 0;
+    let dead = false;
     const registered = new Set((await readdir(this.#p('workers'))).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
     const dirs = new Set(await this.#activeDirs());
     for (const worker of new Set([...registered, ...dirs])) {
@@ -1298,8 +1304,46 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       settled += await this.#settleWorkerDir(worker, options);
       await rmdir(this.#p('active', worker)).catch(() => undefined);
       await unlinkIfPresent(this.#p('workers', `${worker}.json`));
+      dead = true;
+    }
+    if (dead || !this.#swept) {
+      this.#swept = true;
+      await this.#sweepMarks();
     }
     return settled;
+  }
+
+  /**
+   * Removes what a worker killed while it finished a batch of outcomes left behind: for each mark in
+   * commit/ whose message is finished (its record in done/), the body of a delivered message and the
+   * mark itself. #flushOutcomes removes bodies before marks, so a body left by such a kill still has
+   * its mark; without this it stayed until the retention purge (with large messages, megabytes per
+   * kill). commit/ holds the marks of attempts under way (a worker's concurrency each) and such
+   * leftovers: a stat or two per name. Run by the first recover() of a store and after each dead
+   * worker: a leftover appears only when a worker dies, and whoever recovers that worker sweeps.
+   * Only finished messages are touched: a mark of a message still pending is its attempt's (or an
+   * interrupted attempt's, read by its next claim: invariant 4).
+   */
+  async #sweepMarks(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.#p('commit'));
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const at = name.lastIndexOf('@');
+      const id = at > 0 ? name.slice(0, at) : '';
+      if (!isId(id)) continue;
+      const finished = DONE_STATES.find((state) => exists(this.#p('done', `${state}-${id}.json`)));
+      if (finished === undefined) continue;
+      if (finished === 'delivered') await unlinkIfPresent(this.#p('data', id)).catch(() => false);
+      try {
+        removeName(this.#p('commit', name));
+      } catch {
+        // left: a mark of a finished message is never read
+      }
+    }
   }
 
   /**
