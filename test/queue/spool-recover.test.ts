@@ -1,7 +1,7 @@
 // Recovery of a dead worker's claim directory (SpoolStore #settleWorkerDir): what it leaves, and
 // how many passes over queue/ it makes for it (one per page of the directory, not one per name).
 import fs from 'node:fs';
-import { link, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -195,6 +195,116 @@ describe('spool recovery of a dead worker', () => {
     expect(await readdir(join(dir, 'commit'))).toContain(`${third}@1`);
     expect(await readdir(join(dir, 'data'))).toContain(third);
     await store.unregisterWorker(live);
+    await store.close();
+    await cleanup();
+  });
+
+  it("a leftover's new copy that a live worker defers back into queue/ while recovery works is still found: the message is not put in queue/ twice", async () => {
+    const { store, dir, cleanup } = await spool();
+    const other = new SpoolStore(dir); // a live worker's process on the same spool
+    await other.open();
+    const ids = await enqueueMany(store, 40);
+    const victim = await store.registerWorker();
+    const claims = await store.claim(victim, 40);
+    await killWorker(store, dir, victim);
+    // X: its name is the dead directory's last, so recovery decides on it after settling the others.
+    const order = await readdir(join(dir, 'active', DEAD));
+    const x = order[order.length - 1]!.slice(0, -5);
+    const claimed = claims.find((c) => c.message.id === x)!.message;
+    // The dead worker had recorded X's first attempt (deferred, its new copy in queue/) and died before
+    // removing its claimed copy; a live worker has claimed that new copy since.
+    const live = await other.registerWorker();
+    const attempt1 = { ...claimed, attempts: 1, nextAttemptAt: Date.now() - 1, recipients: claimed.recipients.map((r) => ({ ...r, state: 'deferred' as const, attempts: 1 })) };
+    await writeFile(join(dir, 'active', live, `${x}.json`), JSON.stringify(attempt1));
+    // Once recovery has looked (its first transition: it is settling the first name), the live worker
+    // records attempt 2 as deferred, due at once: X's copy moves from its claim directory into queue/.
+    let deferred: Promise<void> | undefined;
+    store.once('transition', () => {
+      deferred = other.finish(live, { ...attempt1, attempts: 2, recipients: attempt1.recipients.map((r) => ({ ...r, attempts: 2 })) });
+    });
+
+    expect(await store.recover()).toBe(39);
+    await deferred;
+
+    expect(await copiesOf(dir, x)).toHaveLength(1);
+    expect(await store.get(x)).toMatchObject({ state: 'deferred', attempts: 2 });
+    const claimer = await store.registerWorker();
+    const again = await store.claim(claimer, 100);
+    expect(again.filter((c) => c.message.id === x)).toHaveLength(1);
+    expect(new Set(again.map((c) => c.message.id))).toEqual(new Set(ids));
+    await store.unregisterWorker(claimer);
+    await other.unregisterWorker(live);
+    await other.close();
+    await store.close();
+    await cleanup();
+  });
+
+  it('a worker taken for dead while it lives (a stale heartbeat from another host) loses no claim it makes while it is recovered', async () => {
+    const { store: alive, dir, cleanup } = await spool();
+    await enqueueMany(alive, 40);
+    const w = await alive.registerWorker();
+    const claims = await alive.claim(w, 40);
+    const order = await readdir(join(dir, 'active', w));
+    const x = order[order.length - 1]!.slice(0, -5);
+    const due = claims.find((c) => c.message.id === x)!.message.nextAttemptAt;
+    // Its worker file as another host's, its heartbeat two minutes old: another store takes it for dead.
+    const file = join(dir, 'workers', `${w}.json`);
+    await writeFile(file, JSON.stringify({ host: 'otherhost', pid: 1, startedAt: 0 }));
+    const stale = new Date(Date.now() - 120_000);
+    await utimes(file, stale, stale);
+    const recoverer = new SpoolStore(dir, { leaseMs: 60_000 });
+    // While the recoverer reads queue/, the live worker gives X back (as unclaim() does); once the
+    // recoverer settles its first name, the live worker claims again.
+    const original = fs.opendirSync;
+    let armed = true;
+    vi.spyOn(fs, 'opendirSync').mockImplementation(((path: fs.PathLike, options?: fs.OpenDirOptions) => {
+      if (armed && String(path) === join(dir, 'queue')) {
+        armed = false;
+        try {
+          fs.renameSync(join(dir, 'active', w, `${x}.json`), join(dir, 'queue', `${String(due).padStart(13, '0')}-10-q-${x}.json`));
+        } catch {
+          // taken already: the recoverer moved it first
+        }
+      }
+      return original(path, options);
+    }) as typeof fs.opendirSync);
+    let reclaim: Promise<unknown> | undefined;
+    recoverer.once('transition', () => {
+      reclaim = alive.claim(w, 100).catch((error: unknown) => error); // its first claim after being recovered fails once (ERR_QUEUE_CLAIM_LOST)
+    });
+    await recoverer.open(); // recovers w
+    await reclaim;
+    vi.restoreAllMocks();
+
+    expect(await copiesOf(dir, x)).toHaveLength(1);
+    expect(await recoverer.get(x)).toBeDefined();
+    await recoverer.close();
+    await alive.close().catch(() => undefined);
+    await cleanup();
+  });
+
+  it("a delivered message's body that could not be removed keeps its end-of-data mark (the mark is how recovery finds it), and the next recovery removes both", async () => {
+    const { store, dir, cleanup } = await spool();
+    const w = await store.registerWorker();
+    const [id] = await enqueueMany(store, 1);
+    const [claim] = await store.claim(w, 1);
+    await store.markCommitting(w, id!, 1);
+    // data/<id> made a directory: unlink() fails (EISDIR), as a body the file system will not remove.
+    await rm(join(dir, 'data', id!));
+    await mkdir(join(dir, 'data', id!));
+    const now = Date.now();
+    await store.finish(w, { ...claim!.message, attempts: 1, finishedAt: now, recipients: claim!.message.recipients.map((r) => ({ ...r, state: 'delivered' as const, attempts: 1, finishedAt: now })) });
+    expect(await store.get(id!)).toMatchObject({ state: 'delivered' });
+    expect(await readdir(join(dir, 'commit'))).toContain(`${id}@1`);
+    // Removable again; a recovery (after a dead worker, as when the worker is killed) sweeps commit/.
+    await rm(join(dir, 'data', id!), { recursive: true });
+    await writeFile(join(dir, 'data', id!), 'left behind');
+    const dying = await store.registerWorker();
+    await killWorker(store, dir, dying);
+    await store.recover();
+    expect(await readdir(join(dir, 'data'))).not.toContain(id);
+    expect(await readdir(join(dir, 'commit'))).not.toContain(`${id}@1`);
+    await store.unregisterWorker(w);
     await store.close();
     await cleanup();
   });

@@ -942,26 +942,22 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       const states = await this.#placeAll(owned);
       // The outcomes are durable and the claims gone. The files they made useless go, before the
       // callers return: a delivered message's body (a delivered message has no body), then the mark
-      // of this attempt and of the one before (a resent interrupted attempt). In that order: a worker
-      // killed between the two leaves the mark beside the body, and the mark is how recovery finds
-      // that body (#sweepMarks; removed the other way round, nothing pointed at it, and it stayed
-      // until a purge). A mark of an attempt already recorded is never read, so one that cannot be
-      // removed is left.
-      const marks: string[] = [];
-      const bodies: string[] = [];
+      // of this attempt and of the one before (a resent interrupted attempt). In that order, and a
+      // body that could not be removed keeps its marks: a body left (by a worker killed between the
+      // two, or an error) has its mark beside it, and the mark is how recovery finds it (#sweepMarks;
+      // removed the other way round, nothing pointed at it, and it stayed until a purge). A mark of an
+      // attempt already recorded is never read, so one that cannot be removed is left.
+      const bodiesGone = await Promise.all(owned.map(({ message }, i) => (states[i] === 'delivered' ? unlinkIfPresent(this.#p('data', message.id)).then(() => true, () => false) : true)));
       owned.forEach(({ message }, i) => {
-        marks.push(this.#p('commit', `${message.id}@${message.attempts}`));
-        if (message.attempts > 1) marks.push(this.#p('commit', `${message.id}@${message.attempts - 1}`));
-        if (states[i] === 'delivered') bodies.push(this.#p('data', message.id));
-      });
-      await Promise.all(bodies.map((path) => unlinkIfPresent(path).catch(() => false)));
-      for (const path of marks) {
-        try {
-          removeName(path);
-        } catch {
-          // left: see above
+        if (!bodiesGone[i]) return;
+        for (let n = message.attempts; n >= 1 && n >= message.attempts - 1; n--) {
+          try {
+            removeName(this.#p('commit', `${message.id}@${n}`));
+          } catch {
+            // left: see above
+          }
         }
-      }
+      });
       owned.forEach(({ message, resolve }, i) => {
         this.#emit({ id: message.id, from: 'active', to: states[i]!, recipients: message.recipients.map((r) => ({ address: r.address, state: r.state })) });
         resolve();
@@ -1337,7 +1333,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       if (!isId(id)) continue;
       const finished = DONE_STATES.find((state) => exists(this.#p('done', `${state}-${id}.json`)));
       if (finished === undefined) continue;
-      if (finished === 'delivered') await unlinkIfPresent(this.#p('data', id)).catch(() => false);
+      // A body that cannot be removed keeps its mark: looked at again by the next sweep.
+      if (finished === 'delivered' && !(await unlinkIfPresent(this.#p('data', id)).then(() => true, () => false))) continue;
       try {
         removeName(this.#p('commit', name));
       } catch {
@@ -1361,7 +1358,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     let settled = 0;
     let page: string[] = [];
     // Names are moved and removed while the directory is read: a name neither added nor removed meanwhile
-    // is read exactly once (readdir's rule), and nothing adds names to a dead worker's directory.
+    // is read exactly once (readdir's rule). A name added meanwhile (a worker taken for dead while it
+    // lived claims again) may be read or not: it is taken like the others, or left for a later recovery.
     for await (const { name } of names) {
       if (!name.endsWith('.json')) continue;
       page.push(name);
@@ -1374,79 +1372,77 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   /**
-   * Gives back or settles a page of names of `worker`'s claim directory. A name whose message also
-   * rests elsewhere (queue/, hold/, done/ or another claim directory) is place()'s leftover, the old
-   * copy: removed. Any other is first claimed by rename into this store's own worker directory (unless
-   * `own`), so two processes recovering the same dead worker at once never both act on it, then read,
-   * and given back to queue/ or settled (an interrupted attempt: see invariant 4 in docs/queue.md).
+   * Gives back or settles a page of names of `worker`'s claim directory. Every name is first taken:
+   * moved by rename into this store's own worker directory (unless `own`), so two processes recovering
+   * the same dead worker never both act on a name, and a copy taken cannot move while recovery looks
+   * for others. Then, for all the page at once, each taken message is looked for elsewhere: hold/,
+   * done/ and the other claim directories (stats), queue/ (one pass, #queuedIds: a pass per name made
+   * recovering a worker with C claims beside N queued messages cost C x N names read, minutes of the
+   * recovering worker's main thread at 200 claims and a million queued), then the stats again. A
+   * taken copy whose message rests elsewhere too is place()'s leftover, the old copy (invariant 1):
+   * removed. Any other is read, and given back to queue/ or settled (an interrupted attempt:
+   * invariant 4).
    *
-   * Which names are leftovers is answered for the whole page by one pass over queue/ (#queuedIds) and
-   * one read of active/, then per name by a few stats (#restsElsewhere): a pass over queue/ per name
-   * made recovering a worker with C claims beside N queued messages cost C x N names read (minutes of
-   * the recovering worker's main thread at 200 claims and a million queued). Looking once for all the
-   * names, some of them acted on well after the pass, gives the same answer as looking for each just
-   * before acting, because nothing but the dead worker's own place() makes a second copy of a message
-   * in its directory (a claim, an operator's command or another recovery takes a message by rename,
-   * which leaves no copy behind; a worker claims only from queue/), and it is dead:
-   * - found elsewhere: the copy here is the old one, and stays the old one whatever happens to the
-   *   other since (claimed, settled, purged). Should another recovery have taken this name meanwhile
-   *   it is gone, and the removal finds nothing.
-   * - found nowhere: no copy can appear since, but the one this page's claim makes. Another recovery
-   *   may take the name first, and its copy appear elsewhere: the rename below then finds the name
-   *   gone, and this store does nothing with it.
-   * A copy that moved while the pass ran is missed as before (one pass per name missed it alike):
-   * claim directories are read after the pass, so a worker that claimed a leftover's new copy from
-   * queue/ before or during it is looked at (one registered later claims from queue/, where the pass
-   * saw that copy), and hold/, done/ and the other claim directories are
-   * looked at just before each name is acted on, in the same turn of the event loop as its rename.
+   * Taken before looked for: looking first let the other copy move between the look and the decision
+   * (a live worker that had claimed a leftover's new copy deferred it back into queue/ under a new
+   * name after the pass, and the leftover was given back as a second copy; a worker taken for dead
+   * while alive claimed a message again after the pass, and its claim was removed as a leftover). The
+   * other copy can still be missed by moving twice while recovery looks (out of queue/ ahead of the
+   * pass and back in behind it, between the two rounds of stats), as with one pass per name.
+   * A name whose copy this store's own directory already holds (an operator's command in this process
+   * has the message) is left for a later recovery. Names taken and not yet settled when an error ends
+   * the page go back to the dead worker's directory, for the next recovery.
    */
   async #settlePage(worker: string, names: readonly string[], schedule: ReturnType<typeof resolveSchedule>, options: { retryUnknown?: boolean }, own: boolean): Promise<number> {
-    const ids = names.map((name) => name.slice(0, -5));
-    const queued = await this.#queuedIds(new Set(ids));
-    const others = (await this.#activeDirs()).filter((dir) => dir !== worker);
-    let holder = own ? worker : undefined;
+    const holder = own ? worker : await this.#controlWorker();
+    const taken: { id: string; from: string; path: string }[] = [];
+    for (const name of names) {
+      const from = this.#p('active', worker, name);
+      const to = this.#p('active', holder, name);
+      if (own) taken.push({ id: name.slice(0, -5), from, path: from });
+      else if (!exists(to) && moveIfPresent(from, to)) taken.push({ id: name.slice(0, -5), from, path: to });
+      // (not moved: another process is recovering it, or this store holds a copy: see above)
+    }
     let settled = 0;
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
-      const id = ids[i]!;
-      let path = this.#p('active', worker, name);
-      if (!queued.has(id) && !own && holder === undefined) {
-        // Asked for before the look below (registered once, when first needed), so the look and the
-        // rename run in one turn; and looked at like the other claim directories (made since active/ was read).
-        holder = await this.#controlWorker();
-        if (!others.includes(holder)) others.push(holder);
+    let done = 0;
+    try {
+      const otherDirs = async (): Promise<string[]> => (await this.#activeDirs()).filter((dir) => dir !== worker && dir !== holder);
+      let others = await otherDirs();
+      const elsewhere = new Set(taken.filter((t) => this.#restsElsewhere(t.id, others)).map((t) => t.id));
+      for (const id of await this.#queuedIds(new Set(taken.map((t) => t.id).filter((id) => !elsewhere.has(id))))) elsewhere.add(id);
+      others = await otherDirs();
+      for (const t of taken) if (!elsewhere.has(t.id) && this.#restsElsewhere(t.id, others)) elsewhere.add(t.id);
+      for (; done < taken.length; done++) {
+        const { id, path } = taken[done]!;
+        if (elsewhere.has(id)) {
+          await unlinkIfPresent(path); // place() had written the new copy; this one is the old one
+          continue;
+        }
+        let message: StoredMessage | undefined;
+        try {
+          message = await this.#read(path);
+        } catch (error) {
+          if (!(error instanceof QueueError && error.code === 'ERR_QUEUE_STORE')) throw error;
+          // A copy that holds no record of its message: a claimed name that a power loss brought back
+          // after its file had become a spare and been written over with other messages' records (their
+          // own copies are elsewhere). It is a leftover, like the stale copy above: removed unread.
+          await unlinkIfPresent(path);
+          continue;
+        }
+        if (!message) continue;
+        const interrupted = exists(this.#p('commit', `${id}@${message.attempts + 1}`));
+        if (interrupted) {
+          const next = applyInterrupted(message, Date.now(), schedule, Boolean(options.retryUnknown));
+          await this.finish(holder, next);
+        } else {
+          await this.#place(path, message);
+          this.#emit({ id, from: 'active', to: message.held ? 'held' : restingState(message) });
+        }
+        settled++;
       }
-      if (queued.has(id) || this.#restsElsewhere(id, others)) {
-        // place() had written the new copy; this one is the old one.
-        await unlinkIfPresent(path);
-        continue;
-      }
-      if (!own) {
-        const claimed = this.#p('active', holder!, name);
-        if (!moveIfPresent(path, claimed)) continue; // another process is recovering it
-        path = claimed;
-      }
-      let message: StoredMessage | undefined;
-      try {
-        message = await this.#read(path);
-      } catch (error) {
-        if (!(error instanceof QueueError && error.code === 'ERR_QUEUE_STORE')) throw error;
-        // A copy that holds no record of its message: a claimed name that a power loss brought back
-        // after its file had become a spare and been written over with other messages' records (their
-        // own copies are elsewhere). It is a leftover, like the stale copy above: removed unread.
-        await unlinkIfPresent(path);
-        continue;
-      }
-      if (!message) continue;
-      const interrupted = exists(this.#p('commit', `${id}@${message.attempts + 1}`));
-      if (interrupted) {
-        const next = applyInterrupted(message, Date.now(), schedule, Boolean(options.retryUnknown));
-        await this.finish(holder!, next);
-      } else {
-        await this.#place(path, message);
-        this.#emit({ id, from: 'active', to: message.held ? 'held' : restingState(message) });
-      }
-      settled++;
+    } finally {
+      // An error ended the page: what was taken and not settled goes back where it was found.
+      if (!own) for (const t of taken.slice(done)) moveIfPresent(t.path, t.from);
     }
     return settled;
   }
