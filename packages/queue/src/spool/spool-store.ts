@@ -1312,7 +1312,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   /**
    * Removes what a worker killed while it finished a batch of outcomes left behind: for each mark in
    * commit/ whose message is finished (its record in done/), the body of a delivered message and the
-   * mark itself. #flushOutcomes removes bodies before marks, so a body left by such a kill still has
+   * mark itself; and the marks of a message that is gone. #flushOutcomes removes bodies before marks, so a body left by such a kill still has
    * its mark; without this it stayed until the retention purge (with large messages, megabytes per
    * kill). commit/ holds the marks of attempts under way (a worker's concurrency each) and such
    * leftovers: a stat or two per name. Run by the first recover() of a store and after each dead
@@ -1332,7 +1332,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       const id = at > 0 ? name.slice(0, at) : '';
       if (!isId(id)) continue;
       const finished = DONE_STATES.find((state) => exists(this.#p('done', `${state}-${id}.json`)));
-      if (finished === undefined) continue;
+      // Neither finished nor with a body: the message is gone (purged or deleted: a pending message
+      // always has its body, invariant 2), and so is any reader of its marks.
+      if (finished === undefined && exists(this.#p('data', id))) continue;
       // A body that cannot be removed keeps its mark: looked at again by the next sweep.
       if (finished === 'delivered' && !(await unlinkIfPresent(this.#p('data', id)).then(() => true, () => false))) continue;
       try {
