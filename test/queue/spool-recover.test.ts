@@ -308,4 +308,17 @@ describe('spool recovery of a dead worker', () => {
     await store.close();
     await cleanup();
   });
+
+  it('the sweep removes the marks of a message that is gone (no record, no body), and keeps those of a pending one', async () => {
+    const { store, dir, cleanup } = await spool();
+    const [pending] = await enqueueMany(store, 1);
+    await writeFile(join(dir, 'commit', `${pending}@1`), ''); // an interrupted attempt's mark: read by the next claim
+    await writeFile(join(dir, 'commit', 'zz00000000gone@3'), ''); // a purged message's mark, left
+    const dying = await store.registerWorker();
+    await killWorker(store, dir, dying);
+    await store.recover();
+    expect((await readdir(join(dir, 'commit'))).sort()).toEqual([`${pending}@1`]);
+    await store.close();
+    await cleanup();
+  });
 });
