@@ -22,6 +22,18 @@
 // With `dataProbeEveryLines: n`, the fault hook is also asked (stage 'data',
 // verb 'DATA-PROBE') every n lines of a DATA body, not only at its third line
 // ('DATA-LINE'), so a drop can land anywhere in a large body.
+// The hook's context also carries `id` (the X-Soak-Id) at the end of data.
+//
+// With `watchBodyDrops`, a drop inside a body (stage 'data': DATA-LINE,
+// DATA-PROBE, BDAT-CHUNK) closes the connection with a FIN instead of a reset,
+// answers nothing more, and keeps reading until the client closes its side.
+// What a client has handed to its kernel still arrives after it sees the
+// close, so the server learns whether the client had written its end of data
+// (the final dot, or BDAT LAST's octets) when it lost the connection: before
+// it, nothing was delivered and the client must defer the message; only after
+// it may the client call the message unknown. `onBodyDrop(record)` is called
+// at the drop with `record = { id, endOfData: undefined }`; `endOfData` becomes
+// true or false once known (`stats.bodyDropsWatching` counts those not yet).
 
 import { createHash } from 'node:crypto';
 import net from 'node:net';
@@ -36,6 +48,55 @@ export function prng(seed) {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The X-Soak-Id header among `lines` ('?' when not there yet). */
+function soakIdIn(lines) {
+  const header = lines.find((l) => /^X-Soak-Id:/i.test(l));
+  return header ? header.slice(header.indexOf(':') + 1).trim() : '?';
+}
+
+/**
+ * After a drop inside a body: a function fed what the client sends on, true once its end of data is
+ * in (DATA: the line "."; BDAT: the octets of a chunk sent as LAST). `onId` gets the X-Soak-Id header
+ * if it arrives now. Any other command line means the client gave the message up: never true.
+ */
+export function endOfDataScanner(mode, onId) {
+  let text = '';
+  let remaining = 0; // octets of the current BDAT chunk still to come
+  let last = false;
+  let gaveUp = false;
+  return (more) => {
+    text += more;
+    while (!gaveUp) {
+      if (remaining > 0) {
+        if (text.length === 0) return false;
+        const take = Math.min(remaining, text.length);
+        for (const line of text.slice(0, take).split('\r\n')) if (/^X-Soak-Id:/i.test(line)) onId(soakIdIn([line]));
+        text = text.slice(take);
+        remaining -= take;
+        if (remaining === 0 && last) return true;
+        continue;
+      }
+      const index = text.indexOf('\r\n');
+      if (index < 0) return false;
+      const line = text.slice(0, index);
+      text = text.slice(index + 2);
+      if (mode === 'data') {
+        if (line === '.') return true;
+        if (/^X-Soak-Id:/i.test(line)) onId(soakIdIn([line]));
+        continue;
+      }
+      const bdat = /^BDAT (\d+)( LAST)?$/i.exec(line);
+      if (!bdat) gaveUp = true;
+      else {
+        remaining = Number(bdat[1]);
+        last = Boolean(bdat[2]);
+        if (remaining === 0 && last) return true;
+      }
+    }
+    return false;
   };
 }
 
@@ -69,7 +130,7 @@ export function startFaultServer(options = {}) {
   /** id → the sha256 (hex) of each delivery's body, with `hashBodies` */
   const bodyHashes = new Map();
   const probeEvery = options.dataProbeEveryLines ?? 0;
-  const stats = { connections: 0, commands: 0, messages: 0, drops: 0, faults: 0, maxConcurrent: 0, open: 0, nestedMail: 0, bdatChunks: 0, bdatLast: 0, maxBdatLastInOneRead: 0, starttls: 0, auths: 0, replyBatches: 0 };
+  const stats = { connections: 0, commands: 0, messages: 0, drops: 0, faults: 0, maxConcurrent: 0, open: 0, nestedMail: 0, bdatChunks: 0, bdatLast: 0, maxBdatLastInOneRead: 0, starttls: 0, auths: 0, replyBatches: 0, bodyDropsWatching: 0 };
   const secureContext = options.tls ? tls.createSecureContext({ key: options.tls.key, cert: options.tls.cert }) : undefined;
   const sockets = new Set();
   const log = options.log;
@@ -127,8 +188,39 @@ export function startFaultServer(options = {}) {
       dead = true;
       stream.end();
     };
-    const ask = (stage, verb, line) => {
-      const decision = fault({ connection, step: step++, stage, verb, line, from, rcpts });
+    // A drop inside a body: a FIN, then read on to learn whether the client had written its end of data.
+    const dropInBody = () => {
+      if (!options.watchBodyDrops) return kill();
+      if (dead) return undefined;
+      dead = true;
+      stats.drops++;
+      out.length = 0; // replies not yet written are lost, as with a reset
+      stream.off('data', onData);
+      const record = { id: soakIdIn(mode === 'data' ? dataLines : bdatBody.split('\r\n')), endOfData: undefined };
+      options.onBodyDrop?.(record);
+      stats.bodyDropsWatching++;
+      const scan = endOfDataScanner(mode === 'data' ? 'data' : 'bdat', (id) => { if (record.id === '?') record.id = id; });
+      const settle = (seen) => {
+        if (record.endOfData !== undefined) return;
+        record.endOfData = seen;
+        stats.bodyDropsWatching--;
+        clearTimeout(timer);
+        stream.destroy();
+        socket.destroy();
+      };
+      // A client that neither closes nor writes on is taken as one that wrote no end of data.
+      const timer = setTimeout(() => settle(false), 10_000);
+      const read = (text) => { if (scan(text)) settle(true); };
+      stream.on('data', (chunk) => read(chunk.toString('latin1')));
+      stream.once('close', () => settle(false));
+      stream.end();
+      const rest = buffer;
+      buffer = '';
+      read(rest);
+      return undefined;
+    };
+    const ask = (stage, verb, line, id) => {
+      const decision = fault({ connection, step: step++, stage, verb, line, from, rcpts, id });
       if (decision) stats.faults++;
       return decision;
     };
@@ -273,7 +365,7 @@ export function startFaultServer(options = {}) {
         if (sha256) bodyHashes.set(id, [...(bodyHashes.get(id) ?? []), sha256]);
         options.onDeliver?.({ id, rcpts: [...rcpts], at: Date.now(), remoteAddress: socket.remoteAddress, ehlo: connection.ehlo, sha256 });
       };
-      const decision = ask('end-of-data', '.', '.');
+      const decision = ask('end-of-data', '.', '.', id);
       const recipients = rcpts;
       from = undefined;
       rcpts = [];
@@ -302,7 +394,7 @@ export function startFaultServer(options = {}) {
       if (!bdatLast) {
         // A drop in the middle of a chunked message, sometimes.
         const decision = ask('data', 'BDAT-CHUNK', '');
-        if (decision?.drop) return kill();
+        if (decision?.drop) return dropInBody();
         return reply(`250 2.0.0 ${bdatBody.length} octets so far`);
       }
       stats.bdatLast++;
@@ -340,7 +432,7 @@ export function startFaultServer(options = {}) {
             const probe = dataLines.length === 3 ? 'DATA-LINE' : probeEvery > 0 && dataLines.length % probeEvery === 0 ? 'DATA-PROBE' : undefined;
             if (probe) {
               const decision = ask('data', probe, line);
-              if (decision?.drop) return kill();
+              if (decision?.drop) return dropInBody();
             }
           }
         } else {
