@@ -6,9 +6,12 @@
 # CHUNKING (BDAT). Every 20th message is large (192 KiB to 3 MiB: most past the
 # spool's 256 KiB in-memory bound, so sent from its file), with drops inside them.
 # Fails on any lost, twice-delivered, corrupt (the server's sha256 of each delivery
-# against the enqueued bytes), unfinished or unexplained-unknown message, on a
-# delivered message's body left behind by a worker that was not killed or another's
-# body lost, and when redis-server cannot start.
+# against the enqueued bytes), unfinished or unexplained-unknown message (an unknown
+# needs a kill, or a connection lost after the client's end of data arrived: see
+# crash-soak.mjs's header), on a delivered message's body still stored after the
+# soak's own recover() (which removes those a killed worker left; killed or not, one
+# left after it fails) or another's body lost or changed, and when redis-server
+# cannot start.
 # Full size (20,000 each, written into docs/queue.md): bash test/queue/soak/full.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."

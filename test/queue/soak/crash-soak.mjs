@@ -16,7 +16,8 @@
 // makes the server offer CHUNKING (the client then sends BDAT).
 //
 // The server hashes the body of each delivery (as received: dot-unstuffed) and
-// the soak compares it with the hash of what it enqueued; after the run each
+// the soak compares it with the hash of what it enqueued; after the run and a
+// last recover() (what the next worker does first) each
 // delivered message's body must be gone from the store and each other one's
 // must still be there, unchanged.
 //
@@ -33,16 +34,18 @@
 // data arrived after all. Exact, per message: an unknown "connection lost after
 // the end of data" whose last attempt the server saw was a drop inside its body
 // with no end of data after it fails the run (the client called unknown what it
-// should have deferred). Exact, in total: undelivered unknowns blamed on drops
-// must not outnumber the drops that can leave one (at the dot without
-// delivering, inside a body whose end of data arrived, at MAIL/RCPT/BDAT with
-// CHUNKING). Still loose: (1) those totals are not matched per message, so an
-// unknown from an early drop at a command (the envelope, not the body) hides
-// among the others as long as the total holds; (2) with CHUNKING a drop at
-// MAIL, RCPT or BDAT is counted as a possible cause whether or not the
-// client's group carried the whole message (only then was its end of data
-// written); (3) a drop at the dot or at the command after it is not tied to
-// the message whose reply it lost.
+// should have deferred). A bound, in total: undelivered unknowns blamed on
+// drops must not outnumber what can leave one (drops at the dot without
+// delivering, drops inside a body whose end of data arrived, with CHUNKING
+// drops at MAIL/RCPT/BDAT, and dots refused by a fault reply followed by a
+// drop on that connection before the reply was written). Still loose: (1) that
+// bound is not matched per message, so an unknown from an early drop at a
+// command (the envelope, not the body) hides among the others while the total
+// holds; (2) with CHUNKING a drop at MAIL, RCPT or BDAT counts as a possible
+// cause whether or not the client's group carried the whole message (only then
+// was its end of data written); (3) "before the reply was written" is judged
+// by the reply delay's timer (REPLY_DELAY_MS + 1 ms), and no drop at or after
+// a dot is tied to the message whose reply it lost.
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
@@ -105,7 +108,7 @@ const random = (() => { let a = SEED >>> 0; return () => { a = (a + 0x6d2b79f5) 
 // and 3 ms before each end-of-data reply so kills often land between the dot and its reply.
 /** tag → the EHLO name of the worker that delivered it last */
 const deliveredBy = new Map();
-const endOfDataDrops = { delivered: 0, notDelivered: 0, midData: 0, largeBodyProbes: 0, inLargeBody: 0, envelopeDrops: 0 };
+const endOfDataDrops = { delivered: 0, notDelivered: 0, refusedAtDot: 0, refusedAtDotThenDropped: 0, midData: 0, largeBodyProbes: 0, inLargeBody: 0, envelopeDrops: 0 };
 // What the server saw of each attempt that reached a body, in order: its end of data ({ id, endOfData: true }),
 // or a drop inside the body (the server's record: endOfData true or false once it knows whether the client's
 // end of data arrived after the drop; its id, the message's tag, may only be known by then too).
@@ -113,8 +116,11 @@ const attemptsSeen = [];
 const bodyDrops = [];
 const bodyDropRandom = prng(SEED ^ 0xb0d1);
 const baseFaults = randomFaults({ seed: SEED, dropRate: Number(arg('drop-rate', 0.08)), replyFaultRate: Number(arg('fault-rate', 0.03)), stepsPerConnection: 40 });
+const REPLY_DELAY_MS = 3;
+/** Connections whose last dot was refused by a fault reply the server has not written yet. */
+const refusalUnwritten = new Set();
 const server = await startFaultServer({
-  replyDelayMs: 3,
+  replyDelayMs: REPLY_DELAY_MS,
   chunking: CHUNKING,
   hashBodies: true,
   // A large body is also asked about every 2,048 lines (~160 KiB), so drops land inside it, not only at its start.
@@ -137,6 +143,14 @@ const server = await startFaultServer({
     }
     const decision = baseFaults(ctx);
     if (ctx.stage === 'end-of-data') attemptsSeen.push({ id: ctx.id, endOfData: true });
+    // A dot answered with a fault reply (nothing delivered) whose reply a drop on the same connection loses
+    // before the server writes its replies (REPLY_DELAY_MS after the first) leaves an undelivered unknown too.
+    if (decision?.drop && refusalUnwritten.has(ctx.connection)) endOfDataDrops.refusedAtDotThenDropped++;
+    if (ctx.stage === 'end-of-data' && decision?.reply) {
+      endOfDataDrops.refusedAtDot++;
+      refusalUnwritten.add(ctx.connection);
+      setTimeout(() => refusalUnwritten.delete(ctx.connection), REPLY_DELAY_MS + 1);
+    }
     if (ctx.stage === 'end-of-data' && decision?.drop) {
       if (decision.drop === 'after-delivery') endOfDataDrops.delivered++;
       else endOfDataDrops.notDelivered++;
@@ -355,8 +369,8 @@ if (result.unknown.byDropDelivered + result.unknown.byDropNotDelivered > drops) 
 // A drop inside a body can leave an unknown only when the client's end of data arrived after it.
 endOfDataDrops.inBodyEndOfDataArrived = bodyDrops.filter((d) => d.endOfData === true).length;
 endOfDataDrops.inBodyUnsettled = bodyDrops.filter((d) => d.endOfData === undefined).length;
-const undeliveredCauses = endOfDataDrops.notDelivered + endOfDataDrops.inBodyEndOfDataArrived + endOfDataDrops.envelopeDrops;
-if (result.unknown.byDropNotDelivered > undeliveredCauses) result.unknown.unexplained.push(`${result.unknown.byDropNotDelivered} undelivered unknowns blamed on ${endOfDataDrops.notDelivered} drops at the dot, ${endOfDataDrops.inBodyEndOfDataArrived} in a body whose end of data arrived after (of ${endOfDataDrops.midData} in bodies)${CHUNKING ? ` and ${endOfDataDrops.envelopeDrops} at MAIL, RCPT or BDAT` : ''}`);
+const undeliveredCauses = endOfDataDrops.notDelivered + endOfDataDrops.inBodyEndOfDataArrived + endOfDataDrops.envelopeDrops + endOfDataDrops.refusedAtDotThenDropped;
+if (result.unknown.byDropNotDelivered > undeliveredCauses) result.unknown.unexplained.push(`${result.unknown.byDropNotDelivered} undelivered unknowns blamed on ${endOfDataDrops.notDelivered} drops at the dot, ${endOfDataDrops.inBodyEndOfDataArrived} in a body whose end of data arrived after (of ${endOfDataDrops.midData} in bodies), ${endOfDataDrops.refusedAtDotThenDropped} dots refused whose reply a drop lost (of ${endOfDataDrops.refusedAtDot} refused)${CHUNKING ? ` and ${endOfDataDrops.envelopeDrops} at MAIL, RCPT or BDAT` : ''}`);
 result.durationMs = Date.now() - soakStarted;
 const FAILURES = ['lost', 'duplicates', 'corrupt', 'unfinished', 'bodiesLeft', 'bodiesLeftByKill', 'bodiesLost'];
 const ok = unexpectedExits === 0 && FAILURES.every((key) => result[key].length === 0) && result.unknown.unexplained.length === 0;
