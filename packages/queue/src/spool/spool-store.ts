@@ -57,7 +57,7 @@ import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, readRecord
 import { DirSyncer, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
 import { idCreatedAt } from '../ids.js';
-import { isPurgeable, latestCutoff, purgeCutoffs, type FinishedState, type PurgeOptions } from '../retention.js';
+import { FINISHED_STATES, isPurgeable, latestCutoff, purgeCutoffs, type FinishedState, type PurgeOptions } from '../retention.js';
 
 // Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
 // together share one file and one fsync, linked under each message's name). A version 2 spool is a
@@ -65,7 +65,6 @@ import { isPurgeable, latestCutoff, purgeCutoffs, type FinishedState, type Purge
 const FORMAT = { format: 'smtplib-queue spool', version: 3 };
 const UPGRADABLE = [2];
 const DONE_NAME = /^(delivered|bounced|unknown)-([0-9a-z]+)\.json$/;
-const DONE_STATES = ['delivered', 'bounced', 'unknown'] as const;
 /**
  * A listing of queue/ (see #listDue) serves the claims that follow while it holds names, for
  * LISTING_MS or LISTING_SHARE times what it cost to make, whichever is longer: with a short queue a
@@ -422,10 +421,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         if (exists(path)) return { where: 'active', path, worker };
       }
       if (exists(this.#p('hold', `${id}.json`))) return { where: 'hold', path: this.#p('hold', `${id}.json`) };
-      for (const state of DONE_STATES) {
-        const path = this.#p('done', `${state}-${id}.json`);
-        if (exists(path)) return { where: 'done', path };
-      }
+      const finished = this.#finishedState(id);
+      if (finished !== undefined) return { where: 'done', path: this.#p('done', `${finished}-${id}.json`) };
       // Back through active and queue: a record a worker moved from active to
       // queue (a retry) after the queue was read above is found here, so a
       // message retried as fast as it is looked up is never lost from view.
@@ -1331,7 +1328,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       const at = name.lastIndexOf('@');
       const id = at > 0 ? name.slice(0, at) : '';
       if (!isId(id)) continue;
-      const finished = DONE_STATES.find((state) => exists(this.#p('done', `${state}-${id}.json`)));
+      const finished = this.#finishedState(id);
       // Neither finished nor with a body: the message is gone (purged or deleted: a pending message
       // always has its body, invariant 2), and so is any reader of its marks.
       if (finished === undefined && exists(this.#p('data', id))) continue;
@@ -1399,10 +1396,11 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const holder = own ? worker : await this.#controlWorker();
     const taken: { id: string; from: string; path: string }[] = [];
     for (const name of names) {
+      const id = name.slice(0, -5);
       const from = this.#p('active', worker, name);
       const to = this.#p('active', holder, name);
-      if (own) taken.push({ id: name.slice(0, -5), from, path: from });
-      else if (!exists(to) && moveIfPresent(from, to)) taken.push({ id: name.slice(0, -5), from, path: to });
+      if (own) taken.push({ id, from, path: from });
+      else if (!exists(to) && moveIfPresent(from, to)) taken.push({ id, from, path: to });
       // (not moved: another process is recovering it, or this store holds a copy: see above)
     }
     let settled = 0;
@@ -1463,9 +1461,14 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   /** Whether message `id` has a copy in hold/, done/ or one of the claim directories `dirs` (stats: no directory read). */
   #restsElsewhere(id: string, dirs: readonly string[]): boolean {
     if (exists(this.#p('hold', `${id}.json`))) return true;
-    for (const state of DONE_STATES) if (exists(this.#p('done', `${state}-${id}.json`))) return true;
+    if (this.#finishedState(id) !== undefined) return true;
     for (const dir of dirs) if (exists(this.#p('active', dir, `${id}.json`))) return true;
     return false;
+  }
+
+  /** The state under which message `id` rests in done/ (a stat per finished state), or undefined. */
+  #finishedState(id: string): FinishedState | undefined {
+    return FINISHED_STATES.find((state) => exists(this.#p('done', `${state}-${id}.json`)));
   }
 
   /** A worker is alive while its process is (same host), or its heartbeat is fresh (another host). */
