@@ -215,11 +215,11 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       expect(expired.recipients[0]!.lastReply!.code).toBe(451);
     });
 
-    it('a worker killed after it recorded "about to write the end of data" leaves the message unknown, never resent', async () => {
+    it('a worker killed after it recorded "about to write the end of data" and began that write leaves the message unknown, never resent', async () => {
       server = await startServer();
       const { tag, message } = taggedMessage();
       const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message });
-      expect(await crashChild(made.spec, 'claim-mark')).toBe(id);
+      expect(await crashChild(made.spec, 'claim-mark-write')).toBe(id);
       expect((await queue.get(id))!.state).toBe('active');
       const worker = queue.worker({ smtp: smtp(server.port), schedule: FAST, pollIntervalMs: 10, recoverIntervalMs: 10 });
       await worker.start();
@@ -252,11 +252,30 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       expect(server.deliveries.get(`${tag} b@example.test`)).toBe(1);
     });
 
+    it('a worker killed after the mark, its end of data never begun: a store that notes the writing (spool) gives the message back, delivered once; one that cannot (Redis) leaves it unknown', async () => {
+      server = await startServer();
+      const { tag, message } = taggedMessage();
+      const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message });
+      expect(await crashChild(made.spec, 'claim-mark')).toBe(id);
+      const worker = queue.worker({ smtp: smtp(server.port), schedule: FAST, pollIntervalMs: 10, recoverIntervalMs: 10 });
+      await worker.start();
+      const done = await queue.wait(id, { timeoutMs: 10_000 });
+      await worker.stop();
+      if (made.store.markWriting) {
+        expect(done.state).toBe('delivered');
+        expect(done.attempts).toBe(1); // the killed worker's attempt never happened
+        expect(server.deliveries.get(`${tag} b@example.test`)).toBe(1);
+      } else {
+        expect(done.state).toBe('unknown');
+        expect(server.stats.messages).toBe(0);
+      }
+    });
+
     it('retryUnknown resends what a killed worker may have sent', async () => {
       server = await startServer();
       const { tag, message } = taggedMessage();
       const { id } = await queue.enqueue({ from: 'a@example.test', to: 'b@example.test', message });
-      await crashChild(made.spec, 'claim-mark');
+      await crashChild(made.spec, 'claim-mark-write');
       const worker = queue.worker({ smtp: smtp(server.port), schedule: FAST, pollIntervalMs: 10, recoverIntervalMs: 10, retryUnknown: true });
       await worker.start();
       const done = await queue.wait(id, { timeoutMs: 10_000 });

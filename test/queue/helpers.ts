@@ -35,8 +35,8 @@ export function taggedMessage(tag = `m${++counter}`): { tag: string; message: st
   return { tag, message: `From: a@example.test\r\nTo: b@example.test\r\nSubject: queued ${tag}\r\nX-Soak-Id: ${tag}\r\n\r\nbody of ${tag}\r\n` };
 }
 
-/** Runs test/queue/crash-child.mjs, which claims a message (and maybe marks it) and SIGKILLs itself; resolves with the id it printed. */
-export function crashChild(spec: string, mode: 'claim' | 'claim-mark'): Promise<string> {
+/** Runs test/queue/crash-child.mjs, which claims a message (and maybe marks it, and notes it writing) and SIGKILLs itself; resolves with the id it printed. */
+export function crashChild(spec: string, mode: 'claim' | 'claim-mark' | 'claim-mark-write'): Promise<string> {
   const script = fileURLToPath(new URL('./crash-child.mjs', import.meta.url));
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [script, spec, mode], (error, stdout, stderr) => {

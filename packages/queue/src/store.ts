@@ -83,6 +83,15 @@ export interface QueueStore extends EventEmitter<QueueEvents> {
   body(id: string): Promise<MessageBody>;
   /** Records that attempt `attempt` of message `id` is about to write its end of data (batched: one round trip per group of calls). */
   markCommitting(worker: string, id: string, attempt: number): Promise<void>;
+  /**
+   * Optional. Called synchronously just before the write that carries the end of data of a marked
+   * attempt (smtplib's beforeCommitSync), so that after a crash a marked attempt that never got here
+   * is known not to have been delivered and is given back instead of left `unknown`. Must be cheap
+   * (no wait for a disk or a network); throws when the note cannot be made (the end of data is then
+   * not written). SpoolStore notes it in the page cache, trusted after a process crash on the same
+   * machine; a store without it leaves every marked, unfinished attempt `unknown`.
+   */
+  markWriting?(worker: string, id: string, attempt: number): void;
   /** Stores the message after an attempt and gives up the claim. */
   finish(worker: string, message: StoredMessage): Promise<void>;
   /** Gives up a claim without an attempt. */

@@ -13,7 +13,11 @@
 // the body in one write - and queued messages chain behind it: one SMTP round
 // trip per message instead of two plus a store round trip. The cost: a worker
 // killed between the mark and the end of data leaves those messages (at most
-// markAhead) 'unknown' although they were not sent - never a duplicate.)
+// markAhead) 'unknown' although they were not sent - never a duplicate -
+// unless its store notes, synchronously and in the pool's beforeCommitSync,
+// which attempts began their end of data (markWriting; the spool does, and
+// trusts its notes after a process crash on the same machine): those without
+// a note are given back, not left 'unknown'.)
 // Accepted recipients are never sent again; transiently refused ones are
 // retried alone on the schedule.
 
@@ -48,7 +52,9 @@ export interface QueueWorkerOptions {
    * pool at once. Default: all of them (concurrency): marks then go in large batches, and the pool
    * always has the next message ready. A worker killed with SIGKILL leaves every message it had
    * marked and not finished `unknown` (never resent), so fewer means fewer such unknowns after a
-   * crash, at some throughput (each mark's round trip then sits before fewer sends).
+   * crash, at some throughput (each mark's round trip then sits before fewer sends). With a store
+   * that notes which attempts began their end of data (SpoolStore: markWriting), a process crash on
+   * the same machine leaves `unknown` only those; the rest go back to the queue.
    */
   markAhead?: number;
   /** Retry schedule; Postfix's by default (300 s doubling to 4000 s, bounce after 5 days). */
@@ -320,11 +326,16 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       return;
     }
     try {
-      // No options object for a message without MAIL or RCPT parameters (most): the pool then has none to parse.
-      const result = await (message.mailOptions || message.rcptOptions
+      // A store that can note which marked attempts reached their end of data (the spool) is told
+      // just before that write; no options object otherwise for a message without MAIL or RCPT
+      // parameters (most): the pool then has none to parse.
+      const store = this.store;
+      const noteWriting = store.markWriting ? () => store.markWriting!(worker, id, attempt) : undefined;
+      const result = await (message.mailOptions || message.rcptOptions || noteWriting
         ? this.#pool.sendmail(message.from, pending, body, {
             ...(message.mailOptions ? { mailOptions: message.mailOptions as never } : {}),
             ...(message.rcptOptions ? { rcptOptions: message.rcptOptions as never } : {}),
+            ...(noteWriting ? { beforeCommitSync: noteWriting } : {}),
           })
         : this.#pool.sendmail(message.from, pending, body));
       record = fromResult(result, pending, startedAt, this.#catalogue, this.#retryUnknown);

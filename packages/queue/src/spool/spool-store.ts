@@ -57,6 +57,7 @@ import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, readRecord
 import { DirSyncer, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
 import { idCreatedAt } from '../ids.js';
+import { WRITING_FILE, WritingNotes, machineLife, readWritingNotes } from './writing.js';
 import { FINISHED_STATES, isPurgeable, latestCutoff, purgeCutoffs, type FinishedState, type PurgeOptions } from '../retention.js';
 
 // Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
@@ -158,7 +159,12 @@ interface WorkerFile {
   pid: number;
   procStart?: string;
   startedAt: number;
+  /** machineLife() of its process: a recoverer with the same one trusts its writing notes once its pid is gone (see writing.ts). */
+  life?: string;
 }
+
+/** Why recover() may settle a worker's claims: its process ended on this machine since boot ('ended': its writing notes hold), or it is gone or silent in a way that says less ('lost'). */
+type Liveness = 'alive' | 'ended' | 'lost';
 
 export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore {
   readonly kind = 'spool';
@@ -168,9 +174,13 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #leaseMs: number;
   readonly #syncer = new DirSyncer();
   readonly #workers = new Map<string, NodeJS.Timeout>();
+  /** Each worker's notes of attempts writing their end of data (see writing.ts and markWriting). */
+  readonly #writing = new Map<string, WritingNotes>();
+  /** This process's machineLife(), written in its workers' files. */
+  readonly #life = machineLife();
   #control: Promise<string> | undefined;
   readonly #marks = new TurnBatch<Mark>((batch) => this.#flushMarks(batch));
-  #outcomes: { from: string; message: StoredMessage; resolve(): void; reject(error: unknown): void }[] = [];
+  #outcomes: { worker: string; from: string; message: StoredMessage; resolve(): void; reject(error: unknown): void }[] = [];
   /** A batch of outcomes is being written, or its write is scheduled (see #scheduleOutcomes). */
   #outcomesBusy = false;
   /** The batch of outcomes being written, until it is (see #drainOutcomes). */
@@ -603,7 +613,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   /** Makes `worker`'s claim directory and publishes its file (registration, and a rejoin after being taken for dead). */
   async #publishWorker(worker: string): Promise<void> {
-    const file: WorkerFile = { host: os.hostname(), pid: process.pid, startedAt: Date.now(), ...(procStart(process.pid) ? { procStart: procStart(process.pid)! } : {}) };
+    const file: WorkerFile = { host: os.hostname(), pid: process.pid, startedAt: Date.now(), ...(procStart(process.pid) ? { procStart: procStart(process.pid)! } : {}), ...(this.#life ? { life: this.#life } : {}) };
+    // A rejoin: the notes file went with the old claim directory; the first note makes a new one.
+    this.#closeWriting(worker);
     // The claim directory first, then the file, written in tmp/ and renamed into workers/ whole. A
     // recovery running meanwhile in another process then sees either a fresh directory with no file
     // (alive: see #alive) or the whole file. Written in place after the directory... before it, a
@@ -647,6 +659,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     await this.#drainOutcomes();
     // Whatever it still holds goes back (an attempt that wrote its end of data is settled by recovery rules).
     await this.#settleWorkerDir(worker, {}, true);
+    this.#closeWriting(worker);
+    await unlinkIfPresent(this.#p('active', worker, WRITING_FILE));
     await unlinkIfPresent(this.#p('workers', `${worker}.json`));
     await this.#syncer.forget(this.#p('active', worker));
     if (this.#control && worker === (await this.#control)) this.#control = undefined;
@@ -839,6 +853,31 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     });
   }
 
+  /**
+   * Notes, synchronously and without an fsync, that attempt `attempt` of `id` is about to write its
+   * end of data (the pool's beforeCommitSync): after a process crash, a marked attempt with no note
+   * certainly was not delivered (see writing.ts). Throws when the note cannot be written.
+   */
+  markWriting(worker: string, id: string, attempt: number): void {
+    let notes = this.#writing.get(worker);
+    if (!notes) {
+      if (!this.#workers.has(worker)) throw claimLost(this.#p('active', worker, `${id}.json`));
+      notes = new WritingNotes(this.#p('active', worker, WRITING_FILE));
+      this.#writing.set(worker, notes);
+    }
+    notes.note(checkId(id), attempt);
+  }
+
+  #closeWriting(worker: string): void {
+    const notes = this.#writing.get(worker);
+    this.#writing.delete(worker);
+    try {
+      notes?.close();
+    } catch {
+      // a close that fails changes nothing: the notes were written
+    }
+  }
+
   /** One round trip for every mark asked for in this turn: claims made durable, marks created, one fsync of commit/. */
   async #flushMarks(batch: Mark[]): Promise<void> {
     try {
@@ -870,7 +909,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const from = this.#p('active', worker, `${checkId(message.id)}.json`);
     return new Promise<void>((resolve, reject) => {
       if (this.#outcomes.length === 0) this.#outcomesSince = Date.now();
-      this.#outcomes.push({ from, message, resolve, reject });
+      this.#outcomes.push({ worker, from, message, resolve, reject });
       this.#scheduleOutcomes();
     });
   }
@@ -934,9 +973,15 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       // Only the worker that still holds its claim may record (it was not taken for dead).
       const held = batch.map((o) => exists(o.from));
       const owned = batch.filter((_, i) => held[i]);
-      batch.forEach((o, i) => held[i] || o.reject(claimLost(o.from)));
+      batch.forEach((o, i) => {
+        if (held[i]) return;
+        this.#writing.get(o.worker)?.release(o.message.id);
+        o.reject(claimLost(o.from));
+      });
       if (owned.length === 0) return;
       const states = await this.#placeAll(owned);
+      // Durable: these attempts' writing notes may be written over.
+      for (const o of owned) this.#writing.get(o.worker)?.release(o.message.id);
       // The outcomes are durable and the claims gone. The files they made useless go, before the
       // callers return: a delivered message's body (a delivered message has no body), then the mark
       // of this attempt and of the one before (a resent interrupted attempt). In that order, and a
@@ -967,6 +1012,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async unclaim(worker: string, id: string): Promise<void> {
     const from = this.#p('active', worker, `${checkId(id)}.json`);
     this.#bodies.delete(id);
+    this.#writing.get(worker)?.release(id);
     const message = await this.#read(from);
     if (!message) return;
     const name = queueName(message);
@@ -1293,8 +1339,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const dirs = new Set(await this.#activeDirs());
     for (const worker of new Set([...registered, ...dirs])) {
       if (this.#workers.has(worker)) continue;
-      if (await this.#alive(worker)) continue;
-      settled += await this.#settleWorkerDir(worker, options);
+      const liveness = await this.#liveness(worker);
+      if (liveness === 'alive') continue;
+      // Read once the process is known to be gone: it writes no more notes.
+      const notes = liveness === 'ended' ? readWritingNotes(this.#p('active', worker, WRITING_FILE)) : undefined;
+      settled += await this.#settleWorkerDir(worker, options, false, notes);
+      await unlinkIfPresent(this.#p('active', worker, WRITING_FILE)).catch(() => undefined);
       await rmdir(this.#p('active', worker)).catch(() => undefined);
       await unlinkIfPresent(this.#p('workers', `${worker}.json`));
       dead = true;
@@ -1346,7 +1396,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    * Gives back or settles every message a dead (or leaving) worker holds, RECOVER_PAGE names of its
    * claim directory at a time (read as a stream, never listed whole; see #settlePage).
    */
-  async #settleWorkerDir(worker: string, options: { retryUnknown?: boolean; schedule?: RetrySchedule }, own = false): Promise<number> {
+  async #settleWorkerDir(worker: string, options: { retryUnknown?: boolean; schedule?: RetrySchedule }, own = false, notes?: ReadonlySet<string>): Promise<number> {
     let names: AsyncIterable<{ name: string }>;
     try {
       names = await opendir(this.#p('active', worker), { bufferSize: RECOVER_PAGE });
@@ -1363,10 +1413,10 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       if (!name.endsWith('.json')) continue;
       page.push(name);
       if (page.length < RECOVER_PAGE) continue;
-      settled += await this.#settlePage(worker, page, schedule, options, own);
+      settled += await this.#settlePage(worker, page, schedule, options, own, notes);
       page = [];
     }
-    if (page.length > 0) settled += await this.#settlePage(worker, page, schedule, options, own);
+    if (page.length > 0) settled += await this.#settlePage(worker, page, schedule, options, own, notes);
     return settled;
   }
 
@@ -1392,7 +1442,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    * has the message) is left for a later recovery. Names taken and not yet settled when an error ends
    * the page go back to the dead worker's directory, for the next recovery.
    */
-  async #settlePage(worker: string, names: readonly string[], schedule: ReturnType<typeof resolveSchedule>, options: { retryUnknown?: boolean }, own: boolean): Promise<number> {
+  async #settlePage(worker: string, names: readonly string[], schedule: ReturnType<typeof resolveSchedule>, options: { retryUnknown?: boolean }, own: boolean, notes?: ReadonlySet<string>): Promise<number> {
     const holder = own ? worker : await this.#controlWorker();
     const taken: { id: string; from: string; path: string }[] = [];
     for (const name of names) {
@@ -1430,7 +1480,14 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
           continue;
         }
         if (!message) continue;
-        const interrupted = exists(this.#p('commit', `${id}@${message.attempts + 1}`));
+        const attempt = `${id}@${message.attempts + 1}`;
+        let interrupted = exists(this.#p('commit', attempt));
+        if (interrupted && notes && !notes.has(attempt)) {
+          // Marked, but its end of data was never begun (writing.ts): the attempt did not happen. Its
+          // mark goes first, so the message is given back as it was, never taken for interrupted.
+          removeName(this.#p('commit', attempt));
+          interrupted = false;
+        }
         if (interrupted) {
           const next = applyInterrupted(message, Date.now(), schedule, Boolean(options.retryUnknown));
           await this.finish(holder, next);
@@ -1471,8 +1528,12 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     return FINISHED_STATES.find((state) => exists(this.#p('done', `${state}-${id}.json`)));
   }
 
-  /** A worker is alive while its process is (same host), or its heartbeat is fresh (another host). */
-  async #alive(worker: string): Promise<boolean> {
+  /**
+   * A worker is alive while its process is (same host), or its heartbeat is fresh (another host). A
+   * dead one is 'ended' when its process is gone from this machine, which has run since it started
+   * (same machineLife: its writing notes are all there), else 'lost'.
+   */
+  async #liveness(worker: string): Promise<Liveness> {
     let file: WorkerFile;
     let mtime: number;
     try {
@@ -1481,14 +1542,16 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     } catch {
       // No worker file: registration crashed, or the worker is between making its dir and publishing its file.
       const info = await stat(this.#p('active', worker)).catch(() => undefined);
-      return Boolean(info && Date.now() - info.mtimeMs < 10_000);
+      return info && Date.now() - info.mtimeMs < 10_000 ? 'alive' : 'lost';
     }
     if (file.host === os.hostname()) {
-      if (!pidAlive(file.pid)) return false;
-      const start = procStart(file.pid);
-      return !(start && file.procStart && start !== file.procStart);
+      if (pidAlive(file.pid)) {
+        const start = procStart(file.pid);
+        if (!(start && file.procStart && start !== file.procStart)) return 'alive';
+      }
+      return this.#life !== undefined && file.life === this.#life && file.procStart !== undefined ? 'ended' : 'lost';
     }
-    return Date.now() - mtime < this.#leaseMs;
+    return Date.now() - mtime < this.#leaseMs ? 'alive' : 'lost';
   }
 
   #assertOpen(): void {

@@ -98,6 +98,18 @@ export interface SendOptions extends CallOptions {
    * fails with deliveryStatus 'not-delivered'.
    */
   beforeCommit?: () => unknown;
+  /**
+   * Called synchronously just before the write that carries the end of data
+   * (after beforeCommit, if both are given). Unlike beforeCommit it does not
+   * stop a small message from riding whole (MAIL, RCPT, BDAT LAST and the
+   * body in one write): it then runs before that write, so before any of the
+   * message leaves. A durable queue notes here, without waiting for a disk,
+   * which attempts a crash may have left delivered: one that never called it
+   * certainly was not. If it throws, the end of data is not written and the
+   * send fails with deliveryStatus 'not-delivered' (the connection is closed
+   * when part of the message had been written).
+   */
+  beforeCommitSync?: () => void;
   /** DKIM-sign this message (replaces the connection's `dkim` option); `false`: do not sign it. */
   dkim?: DkimOption | DkimSigner | false;
 }
@@ -831,6 +843,7 @@ export class SMTP {
         rcpt: toRcptOptions(options.rcptOptions),
         signal: options.signal,
         beforeCommit: options.beforeCommit,
+        beforeCommitSync: options.beforeCommitSync,
       });
     } catch (error) {
       return Promise.reject(error);
@@ -877,6 +890,7 @@ export class SMTP {
       internationalBody: true,
       signal: options.signal,
       beforeCommit: options.beforeCommit,
+      beforeCommitSync: options.beforeCommitSync,
     });
   }
 

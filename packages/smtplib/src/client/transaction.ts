@@ -52,6 +52,8 @@ export interface TransactionRequest {
   requirements?: SmtpRequirements | undefined;
   /** Awaited just before the end of data (the final dot, or BDAT LAST) is written; see SendOptions.beforeCommit. */
   beforeCommit?: (() => unknown) | undefined;
+  /** Called synchronously just before the write that carries the end of data; see SendOptions.beforeCommitSync. */
+  beforeCommitSync?: (() => void) | undefined;
   /**
    * Work that must finish before the first command of this transaction is
    * written (DKIM signing a stream: a full read of the message); returns the
@@ -238,7 +240,13 @@ export class Transaction {
     } catch {
       return undefined;
     }
-    const group = this.#group(ctx, plan);
+    let group: { head: Head; bytes: Buffer[]; log: string[] };
+    try {
+      group = this.#group(ctx, plan);
+    } catch {
+      // Its beforeCommitSync hook refused (nothing registered, nothing written): run() calls it again and fails.
+      return undefined;
+    }
     const head = group.head;
     this.#head = head;
     this.#prewrittenOn = ctx;
@@ -446,6 +454,8 @@ export class Transaction {
     // per recipient accepted at RCPT after BDAT LAST, a count not known
     // until the RCPT replies are in.)
     const whole = plan.useBdat && plan.encoded !== undefined && plan.encoded.size <= (ctx.chunkSize ?? DEFAULT_CHUNK_SIZE) && !ctx.lmtp && !this.request.beforeCommit;
+    // A whole message's end of data leaves with its envelope: the hook runs before anything of it is written.
+    if (whole && this.request.beforeCommitSync) this.#beforeCommitSync(ctx, false);
     const head = new Head();
     const afterDataEnd = whole ? () => head.flushed : false;
     const timeout = timeouts.command;
@@ -761,6 +771,8 @@ export class Transaction {
   ): Promise<Reply[]> {
     const { session } = ctx;
     if (this.request.beforeCommit) await this.#beforeCommit(ctx);
+    // No await from here to the write below: the hook's note is true of that write.
+    if (this.request.beforeCommitSync) this.#beforeCommitSync(ctx, true);
     // Until the last byte of the message has left this process (a large BDAT
     // LAST chunk may sit in our buffer while the server stalls), a lost reply
     // still means "not delivered".
@@ -779,6 +791,25 @@ export class Transaction {
     following?.flushed();
     for (const waiter of waiters) this.#endReplies.push(await session.await(waiter, this.request.signal));
     return this.#endReplies;
+  }
+
+  /**
+   * Runs the caller's synchronous hook just before the write that carries the
+   * end of data. If it throws, that write is not made and the send fails as
+   * 'not-delivered'; when part of the message was already written (`begun`),
+   * the connection is dropped so the server discards it.
+   */
+  #beforeCommitSync(ctx: TransactionContext, begun: boolean): void {
+    try {
+      this.request.beforeCommitSync!();
+    } catch (error) {
+      const failure = new SMTPDataError(-1, `beforeCommitSync failed: ${(error as Error)?.message ?? String(error)}; the end of data was not written${begun ? ' and the connection was closed' : ''}`, undefined, {
+        cause: error,
+        deliveryStatus: 'not-delivered',
+      });
+      if (begun) ctx.session.destroy(failure);
+      throw failure;
+    }
   }
 
   /**

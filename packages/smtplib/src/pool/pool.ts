@@ -243,7 +243,7 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       return this.#submit(recipients, replay.replayable, run, undefined);
     }
     const { signal: callerSignal, ...sendOptions } = options;
-    const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, replay.take(), { ...sendOptions, ...(signal ? { signal } : {}) });
+    const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, replay.take(), signal ? { ...sendOptions, signal } : sendOptions);
     return this.#submit(recipients, replay.replayable, run, callerSignal);
   }
 

@@ -1,0 +1,145 @@
+// A worker killed with SIGKILL leaves its marked attempts: those whose end of data it had begun to
+// write are `unknown` (maybe delivered), and those still waiting in its pool - marked, never begun -
+// go back to the queue, because the spool's writing notes (packages/queue/src/spool/writing.ts) say
+// which is which. The notes are trusted only when the dead worker ran on this machine since its
+// boot; otherwise every marked attempt stays `unknown`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SpoolStore } from 'smtplib-queue';
+import { taggedMessage } from './helpers.js';
+
+/** An SMTP server (no CHUNKING: DATA and its final dot) that never answers a final dot; counts the dots it got. */
+function stallingServer(): Promise<{ port: number; dots(): number; close(): Promise<void> }> {
+  let dots = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let inData = false;
+    let pending = '';
+    socket.write('220 stall.test ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      pending += chunk.toString('latin1');
+      for (let end = pending.indexOf('\r\n'); end >= 0; end = pending.indexOf('\r\n')) {
+        const line = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        if (inData) {
+          if (line === '.') {
+            inData = false;
+            dots++; // and no reply: the client waits for it until it is killed
+          }
+          continue;
+        }
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO') socket.write('250-stall.test\r\n250 PIPELINING\r\n');
+        else if (verb === 'DATA') {
+          inData = true;
+          socket.write('354 go on\r\n');
+        } else if (verb === 'QUIT') socket.end('221 bye\r\n');
+        else socket.write('250 2.0.0 ok\r\n');
+      }
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: (server.address() as net.AddressInfo).port,
+    dots: () => dots,
+    close: () => new Promise<void>((done) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => done());
+    }),
+  })));
+}
+
+const CHILD = fileURLToPath(new URL('./writing-child.mjs', import.meta.url));
+
+/** Runs a worker process (concurrency 10, 2 connections) until the server has `dots` final dots, then SIGKILLs it. */
+async function killAfterDots(dir: string, server: { port: number; dots(): number }, dots: number): Promise<void> {
+  const child: ChildProcess = spawn(process.execPath, [CHILD, dir, String(server.port), '10', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const deadline = Date.now() + 20_000;
+  while (server.dots() < dots) {
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the worker wrote ${server.dots()} final dots, expected ${dots}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  // Every other claimed message is marked by now (one batch, before the pool took any) and waits in the pool.
+  await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGKILL');
+  expect(await exited).toBe('SIGKILL');
+}
+
+async function marksIn(dir: string): Promise<string[]> {
+  return (await readdir(join(dir, 'commit'))).sort();
+}
+
+describe('spool: writing notes tell a killed worker\'s unsent marked attempts from its maybe-delivered ones', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+  });
+
+  async function setUp(): Promise<{ dir: string; ids: string[]; server: Awaited<ReturnType<typeof stallingServer>> }> {
+    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-writing-'));
+    const server = await stallingServer();
+    cleanups.push(async () => {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const store = new SpoolStore(dir);
+    await store.open();
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message })).id);
+    await store.close();
+    return { dir, ids, server };
+  }
+
+  it('same machine, process gone: the 2 begun are unknown, the 8 never begun go back to the queue unchanged', async () => {
+    const { dir, ids, server } = await setUp();
+    await killAfterDots(dir, server, 2);
+    expect(await marksIn(dir)).toHaveLength(10); // every claimed attempt was marked
+    const store = new SpoolStore(dir);
+    await store.open(); // recovers the dead worker
+    try {
+      const states = await Promise.all(ids.map(async (id) => (await store.get(id))!));
+      const unknown = states.filter((m) => m.state === 'unknown');
+      const queued = states.filter((m) => m.state === 'queued');
+      expect(unknown).toHaveLength(2);
+      expect(queued).toHaveLength(8);
+      for (const m of queued) expect(m.attempts).toBe(0);
+      // Only the unknown ones keep a mark (of a finished message: swept); none of the given back do.
+      const marks = await marksIn(dir);
+      for (const m of queued) expect(marks.filter((n) => n.startsWith(`${m.id}@`))).toEqual([]);
+      // The dead worker's claim directory, with its notes file, is gone.
+      expect((await readdir(join(dir, 'active'))).filter((w) => !w.endsWith('-ctl'))).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('another boot (or pid namespace): the notes are not trusted, every marked attempt stays unknown', async () => {
+    const { dir, ids, server } = await setUp();
+    await killAfterDots(dir, server, 2);
+    // What a reboot changes: the dead worker's recorded machine life is not the recoverer's.
+    const [file] = (await readdir(join(dir, 'workers'))).filter((n) => n.endsWith('.json'));
+    const path = join(dir, 'workers', file!);
+    const record = JSON.parse(await readFile(path, 'utf8')) as { life?: string };
+    expect(record.life).toMatch(/\S+ pid:\[\d+\]/);
+    await writeFile(path, JSON.stringify({ ...record, life: `another-boot ${record.life!.split(' ')[1]}` }));
+    const store = new SpoolStore(dir);
+    await store.open();
+    try {
+      const states = await Promise.all(ids.map(async (id) => (await store.get(id))!.state));
+      expect(states.filter((s) => s === 'unknown')).toHaveLength(10);
+    } finally {
+      await store.close();
+    }
+  });
+});
