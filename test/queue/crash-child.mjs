@@ -12,7 +12,8 @@ import { openStore } from './store-spec.mjs';
 
 const [spec, mode] = process.argv.slice(2);
 const store = await openStore(spec);
-const worker = await store.registerWorker();
+// Registered as a QueueWorker registers (one that notes every end of data it writes, where the store takes notes).
+const worker = await store.registerWorker(store.markWriting ? { writingNotes: true } : undefined);
 const claims = await store.claim(worker, 1);
 if (claims.length !== 1) {
   console.error(`expected one claim, got ${claims.length}`);

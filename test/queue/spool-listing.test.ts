@@ -2,12 +2,12 @@
 // bounded selection gives exactly what a full sort of every due name gave; a name this process queues
 // is merged into its listings in claim order; with more names than a listing holds, claims still
 // follow priority order to the last message.
-import { writeFileSync } from 'node:fs';
+import fs, { utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SpoolStore } from 'smtplib-queue';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt } from '../../packages/queue/src/spool/listing.js';
 import { taggedMessage } from './helpers.js';
@@ -92,6 +92,21 @@ describe('spool listing (bounded selection of queue/)', () => {
   });
 });
 
+/** Counts opendirSync calls on `path` (the spool's scanDir opens queue/ with it once per pass). */
+function countScans(path: string): { readonly count: number } {
+  const original = fs.opendirSync;
+  const counter = { count: 0 };
+  vi.spyOn(fs, 'opendirSync').mockImplementation(((dirPath: fs.PathLike, options?: fs.OpenDirOptions) => {
+    if (String(dirPath) === path) counter.count++;
+    return original(dirPath, options);
+  }) as typeof fs.opendirSync);
+  return counter;
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
 async function spool(): Promise<{ store: SpoolStore; dir: string; cleanup(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-listing-'));
   const store = new SpoolStore(dir);
@@ -165,6 +180,37 @@ describe('spool claims with listings', () => {
       await cleanup();
     }
   }, 60_000);
+
+  it('an idle listing rests while queue/ is unchanged (no pass over it at every poll), and a message another process queues changes it: seen at the next claim', async () => {
+    const { store, dir, cleanup } = await spool();
+    const other = new SpoolStore(dir);
+    await other.open();
+    const queueDir = join(dir, 'queue');
+    try {
+      // Names due in 2100; queue/ last changed 10 s ago (a recent mtime is not trusted: its granularity).
+      for (let i = 0; i < 5_000; i++) writeFileSync(join(queueDir, `4102444800000-10-q-${String(i).padStart(21, '0')}.json`), '');
+      const past = (Date.now() - 10_000) / 1000;
+      utimesSync(queueDir, past, past);
+      const worker = await store.registerWorker();
+      expect(await store.claim(worker, 5)).toEqual([]); // the listing: nothing due
+      const scans = countScans(queueDir);
+      // Polls for 1.5 s, far past LISTING_SHARE times the listing's cost and the time it serves (250 ms).
+      for (const end = Date.now() + 1500; Date.now() < end; ) {
+        expect(await store.claim(worker, 5)).toEqual([]);
+        expect(await store.nextDueAt()).toBe(4102444800000);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(scans.count).toBe(0);
+      const theirs = await other.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      expect((await store.claim(worker, 5)).map((c) => c.message.id)).toEqual([theirs.id]);
+      expect(scans.count).toBe(1);
+      await store.unregisterWorker(worker);
+    } finally {
+      await other.close();
+      await store.close();
+      await cleanup();
+    }
+  }, 30_000);
 
   it('with more names queued than a listing holds, every message is claimed once, in priority order, also as more are queued meanwhile', async () => {
     const { store, cleanup } = await spool();

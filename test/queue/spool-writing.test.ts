@@ -5,8 +5,9 @@
 // boot; otherwise every marked attempt stays `unknown`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -138,6 +139,79 @@ describe('spool: writing notes tell a killed worker\'s unsent marked attempts fr
     try {
       const states = await Promise.all(ids.map(async (id) => (await store.get(id))!.state));
       expect(states.filter((s) => s === 'unknown')).toHaveLength(10);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+/** This machine's boot id and this process's pid namespace: what SpoolStore records as a worker's `life`. */
+function thisLife(): string {
+  return `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()} ${readlinkSync('/proc/self/ns/pid')}`;
+}
+
+describe('spool: which dead workers\' writing notes are trusted', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+  });
+
+  /**
+   * A message claimed and marked (its end of data never begun: no note) by a worker whose claim
+   * directory and worker file are then made those of `dead`, a process gone from this machine: what a
+   * worker killed at that moment leaves. `file` is the rest of its worker file; `notesFile` whether
+   * its (empty) writing file is there. Returns the message's state after a recovery.
+   */
+  async function stateAfterRecovery(dead: string, file: Record<string, unknown>, notesFile: boolean): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const store = new SpoolStore(dir);
+    await store.open();
+    try {
+      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      const worker = await store.registerWorker({ writingNotes: true });
+      const [claim] = await store.claim(worker, 1);
+      await store.markCommitting(worker, id, claim!.message.attempts + 1);
+      await rename(join(dir, 'active', worker), join(dir, 'active', dead));
+      if (!notesFile) await unlink(join(dir, 'active', dead, 'writing'));
+      await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0, ...file }));
+      await store.unregisterWorker(worker); // its directory is gone: nothing of it is settled here
+      await store.recover();
+      return (await store.get(id))!.state;
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('a worker that promised notes (QueueWorker), its file there with no note of the attempt: given back', async () => {
+    expect(await stateAfterRecovery('deadhost-999999-00000001', { life: thisLife(), notes: true }, true)).toBe('queued');
+  });
+
+  it('a worker that never promised notes (a caller of markCommitting alone, a store\'s control worker holding claims it took from a dead one): unknown', async () => {
+    expect(await stateAfterRecovery('deadhost-999999-00000002', { life: thisLife() }, true)).toBe('unknown');
+    expect(await stateAfterRecovery('deadhost-999999-00000003-ctl', { life: thisLife() }, false)).toBe('unknown');
+  });
+
+  it('its writing file gone (removed by a recovery killed halfway): unknown', async () => {
+    expect(await stateAfterRecovery('deadhost-999999-00000004', { life: thisLife(), notes: true }, false)).toBe('unknown');
+  });
+
+  it('another boot or pid namespace, or no record of either: unknown', async () => {
+    expect(await stateAfterRecovery('deadhost-999999-00000005', { life: `another-boot ${readlinkSync('/proc/self/ns/pid')}`, notes: true }, true)).toBe('unknown');
+    expect(await stateAfterRecovery('deadhost-999999-00000006', { notes: true }, true)).toBe('unknown');
+  });
+
+  it('markWriting is refused for a worker not registered with writingNotes (its notes would not be trusted)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const store = new SpoolStore(dir);
+    await store.open();
+    try {
+      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      const worker = await store.registerWorker();
+      await store.claim(worker, 1);
+      await store.markCommitting(worker, id, 1);
+      expect(() => store.markWriting(worker, id, 1)).toThrow(expect.objectContaining({ code: 'ERR_QUEUE_INVALID' }));
     } finally {
       await store.close();
     }

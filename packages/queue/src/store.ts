@@ -75,8 +75,12 @@ export interface QueueStore extends EventEmitter<QueueEvents> {
   takePurgeTurn(everyMs: number): Promise<boolean>;
 
   // --- workers ---------------------------------------------------------------
-  /** Registers a worker; returns its id (its claims are recovered if it dies). */
-  registerWorker(): Promise<string>;
+  /**
+   * Registers a worker; returns its id (its claims are recovered if it dies). `writingNotes`: the
+   * worker calls markWriting before every end of data it writes (QueueWorker does, where the store
+   * has markWriting); only such a worker's notes are trusted by recovery.
+   */
+  registerWorker(options?: { writingNotes?: boolean }): Promise<string>;
   unregisterWorker(worker: string): Promise<void>;
   /** Claims up to `limit` due messages, highest priority first; no two workers ever claim the same message. */
   claim(worker: string, limit: number): Promise<Claim[]>;
@@ -86,10 +90,12 @@ export interface QueueStore extends EventEmitter<QueueEvents> {
   /**
    * Optional. Called synchronously just before the write that carries the end of data of a marked
    * attempt (smtplib's beforeCommitSync), so that after a crash a marked attempt that never got here
-   * is known not to have been delivered and is given back instead of left `unknown`. Must be cheap
-   * (no wait for a disk or a network); throws when the note cannot be made (the end of data is then
-   * not written). SpoolStore notes it in the page cache, trusted after a process crash on the same
-   * machine; a store without it leaves every marked, unfinished attempt `unknown`.
+   * is known not to have been delivered and is given back instead of left `unknown`. Only for a
+   * worker registered with `writingNotes`, which promises a note before EVERY end of data it writes
+   * (a worker without that option, and any worker whose notes are not trusted, leaves every marked,
+   * unfinished attempt `unknown`). Must be cheap (no wait for a disk or a network); throws when the
+   * note cannot be made (the end of data is then not written). SpoolStore notes it in the page
+   * cache, trusted after a process crash on the same machine.
    */
   markWriting?(worker: string, id: string, attempt: number): void;
   /** Stores the message after an attempt and gives up the claim. */

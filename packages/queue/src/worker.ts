@@ -171,7 +171,7 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
   /** Starts the loop; resolves once the worker is registered. */
   async start(): Promise<void> {
     if (this.#running) return;
-    this.#id = await this.store.registerWorker();
+    this.#id = await this.#register();
     this.store.on('transition', this.#onTransition);
     this.#running = this.#loop(false);
   }
@@ -179,7 +179,7 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
   /** Runs until nothing is due and nothing is in flight, then stops. Resolves with the stats. */
   async runUntilIdle(): Promise<WorkerStats> {
     if (this.#running) throw new Error('runUntilIdle() on a worker that is already running');
-    this.#id = await this.store.registerWorker();
+    this.#id = await this.#register();
     this.#running = this.#loop(true);
     await this.#running;
     await this.#shutdown();
@@ -346,6 +346,11 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
     }
     message = applyAttempt(message, record, Date.now(), this.#schedule);
     await this.#record(worker, message, startedAt);
+  }
+
+  /** Registers with the store; as a worker that notes every end of data it writes, where the store takes notes (see #process). */
+  #register(): Promise<string> {
+    return this.store.markWriting ? this.store.registerWorker({ writingNotes: true }) : this.store.registerWorker();
   }
 
   /** Waits until the message may be marked and given to the pool (markAhead); those freed in one turn are marked in one batch. */

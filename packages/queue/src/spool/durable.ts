@@ -82,6 +82,25 @@ export function sizeOf(path: string): number | undefined {
   return fs.statSync(path, { throwIfNoEntry: false })?.size;
 }
 
+/**
+ * A directory's mtime (ns) when it last changed more than STAMP_SETTLED_MS ago, else undefined: a
+ * stamp to compare with a later one, to tell that no name was added or removed in between. A recent
+ * mtime is not one: file systems keep it at a clock tick's or a second's granularity, so a change made
+ * just after it was read can leave it the same.
+ */
+export function settledStamp(path: string): bigint | undefined {
+  const info = fs.statSync(path, { bigint: true, throwIfNoEntry: false });
+  if (!info) return undefined;
+  return info.mtimeNs < BigInt(Date.now() - STAMP_SETTLED_MS) * 1_000_000n ? info.mtimeNs : undefined;
+}
+
+/** The directory's mtime (ns) now, or undefined when it cannot be read. */
+export function stampNow(path: string): bigint | undefined {
+  return fs.statSync(path, { bigint: true, throwIfNoEntry: false })?.mtimeNs;
+}
+
+const STAMP_SETTLED_MS = 2000;
+
 /** Whether `path` exists (stat succeeds). */
 export function exists(path: string): boolean {
   try {

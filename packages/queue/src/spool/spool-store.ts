@@ -54,10 +54,10 @@ import {
   type TransitionEvent,
 } from '../types.js';
 import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, readRecordLine, type SpooledBody } from './body-file.js';
-import { DirSyncer, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+import { DirSyncer, settledStamp, stampNow, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
 import { idCreatedAt } from '../ids.js';
-import { WRITING_FILE, WritingNotes, machineLife, readWritingNotes } from './writing.js';
+import { WRITING_FILE, WritingNotes, createWritingNotes, machineLife, readWritingNotes } from './writing.js';
 import { FINISHED_STATES, isPurgeable, latestCutoff, purgeCutoffs, type FinishedState, type PurgeOptions } from '../retention.js';
 
 // Version 3: a record file may hold the records of several messages, one per line (outcomes recorded
@@ -76,6 +76,8 @@ const DONE_NAME = /^(delivered|bounced|unknown)-([0-9a-z]+)\.json$/;
  */
 const LISTING_MS = 250;
 const LISTING_SHARE = 20;
+/** How long, at most, a listing that found nothing due rests while queue/ does not change (see #resting). */
+const UNCHANGED_REST_MS = 60_000;
 /**
  * A listing holds the first LISTED_MAX due names in claim order, or 1/LISTED_PART of the due names,
  * whichever is more, up to LISTED_CAP: each listing then serves a number of claims that grows with the
@@ -152,6 +154,8 @@ interface Listing {
   cost: number;
   /** When the earliest name it saw that was not yet due is due (or one this process queued since): see #resting. */
   later: number;
+  /** queue/'s mtime read before the scan, if it had settled then (settledStamp): see #resting. */
+  stamp: bigint | undefined;
 }
 
 interface WorkerFile {
@@ -161,9 +165,11 @@ interface WorkerFile {
   startedAt: number;
   /** machineLife() of its process: a recoverer with the same one trusts its writing notes once its pid is gone (see writing.ts). */
   life?: string;
+  /** Registered with `writingNotes`: it notes every end of data it writes, in active/<worker>/writing. */
+  notes?: true;
 }
 
-/** Why recover() may settle a worker's claims: its process ended on this machine since boot ('ended': its writing notes hold), or it is gone or silent in a way that says less ('lost'). */
+/** Why recover() may settle a worker's claims: a worker that notes its ends of data, whose process ended on this machine since boot ('ended': its writing notes hold), or any other dead one ('lost'). */
 type Liveness = 'alive' | 'ended' | 'lost';
 
 export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore {
@@ -176,6 +182,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   readonly #workers = new Map<string, NodeJS.Timeout>();
   /** Each worker's notes of attempts writing their end of data (see writing.ts and markWriting). */
   readonly #writing = new Map<string, WritingNotes>();
+  /** The workers registered with `writingNotes`. */
+  readonly #noting = new Set<string>();
   /** This process's machineLife(), written in its workers' files. */
   readonly #life = machineLife();
   #control: Promise<string> | undefined;
@@ -593,14 +601,15 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   // --- workers -------------------------------------------------------------------
 
-  async registerWorker(): Promise<string> {
-    return this.#register('');
+  async registerWorker(options: { writingNotes?: boolean } = {}): Promise<string> {
+    return this.#register('', Boolean(options.writingNotes));
   }
 
-  async #register(suffix: string): Promise<string> {
+  async #register(suffix: string, writingNotes = false): Promise<string> {
     this.#assertOpen();
     const host = os.hostname().toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 20) || 'host';
     const worker = `${host}-${process.pid}-${randomBytes(4).toString('hex')}${suffix}`;
+    if (writingNotes) this.#noting.add(worker);
     await this.#publishWorker(worker);
     const beat = setInterval(() => {
       const now = new Date();
@@ -613,8 +622,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   /** Makes `worker`'s claim directory and publishes its file (registration, and a rejoin after being taken for dead). */
   async #publishWorker(worker: string): Promise<void> {
-    const file: WorkerFile = { host: os.hostname(), pid: process.pid, startedAt: Date.now(), ...(procStart(process.pid) ? { procStart: procStart(process.pid)! } : {}), ...(this.#life ? { life: this.#life } : {}) };
-    // A rejoin: the notes file went with the old claim directory; the first note makes a new one.
+    const notes = this.#noting.has(worker);
+    const file: WorkerFile = { host: os.hostname(), pid: process.pid, startedAt: Date.now(), ...(procStart(process.pid) ? { procStart: procStart(process.pid)! } : {}), ...(this.#life ? { life: this.#life } : {}), ...(notes ? { notes: true as const } : {}) };
+    // A rejoin: the notes file went with the old claim directory; a new one is made below.
     this.#closeWriting(worker);
     // The claim directory first, then the file, written in tmp/ and renamed into workers/ whole. A
     // recovery running meanwhile in another process then sees either a fresh directory with no file
@@ -624,6 +634,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     // into its missing directory failed as if another worker had won (a traced, slower worker process
     // of bench/suites/queue/compiles.mjs, 2 runs of about 30).
     await mkdir(this.#p('active', worker), { recursive: true, mode: 0o700 });
+    // Before the worker file says `notes`: a recovery that trusts the notes finds the file (see writing.ts).
+    if (notes) createWritingNotes(this.#p('active', worker, WRITING_FILE));
     const tmp = this.#p('tmp', `${worker}.json`);
     await writeFile(tmp, JSON.stringify(file));
     await rename(tmp, this.#p('workers', `${worker}.json`));
@@ -652,6 +664,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     if (!beat) return;
     clearInterval(beat);
     this.#workers.delete(worker);
+    this.#noting.delete(worker);
     this.#listings.delete(worker);
     this.#claimFailures.delete(worker);
     // Outcomes it asked for are recorded first: a claim given back with its outcome still gathering would
@@ -705,7 +718,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async #claimInto(worker: string, limit: number, won: StoredMessage[]): Promise<void> {
     let listing = this.#listings.get(worker);
     let listed = false;
-    const stale = listing !== undefined && Date.now() - listing.at > listing.serves;
+    // A listing that found nothing due and rests (see #resting) is not made again, stale or not.
+    const stale = listing !== undefined && Date.now() - listing.at > listing.serves && !this.#resting(listing);
     // A costly listing (a long queue: it serves longer than LISTING_MS) is made again beside the claims;
     // a cheap one when the claim needs it, as it is then freshest.
     const costly = listing !== undefined && listing.serves > LISTING_MS;
@@ -749,6 +763,8 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#listingsUnderWay.add(queuedMeanwhile);
     let scan: { ms: number };
     let workers: string[];
+    // Before the scan: a name added or removed from here on changes queue/'s mtime.
+    const stamp = settledStamp(this.#p('queue'));
     try {
       scan = await scanDir(this.#p('queue'), (name) => selection.add(name));
       // Still under way while workers/ is read: a name queued in that wait is merged below too (the
@@ -764,7 +780,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     for (const name of queuedMeanwhile) names.splice(mergeAt(names, 0, name), 0, name);
     const cost = scan.ms + cpuMsSince(start); // CPU, not wall time (see cpuMsSince)
     this.#listSize = Math.min(LISTED_CAP, Math.max(LISTED_MAX, Math.ceil(selection.due / LISTED_PART)));
-    const listing: Listing = { names, next: 0, at: now, serves: Math.max(LISTING_MS, LISTING_SHARE * cost), cost, later: selection.later() };
+    const listing: Listing = { names, next: 0, at: now, serves: Math.max(LISTING_MS, LISTING_SHARE * cost), cost, later: selection.later(), stamp };
     if (this.#workers.has(worker)) this.#listings.set(worker, listing); // not for a worker unregistered meanwhile
     return listing;
   }
@@ -809,10 +825,17 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
    * script, load 1.3-1.5): 333 ms before, 205 to 251 ms with this (a listing there costs about 15 ms,
    * so it rests about 300 ms; the longer the queue, the longer it rests). With a short queue this is a
    * few ms, so a message another process queues is seen as soon as before.
+   * Past that, it still rests while queue/ has not changed since before its scan (one stat: no name
+   * added or removed, by any process; one this process adds is merged or moves `later`, see #queued),
+   * for up to UNCHANGED_REST_MS: an idle worker beside a long deferred queue then lists it about once
+   * a minute, not once per LISTING_SHARE times its cost (`node bench/suites/queue/idle.mjs`).
    */
   #resting(listing: Listing): boolean {
     const now = Date.now();
-    return listing.names.length === 0 && now - listing.at <= LISTING_SHARE * listing.cost && now < listing.later;
+    if (listing.names.length !== 0 || now >= listing.later) return false;
+    const age = now - listing.at;
+    if (age <= LISTING_SHARE * listing.cost) return true;
+    return listing.stamp !== undefined && age <= UNCHANGED_REST_MS && stampNow(this.#p('queue')) === listing.stamp;
   }
 
   /**
@@ -862,6 +885,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     let notes = this.#writing.get(worker);
     if (!notes) {
       if (!this.#workers.has(worker)) throw claimLost(this.#p('active', worker, `${id}.json`));
+      if (!this.#noting.has(worker)) throw new QueueError('ERR_QUEUE_INVALID', `markWriting: worker ${worker} was not registered with { writingNotes: true }; its notes would not be trusted`);
       notes = new WritingNotes(this.#p('active', worker, WRITING_FILE));
       this.#writing.set(worker, notes);
     }
@@ -1530,8 +1554,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
 
   /**
    * A worker is alive while its process is (same host), or its heartbeat is fresh (another host). A
-   * dead one is 'ended' when its process is gone from this machine, which has run since it started
-   * (same machineLife: its writing notes are all there), else 'lost'.
+   * dead one is 'ended' when it noted every end of data it wrote (registered with writingNotes) and
+   * its process is gone from this machine, which has run since it started (same machineLife: its
+   * writing notes are all there), else 'lost'.
    */
   async #liveness(worker: string): Promise<Liveness> {
     let file: WorkerFile;
@@ -1549,7 +1574,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
         const start = procStart(file.pid);
         if (!(start && file.procStart && start !== file.procStart)) return 'alive';
       }
-      return this.#life !== undefined && file.life === this.#life && file.procStart !== undefined ? 'ended' : 'lost';
+      return file.notes === true && this.#life !== undefined && file.life === this.#life && file.procStart !== undefined ? 'ended' : 'lost';
     }
     return Date.now() - mtime < this.#leaseMs ? 'alive' : 'lost';
   }

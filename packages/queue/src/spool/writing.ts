@@ -10,15 +10,19 @@
 //
 // The note is a write to the page cache, never fsync'd: it costs a few microseconds, no directory
 // operation and no disk wait. So it survives what the kernel survives - a SIGKILL, an OOM kill, a
-// crash of the process - and not a power loss or a reboot. Recovery trusts it only when it can tell
-// that the dead worker's process ended while this machine kept running: the same boot
-// (/proc/sys/kernel/random/boot_id), the same pid namespace, and its pid gone (or reused: another
-// start time). Otherwise every marked attempt stays `unknown`, as without the file.
+// crash of the process - and not a power loss or a reboot. Recovery trusts it only when the worker
+// promised a note before every end of data (registered with `writingNotes`: its worker file says
+// `notes`, and its empty file was made before that file was published) and its process ended while
+// this machine kept running: the same boot (/proc/sys/kernel/random/boot_id), the same pid
+// namespace, and its pid gone (or reused: another start time). Otherwise (a worker that never
+// promised, such as a store's control worker holding claims it took from a dead one; a file gone
+// or unreadable) every marked attempt stays `unknown`, as without the file.
 //
 // Layout: active/<worker>/writing, slots of SLOT bytes, one per attempt under way ("<id>@<n>",
 // padded with spaces, ending in a newline). A slot is written over only once its attempt's outcome
 // is durable, so the file always holds every attempt that began its end of data and has no durable
-// outcome; its size is the most attempts ever under way at once times SLOT.
+// outcome; its size is the most attempts ever under way at once times SLOT. Made (empty) when the
+// worker registers; removed when it unregisters or is recovered.
 
 import fs, { constants } from 'node:fs';
 
@@ -43,13 +47,14 @@ export class WritingNotes {
 
   /**
    * Notes that attempt `attempt` of message `id` is about to write its end of data: one write to the
-   * page cache (the file is created by the first note). Throws when it cannot be written: the end of
-   * data must not be written then.
+   * page cache (the file, made at registration, is opened by the first note: gone, because the
+   * worker was recovered meanwhile, it throws). Throws when it cannot be written: the end of data
+   * must not be written then.
    */
   note(id: string, attempt: number): void {
     const text = `${id}@${attempt}`;
     if (text.length >= SLOT) throw new RangeError(`an attempt name longer than ${SLOT - 1} bytes: ${text.slice(0, 80)}`);
-    this.#fd ??= fs.openSync(this.#path, constants.O_RDWR | constants.O_CREAT, 0o600);
+    this.#fd ??= fs.openSync(this.#path, constants.O_RDWR);
     let slot = this.#slotOf.get(id);
     if (slot === undefined) {
       slot = this.#free.pop() ?? this.#slots++;
@@ -83,16 +88,21 @@ export class WritingNotes {
   }
 }
 
+/** Makes a worker's empty notes file (at registration, before its worker file is published). */
+export function createWritingNotes(path: string): void {
+  fs.closeSync(fs.openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600));
+}
+
 /**
- * The attempts ("<id>@<n>") a dead worker's file says began their end of data: an empty set when it
- * has no file (it never began one), undefined when the file cannot be read (then nothing is known).
+ * The attempts ("<id>@<n>") a dead worker's file says began their end of data, or undefined when the
+ * file cannot be read or is gone (then nothing is known: it was made before the worker could mark).
  */
 export function readWritingNotes(path: string): Set<string> | undefined {
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(path);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? new Set() : undefined;
+  } catch {
+    return undefined;
   }
   const notes = new Set<string>();
   for (let at = 0; at < bytes.length; at += SLOT) {
