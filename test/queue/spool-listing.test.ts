@@ -212,6 +212,30 @@ describe('spool claims with listings', () => {
     }
   }, 30_000);
 
+  it('a resting listing is made again after the clock steps back (its age then says nothing)', async () => {
+    const { store, dir, cleanup } = await spool();
+    const other = new SpoolStore(dir);
+    await other.open();
+    try {
+      for (let i = 0; i < 5_000; i++) writeFileSync(join(dir, 'queue', `4102444800000-10-q-${String(i).padStart(21, '0')}.json`), '');
+      const worker = await store.registerWorker();
+      expect(await store.claim(worker, 5)).toEqual([]); // the listing: nothing due
+      const realNow = Date.now;
+      const step = realNow() - 120_000;
+      const since = performance.now();
+      vi.spyOn(Date, 'now').mockImplementation(() => step + Math.floor(performance.now() - since));
+      const theirs = await other.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      expect((await store.claim(worker, 5)).map((c) => c.message.id)).toEqual([theirs.id]);
+      vi.restoreAllMocks();
+      await store.unregisterWorker(worker);
+    } finally {
+      vi.restoreAllMocks();
+      await other.close();
+      await store.close();
+      await cleanup();
+    }
+  }, 30_000);
+
   it('with more names queued than a listing holds, every message is claimed once, in priority order, also as more are queued meanwhile', async () => {
     const { store, cleanup } = await spool();
     try {

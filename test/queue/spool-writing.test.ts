@@ -5,12 +5,12 @@
 // boot; otherwise every marked attempt stays `unknown`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { readFileSync, readlinkSync } from 'node:fs';
+import fs, { readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SpoolStore } from 'smtplib-queue';
 import { taggedMessage } from './helpers.js';
 
@@ -199,6 +199,35 @@ describe('spool: which dead workers\' writing notes are trusted', () => {
   it('another boot or pid namespace, or no record of either: unknown', async () => {
     expect(await stateAfterRecovery('deadhost-999999-00000005', { life: `another-boot ${readlinkSync('/proc/self/ns/pid')}`, notes: true }, true)).toBe('unknown');
     expect(await stateAfterRecovery('deadhost-999999-00000006', { notes: true }, true)).toBe('unknown');
+  });
+
+  it('a claim whose check of its directory fails otherwise than "missing" (EIO) throws that error: no rejoin, the notes of attempts under way kept', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const store = new SpoolStore(dir);
+    await store.open();
+    try {
+      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      const worker = await store.registerWorker({ writingNotes: true });
+      await store.claim(worker, 1);
+      await store.markCommitting(worker, id, 1);
+      store.markWriting(worker, id, 1); // its end of data is being written
+      const claimDir = join(dir, 'active', worker);
+      const statSync = fs.statSync;
+      let failed = 0;
+      vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
+        if (String(path) === claimDir && failed++ === 0) throw Object.assign(new Error(`EIO: i/o error, stat '${claimDir}'`), { code: 'EIO' });
+        return statSync(path, options);
+      }) as typeof fs.statSync);
+      await expect(store.claim(worker, 1)).rejects.toMatchObject({ code: 'EIO' });
+      vi.restoreAllMocks();
+      expect(failed).toBe(1);
+      expect((await readFile(join(claimDir, 'writing'), 'latin1')).trim()).toBe(`${id}@1`);
+      expect((await readdir(claimDir)).sort()).toEqual([`${id}.json`, 'writing']);
+    } finally {
+      vi.restoreAllMocks();
+      await store.close();
+    }
   });
 
   it('markWriting is refused for a worker not registered with writingNotes (its notes would not be trusted)', async () => {

@@ -43,7 +43,11 @@ export interface QueueWorkerOptions {
    * connection then leaves every message whose end of data it carried unknown.
    */
   smtp?: SMTPPoolOptions;
-  /** Or a pool you made; the worker does not close it. Its retry options should be `{ attempts: 1 }` (the queue schedules retries). */
+  /**
+   * Or a pool you made; the worker does not close it. Its retry options should be `{ attempts: 1 }`
+   * (the queue schedules retries). It must run each send's `beforeCommitSync` (an SMTPPool does): with
+   * a store that takes writing notes the worker promises one before every end of data.
+   */
   pool?: SMTPPool;
   /** Messages claimed at once. Default: maxConnections × 10 (50). */
   concurrency?: number;

@@ -101,6 +101,11 @@ export function stampNow(path: string): bigint | undefined {
 
 const STAMP_SETTLED_MS = 2000;
 
+/** Whether `path` is missing (ENOENT, ENOTDIR); any other failure of its stat (EIO, ESTALE, ...) is thrown, not taken for a missing file. */
+export function isMissing(path: string): boolean {
+  return fs.statSync(path, { throwIfNoEntry: false }) === undefined;
+}
+
 /** Whether `path` exists (stat succeeds). */
 export function exists(path: string): boolean {
   try {

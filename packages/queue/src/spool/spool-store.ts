@@ -11,13 +11,17 @@
 //                                (13 digits, ms), the priority + 10, and whether it was attempted.
 //                                Empty until the first attempt: the record is then data/<id>'s first line
 //   active/<worker>/<id>.json    claimed: exactly one worker owns it (claimed by rename, which only one wins)
+//   active/<worker>/writing      the attempts of a worker that notes them which began their end of data
+//                                (page cache, no fsync: see writing.ts)
 //   hold/<id>.json               held by an operator
 //   done/<state>-<id>.json       finished: delivered, bounced or unknown
 //   commit/<id>@<attempt>        "attempt n is about to write the end of data" (empty; durable by a dir fsync)
 //   idem/<sha256 of key>         an idempotency key's message id (created by link(), which only one wins;
 //                                removed with its message by a purge or a delete)
 //   purge-turn                   the queue-wide turn to purge finished messages (link(); taken over once stale)
-//   workers/<worker>.json        a registered worker: host, pid, process start; renamed in whole after its active/ dir is made; touched as a heartbeat
+//   workers/<worker>.json        a registered worker: host, pid, process start, machine life (boot id, pid
+//                                namespace), `notes` if it notes every end of data it writes; renamed in whole
+//                                after its active/ dir (and its writing notes file) is made; touched as a heartbeat
 //
 // Outcomes recorded together share one record file (one line per message, one fsync), hard-linked
 // under each message's name in queue/ or done/; a reader takes its message's line (recordIn).
@@ -54,7 +58,7 @@ import {
   type TransitionEvent,
 } from '../types.js';
 import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, readRecordLine, type SpooledBody } from './body-file.js';
-import { DirSyncer, settledStamp, stampNow, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+import { DirSyncer, isMissing, settledStamp, stampNow, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
 import { idCreatedAt } from '../ids.js';
 import { WRITING_FILE, WritingNotes, createWritingNotes, machineLife, readWritingNotes } from './writing.js';
@@ -624,8 +628,6 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async #publishWorker(worker: string): Promise<void> {
     const notes = this.#noting.has(worker);
     const file: WorkerFile = { host: os.hostname(), pid: process.pid, startedAt: Date.now(), ...(procStart(process.pid) ? { procStart: procStart(process.pid)! } : {}), ...(this.#life ? { life: this.#life } : {}), ...(notes ? { notes: true as const } : {}) };
-    // A rejoin: the notes file went with the old claim directory; a new one is made below.
-    this.#closeWriting(worker);
     // The claim directory first, then the file, written in tmp/ and renamed into workers/ whole. A
     // recovery running meanwhile in another process then sees either a fresh directory with no file
     // (alive: see #alive) or the whole file. Written in place after the directory... before it, a
@@ -635,7 +637,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     // of bench/suites/queue/compiles.mjs, 2 runs of about 30).
     await mkdir(this.#p('active', worker), { recursive: true, mode: 0o700 });
     // Before the worker file says `notes`: a recovery that trusts the notes finds the file (see writing.ts).
-    if (notes) createWritingNotes(this.#p('active', worker, WRITING_FILE));
+    // A new file after a rejoin: the old one went with the claim directory, and so did the claims of the
+    // attempts it noted, so the open notes start afresh; one still there is kept, with its notes.
+    if (notes && createWritingNotes(this.#p('active', worker, WRITING_FILE))) this.#closeWriting(worker);
     const tmp = this.#p('tmp', `${worker}.json`);
     await writeFile(tmp, JSON.stringify(file));
     await rename(tmp, this.#p('workers', `${worker}.json`));
@@ -694,7 +698,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       throw failed;
     }
     // One stat per claim (claims come in batches): a missing directory means this worker was recovered as dead.
-    if (!exists(this.#p('active', worker))) await this.#rejoin(worker);
+    // Only a directory that is gone means the worker was taken for dead: a stat that fails otherwise
+    // (EIO, ESTALE) is thrown, never answered by a rejoin (which would start its writing notes afresh).
+    if (isMissing(this.#p('active', worker))) await this.#rejoin(worker);
     const won: StoredMessage[] = [];
     try {
       await this.#claimInto(worker, limit, won);
@@ -834,6 +840,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const now = Date.now();
     if (listing.names.length !== 0 || now >= listing.later) return false;
     const age = now - listing.at;
+    if (age < 0) return false; // the clock stepped back: the listing's age says nothing
     if (age <= LISTING_SHARE * listing.cost) return true;
     return listing.stamp !== undefined && age <= UNCHANGED_REST_MS && stampNow(this.#p('queue')) === listing.stamp;
   }

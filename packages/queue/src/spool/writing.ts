@@ -88,9 +88,19 @@ export class WritingNotes {
   }
 }
 
-/** Makes a worker's empty notes file (at registration, before its worker file is published). */
-export function createWritingNotes(path: string): void {
-  fs.closeSync(fs.openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600));
+/**
+ * Makes a worker's empty notes file (at registration, before its worker file is published); false
+ * when it is already there (a claim directory that was never removed): then it is kept as it is, with
+ * the notes of the attempts under way.
+ */
+export function createWritingNotes(path: string): boolean {
+  try {
+    fs.closeSync(fs.openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
 }
 
 /**

@@ -242,7 +242,13 @@ export class SMTPPool extends EventEmitter<SMTPPoolEvents> {
       const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, replay.take(), signal ? { signal } : undefined);
       return this.#submit(recipients, replay.replayable, run, undefined);
     }
-    const { signal: callerSignal, ...sendOptions } = options;
+    // The options object is poolSendArguments' own copy: without a signal it is passed as it is (no rest copy per send).
+    const callerSignal = options.signal;
+    let sendOptions: PoolSendOptions = options;
+    if (callerSignal !== undefined) {
+      const { signal: _signal, ...rest } = options;
+      sendOptions = rest;
+    }
     const run: Runner = (smtp, pending, signal) => smtp.deliver(from, pending, replay.take(), signal ? { ...sendOptions, signal } : sendOptions);
     return this.#submit(recipients, replay.replayable, run, callerSignal);
   }
