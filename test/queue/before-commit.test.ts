@@ -222,6 +222,27 @@ describe('beforeCommitSync (smtplib core)', () => {
     await chunk.close();
   });
 
+  it('SMTPPool: a chained message whose hook throws is never written (not delivered); the messages around it are', async () => {
+    const chunk = await chunkingServer();
+    const pool = new SMTPPool({ host: '127.0.0.1', port: chunk.port, tlsPolicy: 'none', maxConnections: 1, maxInFlightPerConnection: 5 });
+    const tags: string[] = [];
+    const sends = Array.from({ length: 5 }, (_, i) => {
+      const { tag, message } = taggedMessage();
+      tags.push(tag);
+      return pool.sendmail('a@example.test', ['b@example.test'], message, {
+        beforeCommitSync: () => {
+          if (i === 2) throw new Error('claim lost');
+        },
+      }).then(() => 'sent', (error: { deliveryStatus?: string }) => error.deliveryStatus);
+    });
+    const outcomes = await Promise.all(sends);
+    await pool.close();
+    expect(outcomes).toEqual(['sent', 'sent', 'not-delivered', 'sent', 'sent']);
+    expect(chunk.bodies).toHaveLength(4);
+    expect(chunk.bodies.some((b) => b.includes(tags[2]!))).toBe(false);
+    await chunk.close();
+  });
+
   it('is checked as a send option by SMTPPool.sendmail (a misspelt key is refused)', async () => {
     const pool = new SMTPPool({ host: '127.0.0.1', port: 9, tlsPolicy: 'none' });
     await expect(pool.sendmail('a@example.test', ['b@example.test'], 'x', { beforeCommitSync: () => undefined, beforeComitSync: () => undefined } as never)).rejects.toThrow(/beforeComitSync/);

@@ -201,6 +201,57 @@ describe('spool: which dead workers\' writing notes are trusted', () => {
     expect(await stateAfterRecovery('deadhost-999999-00000006', { notes: true }, true)).toBe('unknown');
   });
 
+  /** Makes `worker`'s claim directory and worker file those of `dead`, a noting worker of this machine whose process is gone, as a SIGKILL leaves them. */
+  async function kill(store: SpoolStore, dir: string, worker: string, dead: string): Promise<void> {
+    await rename(join(dir, 'active', worker), join(dir, 'active', dead));
+    await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0, life: thisLife(), notes: true }));
+    await store.unregisterWorker(worker); // its directory is gone: nothing of it is settled here
+  }
+
+  it('a slot is written over only once its attempt\'s outcome is durable: after an outcome, the next note takes its slot; before one (a failed stat: EIO), it does not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const store = new SpoolStore(dir);
+    await store.open();
+    try {
+      const send = () => store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      const [a, b, c, d] = [await send(), await send(), await send(), await send()];
+      const worker = await store.registerWorker({ writingNotes: true });
+      const claims = await store.claim(worker, 4);
+      expect(claims).toHaveLength(4);
+      const byId = new Map(claims.map((claim) => [claim.message.id, claim.message]));
+      for (const { id } of [a, b, c, d]) await store.markCommitting(worker, id, 1);
+      const notesPath = join(dir, 'active', worker, 'writing');
+      // A: noted, delivered, its outcome durable: its slot is B's next.
+      store.markWriting(worker, a.id, 1);
+      const delivered = (id: string) => ({ ...byId.get(id)!, attempts: 1, recipients: byId.get(id)!.recipients.map((r) => ({ ...r, state: 'delivered' as const, attempts: 1 })) });
+      await store.finish(worker, delivered(a.id));
+      store.markWriting(worker, b.id, 1);
+      expect((await readFile(notesPath, 'latin1')).split('\n').map((l) => l.trim()).filter(Boolean)).toEqual([`${b.id}@1`]);
+      // C: noted; its outcome fails (one EIO on its claim's stat): not durable, so D's note takes a new slot.
+      store.markWriting(worker, c.id, 1);
+      const claimOfC = join(dir, 'active', worker, `${c.id}.json`);
+      const statSync = fs.statSync;
+      let failed = 0;
+      vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
+        if (String(path) === claimOfC && failed++ === 0) throw Object.assign(new Error(`EIO: i/o error, stat '${claimOfC}'`), { code: 'EIO' });
+        return statSync(path, options);
+      }) as typeof fs.statSync);
+      await expect(store.finish(worker, delivered(c.id))).rejects.toMatchObject({ code: 'EIO' });
+      vi.restoreAllMocks();
+      store.markWriting(worker, d.id, 1);
+      expect((await readFile(notesPath, 'latin1')).split('\n').map((l) => l.trim()).filter(Boolean).sort()).toEqual([`${b.id}@1`, `${c.id}@1`, `${d.id}@1`].sort());
+      // Killed now: B, C and D began their end of data (unknown); A is delivered.
+      await kill(store, dir, worker, 'deadhost-999999-00000007');
+      await store.recover();
+      expect((await store.get(a.id))!.state).toBe('delivered');
+      for (const { id } of [b, c, d]) expect((await store.get(id))!.state).toBe('unknown');
+    } finally {
+      vi.restoreAllMocks();
+      await store.close();
+    }
+  });
+
   it('a claim whose check of its directory fails otherwise than "missing" (EIO) throws that error: no rejoin, the notes of attempts under way kept', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));

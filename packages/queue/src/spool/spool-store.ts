@@ -671,12 +671,16 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#noting.delete(worker);
     this.#listings.delete(worker);
     this.#claimFailures.delete(worker);
-    // Outcomes it asked for are recorded first: a claim given back with its outcome still gathering would
-    // be queued again, and the outcome then refused as a lost claim.
-    await this.#drainOutcomes();
-    // Whatever it still holds goes back (an attempt that wrote its end of data is settled by recovery rules).
-    await this.#settleWorkerDir(worker, {}, true);
-    this.#closeWriting(worker);
+    try {
+      // Outcomes it asked for are recorded first: a claim given back with its outcome still gathering would
+      // be queued again, and the outcome then refused as a lost claim.
+      await this.#drainOutcomes();
+      // Whatever it still holds goes back (an attempt that wrote its end of data is settled by recovery rules).
+      await this.#settleWorkerDir(worker, {}, true);
+    } finally {
+      // Its notes file stays until what it holds is settled (a later recovery reads it); its descriptor goes now.
+      this.#closeWriting(worker);
+    }
     await unlinkIfPresent(this.#p('active', worker, WRITING_FILE));
     await unlinkIfPresent(this.#p('workers', `${worker}.json`));
     await this.#syncer.forget(this.#p('active', worker));
@@ -1002,7 +1006,9 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     this.#lastOutcomeBatch = batch.length;
     try {
       // Only the worker that still holds its claim may record (it was not taken for dead).
-      const held = batch.map((o) => exists(o.from));
+      // A claim is lost only when its file is missing: a stat that fails otherwise (EIO) fails the batch
+      // (the worker tries again), and the attempt's writing note is kept meanwhile.
+      const held = batch.map((o) => !isMissing(o.from));
       const owned = batch.filter((_, i) => held[i]);
       batch.forEach((o, i) => {
         if (held[i]) return;
