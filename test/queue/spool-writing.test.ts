@@ -252,6 +252,39 @@ describe('spool: which dead workers\' writing notes are trusted', () => {
     }
   });
 
+  it('recovery whose look for an attempt\'s mark fails (EIO) settles nothing of that page: the next recovery finds the mark (unknown), never a message given back without it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const store = new SpoolStore(dir);
+    await store.open();
+    try {
+      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      const worker = await store.registerWorker();
+      await store.claim(worker, 1);
+      await store.markCommitting(worker, id, 1);
+      const dead = 'deadhost-999999-00000008';
+      await rename(join(dir, 'active', worker), join(dir, 'active', dead));
+      await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0 }));
+      await store.unregisterWorker(worker);
+      const mark = join(dir, 'commit', `${id}@1`);
+      const statSync = fs.statSync;
+      let failed = 0;
+      vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
+        if (String(path) === mark && failed++ === 0) throw Object.assign(new Error(`EIO: i/o error, stat '${mark}'`), { code: 'EIO' });
+        return statSync(path, options);
+      }) as typeof fs.statSync);
+      await expect(store.recover()).rejects.toMatchObject({ code: 'EIO' });
+      vi.restoreAllMocks();
+      expect(failed).toBe(1);
+      expect((await store.get(id))!.state).toBe('active'); // back in the dead worker's directory
+      await store.recover();
+      expect((await store.get(id))!.state).toBe('unknown');
+    } finally {
+      vi.restoreAllMocks();
+      await store.close();
+    }
+  });
+
   it('a claim whose check of its directory fails otherwise than "missing" (EIO) throws that error: no rejoin, the notes of attempts under way kept', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));

@@ -101,18 +101,19 @@ export function stampNow(path: string): bigint | undefined {
 
 const STAMP_SETTLED_MS = 2000;
 
-/** Whether `path` is missing (ENOENT, ENOTDIR); any other failure of its stat (EIO, ESTALE, ...) is thrown, not taken for a missing file. */
-export function isMissing(path: string): boolean {
-  return fs.statSync(path, { throwIfNoEntry: false }) === undefined;
+/**
+ * Whether `path` exists: its stat succeeds (true) or says it is missing, ENOENT (false).
+ * Any other failure (EIO, ESTALE, EACCES, ENOTDIR) is thrown, never taken for an answer: the spool decides from
+ * these whether a claim is still held, a copy rests elsewhere, an attempt was marked - a wrong "no"
+ * there gives a message back that may have been delivered.
+ */
+export function exists(path: string): boolean {
+  return fs.statSync(path, { throwIfNoEntry: false }) !== undefined;
 }
 
-/** Whether `path` exists (stat succeeds). */
-export function exists(path: string): boolean {
-  try {
-    return fs.statSync(path, { throwIfNoEntry: false }) !== undefined;
-  } catch {
-    return false;
-  }
+/** Whether `path` is missing (see exists: other failures are thrown). */
+export function isMissing(path: string): boolean {
+  return !exists(path);
 }
 
 /** Writes all of `bytes` at `position` (null: where the last write ended). */
