@@ -285,6 +285,75 @@ describe('spool: which dead workers\' writing notes are trusted', () => {
     }
   });
 
+  /** statSync throws EIO once for the first path `match` accepts; returns what it saw. */
+  function eioOnce(match: (path: string) => boolean): { readonly failed: number } {
+    const statSync = fs.statSync;
+    const seen = { failed: 0 };
+    vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
+      if (seen.failed === 0 && match(String(path))) {
+        seen.failed++;
+        throw Object.assign(new Error(`EIO: i/o error, stat '${String(path)}'`), { code: 'EIO' });
+      }
+      return statSync(path, options);
+    }) as typeof fs.statSync);
+    return seen;
+  }
+
+  it('recovery that meets an EIO while it takes a dead worker\'s names gives back what it had taken: nothing stranded in its own directory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const store = new SpoolStore(dir);
+    await store.open();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message })).id);
+      const worker = await store.registerWorker({ writingNotes: true });
+      expect(await store.claim(worker, 5)).toHaveLength(5);
+      for (const id of ids) await store.markCommitting(worker, id, 1); // none noted: never begun
+      await kill(store, dir, worker, 'deadhost-999999-00000009');
+      const names = (await readdir(join(dir, 'active', 'deadhost-999999-00000009'))).filter((n) => n.endsWith('.json')).sort();
+      const third = names[2]!;
+      const eio = eioOnce((path) => /-ctl\//.test(path) && path.endsWith(`/${third}`));
+      await expect(store.recover()).rejects.toMatchObject({ code: 'EIO' });
+      vi.restoreAllMocks();
+      expect(eio.failed).toBe(1);
+      await store.recover();
+      for (const id of ids) expect((await store.get(id))!.state).toBe('queued');
+    } finally {
+      vi.restoreAllMocks();
+      await store.close();
+    }
+  });
+
+  it('an operator retry that meets an EIO leaves the message where it was: retried by the next call', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const store = new SpoolStore(dir);
+    await store.open();
+    try {
+      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
+      const worker = await store.registerWorker();
+      await store.claim(worker, 1);
+      await store.markCommitting(worker, id, 1);
+      const dead = 'deadhost-999999-00000010';
+      await rename(join(dir, 'active', worker), join(dir, 'active', dead));
+      await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0 }));
+      await store.unregisterWorker(worker);
+      await store.recover();
+      expect((await store.get(id))!.state).toBe('unknown');
+      const eio = eioOnce((path) => path.endsWith(`/data/${id}`));
+      await expect(store.retry(id)).rejects.toMatchObject({ code: 'EIO' });
+      vi.restoreAllMocks();
+      expect(eio.failed).toBe(1);
+      expect((await store.get(id))!.state).toBe('unknown');
+      expect(await store.retry(id)).toBe(true);
+      expect((await store.get(id))!.state).toBe('deferred'); // pending again (attempted before: deferred, due now)
+    } finally {
+      vi.restoreAllMocks();
+      await store.close();
+    }
+  });
+
   it('a claim whose check of its directory fails otherwise than "missing" (EIO) throws that error: no rejoin, the notes of attempts under way kept', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));

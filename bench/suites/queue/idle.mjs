@@ -4,7 +4,7 @@
 // this process's CPU and the passes over queue/ it makes (opendir of queue/) over the timed seconds;
 // then another SpoolStore on the same directory enqueues a message due now, and the time until the
 // worker claims it is taken (from the call to that enqueue; its SMTP target then refuses the connection).
-//   node bench/suites/queue/idle.mjs [deferred=10000,100000] [--seconds 10] [--dist <packages/queue/dist>] [--doc docs/queue.md]
+//   node bench/suites/queue/idle.mjs [deferred=10000,100000] [--seconds 70] [--dist <packages/queue/dist>] [--doc docs/queue.md]
 // --dist loads the queue from another build (to compare with an older one); --doc writes the table,
 // with this command, into the file's idle block (<!-- idle:begin --> ... <!-- idle:end -->).
 import fs from 'node:fs';
@@ -20,7 +20,8 @@ const flag = (name) => {
 };
 const positional = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith('--') && !['--dist', '--doc', '--seconds'].includes(all[i - 1]));
 const sizes = (positional[0] ?? '10000,100000').split(',').map(Number);
-const seconds = Number(flag('--seconds') ?? 10);
+// Past a minute by default: a resting listing is made again at least once a minute (UNCHANGED_REST_MS).
+const seconds = Number(flag('--seconds') ?? 70);
 const dist = resolve(flag('--dist') ?? join(ROOT, 'packages/queue/dist'));
 const doc = flag('--doc');
 const { SpoolStore, MailQueue } = await import(join(dist, 'index.js'));

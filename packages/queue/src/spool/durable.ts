@@ -94,7 +94,7 @@ export function settledStamp(path: string): bigint | undefined {
   return info.mtimeNs < BigInt(Date.now() - STAMP_SETTLED_MS) * 1_000_000n ? info.mtimeNs : undefined;
 }
 
-/** The directory's mtime (ns) now, or undefined when it cannot be read. */
+/** The directory's mtime (ns) now, or undefined when it is missing (another failure of its stat is thrown). */
 export function stampNow(path: string): bigint | undefined {
   return fs.statSync(path, { bigint: true, throwIfNoEntry: false })?.mtimeNs;
 }
@@ -246,7 +246,7 @@ export function linkWhilePresent(from: string, to: string): boolean {
     fs.linkSync(from, to);
     return true;
   } catch (error) {
-    if (errno(error) === 'EEXIST') return fs.existsSync(from);
+    if (errno(error) === 'EEXIST') return exists(from); // a stat that fails otherwise than ENOENT throws
     if (errno(error) === 'ENOENT') return false;
     throw error;
   }

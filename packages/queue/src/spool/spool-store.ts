@@ -718,10 +718,22 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     // A stat per claimed message (a few us each, on the main thread), not a readdir of commit/ per
     // claim: that readdir waited on the threadpool behind the fsyncs and body unlinks, 2 to 3 ms per
     // claim (4 workers, 4,000 messages: 230 to 290 ms per worker process).
-    return won.map((message) => {
+    const claims: Claim[] = [];
+    for (const message of won) {
+      let interrupted: boolean;
+      try {
+        interrupted = sizeOf(this.#p('commit', `${message.id}@${message.attempts + 1}`)) !== undefined;
+      } catch (error) {
+        // Not known whether its last attempt was marked (a stat's EIO): not returned as a claim, given
+        // back (the next claim looks again), the error reported by this worker's next claim.
+        if (!this.#claimFailures.has(worker)) this.#claimFailures.set(worker, error);
+        await this.unclaim(worker, message.id).catch(() => undefined); // left: settled when the worker unregisters
+        continue;
+      }
       this.#emit({ id: message.id, from: restingState(message), to: 'active' });
-      return { message, interrupted: sizeOf(this.#p('commit', `${message.id}@${message.attempts + 1}`)) !== undefined };
-    });
+      claims.push({ message, interrupted });
+    }
+    return claims;
   }
 
   /** claim()'s work: due names taken from the worker's listing (made again when needed) into `won`. */
@@ -769,12 +781,13 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     const registered = readdir(this.#p('workers'));
     registered.catch(() => undefined); // awaited below; not an unhandled rejection when queue/'s scan throws first
     const selection = new DueSelection(this.#listSize, now);
+    // Before the scan: a name added or removed from here on changes queue/'s mtime. (Before the
+    // registration below: a stat that throws leaves nothing registered.)
+    const stamp = settledStamp(this.#p('queue'));
     const queuedMeanwhile: string[] = [];
     this.#listingsUnderWay.add(queuedMeanwhile);
     let scan: { ms: number };
     let workers: string[];
-    // Before the scan: a name added or removed from here on changes queue/'s mtime.
-    const stamp = settledStamp(this.#p('queue'));
     try {
       scan = await scanDir(this.#p('queue'), (name) => selection.add(name));
       // Still under way while workers/ is read: a name queued in that wait is merged below too (the
@@ -1188,10 +1201,13 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   }
 
   async #retry(id: string, seen?: Located): Promise<boolean> {
+    // Looked at before the message is taken: a stat that throws then leaves it where it was. (Its body
+    // cannot go meanwhile: a purge takes the message first, and then #take finds it gone.)
+    const hasBody = exists(this.#p('data', checkId(id)));
     const taken = await this.#take(id, ['queue', 'done'], seen);
     if (!taken) return false;
     const before = restingState(taken.message);
-    const resend = taken.was === 'done' && (before === 'unknown' || before === 'bounced') && exists(this.#p('data', id));
+    const resend = taken.was === 'done' && (before === 'unknown' || before === 'bounced') && hasBody;
     if (taken.was === 'done' && !resend) {
       await this.#place(taken.path, taken.message); // put it back as it was
       return false;
@@ -1482,17 +1498,18 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
   async #settlePage(worker: string, names: readonly string[], schedule: ReturnType<typeof resolveSchedule>, options: { retryUnknown?: boolean }, own: boolean, notes?: ReadonlySet<string>): Promise<number> {
     const holder = own ? worker : await this.#controlWorker();
     const taken: { id: string; from: string; path: string }[] = [];
-    for (const name of names) {
-      const id = name.slice(0, -5);
-      const from = this.#p('active', worker, name);
-      const to = this.#p('active', holder, name);
-      if (own) taken.push({ id, from, path: from });
-      else if (!exists(to) && moveIfPresent(from, to)) taken.push({ id, from, path: to });
-      // (not moved: another process is recovering it, or this store holds a copy: see above)
-    }
     let settled = 0;
     let done = 0;
     try {
+      // Taken inside the try: an error while taking (a stat's EIO) gives back what was taken so far too.
+      for (const name of names) {
+        const id = name.slice(0, -5);
+        const from = this.#p('active', worker, name);
+        const to = this.#p('active', holder, name);
+        if (own) taken.push({ id, from, path: from });
+        else if (!exists(to) && moveIfPresent(from, to)) taken.push({ id, from, path: to });
+        // (not moved: another process is recovering it, or this store holds a copy: see above)
+      }
       const otherDirs = async (): Promise<string[]> => (await this.#activeDirs()).filter((dir) => dir !== worker && dir !== holder);
       let others = await otherDirs();
       const elsewhere = new Set(taken.filter((t) => this.#restsElsewhere(t.id, others)).map((t) => t.id));
