@@ -3,7 +3,9 @@
 // @ts-expect-error plain JS module without types
 import { startFaultServer } from '../soak/fault-server.js';
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { vi } from 'vitest';
 
 export interface FaultContext {
   connection: { id: number };
@@ -49,3 +51,14 @@ export function crashChild(spec: string, mode: 'claim' | 'claim-mark' | 'claim-m
 
 /** Fast retries for tests (the Postfix defaults would wait 300 s). */
 export const FAST = { minBackoffMs: 20, maxBackoffMs: 100, greylistDelayMs: 20 };
+
+/** Counts opendirSync calls on `path` (the spool's scanDir opens queue/ with it once per pass); undone by vi.restoreAllMocks(). */
+export function countScans(path: string): { readonly count: number } {
+  const original = fs.opendirSync;
+  const counter = { count: 0 };
+  vi.spyOn(fs, 'opendirSync').mockImplementation(((dirPath: fs.PathLike, options?: fs.OpenDirOptions) => {
+    if (String(dirPath) === path) counter.count++;
+    return original(dirPath, options);
+  }) as typeof fs.opendirSync);
+  return counter;
+}

@@ -2,7 +2,7 @@
 // bounded selection gives exactly what a full sort of every due name gave; a name this process queues
 // is merged into its listings in claim order; with more names than a listing holds, claims still
 // follow priority order to the last message.
-import fs, { utimesSync, writeFileSync } from 'node:fs';
+import { utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SpoolStore } from 'smtplib-queue';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt } from '../../packages/queue/src/spool/listing.js';
-import { taggedMessage } from './helpers.js';
+import { countScans, taggedMessage } from './helpers.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 200);
 const NOW = 1_800_000_000_000;
@@ -91,17 +91,6 @@ describe('spool listing (bounded selection of queue/)', () => {
     );
   });
 });
-
-/** Counts opendirSync calls on `path` (the spool's scanDir opens queue/ with it once per pass). */
-function countScans(path: string): { readonly count: number } {
-  const original = fs.opendirSync;
-  const counter = { count: 0 };
-  vi.spyOn(fs, 'opendirSync').mockImplementation(((dirPath: fs.PathLike, options?: fs.OpenDirOptions) => {
-    if (String(dirPath) === path) counter.count++;
-    return original(dirPath, options);
-  }) as typeof fs.opendirSync);
-  return counter;
-}
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -6,7 +6,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SpoolStore } from 'smtplib-queue';
-import { taggedMessage } from './helpers.js';
+import { countScans, taggedMessage } from './helpers.js';
 
 const DEAD = 'deadhost-999999-0000';
 
@@ -41,17 +41,6 @@ async function copiesOf(dir: string, id: string): Promise<string[]> {
   for (const name of await readdir(join(dir, 'hold'))) if (name === `${id}.json`) found.push(`hold/${name}`);
   for (const name of await readdir(join(dir, 'done'))) if (name.endsWith(`-${id}.json`)) found.push(`done/${name}`);
   return found;
-}
-
-/** Counts opendirSync calls on `path` (the spool's scanDir opens queue/ with it once per pass). */
-function countScans(path: string): { readonly count: number } {
-  const original = fs.opendirSync;
-  const counter = { count: 0 };
-  vi.spyOn(fs, 'opendirSync').mockImplementation(((dirPath: fs.PathLike, options?: fs.OpenDirOptions) => {
-    if (String(dirPath) === path) counter.count++;
-    return original(dirPath, options);
-  }) as typeof fs.opendirSync);
-  return counter;
 }
 
 afterEach(() => {

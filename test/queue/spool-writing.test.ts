@@ -153,34 +153,70 @@ function thisLife(): string {
 describe('spool: which dead workers\' writing notes are trusted', () => {
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
+    vi.restoreAllMocks();
     for (const cleanup of cleanups.splice(0)) await cleanup();
   });
 
-  /**
-   * A message claimed and marked (its end of data never begun: no note) by a worker whose claim
-   * directory and worker file are then made those of `dead`, a process gone from this machine: what a
-   * worker killed at that moment leaves. `file` is the rest of its worker file; `notesFile` whether
-   * its (empty) writing file is there. Returns the message's state after a recovery.
-   */
-  async function stateAfterRecovery(dead: string, file: Record<string, unknown>, notesFile: boolean): Promise<string> {
+  /** A fresh spool, closed and removed after the test. */
+  async function openSpool(): Promise<{ dir: string; store: SpoolStore }> {
     const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const store = new SpoolStore(dir);
     await store.open();
-    try {
-      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-      const worker = await store.registerWorker({ writingNotes: true });
-      const [claim] = await store.claim(worker, 1);
-      await store.markCommitting(worker, id, claim!.message.attempts + 1);
-      await rename(join(dir, 'active', worker), join(dir, 'active', dead));
-      if (!notesFile) await unlink(join(dir, 'active', dead, 'writing'));
-      await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0, ...file }));
-      await store.unregisterWorker(worker); // its directory is gone: nothing of it is settled here
-      await store.recover();
-      return (await store.get(id))!.state;
-    } finally {
+    cleanups.push(async () => {
       await store.close();
-    }
+      await rm(dir, { recursive: true, force: true });
+    });
+    return { dir, store };
+  }
+
+  const enqueueOne = async (store: SpoolStore): Promise<string> => (await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message })).id;
+
+  /**
+   * Makes `worker`'s claim directory and worker file those of `dead`, a process gone from this
+   * machine (`file`: the rest of its worker file; by default a noting worker of this boot), as a
+   * SIGKILL at that moment leaves them; the live registration goes (nothing of it is settled here).
+   */
+  async function kill(store: SpoolStore, dir: string, worker: string, dead: string, file: Record<string, unknown> = { life: thisLife(), notes: true }): Promise<void> {
+    await rename(join(dir, 'active', worker), join(dir, 'active', dead));
+    await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0, ...file }));
+    await store.unregisterWorker(worker);
+  }
+
+  /** One message claimed and marked by a new worker (registered with `writingNotes` unless told not to). */
+  async function claimedAndMarked(store: SpoolStore, writingNotes = true): Promise<{ id: string; worker: string }> {
+    const id = await enqueueOne(store);
+    const worker = await store.registerWorker(writingNotes ? { writingNotes: true } : {});
+    expect(await store.claim(worker, 1)).toHaveLength(1);
+    await store.markCommitting(worker, id, 1);
+    return { id, worker };
+  }
+
+  /** statSync throws EIO once, for the first path `match` accepts; counts it. */
+  function eioOnce(match: (path: string) => boolean): { readonly failed: number } {
+    const statSync = fs.statSync;
+    const seen = { failed: 0 };
+    vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
+      if (seen.failed === 0 && match(String(path))) {
+        seen.failed++;
+        throw Object.assign(new Error(`EIO: i/o error, stat '${String(path)}'`), { code: 'EIO' });
+      }
+      return statSync(path, options);
+    }) as typeof fs.statSync);
+    return seen;
+  }
+
+  /**
+   * A message claimed and marked (its end of data never begun: no note) by a worker then killed as
+   * `dead` (`file`: the rest of its worker file; `notesFile`: whether its empty writing file is still
+   * there). Returns the message's state after a recovery.
+   */
+  async function stateAfterRecovery(dead: string, file: Record<string, unknown>, notesFile: boolean): Promise<string> {
+    const { dir, store } = await openSpool();
+    const { id, worker } = await claimedAndMarked(store);
+    if (!notesFile) await unlink(join(dir, 'active', worker, 'writing'));
+    await kill(store, dir, worker, dead, file);
+    await store.recover();
+    return (await store.get(id))!.state;
   }
 
   it('a worker that promised notes (QueueWorker), its file there with no note of the attempt: given back', async () => {
@@ -201,201 +237,97 @@ describe('spool: which dead workers\' writing notes are trusted', () => {
     expect(await stateAfterRecovery('deadhost-999999-00000006', { notes: true }, true)).toBe('unknown');
   });
 
-  /** Makes `worker`'s claim directory and worker file those of `dead`, a noting worker of this machine whose process is gone, as a SIGKILL leaves them. */
-  async function kill(store: SpoolStore, dir: string, worker: string, dead: string): Promise<void> {
-    await rename(join(dir, 'active', worker), join(dir, 'active', dead));
-    await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0, life: thisLife(), notes: true }));
-    await store.unregisterWorker(worker); // its directory is gone: nothing of it is settled here
-  }
-
   it('a slot is written over only once its attempt\'s outcome is durable: after an outcome, the next note takes its slot; before one (a failed stat: EIO), it does not', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const store = new SpoolStore(dir);
-    await store.open();
-    try {
-      const send = () => store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-      const [a, b, c, d] = [await send(), await send(), await send(), await send()];
-      const worker = await store.registerWorker({ writingNotes: true });
-      const claims = await store.claim(worker, 4);
-      expect(claims).toHaveLength(4);
-      const byId = new Map(claims.map((claim) => [claim.message.id, claim.message]));
-      for (const { id } of [a, b, c, d]) await store.markCommitting(worker, id, 1);
-      const notesPath = join(dir, 'active', worker, 'writing');
-      // A: noted, delivered, its outcome durable: its slot is B's next.
-      store.markWriting(worker, a.id, 1);
-      const delivered = (id: string) => ({ ...byId.get(id)!, attempts: 1, recipients: byId.get(id)!.recipients.map((r) => ({ ...r, state: 'delivered' as const, attempts: 1 })) });
-      await store.finish(worker, delivered(a.id));
-      store.markWriting(worker, b.id, 1);
-      expect((await readFile(notesPath, 'latin1')).split('\n').map((l) => l.trim()).filter(Boolean)).toEqual([`${b.id}@1`]);
-      // C: noted; its outcome fails (one EIO on its claim's stat): not durable, so D's note takes a new slot.
-      store.markWriting(worker, c.id, 1);
-      const claimOfC = join(dir, 'active', worker, `${c.id}.json`);
-      const statSync = fs.statSync;
-      let failed = 0;
-      vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
-        if (String(path) === claimOfC && failed++ === 0) throw Object.assign(new Error(`EIO: i/o error, stat '${claimOfC}'`), { code: 'EIO' });
-        return statSync(path, options);
-      }) as typeof fs.statSync);
-      await expect(store.finish(worker, delivered(c.id))).rejects.toMatchObject({ code: 'EIO' });
-      vi.restoreAllMocks();
-      store.markWriting(worker, d.id, 1);
-      expect((await readFile(notesPath, 'latin1')).split('\n').map((l) => l.trim()).filter(Boolean).sort()).toEqual([`${b.id}@1`, `${c.id}@1`, `${d.id}@1`].sort());
-      // Killed now: B, C and D began their end of data (unknown); A is delivered.
-      await kill(store, dir, worker, 'deadhost-999999-00000007');
-      await store.recover();
-      expect((await store.get(a.id))!.state).toBe('delivered');
-      for (const { id } of [b, c, d]) expect((await store.get(id))!.state).toBe('unknown');
-    } finally {
-      vi.restoreAllMocks();
-      await store.close();
-    }
+    const { dir, store } = await openSpool();
+    const [a, b, c, d] = [await enqueueOne(store), await enqueueOne(store), await enqueueOne(store), await enqueueOne(store)];
+    const worker = await store.registerWorker({ writingNotes: true });
+    const claims = await store.claim(worker, 4);
+    expect(claims).toHaveLength(4);
+    const byId = new Map(claims.map((claim) => [claim.message.id, claim.message]));
+    for (const id of [a, b, c, d]) await store.markCommitting(worker, id, 1);
+    const notes = async (): Promise<string[]> => (await readFile(join(dir, 'active', worker, 'writing'), 'latin1')).split('\n').map((l) => l.trim()).filter(Boolean).sort();
+    const delivered = (id: string) => ({ ...byId.get(id)!, attempts: 1, recipients: byId.get(id)!.recipients.map((r) => ({ ...r, state: 'delivered' as const, attempts: 1 })) });
+    // A: noted, delivered, its outcome durable: its slot is B's next.
+    store.markWriting(worker, a, 1);
+    await store.finish(worker, delivered(a));
+    store.markWriting(worker, b, 1);
+    expect(await notes()).toEqual([`${b}@1`]);
+    // C: noted; its outcome fails (one EIO on its claim's stat): not durable, so D's note takes a new slot.
+    store.markWriting(worker, c, 1);
+    const eio = eioOnce((path) => path === join(dir, 'active', worker, `${c}.json`));
+    await expect(store.finish(worker, delivered(c))).rejects.toMatchObject({ code: 'EIO' });
+    vi.restoreAllMocks();
+    expect(eio.failed).toBe(1);
+    store.markWriting(worker, d, 1);
+    expect(await notes()).toEqual([`${b}@1`, `${c}@1`, `${d}@1`].sort());
+    // Killed now: B, C and D began their end of data (unknown); A is delivered.
+    await kill(store, dir, worker, 'deadhost-999999-00000007');
+    await store.recover();
+    expect((await store.get(a))!.state).toBe('delivered');
+    for (const id of [b, c, d]) expect((await store.get(id))!.state).toBe('unknown');
   });
 
   it('recovery whose look for an attempt\'s mark fails (EIO) settles nothing of that page: the next recovery finds the mark (unknown), never a message given back without it', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const store = new SpoolStore(dir);
-    await store.open();
-    try {
-      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-      const worker = await store.registerWorker();
-      await store.claim(worker, 1);
-      await store.markCommitting(worker, id, 1);
-      const dead = 'deadhost-999999-00000008';
-      await rename(join(dir, 'active', worker), join(dir, 'active', dead));
-      await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0 }));
-      await store.unregisterWorker(worker);
-      const mark = join(dir, 'commit', `${id}@1`);
-      const statSync = fs.statSync;
-      let failed = 0;
-      vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
-        if (String(path) === mark && failed++ === 0) throw Object.assign(new Error(`EIO: i/o error, stat '${mark}'`), { code: 'EIO' });
-        return statSync(path, options);
-      }) as typeof fs.statSync);
-      await expect(store.recover()).rejects.toMatchObject({ code: 'EIO' });
-      vi.restoreAllMocks();
-      expect(failed).toBe(1);
-      expect((await store.get(id))!.state).toBe('active'); // back in the dead worker's directory
-      await store.recover();
-      expect((await store.get(id))!.state).toBe('unknown');
-    } finally {
-      vi.restoreAllMocks();
-      await store.close();
-    }
+    const { dir, store } = await openSpool();
+    const { id, worker } = await claimedAndMarked(store, false);
+    await kill(store, dir, worker, 'deadhost-999999-00000008', {});
+    const eio = eioOnce((path) => path === join(dir, 'commit', `${id}@1`));
+    await expect(store.recover()).rejects.toMatchObject({ code: 'EIO' });
+    vi.restoreAllMocks();
+    expect(eio.failed).toBe(1);
+    expect((await store.get(id))!.state).toBe('active'); // back in the dead worker's directory
+    await store.recover();
+    expect((await store.get(id))!.state).toBe('unknown');
   });
 
-  /** statSync throws EIO once for the first path `match` accepts; returns what it saw. */
-  function eioOnce(match: (path: string) => boolean): { readonly failed: number } {
-    const statSync = fs.statSync;
-    const seen = { failed: 0 };
-    vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
-      if (seen.failed === 0 && match(String(path))) {
-        seen.failed++;
-        throw Object.assign(new Error(`EIO: i/o error, stat '${String(path)}'`), { code: 'EIO' });
-      }
-      return statSync(path, options);
-    }) as typeof fs.statSync);
-    return seen;
-  }
-
   it('recovery that meets an EIO while it takes a dead worker\'s names gives back what it had taken: nothing stranded in its own directory', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const store = new SpoolStore(dir);
-    await store.open();
-    try {
-      const ids: string[] = [];
-      for (let i = 0; i < 5; i++) ids.push((await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message })).id);
-      const worker = await store.registerWorker({ writingNotes: true });
-      expect(await store.claim(worker, 5)).toHaveLength(5);
-      for (const id of ids) await store.markCommitting(worker, id, 1); // none noted: never begun
-      await kill(store, dir, worker, 'deadhost-999999-00000009');
-      const names = (await readdir(join(dir, 'active', 'deadhost-999999-00000009'))).filter((n) => n.endsWith('.json')).sort();
-      const third = names[2]!;
-      const eio = eioOnce((path) => /-ctl\//.test(path) && path.endsWith(`/${third}`));
-      await expect(store.recover()).rejects.toMatchObject({ code: 'EIO' });
-      vi.restoreAllMocks();
-      expect(eio.failed).toBe(1);
-      await store.recover();
-      for (const id of ids) expect((await store.get(id))!.state).toBe('queued');
-    } finally {
-      vi.restoreAllMocks();
-      await store.close();
-    }
+    const { dir, store } = await openSpool();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await enqueueOne(store));
+    const worker = await store.registerWorker({ writingNotes: true });
+    expect(await store.claim(worker, 5)).toHaveLength(5);
+    for (const id of ids) await store.markCommitting(worker, id, 1); // none noted: never begun
+    await kill(store, dir, worker, 'deadhost-999999-00000009');
+    const names = (await readdir(join(dir, 'active', 'deadhost-999999-00000009'))).filter((n) => n.endsWith('.json')).sort();
+    const eio = eioOnce((path) => /-ctl\//.test(path) && path.endsWith(`/${names[2]}`));
+    await expect(store.recover()).rejects.toMatchObject({ code: 'EIO' });
+    vi.restoreAllMocks();
+    expect(eio.failed).toBe(1);
+    await store.recover();
+    for (const id of ids) expect((await store.get(id))!.state).toBe('queued');
   });
 
   it('an operator retry that meets an EIO leaves the message where it was: retried by the next call', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const store = new SpoolStore(dir);
-    await store.open();
-    try {
-      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-      const worker = await store.registerWorker();
-      await store.claim(worker, 1);
-      await store.markCommitting(worker, id, 1);
-      const dead = 'deadhost-999999-00000010';
-      await rename(join(dir, 'active', worker), join(dir, 'active', dead));
-      await writeFile(join(dir, 'workers', `${dead}.json`), JSON.stringify({ host: hostname(), pid: 999_999, procStart: '1', startedAt: 0 }));
-      await store.unregisterWorker(worker);
-      await store.recover();
-      expect((await store.get(id))!.state).toBe('unknown');
-      const eio = eioOnce((path) => path.endsWith(`/data/${id}`));
-      await expect(store.retry(id)).rejects.toMatchObject({ code: 'EIO' });
-      vi.restoreAllMocks();
-      expect(eio.failed).toBe(1);
-      expect((await store.get(id))!.state).toBe('unknown');
-      expect(await store.retry(id)).toBe(true);
-      expect((await store.get(id))!.state).toBe('deferred'); // pending again (attempted before: deferred, due now)
-    } finally {
-      vi.restoreAllMocks();
-      await store.close();
-    }
+    const { dir, store } = await openSpool();
+    const { id, worker } = await claimedAndMarked(store, false);
+    await kill(store, dir, worker, 'deadhost-999999-00000010', {});
+    await store.recover();
+    expect((await store.get(id))!.state).toBe('unknown');
+    const eio = eioOnce((path) => path.endsWith(`/data/${id}`));
+    await expect(store.retry(id)).rejects.toMatchObject({ code: 'EIO' });
+    vi.restoreAllMocks();
+    expect(eio.failed).toBe(1);
+    expect((await store.get(id))!.state).toBe('unknown');
+    expect(await store.retry(id)).toBe(true);
+    expect((await store.get(id))!.state).toBe('deferred'); // pending again (attempted before: deferred, due now)
   });
 
   it('a claim whose check of its directory fails otherwise than "missing" (EIO) throws that error: no rejoin, the notes of attempts under way kept', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const store = new SpoolStore(dir);
-    await store.open();
-    try {
-      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-      const worker = await store.registerWorker({ writingNotes: true });
-      await store.claim(worker, 1);
-      await store.markCommitting(worker, id, 1);
-      store.markWriting(worker, id, 1); // its end of data is being written
-      const claimDir = join(dir, 'active', worker);
-      const statSync = fs.statSync;
-      let failed = 0;
-      vi.spyOn(fs, 'statSync').mockImplementation(((path: fs.PathLike, options?: fs.StatSyncOptions) => {
-        if (String(path) === claimDir && failed++ === 0) throw Object.assign(new Error(`EIO: i/o error, stat '${claimDir}'`), { code: 'EIO' });
-        return statSync(path, options);
-      }) as typeof fs.statSync);
-      await expect(store.claim(worker, 1)).rejects.toMatchObject({ code: 'EIO' });
-      vi.restoreAllMocks();
-      expect(failed).toBe(1);
-      expect((await readFile(join(claimDir, 'writing'), 'latin1')).trim()).toBe(`${id}@1`);
-      expect((await readdir(claimDir)).sort()).toEqual([`${id}.json`, 'writing']);
-    } finally {
-      vi.restoreAllMocks();
-      await store.close();
-    }
+    const { dir, store } = await openSpool();
+    const { id, worker } = await claimedAndMarked(store);
+    store.markWriting(worker, id, 1); // its end of data is being written
+    const claimDir = join(dir, 'active', worker);
+    const eio = eioOnce((path) => path === claimDir);
+    await expect(store.claim(worker, 1)).rejects.toMatchObject({ code: 'EIO' });
+    vi.restoreAllMocks();
+    expect(eio.failed).toBe(1);
+    expect((await readFile(join(claimDir, 'writing'), 'latin1')).trim()).toBe(`${id}@1`);
+    expect((await readdir(claimDir)).sort()).toEqual([`${id}.json`, 'writing']);
   });
 
   it('markWriting is refused for a worker not registered with writingNotes (its notes would not be trusted)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'smtplib-spool-trust-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const store = new SpoolStore(dir);
-    await store.open();
-    try {
-      const { id } = await store.enqueue({ from: 'a@example.test', to: 'b@example.test', message: taggedMessage().message });
-      const worker = await store.registerWorker();
-      await store.claim(worker, 1);
-      await store.markCommitting(worker, id, 1);
-      expect(() => store.markWriting(worker, id, 1)).toThrow(expect.objectContaining({ code: 'ERR_QUEUE_INVALID' }));
-    } finally {
-      await store.close();
-    }
+    const { store } = await openSpool();
+    const { id, worker } = await claimedAndMarked(store, false);
+    expect(() => store.markWriting(worker, id, 1)).toThrow(expect.objectContaining({ code: 'ERR_QUEUE_INVALID' }));
   });
 });

@@ -8,10 +8,10 @@
 // --dist loads the queue from another build (to compare with an older one); --doc writes the table,
 // with this command, into the file's idle block (<!-- idle:begin --> ... <!-- idle:end -->).
 import fs from 'node:fs';
-import net from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, replaceDocBlock } from '../../../test/queue/script-helpers.mjs';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const flag = (name) => {
@@ -25,15 +25,6 @@ const seconds = Number(flag('--seconds') ?? 70);
 const dist = resolve(flag('--dist') ?? join(ROOT, 'packages/queue/dist'));
 const doc = flag('--doc');
 const { SpoolStore, MailQueue } = await import(join(dist, 'index.js'));
-
-/** A port nothing listens on (connections refused at once). */
-async function closedPort() {
-  const server = net.createServer();
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address();
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Counts opendirSync calls on `path` (the spool reads queue/ through one per pass). */
 function countPasses(path) {
@@ -53,7 +44,7 @@ const cpuMs = (since) => {
 
 const startedAt = Date.now();
 const loadAtStart = loadavg().map((l) => l.toFixed(1)).join(' / ');
-const port = await closedPort();
+const port = await freePort(); // nothing listens there: connections are refused at once
 const rows = [];
 for (const size of sizes) {
   const dir = fs.mkdtempSync(join(tmpdir(), 'smtplib-bench-idle-'));
@@ -104,13 +95,7 @@ if (doc) {
     '| ---: | ---: | ---: | ---: |',
     ...rows.map((r) => `| ${r.size.toLocaleString('en-US')} | ${r.idleCpu.toFixed(0)} ms | ${r.idlePasses} | ${r.seenMs === undefined ? 'not within 30 s' : `${r.seenMs} ms`} |`),
   ].join('\n');
-  const text = fs.readFileSync(doc, 'utf8');
-  const begin = '<!-- idle:begin -->';
-  const end = '<!-- idle:end -->';
-  const a = text.indexOf(begin);
-  const b = text.indexOf(end);
-  if (a < 0 || b < a) throw new Error(`${doc} has no ${begin} ... ${end} block`);
-  fs.writeFileSync(doc, `${text.slice(0, a)}${begin}\n${block}\n${text.slice(b)}`);
+  replaceDocBlock(doc, '<!-- idle:begin -->', '<!-- idle:end -->', ['<!-- idle:begin -->', block, '<!-- idle:end -->'].join('\n'));
   console.log(`wrote ${doc}`);
 }
 process.exit(rows.every((r) => r.seenMs !== undefined) ? 0 : 1);

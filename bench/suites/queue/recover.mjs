@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { replaceDocBlock } from '../../../test/queue/script-helpers.mjs';
 
 const flag = (name) => {
   const at = process.argv.indexOf(name);
@@ -86,13 +87,7 @@ if (process.argv[2] === '--child') {
         '',
         ...table,
       ].join('\n');
-      const text = fs.readFileSync(doc, 'utf8');
-      const begin = '<!-- recover:begin -->';
-      const end = '<!-- recover:end -->';
-      const a = text.indexOf(begin);
-      const b = text.indexOf(end);
-      if (a < 0 || b < a) throw new Error(`${doc} has no ${begin} ... ${end} block`);
-      fs.writeFileSync(doc, `${text.slice(0, a)}${begin}\n${block}\n${text.slice(b)}`);
+      replaceDocBlock(doc, '<!-- recover:begin -->', '<!-- recover:end -->', ['<!-- recover:begin -->', block, '<!-- recover:end -->'].join('\n'));
     }
   } finally {
     fs.opendirSync = originalOpendir;
