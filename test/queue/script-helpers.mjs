@@ -1,7 +1,7 @@
 // What the queue's scripts (crash soak, several-hosts run, bench suite and
 // profile) share: a free loopback port, waiting for a redis-server they
 // started to answer PING, and stopping the worker processes they forked. The vitest tests have the same in redis-server.ts.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 
 /** A TCP port free on 127.0.0.1 right now. */
@@ -42,6 +42,20 @@ export function replaceDocBlock(file, begin, end, block) {
   const a = text.indexOf(begin);
   const b = text.indexOf(end);
   writeFileSync(file, a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text}\n${block}\n`);
+}
+
+/**
+ * Counts this process's fs.opendirSync calls on `path` (the spool reads a directory, queue/ for one,
+ * through one per pass) until restore().
+ */
+export function countOpendirs(path) {
+  const original = fs.opendirSync;
+  const counter = { count: 0, restore: () => { fs.opendirSync = original; } };
+  fs.opendirSync = (dirPath, options) => {
+    if (String(dirPath) === path) counter.count++;
+    return original(dirPath, options);
+  };
+  return counter;
 }
 
 /** Stops forked worker processes: SIGTERM, then SIGKILL for any still there after 5 s; resolves when all have exited. */

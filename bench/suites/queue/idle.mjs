@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, replaceDocBlock } from '../../../test/queue/script-helpers.mjs';
+import { countOpendirs, freePort, replaceDocBlock } from '../../../test/queue/script-helpers.mjs';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const flag = (name) => {
@@ -25,17 +25,6 @@ const seconds = Number(flag('--seconds') ?? 70);
 const dist = resolve(flag('--dist') ?? join(ROOT, 'packages/queue/dist'));
 const doc = flag('--doc');
 const { SpoolStore, MailQueue } = await import(join(dist, 'index.js'));
-
-/** Counts opendirSync calls on `path` (the spool reads queue/ through one per pass). */
-function countPasses(path) {
-  const original = fs.opendirSync;
-  const counter = { count: 0, restore: () => { fs.opendirSync = original; } };
-  fs.opendirSync = (dirPath, options) => {
-    if (String(dirPath) === path) counter.count++;
-    return original(dirPath, options);
-  };
-  return counter;
-}
 
 const cpuMs = (since) => {
   const used = process.cpuUsage(since);
@@ -61,7 +50,7 @@ for (const size of sizes) {
     const worker = queue.worker({ smtp: { host: '127.0.0.1', port, tlsPolicy: 'none' } });
     await worker.start();
     await new Promise((r) => setTimeout(r, 3000)); // queue/ unchanged for 3 s; the worker's first listings made
-    const passes = countPasses(join(dir, 'queue'));
+    const passes = countOpendirs(join(dir, 'queue'));
     const before = process.cpuUsage();
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const idleCpu = cpuMs(before);

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { replaceDocBlock } from '../../../test/queue/script-helpers.mjs';
+import { countOpendirs, replaceDocBlock } from '../../../test/queue/script-helpers.mjs';
 
 const flag = (name) => {
   const at = process.argv.indexOf(name);
@@ -43,12 +43,7 @@ if (process.argv[2] === '--child') {
   const claimSizes = (positional[1] ?? '50,200').split(',').map(Number);
   const dir = fs.mkdtempSync(join(tmpdir(), 'recover-bench-'));
   const queueDir = join(dir, 'queue');
-  const originalOpendir = fs.opendirSync;
-  let passes = 0;
-  fs.opendirSync = (path, options) => {
-    if (String(path) === queueDir) passes++;
-    return originalOpendir(path, options);
-  };
+  const passes = countOpendirs(queueDir);
   const store = new SpoolStore(dir);
   try {
     await store.open();
@@ -68,13 +63,13 @@ if (process.argv[2] === '--child') {
         child.on('exit', (code, signal) => (signal === 'SIGKILL' && got !== undefined ? done(got) : fail(new Error(`child ended ${code ?? signal} before claiming`))));
       });
       const load = loadavg()[0];
-      passes = 0;
+      const passesBefore = passes.count;
       const cpu = process.cpuUsage();
       const started = performance.now();
       const settled = await store.recover();
       const wallMs = performance.now() - started;
       const used = process.cpuUsage(cpu);
-      rows.push({ queued, claims: claimed, settled, 'passes over queue/': passes, 'wall ms': Math.round(wallMs), 'CPU ms': Math.round((used.user + used.system) / 1000), load: load.toFixed(1) });
+      rows.push({ queued, claims: claimed, settled, 'passes over queue/': passes.count - passesBefore, 'wall ms': Math.round(wallMs), 'CPU ms': Math.round((used.user + used.system) / 1000), load: load.toFixed(1) });
     }
     console.table(rows);
     await store.close();
@@ -90,7 +85,7 @@ if (process.argv[2] === '--child') {
       replaceDocBlock(doc, '<!-- recover:begin -->', '<!-- recover:end -->', ['<!-- recover:begin -->', block, '<!-- recover:end -->'].join('\n'));
     }
   } finally {
-    fs.opendirSync = originalOpendir;
+    passes.restore();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

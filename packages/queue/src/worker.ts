@@ -335,12 +335,9 @@ export class QueueWorker extends EventEmitter<QueueWorkerEvents> {
       // parameters (most): the pool then has none to parse.
       const store = this.store;
       const noteWriting = store.markWriting ? () => store.markWriting!(worker, id, attempt) : undefined;
+      // (The pool copies only the options given: an undefined one is as if left out.)
       const result = await (message.mailOptions || message.rcptOptions || noteWriting
-        ? this.#pool.sendmail(message.from, pending, body, {
-            ...(message.mailOptions ? { mailOptions: message.mailOptions as never } : {}),
-            ...(message.rcptOptions ? { rcptOptions: message.rcptOptions as never } : {}),
-            ...(noteWriting ? { beforeCommitSync: noteWriting } : {}),
-          })
+        ? this.#pool.sendmail(message.from, pending, body, { mailOptions: message.mailOptions as never, rcptOptions: message.rcptOptions as never, beforeCommitSync: noteWriting })
         : this.#pool.sendmail(message.from, pending, body));
       record = fromResult(result, pending, startedAt, this.#catalogue, this.#retryUnknown);
     } catch (error) {

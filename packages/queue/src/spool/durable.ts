@@ -89,9 +89,8 @@ export function sizeOf(path: string): number | undefined {
  * just after it was read can leave it the same.
  */
 export function settledStamp(path: string): bigint | undefined {
-  const info = fs.statSync(path, { bigint: true, throwIfNoEntry: false });
-  if (!info) return undefined;
-  return info.mtimeNs < BigInt(Date.now() - STAMP_SETTLED_MS) * 1_000_000n ? info.mtimeNs : undefined;
+  const mtime = stampNow(path);
+  return mtime !== undefined && mtime < BigInt(Date.now() - STAMP_SETTLED_MS) * 1_000_000n ? mtime : undefined;
 }
 
 /** The directory's mtime (ns) now, or undefined when it is missing (another failure of its stat is thrown). */
@@ -109,11 +108,6 @@ const STAMP_SETTLED_MS = 2000;
  */
 export function exists(path: string): boolean {
   return fs.statSync(path, { throwIfNoEntry: false }) !== undefined;
-}
-
-/** Whether `path` is missing (see exists: other failures are thrown). */
-export function isMissing(path: string): boolean {
-  return !exists(path);
 }
 
 /** Writes all of `bytes` at `position` (null: where the last write ended). */

@@ -58,7 +58,7 @@ import {
   type TransitionEvent,
 } from '../types.js';
 import { BODY_IN_MEMORY_MAX, hasEightBit, noteEightBit, readDataFile, readRecordLine, type SpooledBody } from './body-file.js';
-import { DirSyncer, isMissing, settledStamp, stampNow, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
+import { DirSyncer, settledStamp, stampNow, cpuMsSince, createMarker, exists, linkIfAbsent, linkReplacing, linkWhilePresent, moveIfPresent, readText, readdir, removeName, rename, renameName, scanDir, sizeOf, touch, unlinkIfPresent, writeDurable, writeDurableStream, writeSmallDurable } from './durable.js';
 import { CONTROL_SUFFIX, DueSelection, LISTED_MAX, QUEUE_NAME, listingOrder, mergeAt, queueNameId } from './listing.js';
 import { idCreatedAt } from '../ids.js';
 import { WRITING_FILE, WritingNotes, createWritingNotes, machineLife, readWritingNotes } from './writing.js';
@@ -704,7 +704,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     // One stat per claim (claims come in batches): a missing directory means this worker was recovered as dead.
     // Only a directory that is gone means the worker was taken for dead: a stat that fails otherwise
     // (EIO, ESTALE) is thrown, never answered by a rejoin (which would start its writing notes afresh).
-    if (isMissing(this.#p('active', worker))) await this.#rejoin(worker);
+    if (!exists(this.#p('active', worker))) await this.#rejoin(worker);
     const won: StoredMessage[] = [];
     try {
       await this.#claimInto(worker, limit, won);
@@ -722,7 +722,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
     for (const message of won) {
       let interrupted: boolean;
       try {
-        interrupted = sizeOf(this.#p('commit', `${message.id}@${message.attempts + 1}`)) !== undefined;
+        interrupted = exists(this.#p('commit', `${message.id}@${message.attempts + 1}`));
       } catch (error) {
         // Not known whether its last attempt was marked (a stat's EIO): not returned as a claim, given
         // back (the next claim looks again), the error reported by this worker's next claim.
@@ -1021,7 +1021,7 @@ export class SpoolStore extends EventEmitter<QueueEvents> implements QueueStore 
       // Only the worker that still holds its claim may record (it was not taken for dead).
       // A claim is lost only when its file is missing: a stat that fails otherwise (EIO) fails the batch
       // (the worker tries again), and the attempt's writing note is kept meanwhile.
-      const held = batch.map((o) => !isMissing(o.from));
+      const held = batch.map((o) => exists(o.from));
       const owned = batch.filter((_, i) => held[i]);
       batch.forEach((o, i) => {
         if (held[i]) return;
